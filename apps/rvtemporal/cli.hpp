@@ -1,0 +1,39 @@
+// Shared plumbing of the rvtemporal CLI: global options, the result a subcommand
+// hands back, and how it reaches stdout / --out-report. Subcommands are thin: they
+// parse options and call the library.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "rvt/core/error.hpp"
+#include "rvt/report/report.hpp"
+
+namespace rvt::cli {
+
+using report::Json;
+
+// What a subcommand produced: the exit code, the JSON result, and the text a
+// person sees on stdout when --json is not given.
+struct Outcome {
+  ExitCode code = ExitCode::kOk;
+  Json result = Json::object();
+  std::string text;
+  std::string error;  // one line for stderr when code is not kOk (a failed check, say)
+};
+
+struct Context {
+  bool json = false;           // machine report on stdout instead of text
+  std::string out_report;      // also write the report to this file (atomically)
+  std::string command;         // "blob inspect", ... set by the chosen subcommand
+  std::function<Outcome()> run;
+};
+
+// Each subcommand file exports one of these.
+void register_blob(CLI::App& root, Context& ctx);
+
+// Marks `sub` as the chosen command when it is parsed.
+void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Outcome()> run);
+
+}  // namespace rvt::cli

@@ -1,0 +1,19 @@
+# Project-wide warning and sanitizer settings, applied through an interface target
+# (target-based: no global flags).
+add_library(rvt_options INTERFACE)
+target_compile_options(rvt_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion)
+if(RVT_SANITIZE)
+  target_compile_options(rvt_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(rvt_options INTERFACE -fsanitize=address,undefined)
+endif()
+
+# The build's git commit, recorded in every report.
+execute_process(
+  COMMAND git describe --always --dirty --abbrev=12
+  WORKING_DIRECTORY "${CMAKE_SOURCE_DIR}"
+  OUTPUT_VARIABLE RVT_GIT_COMMIT
+  OUTPUT_STRIP_TRAILING_WHITESPACE
+  ERROR_QUIET)
+if(NOT RVT_GIT_COMMIT)
+  set(RVT_GIT_COMMIT "unknown")
+endif()

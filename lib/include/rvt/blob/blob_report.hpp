@@ -1,0 +1,40 @@
+// What `blob inspect` and `blob verify` report about a file, as JSON and as text.
+// The CLI only wires options to these calls.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rvt/blob/blob.hpp"
+#include "rvt/report/report.hpp"
+
+namespace rvt::blob {
+
+// Full description of a readable, container-valid blob: header, sizes, stored vs
+// computed CRC, digests, and per-tensor statistics. Throws rvt::Error for a file
+// that cannot be read (kIo) or fails a container check (BlobError, kBadInput).
+report::Json inspect_file(const std::string& path);
+std::string inspect_text(const report::Json& inspected);
+
+// One file's verdict. code: kOk, kCheckFailed (read fine, failed a check) or kIo.
+struct Verdict {
+  std::string path;
+  ExitCode code = ExitCode::kOk;
+  std::string check = "ok";  // check_name(), "digest_mismatch" or "io"
+  std::string message;
+  report::Json detail;       // header and digests when the file could be parsed
+};
+
+Verdict verify_file(const std::string& path, std::optional<std::uint64_t> expect_xxh3);
+
+// The overall exit code of several verdicts: kIo if any file could not be read,
+// else kCheckFailed if any failed, else kOk.
+ExitCode combine(const std::vector<Verdict>& verdicts);
+report::Json verdicts_json(const std::vector<Verdict>& verdicts);
+std::string verdicts_text(const std::vector<Verdict>& verdicts);
+
+report::Json header_json(const Header& header);
+
+}  // namespace rvt::blob

@@ -1,0 +1,22 @@
+// Summary statistics of a float array. Non-finite values are counted, not folded in:
+// min/max/mean/std are over the finite values only (JSON has no NaN).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace rvt {
+
+struct SummaryStats {
+  std::uint64_t count = 0;       // all values
+  std::uint64_t nan_count = 0;
+  std::uint64_t inf_count = 0;
+  double min = 0.0, max = 0.0, mean = 0.0, std = 0.0;  // over finite values; 0 if none
+
+  std::uint64_t finite_count() const { return count - nan_count - inf_count; }
+  std::uint64_t nonfinite_count() const { return nan_count + inf_count; }
+};
+
+SummaryStats summarize(std::span<const float> values);
+
+}  // namespace rvt

@@ -1,0 +1,29 @@
+// Whole-file reads that never allocate more than the file holds, and atomic writes.
+//
+// Atomic write: the bytes go to a temp file in the destination's directory, which is
+// flushed (fsync) and then renamed over the destination. On any failure the temp file
+// is removed and the previous destination file, if any, is left untouched.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace rvt::io {
+
+// Reads a regular file. Throws rvt::Error(kIo) naming the path for a missing,
+// unreadable or non-regular file (a directory, say). max_bytes guards against
+// reading something huge by mistake.
+std::vector<std::uint8_t> read_file(const std::string& path,
+                                    std::uint64_t max_bytes = std::uint64_t{1} << 36);
+
+// Writes bytes atomically (see above). If overwrite is false and path exists,
+// throws rvt::Error(kIo) without touching anything.
+void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes,
+                       bool overwrite = true);
+void write_file_atomic(const std::string& path, const std::string& text, bool overwrite = true);
+
+bool path_exists(const std::string& path);
+
+}  // namespace rvt::io

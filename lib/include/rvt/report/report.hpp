@@ -1,0 +1,29 @@
+// The JSON report envelope every subcommand emits.
+//
+//   {"schema": "rvtemporal.report/1", "command": "blob inspect", "ok": true, "exit_code": 0,
+//    "exit_name": "ok", "tool": {...build...}, "timestamp_utc": "...", "result": {...},
+//    "error": null | {"message": "..."}}
+//
+// Keys keep their insertion order (ordered_json) so reports diff cleanly.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "rvt/core/error.hpp"
+#include "rvt/core/stats.hpp"
+
+namespace rvt::report {
+
+using Json = nlohmann::ordered_json;
+
+inline constexpr const char* kSchema = "rvtemporal.report/1";
+
+Json tool_json();
+std::string utc_timestamp();  // ISO 8601, seconds, "Z"
+
+Json envelope(const std::string& command, ExitCode code, Json result, const std::string& error);
+
+Json stats_json(const SummaryStats& stats);
+
+}  // namespace rvt::report

@@ -1,0 +1,53 @@
+#include "rvt/core/hash.hpp"
+
+#include <xxhash.h>
+
+#include <cstdio>
+
+#include "rvt/core/error.hpp"
+
+namespace rvt {
+
+std::uint64_t xxh3_64(const void* data, std::size_t size) { return XXH3_64bits(data, size); }
+
+std::uint64_t xxh3_64(std::span<const std::uint8_t> bytes) {
+  return xxh3_64(bytes.data(), bytes.size());
+}
+
+std::string hex64(std::uint64_t value) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+
+std::string hex32(std::uint32_t value) {
+  char buf[11];
+  std::snprintf(buf, sizeof buf, "0x%08x", value);
+  return buf;
+}
+
+std::uint64_t parse_u64(const std::string& text, const std::string& what) {
+  std::string digits = text;
+  int base = 10;
+  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+    digits = digits.substr(2);
+    base = 16;
+  }
+  if (digits.empty()) throw_usage(what + ": empty number");
+  std::uint64_t value = 0;
+  for (char c : digits) {
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (base == 16 && c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (base == 16 && c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    else throw_usage(what + ": '" + text + "' is not a " + (base == 16 ? "hex" : "decimal") + " number");
+    const auto b = static_cast<std::uint64_t>(base);
+    if (value > (UINT64_MAX - static_cast<std::uint64_t>(d)) / b) {
+      throw_usage(what + ": '" + text + "' does not fit in 64 bits");
+    }
+    value = value * b + static_cast<std::uint64_t>(d);
+  }
+  return value;
+}
+
+}  // namespace rvt

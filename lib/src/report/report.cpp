@@ -1,0 +1,59 @@
+#include "rvt/report/report.hpp"
+
+#include <ctime>
+
+#include "rvt/core/build_info.hpp"
+
+namespace rvt::report {
+
+Json tool_json() {
+  const BuildInfo& b = build_info();
+  Json j;
+  j["name"] = "rvtemporal";
+  j["version"] = b.version;
+  j["git_commit"] = b.git_commit;
+  j["build_type"] = b.build_type;
+  j["compiler"] = b.compiler;
+  return j;
+}
+
+std::string utc_timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Json envelope(const std::string& command, ExitCode code, Json result, const std::string& error) {
+  Json j;
+  j["schema"] = kSchema;
+  j["command"] = command;
+  j["ok"] = code == ExitCode::kOk;
+  j["exit_code"] = to_int(code);
+  j["exit_name"] = exit_code_name(code);
+  j["tool"] = tool_json();
+  j["timestamp_utc"] = utc_timestamp();
+  j["result"] = result.is_null() ? Json::object() : std::move(result);
+  if (error.empty()) {
+    j["error"] = nullptr;
+  } else {
+    j["error"] = Json{{"message", error}};
+  }
+  return j;
+}
+
+Json stats_json(const SummaryStats& s) {
+  Json j;
+  j["count"] = s.count;
+  j["min"] = s.min;
+  j["max"] = s.max;
+  j["mean"] = s.mean;
+  j["std"] = s.std;
+  j["nan_count"] = s.nan_count;
+  j["inf_count"] = s.inf_count;
+  return j;
+}
+
+}  // namespace rvt::report
