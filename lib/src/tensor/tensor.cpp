@@ -1,0 +1,35 @@
+#include "rvt/tensor/tensor.hpp"
+
+#include "rvt/core/error.hpp"
+
+namespace rvt {
+
+std::string TensorShape::str() const {
+  return "[" + std::to_string(seq) + ", " + std::to_string(heads) + ", " + std::to_string(dim) + "]";
+}
+
+std::size_t checked_numel(const TensorShape& s, const std::string& what) {
+  // 2^40 floats = 4 TiB: beyond any machine this runs on, and far from overflow.
+  constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 40;
+  std::uint64_t n = 1;
+  for (std::uint64_t d : {std::uint64_t{s.seq}, std::uint64_t{s.heads}, std::uint64_t{s.dim}}) {
+    if (d != 0 && n > kMaxElements / d) {
+      throw_bad_input(what + ": shape " + s.str() + " is too large (element count overflows)");
+    }
+    n *= d;
+  }
+  if (n > kMaxElements) throw_bad_input(what + ": shape " + s.str() + " is too large");
+  return static_cast<std::size_t>(n);
+}
+
+Tensor::Tensor(std::size_t seq, std::size_t heads, std::size_t dim) : shape_{seq, heads, dim} {
+  const std::size_t n = checked_numel(shape_);
+  try {
+    data_.assign(n, 0.0f);
+  } catch (const std::bad_alloc&) {
+    throw_bad_input("tensor " + shape_.str() + " needs " + std::to_string(n * 4) +
+                    " bytes: more memory than is available");
+  }
+}
+
+}  // namespace rvt

@@ -1,0 +1,65 @@
+"""Helpers for the CLI tests: run the built binary, check exit codes and JSON reports."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ.get("RVT_BIN", "build/apps/rvtemporal")
+DATA = os.environ.get("RVT_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "data"))
+
+# The one exit-code table (README.md "Exit codes").
+OK, CHECK_FAILED, USAGE, BAD_INPUT, IO, UNSUPPORTED = 0, 1, 2, 3, 4, 5
+
+
+def run(*args, stdin=None):
+    """Runs rvtemporal with args; returns CompletedProcess with text stdout/stderr."""
+    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, input=stdin, timeout=300)
+
+
+def run_json(*args):
+    """Runs with --json; returns (process, parsed report)."""
+    p = run(*args, "--json")
+    try:
+        report = json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        raise AssertionError(f"stdout is not JSON ({e}): {p.stdout[:500]!r} stderr={p.stderr[:500]!r}")
+    return p, report
+
+
+class CliTestCase(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.tmp = self._tmp.name
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def assertExit(self, proc, code):
+        self.assertEqual(proc.returncode, code,
+                         f"exit {proc.returncode}, want {code}\nstdout: {proc.stdout[:2000]}\nstderr: {proc.stderr[:2000]}")
+
+    def assertOneLineError(self, proc, *fragments):
+        """stderr holds exactly one line, an error naming every fragment."""
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, f"want one stderr line, got: {proc.stderr!r}")
+        for f in fragments:
+            self.assertIn(f, lines[0])
+
+    def assertEnvelope(self, report, command, exit_code):
+        self.assertEqual(report["schema"], "rvtemporal.report/1")
+        self.assertEqual(report["command"], command)
+        self.assertEqual(report["exit_code"], exit_code)
+        self.assertEqual(report["ok"], exit_code == 0)
+        for key in ("version", "git_commit", "build_type", "compiler"):
+            self.assertIn(key, report["tool"])
+
+    def no_temp_files(self, directory):
+        return [f for f in os.listdir(directory) if ".tmp." in f]
+
+
+def main():
+    unittest.main(verbosity=2)

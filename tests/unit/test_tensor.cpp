@@ -1,0 +1,78 @@
+#include <catch2/catch.hpp>
+#include <cstdint>
+
+#include "rvt/core/error.hpp"
+#include "rvt/core/half.hpp"
+#include "rvt/core/stats.hpp"
+#include "rvt/tensor/tensor.hpp"
+
+#include <cmath>
+#include <limits>
+
+using namespace rvt;
+
+TEST_CASE("tensor layout is [seq][heads][dim], zero-filled, 64-byte aligned", "[tensor]") {
+  Tensor t(3, 2, 5);
+  REQUIRE(t.size() == 30);
+  REQUIRE(reinterpret_cast<std::uintptr_t>(t.data()) % 64 == 0);
+  for (float v : t.values()) REQUIRE(v == 0.0f);
+  t.at(2, 1, 4) = 7.0f;
+  REQUIRE(t.data()[(2 * 2 + 1) * 5 + 4] == 7.0f);
+  REQUIRE(t.row(2, 1) == t.data() + 25);
+}
+
+TEST_CASE("tensor shapes whose size overflows are a bad-input error", "[tensor]") {
+  const std::size_t huge = std::size_t{1} << 40;
+  try {
+    Tensor t(huge, huge, 4);
+    FAIL("no error");
+  } catch (const Error& e) {
+    REQUIRE(e.code() == ExitCode::kBadInput);
+    REQUIRE(std::string(e.what()).find("too large") != std::string::npos);
+  }
+  REQUIRE_THROWS_AS(checked_numel({std::size_t{1} << 21, std::size_t{1} << 20, 1}), Error);
+  REQUIRE(checked_numel({0, 5, 7}) == 0);
+}
+
+TEST_CASE("f16 conversion rounds to nearest even and keeps specials", "[half]") {
+  REQUIRE(f32_to_f16(0.0f) == 0x0000);
+  REQUIRE(f32_to_f16(-0.0f) == 0x8000);
+  REQUIRE(f32_to_f16(1.0f) == 0x3C00);
+  REQUIRE(f32_to_f16(-2.0f) == 0xC000);
+  REQUIRE(f32_to_f16(65504.0f) == 0x7BFF);
+  REQUIRE(f32_to_f16(65520.0f) == 0x7C00);  // halfway to the next binade rounds up to inf
+  REQUIRE(f32_to_f16(std::numeric_limits<float>::infinity()) == 0x7C00);
+  REQUIRE((f32_to_f16(std::numeric_limits<float>::quiet_NaN()) & 0x7C00) == 0x7C00);
+  REQUIRE((f32_to_f16(std::numeric_limits<float>::quiet_NaN()) & 0x03FF) != 0);
+  // 1 + 2^-11 is exactly halfway between 1 and 1 + 2^-10: ties to even -> 1.
+  REQUIRE(f32_to_f16(1.0f + std::ldexp(1.0f, -11)) == 0x3C00);
+  // 1 + 3*2^-11 is halfway between 1+2^-10 (odd) and 1+2^-9 (even) -> rounds up.
+  REQUIRE(f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3C02);
+  REQUIRE(f32_to_f16(std::ldexp(1.0f, -24)) == 0x0001);   // smallest subnormal
+  REQUIRE(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);   // half of it: tie to even (0)
+  REQUIRE(f32_to_f16(std::ldexp(1.5f, -25)) == 0x0001);   // above half rounds up
+  REQUIRE(f32_to_f16(std::ldexp(1.0f, -14)) == 0x0400);   // smallest normal
+  // Every half value survives f16 -> f32 -> f16.
+  for (std::uint32_t bits = 0; bits < 0x10000; ++bits) {
+    const auto h = static_cast<std::uint16_t>(bits);
+    const float f = f16_to_f32(h);
+    if (std::isnan(f)) continue;
+    REQUIRE(f32_to_f16(f) == h);
+  }
+  REQUIRE(f16_to_f32(0x0001) == std::ldexp(1.0f, -24));
+  REQUIRE(f16_to_f32(0x7BFF) == 65504.0f);
+}
+
+TEST_CASE("summary stats count non-finite values apart", "[stats]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> v{1.0f, 3.0f, nan, -inf, 2.0f};
+  const SummaryStats s = summarize(v);
+  REQUIRE(s.count == 5);
+  REQUIRE(s.nan_count == 1);
+  REQUIRE(s.inf_count == 1);
+  REQUIRE(s.min == 1.0);
+  REQUIRE(s.max == 3.0);
+  REQUIRE(s.mean == Approx(2.0));
+  REQUIRE(s.std == Approx(std::sqrt(2.0 / 3.0)));
+}
