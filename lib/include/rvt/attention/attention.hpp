@@ -1,0 +1,41 @@
+// Dense and sparse attention over [seq][heads][dim] tensors, MHA/GQA/MQA.
+//
+// Front end: check the shapes once (check_qkv), then run the row kernel for every
+// (query row, head). Rows are split across threads; each row is computed by one
+// thread in a fixed order, so the output does not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "rvt/attention/config.hpp"
+#include "rvt/attention/pattern.hpp"
+#include "rvt/tensor/tensor.hpp"
+
+namespace rvt::attn {
+
+struct ExecOptions {
+  unsigned threads = 1;
+};
+
+// Landmark keys/values: per block b and kv head h, the plain mean of the K rows / V rows
+// of the block's tokens [b*B, min((b+1)*B, N)). Stored [n_blocks][kv_heads][dim].
+struct BlockMeans {
+  std::size_t n_blocks = 0, kv_heads = 0, dim = 0, block_size = 0;
+  AlignedFloats k, v;
+  std::vector<std::uint32_t> counts;  // tokens in each block
+
+  const float* k_row(std::size_t b, std::size_t h) const { return k.data() + (b * kv_heads + h) * dim; }
+  const float* v_row(std::size_t b, std::size_t h) const { return v.data() + (b * kv_heads + h) * dim; }
+};
+BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size);
+
+// Exact softmax attention; causal: query i sees keys 0..i. O(N * dim) extra memory.
+Tensor dense_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                       const ExecOptions& exec = {});
+
+// Sparse attention over the reference candidate set (pattern.hpp).
+Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const SparseConfig& config,
+                        const ExecOptions& exec = {});
+
+}  // namespace rvt::attn

@@ -1,0 +1,47 @@
+// Attention configuration and the shape checks every kernel front end makes once.
+//
+// Tensors are [seq][heads][dim]. Q has q_heads, K and V have kv_heads; query head h
+// reads kv head h / (q_heads / kv_heads) (contiguous GQA groups; MHA is group 1).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "rvt/tensor/tensor.hpp"
+
+namespace rvt::attn {
+
+// How a landmark (block mean) enters the softmax.
+enum class LandmarkMode {
+  kMean,  // compat: one softmax entry per block, score dot(q, meanK) * scale
+  kMass,  // + ln(count) on the score, so a block weighs as much as its tokens; blocks
+          // whose tokens are all direct candidates already are skipped
+};
+const char* landmark_mode_name(LandmarkMode mode);
+LandmarkMode parse_landmark_mode(const std::string& name);  // "mean" | "mass"; throws kUsage
+
+struct SparseConfig {
+  std::size_t window = 128;
+  std::size_t block_size = 64;
+  std::vector<std::size_t> globals{0};
+  bool causal = true;
+  bool log_stride = true;
+  bool landmarks = true;
+  LandmarkMode landmark_mode = LandmarkMode::kMean;
+
+  void validate() const;  // block_size > 0; throws rvt::Error(kUsage)
+};
+
+// The checked shape of one attention call.
+struct AttentionShape {
+  std::size_t seq = 0, q_heads = 0, kv_heads = 0, dim = 0;
+  std::size_t group() const { return q_heads / kv_heads; }
+  float scale() const;  // 1 / sqrt(dim), in f32 as the reference computes it
+};
+
+// Checks Q/K/V agree (same seq, same dim, K and V the same shape, heads > 0,
+// q_heads % kv_heads == 0, dim > 0). Throws rvt::Error(kBadInput) saying which.
+AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v);
+
+}  // namespace rvt::attn

@@ -1,0 +1,19 @@
+// A minimal static-partition parallel for: [0, n) cut into one contiguous chunk per
+// worker. Each index is computed by exactly one worker, and kernels write disjoint
+// outputs, so results are identical for every thread count.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+namespace rvt {
+
+// Threads to use when the user does not say: every core this process may run on.
+unsigned default_threads();
+
+// Calls fn(begin, end, worker) for each chunk; worker is in [0, threads). Exceptions
+// thrown by fn are rethrown in the caller (the first one).
+void parallel_for(std::size_t n, unsigned threads,
+                  const std::function<void(std::size_t, std::size_t, unsigned)>& fn);
+
+}  // namespace rvt

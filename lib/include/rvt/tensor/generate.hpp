@@ -1,0 +1,42 @@
+// Seeded, deterministic input generators for Q/K/V and model frames.
+//
+// sincos  : the reference's test inputs: q = sin(s*31 + h*7 + d) * 0.1,
+//           k = cos(s*17 + h*3 + d) * 0.1, v = 0.5 * k (h is the kv head for k and v).
+// normal  : standard normal from splitmix64 + Box-Muller, one stream filling q, then k,
+//           then v in C order. This is the generator of ../shared/fixtures (seed 0x5EED0001
+//           reproduces c1's q.npy bit for bit).
+// uniform : uniform in [-1, 1) from the same splitmix64 stream.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "rvt/tensor/tensor.hpp"
+
+namespace rvt {
+
+enum class GenKind { kSincos, kNormal, kUniform };
+GenKind parse_gen_kind(const std::string& name);  // throws kUsage
+const char* gen_kind_name(GenKind kind);
+
+struct Qkv {
+  Tensor q, k, v;
+};
+
+Qkv generate_qkv(GenKind kind, std::size_t seq, std::size_t q_heads, std::size_t kv_heads,
+                 std::size_t dim, std::uint64_t seed);
+
+// Model input frames [T][input_dim], stored as a Tensor [T][1][input_dim].
+Tensor generate_frames(GenKind kind, std::size_t frames, std::size_t input_dim, std::uint64_t seed);
+
+class SplitMix64 {
+ public:
+  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next();
+  double next_unit();  // [0, 1) with 53 bits
+
+ private:
+  std::uint64_t state_;
+};
+
+}  // namespace rvt

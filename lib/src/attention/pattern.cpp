@@ -1,0 +1,126 @@
+#include "rvt/attention/pattern.hpp"
+
+#include <algorithm>
+
+namespace rvt::attn {
+
+PatternBuilder::PatternBuilder(std::size_t seq, const SparseConfig& config)
+    : seq_(seq), config_(config) {
+  config_.validate();
+  n_blocks_ = block_count(seq, config_.block_size);
+  token_stamp_.assign(seq, 0);
+  block_stamp_.assign(n_blocks_, 0);
+  tokens_.reserve(max_row_candidates());
+  blocks_.reserve(max_row_candidates());
+}
+
+std::size_t PatternBuilder::max_row_candidates() const {
+  std::size_t log_n = 0;
+  for (std::size_t s = 1; s < std::max<std::size_t>(seq_, 1); s <<= 1) ++log_n;
+  const std::size_t window = std::min(seq_, 2 * config_.window + 1);
+  return window + config_.globals.size() + 2 * log_n + 2 * log_n + 4;
+}
+
+void PatternBuilder::add_token(std::size_t j) {
+  if (token_stamp_[j] == stamp_) return;
+  token_stamp_[j] = stamp_;
+  tokens_.push_back(static_cast<std::uint32_t>(j));
+}
+
+void PatternBuilder::add_block(std::size_t b) {
+  if (block_stamp_[b] == stamp_) return;
+  if (config_.landmark_mode == LandmarkMode::kMass && block_fully_covered(b)) return;
+  block_stamp_[b] = stamp_;
+  blocks_.push_back(static_cast<std::uint32_t>(b));
+}
+
+bool PatternBuilder::block_fully_covered(std::size_t b) const {
+  const std::size_t begin = b * config_.block_size;
+  const std::size_t end = std::min(begin + config_.block_size, seq_);
+  for (std::size_t j = begin; j < end; ++j) {
+    if (token_stamp_[j] != stamp_) return false;
+  }
+  return true;
+}
+
+void PatternBuilder::build(std::size_t i) {
+  tokens_.clear();
+  blocks_.clear();
+  if (++stamp_ == 0) {  // wrapped after 2^32 rows: reset the stamps once
+    std::fill(token_stamp_.begin(), token_stamp_.end(), 0);
+    std::fill(block_stamp_.begin(), block_stamp_.end(), 0);
+    stamp_ = 1;
+  }
+  const std::size_t n = seq_;
+  const std::size_t w = config_.window;
+  const bool causal = config_.causal;
+
+  // 1. Local window.
+  const std::size_t lo = i >= w ? i - w : 0;
+  const std::size_t hi = causal ? i : std::min(i + w, n - 1);
+  for (std::size_t j = lo; j <= hi; ++j) add_token(j);
+
+  // 2. Global tokens in configured order; out-of-range ones are ignored.
+  for (std::size_t g : config_.globals) {
+    if (g < n && (!causal || g <= i)) add_token(g);
+  }
+
+  // 3. Log-stride.
+  if (config_.log_stride) {
+    for (std::size_t s = 1; s < n; s <<= 1) {
+      if (i >= s) add_token(i - s);
+      if (!causal && i + s < n) add_token(i + s);
+    }
+  }
+
+  // Landmark blocks (tokens are complete, so kMass can see which blocks they cover).
+  if (!config_.landmarks) return;
+  const std::size_t bs = config_.block_size;
+  if (causal) {
+    const std::size_t avail = (i + 1) / bs;  // complete blocks ending at or before i
+    if (avail == 0) return;
+    const std::size_t pivot = avail - 1;
+    if (pivot >= 1) add_block(pivot - 1);
+    add_block(pivot);
+    if (config_.log_stride) {
+      for (std::size_t s = 1; s < n_blocks_ && pivot >= s; s <<= 1) add_block(pivot - s);
+    }
+  } else {
+    const std::size_t cur = i / bs;
+    if (cur >= 1) add_block(cur - 1);
+    if (cur + 1 < n_blocks_) add_block(cur + 1);
+    if (config_.log_stride) {
+      for (std::size_t s = 1; s < n_blocks_; s <<= 1) {
+        if (cur >= s) add_block(cur - s);
+        if (cur + s < n_blocks_) add_block(cur + s);
+      }
+    }
+  }
+}
+
+std::uint64_t sparse_edges_per_head(std::size_t seq, const SparseConfig& config) {
+  PatternBuilder builder(seq, config);
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < seq; ++i) {
+    builder.build(i);
+    total += builder.edges();
+  }
+  return total;
+}
+
+std::vector<std::uint32_t> row_edge_counts(std::size_t seq, const SparseConfig& config) {
+  PatternBuilder builder(seq, config);
+  std::vector<std::uint32_t> counts(seq);
+  for (std::size_t i = 0; i < seq; ++i) {
+    builder.build(i);
+    counts[i] = static_cast<std::uint32_t>(builder.edges());
+  }
+  return counts;
+}
+
+std::uint64_t dense_edges_per_head(std::size_t seq, bool causal) {
+  const std::uint64_t n = seq;
+  return causal ? n * (n + 1) / 2 : n * n;
+}
+
+}  // namespace rvt::attn
