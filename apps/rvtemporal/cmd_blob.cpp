@@ -24,8 +24,11 @@ Outcome run_init(const InitOptions& o) {
   std::vector<std::uint8_t> bytes;
   try {
     bytes = blob::init_random_blob(o.shape, seed, dtype);
-  } catch (const blob::BlobError& e) {
-    throw_usage(std::string("blob shape: ") + e.what());  // the shape came from options
+  } catch (const Error& e) {
+    // The shape came from options: a shape check or a payload too large for the u32
+    // weights_len field is a bad option value.
+    if (e.code() != ExitCode::kBadInput) throw;
+    throw_usage(std::string("blob shape: ") + e.what());
   }
   io::write_file_atomic(o.out, bytes, o.force);
 

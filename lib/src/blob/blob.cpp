@@ -112,8 +112,14 @@ std::vector<TensorSlot> payload_layout(const Shape& s) {
 }
 
 std::uint64_t layout_element_count(const Shape& s) {
-  const auto slots = payload_layout(s);
-  return slots.back().offset_elements + slots.back().count();
+  // Computed directly, saturating at UINT64_MAX: u16 dims allow shapes past 2^64
+  // elements (all dims near 65535 and thousands of layers), which must not wrap.
+  const std::uint64_t in = s.input_dim;
+  const std::uint64_t per_layer =  // Wq + Wk + Wv + Wo; below 2^51 for u16 dims
+      2 * in * s.head_dim * (std::uint64_t{s.q_heads} + s.kv_heads);
+  const std::uint64_t classifier = in * s.n_classes;
+  if (s.n_layers != 0 && per_layer > (UINT64_MAX - classifier) / s.n_layers) return UINT64_MAX;
+  return per_layer * s.n_layers + classifier;
 }
 
 Blob parse(std::span<const std::uint8_t> bytes) {
@@ -247,11 +253,11 @@ float InitStream::next_weight() {
 std::vector<std::uint8_t> init_random_blob(const Shape& shape, std::uint64_t seed, DType dtype) {
   validate_shape(shape);
   const std::uint64_t count = layout_element_count(shape);
-  const std::uint64_t bytes = count * dtype_bytes(dtype);
-  if (bytes > UINT32_MAX) {
-    throw_bad_input("shape needs " + std::to_string(bytes) +
-                    " payload bytes, more than the u32 weights_len field holds");
+  if (count > UINT32_MAX / dtype_bytes(dtype)) {  // checked before multiplying: no wrap
+    throw_bad_input("shape needs " + std::to_string(count) + " " + dtype_name(dtype) +
+                    " payload values, more than the u32 weights_len field holds");
   }
+  const std::uint64_t bytes = count * dtype_bytes(dtype);
   std::vector<std::uint8_t> payload;
   payload.reserve(static_cast<std::size_t>(bytes));
   InitStream stream(seed);

@@ -76,7 +76,7 @@ Json inspect_file(const std::string& path) {
     t["name"] = s.name;
     t["shape"] = Json::array({s.rows, s.cols});
     t["offset_bytes"] = std::uint64_t{kHeaderBytes} + s.offset_elements * dtype_bytes(h.dtype());
-    if (s.offset_elements + s.count() <= w.size()) {
+    if (s.offset_elements <= w.size() && s.count() <= w.size() - s.offset_elements) {
       t["stats"] = report::stats_json(
           summarize(std::span(w).subspan(s.offset_elements, s.count())));
     } else {
