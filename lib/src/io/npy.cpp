@@ -1,0 +1,613 @@
+#include "rvt/io/npy.hpp"
+
+#include <bit>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string_view>
+#include <utility>
+
+#include "rvt/core/error.hpp"
+#include "rvt/core/half.hpp"
+#include "rvt/io/file.hpp"
+
+namespace rvt::io {
+
+static_assert(std::endian::native == std::endian::little,
+              "the .npy reader/writer copies little-endian data as-is");
+static_assert(sizeof(std::size_t) == 8, "shape dimensions are stored as 64-bit sizes");
+
+namespace {
+
+constexpr std::uint8_t kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+constexpr std::size_t kAlign = 64;               // NumPy's ARRAY_ALIGN
+constexpr std::size_t kGrowthAxisMaxDigits = 21;  // NumPy's GROWTH_AXIS_MAX_DIGITS
+constexpr int kMaxDepth = 32;                     // nesting limit of the header parser
+// A float array's header is a few hundred bytes; these limits keep a hostile header
+// from costing more than a little memory and time.
+constexpr std::uint64_t kMaxHeaderLen = std::uint64_t{1} << 20;
+constexpr std::size_t kMaxHeaderValues = 4096;
+
+template <typename Int>
+std::string shape_text(const std::vector<Int>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
+}
+
+// Printable rendering of (part of) a header for error messages.
+std::string printable(std::string_view text, std::size_t max_chars = 96) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < max_chars; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (text.size() > max_chars) out += "...";
+  return out;
+}
+
+// ---------------------------------------------------------------------------------
+// A small parser for the Python literal NumPy writes as the header: a dict of
+// strings, ints, booleans, None, tuples and lists (what ast.literal_eval would take
+// for these types). Tolerant of quoting style, key order, spacing, trailing commas.
+
+struct PyValue {
+  enum class Kind { kStr, kInt, kBool, kNone, kTuple, kList, kDict };
+  Kind kind = Kind::kNone;
+  std::string str;                // kStr
+  std::uint64_t magnitude = 0;    // kInt
+  bool negative = false;          // kInt
+  bool overflow = false;          // kInt: does not fit 64 bits
+  bool boolean = false;           // kBool
+  std::vector<PyValue> items;     // kTuple, kList; dict values
+  std::vector<std::string> keys;  // kDict
+};
+
+const char* kind_name(PyValue::Kind k) {
+  switch (k) {
+    case PyValue::Kind::kStr: return "a string";
+    case PyValue::Kind::kInt: return "an int";
+    case PyValue::Kind::kBool: return "a bool";
+    case PyValue::Kind::kNone: return "None";
+    case PyValue::Kind::kTuple: return "a tuple";
+    case PyValue::Kind::kList: return "a list";
+    case PyValue::Kind::kDict: return "a dict";
+  }
+  return "?";
+}
+
+class HeaderParser {
+ public:
+  HeaderParser(std::string_view text, const std::string& name) : text_(text), name_(name) {}
+
+  PyValue parse_document() {
+    PyValue v = parse_value(0);
+    skip_space();
+    if (pos_ != text_.size()) fail("unexpected text after the header dict");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw_bad_input(name_ + ": malformed .npy header: " + what + " at offset " +
+                    std::to_string(pos_) + " of header \"" + printable(text_) + "\"");
+  }
+
+  bool at_end() const { return pos_ >= text_.size(); }
+  char peek() const { return at_end() ? '\0' : text_[pos_]; }
+
+  void skip_space() {
+    while (!at_end()) {
+      const char c = text_[pos_];
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+        ++pos_;
+      } else {
+        break;
+      }
+    }
+  }
+
+  static bool is_ident(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_';
+  }
+
+  PyValue parse_value(int depth) {
+    if (depth > kMaxDepth) fail("nesting deeper than " + std::to_string(kMaxDepth));
+    if (++values_ > kMaxHeaderValues) {
+      fail("more than " + std::to_string(kMaxHeaderValues) + " values");
+    }
+    skip_space();
+    if (at_end()) fail("unexpected end of header");
+    const char c = peek();
+    if (c == '{') return parse_dict(depth);
+    if (c == '(') return parse_tuple(depth);
+    if (c == '[') return parse_list(depth);
+    if (c == '\'' || c == '"') return parse_string();
+    if ((c == 'u' || c == 'U') && pos_ + 1 < text_.size() &&
+        (text_[pos_ + 1] == '\'' || text_[pos_ + 1] == '"')) {
+      ++pos_;  // u'...' (Python 2 era unicode literal)
+      return parse_string();
+    }
+    if (c == '-' || c == '+' || (c >= '0' && c <= '9')) return parse_int();
+    if (is_ident(c)) {
+      const std::size_t start = pos_;
+      while (!at_end() && is_ident(peek())) ++pos_;
+      const std::string_view word = text_.substr(start, pos_ - start);
+      PyValue v;
+      if (word == "True" || word == "False") {
+        v.kind = PyValue::Kind::kBool;
+        v.boolean = word == "True";
+      } else if (word == "None") {
+        v.kind = PyValue::Kind::kNone;
+      } else {
+        pos_ = start;
+        fail("unknown name '" + printable(word, 32) + "'");
+      }
+      return v;
+    }
+    fail(std::string("unexpected character '") + printable(text_.substr(pos_, 1)) + "'");
+  }
+
+  PyValue parse_string() {
+    const char quote = text_[pos_++];
+    PyValue v;
+    v.kind = PyValue::Kind::kStr;
+    while (true) {
+      if (at_end()) fail("unterminated string");
+      const char c = text_[pos_++];
+      if (c == quote) break;
+      if (c == '\n') fail("newline inside a string");
+      if (c == '\\') {
+        if (at_end()) fail("unterminated string");
+        const char e = text_[pos_++];
+        switch (e) {
+          case '\\': case '\'': case '"': v.str += e; break;
+          case 'n': v.str += '\n'; break;
+          case 't': v.str += '\t'; break;
+          default: --pos_; fail("unsupported escape in a string");
+        }
+        continue;
+      }
+      v.str += c;
+    }
+    return v;
+  }
+
+  PyValue parse_int() {
+    PyValue v;
+    v.kind = PyValue::Kind::kInt;
+    if (peek() == '-' || peek() == '+') {
+      v.negative = peek() == '-';
+      ++pos_;
+      skip_space();  // Python allows "- 5"
+    }
+    if (!(peek() >= '0' && peek() <= '9')) fail("expected digits");
+    while (!at_end() && peek() >= '0' && peek() <= '9') {
+      const auto d = static_cast<std::uint64_t>(peek() - '0');
+      if (v.magnitude > (std::numeric_limits<std::uint64_t>::max() - d) / 10) v.overflow = true;
+      v.magnitude = v.magnitude * 10 + d;  // meaningless once overflow is set
+      ++pos_;
+    }
+    if (peek() == 'L' || peek() == 'l') ++pos_;  // Python 2 long suffix
+    if (is_ident(peek()) || peek() == '.') fail("unsupported number literal");
+    return v;
+  }
+
+  // Items up to `close`, comma separated, trailing comma allowed. Returns whether a
+  // comma was seen (to tell "(5)" from "(5,)").
+  bool parse_items(char close, int depth, std::vector<PyValue>& out) {
+    ++pos_;  // the opening bracket
+    bool comma = false;
+    while (true) {
+      skip_space();
+      if (at_end()) fail(std::string("missing '") + close + "'");
+      if (peek() == close) {
+        ++pos_;
+        return comma;
+      }
+      out.push_back(parse_value(depth + 1));
+      skip_space();
+      if (peek() == ',') {
+        ++pos_;
+        comma = true;
+      } else if (peek() != close) {
+        fail(std::string("expected ',' or '") + close + "'");
+      }
+    }
+  }
+
+  PyValue parse_tuple(int depth) {
+    PyValue v;
+    v.kind = PyValue::Kind::kTuple;
+    const bool comma = parse_items(')', depth, v.items);
+    // "(5)" is the parenthesized value 5, not a tuple.
+    if (v.items.size() == 1 && !comma) return std::move(v.items[0]);
+    return v;
+  }
+
+  PyValue parse_list(int depth) {
+    PyValue v;
+    v.kind = PyValue::Kind::kList;
+    parse_items(']', depth, v.items);
+    return v;
+  }
+
+  PyValue parse_dict(int depth) {
+    PyValue v;
+    v.kind = PyValue::Kind::kDict;
+    ++pos_;  // '{'
+    while (true) {
+      skip_space();
+      if (at_end()) fail("missing '}'");
+      if (peek() == '}') {
+        ++pos_;
+        return v;
+      }
+      const std::size_t key_pos = pos_;
+      PyValue key = parse_value(depth + 1);
+      if (key.kind != PyValue::Kind::kStr) {
+        pos_ = key_pos;
+        fail("dict key is not a string");
+      }
+      for (const auto& k : v.keys) {
+        if (k == key.str) {
+          pos_ = key_pos;
+          fail("duplicate key '" + printable(key.str, 32) + "'");
+        }
+      }
+      skip_space();
+      if (peek() != ':') fail("expected ':' after a dict key");
+      ++pos_;
+      v.keys.push_back(std::move(key.str));
+      v.items.push_back(parse_value(depth + 1));
+      skip_space();
+      if (peek() == ',') {
+        ++pos_;
+      } else if (peek() != '}') {
+        fail("expected ',' or '}'");
+      }
+    }
+  }
+
+  std::string_view text_;
+  const std::string& name_;
+  std::size_t pos_ = 0;
+  std::size_t values_ = 0;
+};
+
+// ---------------------------------------------------------------------------------
+
+enum class Elem { kF16, kF32, kF64 };
+
+struct DType {
+  Elem elem;
+  std::size_t itemsize;
+  const char* normalized;
+};
+
+const char* kind_words(char kind) {
+  switch (kind) {
+    case 'b': return "boolean";
+    case 'i': return "signed integer";
+    case 'u': return "unsigned integer";
+    case 'c': return "complex";
+    case 'f': return "float";
+    case 'S': case 'a': return "bytes";
+    case 'U': return "unicode string";
+    case 'V': return "void/raw";
+    case 'M': return "datetime";
+    case 'm': return "timedelta";
+    default: return nullptr;
+  }
+}
+
+DType classify_dtype(const PyValue& descr, const std::string& name) {
+  if (descr.kind == PyValue::Kind::kList) {
+    throw_bad_input(name + ": structured dtype (record array) is not supported; "
+                           "save a plain float32 array");
+  }
+  if (descr.kind != PyValue::Kind::kStr) {
+    throw_bad_input(name + ": malformed .npy header: 'descr' is " + kind_name(descr.kind) +
+                    ", not a dtype string");
+  }
+  const std::string& d = descr.str;
+  std::string shown = "'";
+  shown += printable(d, 32);
+  shown += '\'';
+  char order = '|';
+  std::string_view code = d;
+  if (!code.empty() && (code[0] == '<' || code[0] == '>' || code[0] == '|' || code[0] == '=')) {
+    order = code[0];
+    code.remove_prefix(1);
+  }
+  if (!code.empty() && code[0] == 'O') {
+    throw_bad_input(name + ": object arrays (dtype " + shown +
+                    ") are not supported: they hold pickled Python objects, not numbers");
+  }
+  const bool is_float = code == "f2" || code == "f4" || code == "f8";
+  if (is_float && order == '>') {
+    throw_bad_input(name + ": big-endian dtype " + shown +
+                    " is not supported; convert with a.astype('<" + std::string(code) + "')");
+  }
+  if (is_float) {
+    // '<' little-endian; '=' native and '|' "not applicable" mean little-endian on
+    // the little-endian hosts this code is built for (static_assert above).
+    if (code == "f2") return {Elem::kF16, 2, "<f2"};
+    if (code == "f4") return {Elem::kF32, 4, "<f4"};
+    return {Elem::kF64, 8, "<f8"};
+  }
+  std::string what = "unsupported dtype " + shown;
+  if (!code.empty()) {
+    if (const char* words = kind_words(code[0])) {
+      what += " (" + std::string(words);
+      if (code[0] == 'f') what += " of " + std::string(code.substr(1)) + " bytes";
+      what += ")";
+    }
+  }
+  throw_bad_input(name + ": " + what +
+                  "; only float16 '<f2', float32 '<f4' and float64 '<f8' are supported");
+}
+
+std::uint16_t load_u16le(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+
+std::uint32_t load_u32le(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+
+}  // namespace
+
+std::string shape_str(const std::vector<std::size_t>& shape) { return shape_text(shape); }
+
+NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& name) {
+  const std::size_t size = bytes.size();
+
+  // Magic, version, header length.
+  const std::size_t magic_have = size < sizeof kMagic ? size : sizeof kMagic;
+  if (magic_have > 0 && std::memcmp(bytes.data(), kMagic, magic_have) != 0) {
+    throw_bad_input(name + ": not a .npy file (bad magic: expected \\x93NUMPY)");
+  }
+  if (size < 8) {
+    throw_bad_input(name + ": truncated .npy header: file has " + std::to_string(size) +
+                    " bytes, the magic and version need 8");
+  }
+  const unsigned major = bytes[6], minor = bytes[7];
+  if (!((major == 1 || major == 2 || major == 3) && minor == 0)) {
+    throw_bad_input(name + ": unsupported .npy format version " + std::to_string(major) + "." +
+                    std::to_string(minor) + " (supported: 1.0, 2.0, 3.0)");
+  }
+  const std::size_t preamble = major == 1 ? 10 : 12;
+  if (size < preamble) {
+    throw_bad_input(name + ": truncated .npy header: file has " + std::to_string(size) +
+                    " bytes, the version " + std::to_string(major) + ".0 preamble needs " +
+                    std::to_string(preamble));
+  }
+  const std::uint64_t header_len =
+      major == 1 ? load_u16le(bytes.data() + 8) : load_u32le(bytes.data() + 8);
+  if (header_len > size - preamble) {
+    throw_bad_input(name + ": .npy header length " + std::to_string(header_len) +
+                    " runs past the end of the file (header needs " +
+                    std::to_string(preamble + header_len) + " bytes, file has " +
+                    std::to_string(size) + ")");
+  }
+  if (header_len > kMaxHeaderLen) {
+    throw_bad_input(name + ": .npy header length " + std::to_string(header_len) +
+                    " is over the limit of " + std::to_string(kMaxHeaderLen) +
+                    " bytes (a float array's header is a few hundred)");
+  }
+  const std::size_t data_offset = preamble + static_cast<std::size_t>(header_len);
+
+  // The header dict.
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + preamble,
+                              static_cast<std::size_t>(header_len));
+  const PyValue dict = HeaderParser(text, name).parse_document();
+  if (dict.kind != PyValue::Kind::kDict) {
+    throw_bad_input(name + ": malformed .npy header: it is " + std::string(kind_name(dict.kind)) +
+                    ", not a dict: \"" + printable(text) + "\"");
+  }
+  const PyValue* descr = nullptr;
+  const PyValue* fortran = nullptr;
+  const PyValue* shape_v = nullptr;
+  for (std::size_t i = 0; i < dict.keys.size(); ++i) {
+    const std::string& k = dict.keys[i];
+    if (k == "descr") {
+      descr = &dict.items[i];
+    } else if (k == "fortran_order") {
+      fortran = &dict.items[i];
+    } else if (k == "shape") {
+      shape_v = &dict.items[i];
+    } else {
+      throw_bad_input(name + ": malformed .npy header: unexpected key '" + printable(k, 32) +
+                      "' (expected exactly 'descr', 'fortran_order', 'shape')");
+    }
+  }
+  for (auto [p, key] : {std::pair{descr, "descr"}, std::pair{fortran, "fortran_order"},
+                        std::pair{shape_v, "shape"}}) {
+    if (p == nullptr) {
+      throw_bad_input(name + ": malformed .npy header: missing key '" + key + "': \"" +
+                      printable(text) + "\"");
+    }
+  }
+
+  const DType dtype = classify_dtype(*descr, name);
+
+  if (fortran->kind != PyValue::Kind::kBool) {
+    throw_bad_input(name + ": malformed .npy header: 'fortran_order' is " +
+                    kind_name(fortran->kind) + ", not True or False");
+  }
+  if (fortran->boolean) {
+    throw_bad_input(name + ": fortran_order is True (column-major data) which is not "
+                           "supported; save np.ascontiguousarray(a) instead");
+  }
+
+  if (shape_v->kind != PyValue::Kind::kTuple) {
+    throw_bad_input(name + ": malformed .npy header: 'shape' is " + kind_name(shape_v->kind) +
+                    ", not a tuple");
+  }
+  std::vector<std::uint64_t> dims;
+  for (const PyValue& d : shape_v->items) {
+    if (d.kind != PyValue::Kind::kInt) {
+      throw_bad_input(name + ": malformed .npy header: a 'shape' entry is " + kind_name(d.kind) +
+                      ", not an int");
+    }
+    if (d.negative && (d.magnitude != 0 || d.overflow)) {
+      throw_bad_input(name + ": malformed .npy header: negative dimension in 'shape'");
+    }
+    if (d.overflow) {
+      throw_bad_input(name + ": shape dimension does not fit 64 bits: shape is too large");
+    }
+    dims.push_back(d.magnitude);
+  }
+
+  // Element count and byte size, overflow-checked, against the bytes present.
+  std::uint64_t count = 1;
+  bool overflow = false;
+  for (std::uint64_t d : dims) {
+    if (d != 0 && count > std::numeric_limits<std::uint64_t>::max() / d) overflow = true;
+    count *= d;
+  }
+  // A zero dimension makes the count 0 whatever the others are.
+  for (std::uint64_t d : dims) {
+    if (d == 0) {
+      overflow = false;
+      count = 0;
+    }
+  }
+  if (overflow || count > std::numeric_limits<std::uint64_t>::max() / dtype.itemsize) {
+    throw_bad_input(name + ": shape " + shape_text(dims) +
+                    " is too large: its element count or byte size overflows 64 bits");
+  }
+  const std::uint64_t need = count * dtype.itemsize;
+  const std::uint64_t have = size - data_offset;
+  if (need != have) {
+    std::string msg = name + ": data size mismatch: shape " + shape_text(dims) + " of '" +
+                      dtype.normalized + "' needs " + std::to_string(need) +
+                      " bytes, but " + std::to_string(have) + " bytes follow the header";
+    msg += need > have ? " (truncated file)"
+                       : " (" + std::to_string(have - need) + " trailing bytes)";
+    throw_bad_input(msg);
+  }
+
+  // From here on the sizes are bounded by the bytes present.
+  NpyArray out;
+  out.source_dtype = dtype.normalized;
+  out.shape.assign(dims.begin(), dims.end());
+  const std::uint8_t* src = bytes.data() + data_offset;
+  const auto n = static_cast<std::size_t>(count);
+  try {
+    out.values.resize(n);
+  } catch (const std::bad_alloc&) {
+    throw_bad_input(name + ": " + std::to_string(n) +
+                    " values need more memory than is available");
+  }
+  switch (dtype.elem) {
+    case Elem::kF32:
+      if (n > 0) std::memcpy(out.values.data(), src, n * 4);
+      break;
+    case Elem::kF64:
+      for (std::size_t i = 0; i < n; ++i) {
+        double v;
+        std::memcpy(&v, src + i * 8, 8);
+        out.values[i] = static_cast<float>(v);
+      }
+      break;
+    case Elem::kF16:
+      for (std::size_t i = 0; i < n; ++i) out.values[i] = f16_to_f32(load_u16le(src + i * 2));
+      break;
+  }
+  return out;
+}
+
+NpyArray read_npy(const std::string& path) {
+  const std::vector<std::uint8_t> bytes = read_file(path);
+  return parse_npy(bytes, path);
+}
+
+Tensor read_npy_tensor(const std::string& path) {
+  NpyArray a = read_npy(path);
+  if (a.shape.size() != 3) {
+    throw_bad_input(path + ": expected a 3-d [seq][heads][dim] array, got shape " +
+                    shape_str(a.shape) + " (" + std::to_string(a.shape.size()) + "-d)");
+  }
+  Tensor t(a.shape[0], a.shape[1], a.shape[2]);
+  if (!a.values.empty()) std::memcpy(t.data(), a.values.data(), a.values.size() * sizeof(float));
+  return t;
+}
+
+std::vector<std::uint8_t> encode_npy(std::span<const float> values,
+                                     const std::vector<std::size_t>& shape) {
+  std::uint64_t count = 1;
+  bool overflow = false, zero = false;
+  for (std::size_t d : shape) {
+    if (d == 0) zero = true;
+    if (d != 0 && count > std::numeric_limits<std::uint64_t>::max() / d) overflow = true;
+    count *= d;
+  }
+  if (zero) count = 0;
+  if ((overflow && !zero) || count != values.size()) {
+    throw_bad_input("encode_npy: " + std::to_string(values.size()) +
+                    " values do not match shape " + shape_str(shape));
+  }
+
+  // Exactly what numpy.lib.format writes: sorted keys, repr values, spare spaces for
+  // growing axis 0, then spaces and a newline up to a multiple of 64 bytes.
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " +
+                       shape_str(shape) + ", }";
+  if (!shape.empty()) {
+    const std::size_t digits = std::to_string(shape[0]).size();
+    if (digits < kGrowthAxisMaxDigits) header.append(kGrowthAxisMaxDigits - digits, ' ');
+  }
+  const std::size_t hlen = header.size() + 1;  // + '\n'
+  std::size_t preamble = 10;
+  std::size_t padlen = kAlign - ((preamble + hlen) % kAlign);
+  if (hlen + padlen > 0xFFFF) {  // does not fit version 1.0's u16: version 2.0
+    preamble = 12;
+    padlen = kAlign - ((preamble + hlen) % kAlign);
+  }
+  const std::size_t total_header = hlen + padlen;
+  const std::size_t data_offset = preamble + total_header;
+
+  std::string prefix(reinterpret_cast<const char*>(kMagic), sizeof kMagic);
+  prefix += static_cast<char>(preamble == 10 ? 1 : 2);
+  prefix += '\0';
+  for (std::size_t i = 0; i < preamble - 8; ++i) {
+    prefix += static_cast<char>((total_header >> (8 * i)) & 0xFF);
+  }
+  prefix += header;
+  prefix.append(padlen, ' ');
+  prefix += '\n';
+
+  std::vector<std::uint8_t> out(data_offset + values.size() * sizeof(float));
+  std::memcpy(out.data(), prefix.data(), data_offset);
+  if (!values.empty()) {
+    std::memcpy(out.data() + data_offset, values.data(), values.size() * sizeof(float));
+  }
+  return out;
+}
+
+void write_npy(const std::string& path, std::span<const float> values,
+               const std::vector<std::size_t>& shape) {
+  write_file_atomic(path, encode_npy(values, shape));
+}
+
+void write_npy(const std::string& path, const Tensor& t) {
+  write_npy(path, t.values(), {t.seq(), t.heads(), t.dim()});
+}
+
+}  // namespace rvt::io
