@@ -6,6 +6,14 @@
 
 namespace rvt::attn {
 
+Backend parse_backend(const std::string& name) {
+  if (name == "dense") return Backend::kDense;
+  if (name == "sparse") return Backend::kSparse;
+  throw_usage("--backend: '" + name + "' is not one of dense, sparse");
+}
+
+const char* backend_name(Backend backend) { return backend == Backend::kDense ? "dense" : "sparse"; }
+
 const char* landmark_mode_name(LandmarkMode mode) {
   return mode == LandmarkMode::kMass ? "mass" : "mean";
 }

@@ -1,15 +1,15 @@
 #include "rvt/attention/pattern.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace rvt::attn {
 
 PatternBuilder::PatternBuilder(std::size_t seq, const SparseConfig& config)
     : seq_(seq), config_(config) {
   config_.validate();
-  n_blocks_ = block_count(seq, config_.block_size);
   token_stamp_.assign(seq, 0);
-  block_stamp_.assign(n_blocks_, 0);
+  block_stamp_.assign(block_count(seq, config_.block_size), 0);
   tokens_.reserve(max_row_candidates());
   blocks_.reserve(max_row_candidates());
 }
@@ -29,21 +29,22 @@ void PatternBuilder::add_token(std::size_t j) {
 
 void PatternBuilder::add_block(std::size_t b) {
   if (block_stamp_[b] == stamp_) return;
-  if (config_.landmark_mode == LandmarkMode::kMass && block_fully_covered(b)) return;
+  if (config_.landmark_mode == LandmarkMode::kMass && block_fully_covered(b, current_n_)) return;
   block_stamp_[b] = stamp_;
   blocks_.push_back(static_cast<std::uint32_t>(b));
 }
 
-bool PatternBuilder::block_fully_covered(std::size_t b) const {
+bool PatternBuilder::block_fully_covered(std::size_t b, std::size_t n) const {
   const std::size_t begin = b * config_.block_size;
-  const std::size_t end = std::min(begin + config_.block_size, seq_);
+  const std::size_t end = std::min(begin + config_.block_size, n);
   for (std::size_t j = begin; j < end; ++j) {
     if (token_stamp_[j] != stamp_) return false;
   }
   return true;
 }
 
-void PatternBuilder::build(std::size_t i) {
+void PatternBuilder::build(std::size_t i, std::size_t n) {
+  if (n > seq_ || i >= n) throw std::out_of_range("PatternBuilder::build: row outside the sequence");
   tokens_.clear();
   blocks_.clear();
   if (++stamp_ == 0) {  // wrapped after 2^32 rows: reset the stamps once
@@ -51,7 +52,8 @@ void PatternBuilder::build(std::size_t i) {
     std::fill(block_stamp_.begin(), block_stamp_.end(), 0);
     stamp_ = 1;
   }
-  const std::size_t n = seq_;
+  current_n_ = n;
+  n_blocks_ = block_count(n, config_.block_size);
   const std::size_t w = config_.window;
   const bool causal = config_.causal;
 

@@ -34,28 +34,4 @@ std::uint16_t f32_to_f16(float value) {
   return static_cast<std::uint16_t>(sign | out);
 }
 
-float f16_to_f32(std::uint16_t bits) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
-  const std::uint32_t exp = (bits >> 10) & 0x1Fu;
-  std::uint32_t mant = bits & 0x3FFu;
-  std::uint32_t out;
-  if (exp == 0) {
-    if (mant == 0) {
-      out = sign;
-    } else {  // subnormal: normalise
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while ((mant & 0x400u) == 0);
-      out = sign | (static_cast<std::uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3FFu) << 13);
-    }
-  } else if (exp == 0x1F) {
-    out = sign | 0x7F800000u | (mant << 13);
-  } else {
-    out = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  return std::bit_cast<float>(out);
-}
-
 }  // namespace rvt

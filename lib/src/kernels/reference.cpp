@@ -4,25 +4,42 @@
 #include <cmath>
 #include <limits>
 
-namespace rvt::kernels {
+#include "rvt/core/half.hpp"
 
-float dot_ref(const float* a, const float* b, std::size_t n) {
+namespace rvt::kernels {
+namespace {
+
+inline float widen(float x) { return x; }
+inline float widen(std::uint16_t x) { return f16_to_f32(x); }
+
+template <typename T>
+float dot_mixed(const float* q, const T* k, std::size_t n) {
   float acc = 0.0f;
-  for (std::size_t d = 0; d < n; ++d) acc += a[d] * b[d];
+  for (std::size_t d = 0; d < n; ++d) acc += q[d] * widen(k[d]);
   return acc;
 }
 
-void sparse_row_ref(const float* q, std::size_t dim, float scale, RowSource src,
-                    std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
-                    std::span<const std::uint32_t> blocks, float* scratch, float* out) {
+template <typename T>
+void axpy(float w, const T* x, float* out, std::size_t n) {
+  for (std::size_t d = 0; d < n; ++d) out[d] += w * widen(x[d]);
+}
+
+}  // namespace
+
+float dot_ref(const float* a, const float* b, std::size_t n) { return dot_mixed(a, b, n); }
+
+template <typename T>
+float sparse_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> src,
+                     std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
+                     std::span<const std::uint32_t> blocks, float* scratch, float* out) {
   std::fill(out, out + dim, 0.0f);
   const std::size_t n_tok = tokens.size();
   const std::size_t total = n_tok + blocks.size();
-  if (total == 0) return;
+  if (total == 0) return 0.0f;
 
   float max_score = -std::numeric_limits<float>::infinity();
   for (std::size_t c = 0; c < n_tok; ++c) {
-    scratch[c] = dot_ref(q, src.k + tokens[c] * src.stride, dim) * scale;
+    scratch[c] = dot_mixed(q, src.k + tokens[c] * src.stride, dim) * scale;
     max_score = std::max(max_score, scratch[c]);
   }
   for (std::size_t c = 0; c < blocks.size(); ++c) {
@@ -37,25 +54,24 @@ void sparse_row_ref(const float* q, std::size_t dim, float scale, RowSource src,
     scratch[c] = std::exp(scratch[c] - max_score);
     sum += scratch[c];
   }
-  for (std::size_t c = 0; c < total; ++c) {
-    const float* value = c < n_tok ? src.v + tokens[c] * src.stride
-                                   : lm.rows.v + blocks[c - n_tok] * lm.rows.stride;
-    const float w = scratch[c];
-    for (std::size_t d = 0; d < dim; ++d) out[d] += w * value[d];
+  for (std::size_t c = 0; c < n_tok; ++c) axpy(scratch[c], src.v + tokens[c] * src.stride, out, dim);
+  for (std::size_t c = 0; c < blocks.size(); ++c) {
+    axpy(scratch[n_tok + c], lm.rows.v + blocks[c] * lm.rows.stride, out, dim);
   }
   const float inv = 1.0f / sum;
   for (std::size_t d = 0; d < dim; ++d) out[d] *= inv;
+  return sum;
 }
 
-void dense_row_ref(const float* q, std::size_t dim, float scale, RowSource src, std::size_t count,
+template <typename T>
+void dense_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> src, std::size_t count,
                    float* out) {
   std::fill(out, out + dim, 0.0f);
   if (count == 0) return;
   float running_max = -std::numeric_limits<float>::infinity();
   float sum = 0.0f;
   for (std::size_t j = 0; j < count; ++j) {
-    const float s = dot_ref(q, src.k + j * src.stride, dim) * scale;
-    const float* value = src.v + j * src.stride;
+    const float s = dot_mixed(q, src.k + j * src.stride, dim) * scale;
     if (s > running_max) {  // rescale what has been accumulated to the new maximum
       const float correction = std::exp(running_max - s);
       sum *= correction;
@@ -64,10 +80,20 @@ void dense_row_ref(const float* q, std::size_t dim, float scale, RowSource src, 
     }
     const float w = std::exp(s - running_max);
     sum += w;
-    for (std::size_t d = 0; d < dim; ++d) out[d] += w * value[d];
+    axpy(w, src.v + j * src.stride, out, dim);
   }
   const float inv = 1.0f / sum;
   for (std::size_t d = 0; d < dim; ++d) out[d] *= inv;
 }
+
+template float sparse_row_ref<float>(const float*, std::size_t, float, RowSourceT<float>,
+                                     std::span<const std::uint32_t>, const LandmarkSource&,
+                                     std::span<const std::uint32_t>, float*, float*);
+template float sparse_row_ref<std::uint16_t>(const float*, std::size_t, float, RowSourceT<std::uint16_t>,
+                                             std::span<const std::uint32_t>, const LandmarkSource&,
+                                             std::span<const std::uint32_t>, float*, float*);
+template void dense_row_ref<float>(const float*, std::size_t, float, RowSourceT<float>, std::size_t, float*);
+template void dense_row_ref<std::uint16_t>(const float*, std::size_t, float, RowSourceT<std::uint16_t>,
+                                           std::size_t, float*);
 
 }  // namespace rvt::kernels

@@ -12,6 +12,10 @@
 
 namespace rvt::attn {
 
+enum class Backend { kDense, kSparse };
+Backend parse_backend(const std::string& name);  // "dense" | "sparse"; throws kUsage
+const char* backend_name(Backend backend);
+
 // How a landmark (block mean) enters the softmax.
 enum class LandmarkMode {
   kMean,  // compat: one softmax entry per block, score dot(q, meanK) * scale

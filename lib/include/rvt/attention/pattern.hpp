@@ -24,10 +24,14 @@ inline std::size_t block_count(std::size_t seq, std::size_t block_size) {
 
 class PatternBuilder {
  public:
+  // seq is the longest sequence this builder serves (stamps are sized for it once).
   PatternBuilder(std::size_t seq, const SparseConfig& config);
 
-  // Builds row i's candidates; the spans stay valid until the next build().
-  void build(std::size_t i);
+  // Builds row i's candidates for a sequence of length seq (the constructor's), or of
+  // length n <= seq (a decode step over a cache holding n positions). The spans stay
+  // valid until the next build().
+  void build(std::size_t i) { build(i, seq_); }
+  void build(std::size_t i, std::size_t n);
   std::span<const std::uint32_t> tokens() const { return {tokens_.data(), tokens_.size()}; }
   std::span<const std::uint32_t> blocks() const { return {blocks_.data(), blocks_.size()}; }
   std::size_t edges() const { return tokens_.size() + blocks_.size(); }
@@ -38,11 +42,12 @@ class PatternBuilder {
  private:
   void add_token(std::size_t j);
   void add_block(std::size_t b);
-  bool block_fully_covered(std::size_t b) const;
+  bool block_fully_covered(std::size_t b, std::size_t n) const;
 
   std::size_t seq_;
   SparseConfig config_;
-  std::size_t n_blocks_;
+  std::size_t current_n_ = 0;  // sequence length of the row being built
+  std::size_t n_blocks_ = 0;   // and its block count
   std::uint32_t stamp_ = 0;
   std::vector<std::uint32_t> token_stamp_, block_stamp_;
   std::vector<std::uint32_t> tokens_, blocks_;

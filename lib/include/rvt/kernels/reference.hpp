@@ -2,8 +2,9 @@
 //
 // A row kernel computes one query row of one head: scores = dot(q, key) * scale over the
 // candidates, an exact softmax (max-subtracted, f32), and the weighted sum of values.
-// Keys and values are addressed as base + position * stride (in floats), so the same kernel
-// runs over a [seq][heads][dim] tensor, a KV cache, or a table of block means.
+// Keys and values are addressed as base + position * stride (in elements), so the same
+// kernel runs over a [seq][heads][dim] tensor, a KV cache (f32 or f16 storage), or a table
+// of block means. f16 elements (IEEE half bits) are widened exactly to f32 on load.
 #pragma once
 
 #include <cstddef>
@@ -12,14 +13,17 @@
 
 namespace rvt::kernels {
 
-// Rows of one kv head: row j is at base + j * stride.
-struct RowSource {
-  const float* k = nullptr;
-  const float* v = nullptr;
+// Rows of one kv head: row j is at base + j * stride. T is float or std::uint16_t (f16).
+template <typename T>
+struct RowSourceT {
+  const T* k = nullptr;
+  const T* v = nullptr;
   std::size_t stride = 0;
 };
+using RowSource = RowSourceT<float>;
+using HalfRowSource = RowSourceT<std::uint16_t>;
 
-// Landmark rows of one kv head plus each block's token count (for the mass bias).
+// Landmark rows of one kv head (always f32) plus each block's token count.
 struct LandmarkSource {
   RowSource rows;
   const std::uint32_t* counts = nullptr;
@@ -29,13 +33,17 @@ struct LandmarkSource {
 float dot_ref(const float* a, const float* b, std::size_t n);
 
 // Sparse row: softmax over tokens (from `tokens`) and landmark blocks (from `landmarks`).
-// scratch holds at least tokens.size() + blocks.size() floats. Empty candidate set -> zeros.
-void sparse_row_ref(const float* q, std::size_t dim, float scale, RowSource tokens_src,
-                    std::span<const std::uint32_t> tokens, const LandmarkSource& landmarks,
-                    std::span<const std::uint32_t> blocks, float* scratch, float* out);
+// scratch holds at least tokens.size() + blocks.size() floats; on return scratch[c] is
+// candidate c's unnormalised weight and the function returns their sum (so weight c is
+// scratch[c] / sum: the H2O eviction scores use it). Empty candidate set -> zeros, 0.
+template <typename T>
+float sparse_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> tokens_src,
+                     std::span<const std::uint32_t> tokens, const LandmarkSource& landmarks,
+                     std::span<const std::uint32_t> blocks, float* scratch, float* out);
 
 // Dense row over positions [0, count): one-pass online softmax, O(dim) extra memory.
-void dense_row_ref(const float* q, std::size_t dim, float scale, RowSource src, std::size_t count,
+template <typename T>
+void dense_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> src, std::size_t count,
                    float* out);
 
 }  // namespace rvt::kernels
