@@ -21,6 +21,7 @@ struct Outcome {
   Json result = Json::object();
   std::string text;
   std::string error;  // one line for stderr when code is not kOk (a failed check, say)
+  bool jsonl = false;  // stdout already carries JSONL records: end with the report as one line
 };
 
 struct Context {
@@ -32,6 +33,8 @@ struct Context {
 
 // Each subcommand file exports one of these.
 void register_blob(CLI::App& root, Context& ctx);
+void register_forward(CLI::App& root, Context& ctx);
+void register_stream(CLI::App& root, Context& ctx);
 
 // Marks `sub` as the chosen command when it is parsed.
 void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Outcome()> run);

@@ -35,10 +35,13 @@ void setup_logging(int verbose, bool quiet, const std::string& level) {
 
 // Emits the report (stdout and/or file) and returns the process exit code.
 int finish(const Context& ctx, ExitCode code, Json result, const std::string& text,
-           const std::string& error) {
+           const std::string& error, bool jsonl = false) {
   if (!error.empty()) std::fprintf(stderr, "rvtemporal: error: %s\n", error.c_str());
   const Json envelope = report::envelope(ctx.command, code, std::move(result), error);
-  if (ctx.json) {
+  if (jsonl) {
+    std::cout << envelope.dump() << "\n";
+    if (!text.empty()) std::fputs(text.c_str(), stderr);
+  } else if (ctx.json) {
     std::cout << envelope.dump(2) << "\n";
   } else if (!text.empty()) {
     std::cout << text;
@@ -79,6 +82,8 @@ int main(int argc, char** argv) {
   app.add_option("--out-report", ctx.out_report, "Also write the JSON report to FILE (atomically)");
 
   register_blob(app, ctx);
+  register_forward(app, ctx);
+  register_stream(app, ctx);
 
   try {
     app.parse(argc, argv);
@@ -91,7 +96,7 @@ int main(int argc, char** argv) {
   setup_logging(verbose, quiet, log_level);
   try {
     Outcome out = ctx.run();
-    return finish(ctx, out.code, std::move(out.result), out.text, out.error);
+    return finish(ctx, out.code, std::move(out.result), out.text, out.error, out.jsonl);
   } catch (const Error& e) {
     return finish(ctx, e.code(), Json::object(), "", e.what());
   } catch (const std::bad_alloc&) {

@@ -1,0 +1,82 @@
+// `rvtemporal stream`: token-by-token decode against a KV cache, or the temporal head
+// run online frame by frame.
+#include <iostream>
+
+#include "cli.hpp"
+#include "presets.hpp"
+#include "rvt/core/hash.hpp"
+#include "rvt/jobs/stream.hpp"
+
+namespace rvt::cli {
+namespace {
+
+struct StreamCliOptions {
+  AttentionOptions attention;
+  std::string backend = "sparse";
+  std::size_t capacity = 0;
+  std::string kv_dtype = "f32";
+  std::string evict = "none";
+  std::string out;
+  bool jsonl = false;
+  bool no_parity = false;
+  std::string blob, frames;
+  std::size_t gen_frames = 0;
+  bool dense_baseline = false;
+};
+
+Outcome run_stream(const StreamCliOptions& o) {
+  jobs::StreamOptions s;
+  s.capacity = o.capacity;
+  s.dtype = stream::parse_kv_dtype(o.kv_dtype);
+  s.evict = stream::parse_evict(o.evict);
+  s.out_path = o.out;
+  s.parity = !o.no_parity;
+  if (o.jsonl) {
+    s.on_step = [](const Json& record) { std::cout << record.dump() << '\n'; };
+  }
+  const attn::Backend backend = attn::parse_backend(o.backend);
+  jobs::JobResult r;
+  if (!o.blob.empty()) {
+    jobs::ModelStreamRequest req;
+    req.blob_path = o.blob;
+    req.frames = jobs::FrameSpec{o.frames, o.gen_frames, parse_gen_kind(o.attention.gen),
+                                 parse_u64(o.attention.seed, "--seed")};
+    req.head = model_head_config(o.attention, backend);
+    req.dense_baseline = o.dense_baseline;
+    req.stream = s;
+    r = jobs::run_model_stream(req);
+  } else {
+    if (!o.frames.empty() || o.gen_frames) throw_usage("--frames/--gen-frames need --blob");
+    jobs::AttentionStreamRequest req;
+    req.input = input_spec(o.attention);
+    req.backend = backend;
+    req.sparse = sparse_config(o.attention);
+    req.stream = s;
+    r = jobs::run_attention_stream(req);
+  }
+  Outcome out{ExitCode::kOk, std::move(r.result), std::move(r.text), ""};
+  out.jsonl = o.jsonl;
+  return out;
+}
+
+}  // namespace
+
+void register_stream(CLI::App& root, Context& ctx) {
+  auto o = std::make_shared<StreamCliOptions>();
+  CLI::App* cmd = root.add_subcommand("stream", "Token-by-token decode against a KV cache (or the head, frame by frame)");
+  add_attention_options(cmd, o->attention);
+  cmd->add_option("--backend", o->backend, "sparse | dense (dense = the O(T) baseline decode)")->capture_default_str();
+  cmd->add_option("--capacity", o->capacity, "KV cache capacity (default: the stream length)");
+  cmd->add_option("--kv-dtype", o->kv_dtype, "f32 | f16 cache storage")->capture_default_str();
+  cmd->add_option("--evict", o->evict, "none | h2o (heavy-hitter eviction when full)")->capture_default_str();
+  cmd->add_option("--out,-o", o->out, "Write the streamed rows (or per-frame logits) as .npy");
+  cmd->add_flag("--jsonl", o->jsonl, "One JSON record per step on stdout, then the report as one line");
+  cmd->add_flag("--no-parity", o->no_parity, "Skip the comparison with the full forward pass");
+  cmd->add_option("--blob", o->blob, "Stream the temporal head from this RVNE blob");
+  cmd->add_option("--frames", o->frames, "Model input frames, a 2-d [T][input_dim] .npy");
+  cmd->add_option("--gen-frames", o->gen_frames, "Generate T model input frames (with --gen, --seed)");
+  cmd->add_flag("--dense-baseline", o->dense_baseline, "Let a dense head stream with the O(T) dense decode");
+  bind(cmd, ctx, "stream", [o] { return run_stream(*o); });
+}
+
+}  // namespace rvt::cli

@@ -1,0 +1,85 @@
+#include "presets.hpp"
+
+#include "rvt/core/hash.hpp"
+#include "rvt/jobs/presets.hpp"
+
+namespace rvt::cli {
+namespace {
+
+std::size_t pick(const CLI::Option* opt, std::size_t given, std::size_t preset_value, bool has_preset) {
+  return (has_preset && opt->count() == 0) ? preset_value : given;
+}
+
+}  // namespace
+
+void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
+  cmd->add_option("--preset", o.preset, "default | aether | bench: heads, dim, window, block");
+  cmd->add_option("--q", o.q, "Query tensor, .npy [seq][q_heads][dim]");
+  cmd->add_option("--k", o.k, "Key tensor, .npy [seq][kv_heads][dim]");
+  cmd->add_option("--v", o.v, "Value tensor, .npy [seq][kv_heads][dim]");
+  cmd->add_option("--gen", o.gen, "Generate inputs: normal | uniform | sincos")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Generator seed, decimal or 0x hex")->capture_default_str();
+  cmd->add_option("--seq", o.seq, "Generated sequence length")->capture_default_str();
+  o.q_heads_opt = cmd->add_option("--q-heads", o.q_heads, "Generated query heads")->capture_default_str();
+  o.kv_heads_opt = cmd->add_option("--kv-heads", o.kv_heads, "Generated key/value heads")->capture_default_str();
+  o.dim_opt = cmd->add_option("--dim", o.dim, "Generated head dimension")->capture_default_str();
+  o.window_opt = cmd->add_option("--window", o.window, "Local window W")->capture_default_str();
+  o.block_opt = cmd->add_option("--block", o.block, "Landmark block size B")->capture_default_str();
+  cmd->add_option("--globals", o.globals, "Global tokens, e.g. 0,5 ('none' for no globals)")->capture_default_str();
+  cmd->add_flag("--causal,!--no-causal", o.causal, "Causal (default) or bidirectional attention");
+  cmd->add_flag("--no-log-stride", o.no_log_stride, "Disable the log-stride candidates");
+  cmd->add_flag("--no-landmarks", o.no_landmarks, "Disable the landmark block means");
+  cmd->add_option("--landmarks", o.landmarks, "mean (compat) | mass (+ln(count), skip covered blocks)")
+      ->capture_default_str();
+}
+
+jobs::InputSpec input_spec(const AttentionOptions& o) {
+  const bool has_preset = !o.preset.empty();
+  const jobs::Preset* p = has_preset ? &jobs::find_preset(o.preset) : nullptr;
+  jobs::InputSpec s;
+  s.q_path = o.q;
+  s.k_path = o.k;
+  s.v_path = o.v;
+  s.gen = parse_gen_kind(o.gen);
+  s.seed = parse_u64(o.seed, "--seed");
+  s.seq = o.seq;
+  s.q_heads = pick(o.q_heads_opt, o.q_heads, p ? p->q_heads : 0, has_preset);
+  s.kv_heads = pick(o.kv_heads_opt, o.kv_heads, p ? p->kv_heads : 0, has_preset);
+  s.dim = pick(o.dim_opt, o.dim, p ? p->head_dim : 0, has_preset);
+  if (!s.from_files()) {
+    if (s.q_heads == 0 || s.kv_heads == 0 || s.dim == 0) throw_usage("--q-heads, --kv-heads and --dim must be > 0");
+    if (s.q_heads % s.kv_heads != 0) {
+      throw_usage("--q-heads " + std::to_string(s.q_heads) + " is not divisible by --kv-heads " +
+                  std::to_string(s.kv_heads) + " (GQA)");
+    }
+  }
+  return s;
+}
+
+attn::SparseConfig sparse_config(const AttentionOptions& o) {
+  const bool has_preset = !o.preset.empty();
+  const jobs::Preset* p = has_preset ? &jobs::find_preset(o.preset) : nullptr;
+  attn::SparseConfig c;
+  c.window = pick(o.window_opt, o.window, p ? p->window : 0, has_preset);
+  c.block_size = pick(o.block_opt, o.block, p ? p->block_size : 0, has_preset);
+  c.globals = (o.globals == "none" || o.globals.empty()) ? std::vector<std::size_t>{}
+                                                          : jobs::parse_index_list(o.globals, "--globals");
+  c.causal = o.causal;
+  c.log_stride = !o.no_log_stride;
+  c.landmarks = !o.no_landmarks;
+  c.landmark_mode = attn::parse_landmark_mode(o.landmarks);
+  c.validate();
+  return c;
+}
+
+model::HeadConfig model_head_config(const AttentionOptions& o, attn::Backend backend) {
+  const jobs::Preset& base = jobs::find_preset(o.preset.empty() ? "aether" : o.preset);
+  model::HeadConfig h;
+  h.backend = backend;
+  h.window = pick(o.window_opt, o.window, base.window, true);
+  h.block_size = pick(o.block_opt, o.block, base.block_size, true);
+  h.causal = o.causal;
+  return h;
+}
+
+}  // namespace rvt::cli

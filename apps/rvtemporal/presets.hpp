@@ -1,0 +1,38 @@
+// Attention options shared by forward, stream and parity: inputs, pattern, preset.
+// A preset fills every value the user did not give explicitly.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "rvt/attention/config.hpp"
+#include "rvt/jobs/inputs.hpp"
+#include "rvt/model/temporal_head.hpp"
+
+namespace rvt::cli {
+
+struct AttentionOptions {
+  std::string preset;
+  std::string q, k, v;
+  std::string gen = "normal";
+  std::string seed = "0x5EED";
+  std::size_t seq = 1024, q_heads = 4, kv_heads = 4, dim = 32;
+  std::size_t window = 128, block = 64;
+  std::string globals = "0";
+  bool causal = true;
+  bool no_log_stride = false, no_landmarks = false;
+  std::string landmarks = "mean";
+  // Set when the option was given on the command line (so a preset does not override it).
+  CLI::Option *q_heads_opt = nullptr, *kv_heads_opt = nullptr, *dim_opt = nullptr,
+              *window_opt = nullptr, *block_opt = nullptr;
+};
+
+void add_attention_options(CLI::App* cmd, AttentionOptions& o);
+
+// Resolved views of the options (preset applied).
+jobs::InputSpec input_spec(const AttentionOptions& o);
+attn::SparseConfig sparse_config(const AttentionOptions& o);
+// The model's head: aether window/block unless given (heads come from the blob).
+model::HeadConfig model_head_config(const AttentionOptions& o, attn::Backend backend);
+
+}  // namespace rvt::cli

@@ -1,0 +1,49 @@
+// The `forward` job: one attention pass (or one temporal-head pass) and its report.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "rvt/attention/attention.hpp"
+#include "rvt/jobs/inputs.hpp"
+#include "rvt/model/temporal_head.hpp"
+#include "rvt/report/report.hpp"
+
+namespace rvt::jobs {
+
+// What a job hands back to the CLI: the report's "result" and the text a person reads.
+struct JobResult {
+  report::Json result;
+  std::string text;
+};
+
+struct AttentionRequest {
+  InputSpec input;
+  attn::Backend backend = attn::Backend::kSparse;
+  attn::SparseConfig sparse;  // sparse.causal also selects causal dense
+  std::string out_path;       // .npy of the output, optional
+  unsigned threads = 1;
+  std::vector<std::size_t> pattern_rows;  // candidate lists to include in the report
+};
+JobResult run_attention_forward(const AttentionRequest& request);
+
+struct ModelRequest {
+  std::string blob_path;
+  FrameSpec frames;
+  model::HeadConfig head;  // window, block, causal, backend; heads come from the blob
+  model::Pool pool = model::Pool::kMean;
+  std::string out_path;    // .npy of the logits, optional
+  unsigned threads = 1;
+};
+JobResult run_model_forward(const ModelRequest& request);
+
+// The candidate list of row i (tokens with their kind, blocks with their token ranges).
+report::Json pattern_row_json(std::size_t seq, const attn::SparseConfig& config, std::size_t row);
+report::Json sparse_config_json(const attn::SparseConfig& config);
+// Edge totals, sparsity and per-row spread for a sparse or dense pass.
+report::Json edges_json(std::size_t seq, std::size_t q_heads, attn::Backend backend,
+                        const attn::SparseConfig& config);
+// Digest and stats of an output tensor's raw f32 bytes.
+report::Json output_json(std::span<const float> values);
+
+}  // namespace rvt::jobs

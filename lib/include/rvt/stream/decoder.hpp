@@ -1,0 +1,71 @@
+// Decode steps over a KV cache: one new token at a time.
+//
+// SparseDecoder::step appends the token's K/V, then computes query position i = len - 1
+// over the cache with exactly the candidate set forward() gives row i for N = len. In
+// causal mode that is forward()'s row i for any longer N, so streaming a whole sequence
+// reproduces forward() row by row. The cost is O(W + log T) per step: the pattern builder
+// and scratch are sized once, stamps avoid O(T) clearing, landmarks are running means.
+//
+// DenseDecoder is the O(T) baseline an LLM runtime runs: every cached position each step.
+#pragma once
+
+#include <vector>
+
+#include "rvt/attention/config.hpp"
+#include "rvt/attention/pattern.hpp"
+#include "rvt/stream/kv_cache.hpp"
+
+namespace rvt::stream {
+
+enum class Evict { kNone, kH2O };
+Evict parse_evict(const std::string& name);  // "none" | "h2o"; throws kUsage
+const char* evict_name(Evict evict);
+
+class SparseDecoder {
+ public:
+  // The cache's block size must equal config.block_size (kUsage otherwise). With H2O the
+  // capacity must exceed window + globals, or nothing could ever be evicted.
+  SparseDecoder(std::size_t q_heads, KvCache cache, const attn::SparseConfig& config, Evict evict = Evict::kNone);
+
+  // q: [q_heads][dim], k and v: [kv_heads][dim], out: [q_heads][dim] (raw rows, no checks).
+  void step(const float* q, const float* k, const float* v, float* out);
+  // Checked form: q [1][q_heads][dim], k/v [1][kv_heads][dim]. A multi-token step, a
+  // kv_heads or dim mismatch is rvt::Error(kBadInput).
+  Tensor step(const Tensor& q, const Tensor& k, const Tensor& v);
+
+  const KvCache& cache() const { return cache_; }
+  std::size_t q_heads() const { return q_heads_; }
+  std::size_t last_edges() const { return last_edges_; }  // per head, of the last step
+  const attn::SparseConfig& config() const { return config_; }
+
+ private:
+  void make_room();
+
+  std::size_t q_heads_;
+  KvCache cache_;
+  attn::SparseConfig config_;
+  Evict evict_;
+  attn::PatternBuilder pattern_;
+  std::vector<float> scratch_;
+  float scale_;
+  std::size_t last_edges_ = 0;
+};
+
+class DenseDecoder {
+ public:
+  DenseDecoder(std::size_t q_heads, KvCache cache);
+  void step(const float* q, const float* k, const float* v, float* out);
+  Tensor step(const Tensor& q, const Tensor& k, const Tensor& v);
+  const KvCache& cache() const { return cache_; }
+
+ private:
+  std::size_t q_heads_;
+  KvCache cache_;
+  float scale_;
+};
+
+// Checks a single-token step's shapes against the decoder's; shared by both decoders.
+void check_step_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::size_t q_heads,
+                       const KvCache& cache);
+
+}  // namespace rvt::stream

@@ -1,0 +1,201 @@
+#include "rvt/jobs/forward.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "rvt/blob/blob.hpp"
+#include "rvt/core/error.hpp"
+#include "rvt/core/hash.hpp"
+#include "rvt/core/stats.hpp"
+#include "rvt/io/file.hpp"
+#include "rvt/io/npy.hpp"
+
+namespace rvt::jobs {
+namespace {
+
+using report::Json;
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+Json sparse_config_json(const attn::SparseConfig& c) {
+  Json j;
+  j["window"] = c.window;
+  j["block_size"] = c.block_size;
+  j["globals"] = c.globals;
+  j["causal"] = c.causal;
+  j["log_stride"] = c.log_stride;
+  j["landmarks"] = c.landmarks;
+  j["landmark_mode"] = attn::landmark_mode_name(c.landmark_mode);
+  return j;
+}
+
+Json pattern_row_json(std::size_t seq, const attn::SparseConfig& c, std::size_t row) {
+  if (row >= seq) {
+    throw_usage("--pattern-row " + std::to_string(row) + " is out of range for seq " + std::to_string(seq));
+  }
+  attn::PatternBuilder p(seq, c);
+  p.build(row);
+  const std::size_t lo = row >= c.window ? row - c.window : 0;
+  const std::size_t hi = c.causal ? row : std::min(row + c.window, seq - 1);
+  Json tokens = Json::array();
+  for (std::uint32_t j : p.tokens()) {
+    const char* kind = (j >= lo && j <= hi) ? "window"
+                       : std::find(c.globals.begin(), c.globals.end(), j) != c.globals.end() ? "global"
+                                                                                             : "stride";
+    tokens.push_back(Json{{"pos", j}, {"kind", kind}});
+  }
+  Json blocks = Json::array();
+  for (std::uint32_t b : p.blocks()) {
+    const std::size_t begin = b * c.block_size;
+    blocks.push_back(Json{{"block", b}, {"begin", begin}, {"end", std::min(begin + c.block_size, seq)}});
+  }
+  return Json{{"row", row}, {"edges", p.edges()}, {"tokens", tokens}, {"blocks", blocks}};
+}
+
+Json edges_json(std::size_t seq, std::size_t q_heads, attn::Backend backend, const attn::SparseConfig& c) {
+  const std::uint64_t dense = attn::dense_edges_per_head(seq, c.causal);
+  Json j;
+  if (backend == attn::Backend::kDense) {
+    j["per_head"] = dense;
+  } else {
+    const std::vector<std::uint32_t> rows = attn::row_edge_counts(seq, c);
+    std::uint64_t total = 0;
+    std::uint32_t lo = rows.empty() ? 0 : rows[0], hi = 0;
+    for (std::uint32_t r : rows) {
+      total += r;
+      lo = std::min(lo, r);
+      hi = std::max(hi, r);
+    }
+    j["per_head"] = total;
+    j["row_min"] = lo;
+    j["row_max"] = hi;
+    j["row_mean"] = seq ? static_cast<double>(total) / static_cast<double>(seq) : 0.0;
+  }
+  const std::uint64_t per_head = j["per_head"].get<std::uint64_t>();
+  j["total"] = per_head * q_heads;
+  j["dense_equivalent_per_head"] = dense;
+  j["dense_equivalent_total"] = dense * q_heads;
+  j["sparsity"] = dense ? 1.0 - static_cast<double>(per_head) / static_cast<double>(dense) : 0.0;
+  return j;
+}
+
+Json output_json(std::span<const float> values) {
+  Json j;
+  j["xxh3"] = hex64(xxh3_64(values.data(), values.size_bytes()));
+  j["stats"] = report::stats_json(summarize(values));
+  return j;
+}
+
+JobResult run_attention_forward(const AttentionRequest& r) {
+  r.sparse.validate();
+  const Qkv x = load_inputs(r.input);
+  const attn::AttentionShape shape = attn::check_qkv(x.q, x.k, x.v);
+  for (std::size_t row : r.pattern_rows) {
+    if (row >= shape.seq) {
+      throw_usage("--pattern-row " + std::to_string(row) + " is out of range for seq " + std::to_string(shape.seq));
+    }
+  }
+  const attn::ExecOptions exec{r.threads};
+  const auto start = Clock::now();
+  const Tensor out = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, r.sparse.causal, exec)
+                                                        : attn::sparse_attention(x.q, x.k, x.v, r.sparse, exec);
+  const double wall_ms = ms_since(start);
+  if (!r.out_path.empty()) io::write_npy(r.out_path, out);
+
+  JobResult res;
+  Json& j = res.result;
+  j["mode"] = "attention";
+  j["backend"] = attn::backend_name(r.backend);
+  j["inputs"] = inputs_json(r.input, x);
+  j["shape"] = Json{{"seq", shape.seq}, {"q_heads", shape.q_heads}, {"kv_heads", shape.kv_heads},
+                    {"head_dim", shape.dim}, {"gqa_group", shape.group()}};
+  if (r.backend == attn::Backend::kSparse) {
+    j["config"] = sparse_config_json(r.sparse);
+  } else {
+    j["config"] = Json{{"causal", r.sparse.causal}};
+  }
+  j["edges"] = edges_json(shape.seq, shape.q_heads, r.backend, r.sparse);
+  j["threads"] = r.threads;
+  j["wall_ms"] = wall_ms;
+  j["output"] = output_json(out.values());
+  j["output"]["path"] = r.out_path.empty() ? Json(nullptr) : Json(r.out_path);
+  Json rows = Json::array();
+  for (std::size_t row : r.pattern_rows) rows.push_back(pattern_row_json(shape.seq, r.sparse, row));
+  j["pattern_rows"] = rows;
+
+  res.text = std::string(attn::backend_name(r.backend)) + " attention: seq " + std::to_string(shape.seq) +
+             ", heads " + std::to_string(shape.q_heads) + ":" + std::to_string(shape.kv_heads) + ", dim " +
+             std::to_string(shape.dim) + "\n" + "edges per head " +
+             std::to_string(j["edges"]["per_head"].get<std::uint64_t>()) + " of " +
+             std::to_string(j["edges"]["dense_equivalent_per_head"].get<std::uint64_t>()) + " dense (sparsity " +
+             fmt("%.4f", j["edges"]["sparsity"].get<double>()) + ")\n" + "wall " + fmt("%.3f", wall_ms) +
+             " ms, output xxh3 " + j["output"]["xxh3"].get<std::string>() +
+             (r.out_path.empty() ? "" : ", written to " + r.out_path) + "\n";
+  return res;
+}
+
+JobResult run_model_forward(const ModelRequest& r) {
+  const std::vector<std::uint8_t> bytes = io::read_file(r.blob_path);
+  blob::Blob b;
+  try {
+    b = blob::parse(bytes);
+  } catch (const blob::BlobError& e) {
+    throw Error(ExitCode::kBadInput, r.blob_path + ": " + e.what());
+  }
+  model::TemporalHead head;
+  try {
+    head = model::TemporalHead::from_blob(b, r.head);
+  } catch (const blob::BlobError& e) {
+    throw Error(ExitCode::kBadInput, r.blob_path + ": " + e.what());
+  }
+  const Tensor frames = load_frames(r.frames, head.input_dim());
+  const auto start = Clock::now();
+  const std::vector<float> logits = head.forward(frames.values(), frames.seq(), r.pool, {r.threads});
+  const double wall_ms = ms_since(start);
+  if (!r.out_path.empty()) io::write_npy(r.out_path, logits, {logits.size()});
+
+  const auto top = std::max_element(logits.begin(), logits.end());
+  JobResult res;
+  Json& j = res.result;
+  j["mode"] = "model";
+  j["backend"] = attn::backend_name(head.config().backend);
+  j["blob"] = Json{{"path", r.blob_path}, {"xxh3_file", hex64(xxh3_64(bytes))}};
+  if (r.frames.path.empty()) {
+    j["frames"] = Json{{"source", "generated"}, {"generator", gen_kind_name(r.frames.gen)},
+                       {"seed", hex64(r.frames.seed)}, {"count", frames.seq()}};
+  } else {
+    j["frames"] = Json{{"source", "file"}, {"path", r.frames.path}, {"count", frames.seq()}};
+  }
+  const model::HeadConfig& hc = head.config();
+  j["head"] = Json{{"input_dim", head.input_dim()}, {"q_heads", hc.q_heads}, {"kv_heads", hc.kv_heads},
+                   {"head_dim", hc.head_dim}, {"layers", head.n_layers()}, {"classes", head.n_classes()},
+                   {"window", hc.window}, {"block_size", hc.block_size}, {"causal", hc.causal},
+                   {"pool", model::pool_name(r.pool)}};
+  j["edges_per_head_all_layers"] = head.edges_per_head(frames.seq());
+  j["threads"] = r.threads;
+  j["wall_ms"] = wall_ms;
+  j["logits"] = logits;
+  j["argmax"] = static_cast<std::size_t>(top - logits.begin());
+  j["output"] = output_json(logits);
+  j["output"]["path"] = r.out_path.empty() ? Json(nullptr) : Json(r.out_path);
+
+  res.text = std::string("temporal head (") + attn::backend_name(hc.backend) + ") over " +
+             std::to_string(frames.seq()) + " frames: logits [";
+  for (std::size_t c = 0; c < logits.size(); ++c) res.text += (c ? ", " : "") + fmt("%.6g", logits[c]);
+  res.text += "], argmax " + std::to_string(j["argmax"].get<std::size_t>()) + ", wall " + fmt("%.3f", wall_ms) + " ms\n";
+  return res;
+}
+
+}  // namespace rvt::jobs

@@ -1,0 +1,80 @@
+#include "rvt/jobs/inputs.hpp"
+
+#include "rvt/core/error.hpp"
+#include "rvt/core/hash.hpp"
+#include "rvt/io/npy.hpp"
+
+namespace rvt::jobs {
+namespace {
+
+report::Json shape_json(const Tensor& t) { return report::Json::array({t.seq(), t.heads(), t.dim()}); }
+
+}  // namespace
+
+Qkv load_inputs(const InputSpec& spec) {
+  if (!spec.from_files()) {
+    return generate_qkv(spec.gen, spec.seq, spec.q_heads, spec.kv_heads, spec.dim, spec.seed);
+  }
+  if (spec.q_path.empty() || spec.k_path.empty() || spec.v_path.empty()) {
+    throw_usage("--q, --k and --v must be given together");
+  }
+  return Qkv{io::read_npy_tensor(spec.q_path), io::read_npy_tensor(spec.k_path),
+             io::read_npy_tensor(spec.v_path)};
+}
+
+report::Json inputs_json(const InputSpec& spec, const Qkv& qkv) {
+  report::Json j;
+  if (spec.from_files()) {
+    j["source"] = "files";
+    j["q_path"] = spec.q_path;
+    j["k_path"] = spec.k_path;
+    j["v_path"] = spec.v_path;
+  } else {
+    j["source"] = "generated";
+    j["generator"] = gen_kind_name(spec.gen);
+    j["seed"] = hex64(spec.seed);
+  }
+  j["q_shape"] = shape_json(qkv.q);
+  j["k_shape"] = shape_json(qkv.k);
+  j["v_shape"] = shape_json(qkv.v);
+  return j;
+}
+
+Tensor load_frames(const FrameSpec& spec, std::size_t input_dim) {
+  if (spec.path.empty()) {
+    if (spec.count == 0) throw_usage("give --frames FILE.npy or --gen-frames T (T >= 1)");
+    return generate_frames(spec.gen, spec.count, input_dim, spec.seed);
+  }
+  const io::NpyArray a = io::read_npy(spec.path);
+  if (a.shape.size() != 2) {
+    throw_bad_input(spec.path + ": frames must be a 2-d [T][input_dim] array, got shape " +
+                    io::shape_str(a.shape));
+  }
+  if (a.shape[1] != input_dim) {
+    throw_bad_input(spec.path + ": frames have input_dim " + std::to_string(a.shape[1]) +
+                    " but the model expects " + std::to_string(input_dim));
+  }
+  if (a.shape[0] == 0) throw_bad_input(spec.path + ": no frames (T = 0)");
+  Tensor x(a.shape[0], 1, input_dim);
+  std::copy(a.values.begin(), a.values.end(), x.data());
+  return x;
+}
+
+std::vector<std::size_t> parse_index_list(const std::string& text, const std::string& what) {
+  std::vector<std::size_t> out;
+  if (text.empty()) return out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos || item.size() > 18) {
+      throw_usage(what + ": '" + text + "' is not a comma-separated list of non-negative integers");
+    }
+    out.push_back(static_cast<std::size_t>(std::stoull(item)));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace rvt::jobs

@@ -1,0 +1,204 @@
+#include "rvt/jobs/stream.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "rvt/blob/blob.hpp"
+#include "rvt/core/error.hpp"
+#include "rvt/core/hash.hpp"
+#include "rvt/io/file.hpp"
+#include "rvt/io/npy.hpp"
+#include "rvt/stream/streaming_head.hpp"
+
+namespace rvt::jobs {
+namespace {
+
+using report::Json;
+using Clock = std::chrono::steady_clock;
+
+double ns_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::nano>(b - a).count();
+}
+
+Json parity_json(std::span<const float> streamed, std::span<const float> full) {
+  double max_err = 0.0, sum = 0.0;
+  for (std::size_t i = 0; i < streamed.size(); ++i) {
+    const double e = std::fabs(static_cast<double>(streamed[i]) - full[i]);
+    max_err = std::max(max_err, e);
+    sum += e;
+  }
+  return Json{{"max_abs_err", max_err}, {"mean_abs_err", streamed.empty() ? 0.0 : sum / static_cast<double>(streamed.size())}};
+}
+
+Json cache_json(const StreamOptions& o, std::size_t capacity, std::size_t bytes, std::size_t len,
+                std::uint64_t evicted) {
+  return Json{{"capacity", capacity}, {"kv_dtype", stream::kv_dtype_name(o.dtype)},
+              {"evict", stream::evict_name(o.evict)}, {"bytes", bytes}, {"len_at_end", len},
+              {"evicted", evicted}};
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string summary_text(const char* what, std::size_t steps, const Json& latency, const Json& parity,
+                         std::size_t cache_bytes) {
+  std::string t = std::string(what) + ": " + std::to_string(steps) + " steps, p50 " +
+                  fmt("%.0f", latency["p50_ns"].get<double>()) + " ns, p99 " + fmt("%.0f", latency["p99_ns"].get<double>()) +
+                  " ns, " + fmt("%.0f", latency["tokens_per_s"].get<double>()) + " tokens/s, cache " +
+                  std::to_string(cache_bytes) + " bytes\n";
+  if (!parity.is_null()) {
+    t += "parity vs forward: max abs err " + fmt("%.3g", parity["max_abs_err"].get<double>()) + ", mean " +
+         fmt("%.3g", parity["mean_abs_err"].get<double>()) + "\n";
+  }
+  return t;
+}
+
+}  // namespace
+
+Json latency_json(std::vector<double> samples) {
+  Json j;
+  if (samples.empty()) {
+    j = Json{{"p50_ns", 0.0}, {"p90_ns", 0.0}, {"p99_ns", 0.0}, {"max_ns", 0.0}, {"mean_ns", 0.0}, {"tokens_per_s", 0.0}};
+    return j;
+  }
+  std::sort(samples.begin(), samples.end());
+  auto pct = [&](double p) {
+    const auto idx = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(samples.size()))) ;
+    return samples[std::min(samples.size() - 1, idx == 0 ? 0 : idx - 1)];
+  };
+  double total = 0.0;
+  for (double s : samples) total += s;
+  j["p50_ns"] = pct(50);
+  j["p90_ns"] = pct(90);
+  j["p99_ns"] = pct(99);
+  j["max_ns"] = samples.back();
+  j["mean_ns"] = total / static_cast<double>(samples.size());
+  j["tokens_per_s"] = total > 0 ? 1e9 * static_cast<double>(samples.size()) / total : 0.0;
+  return j;
+}
+
+JobResult run_attention_stream(const AttentionStreamRequest& r) {
+  r.sparse.validate();
+  const Qkv x = load_inputs(r.input);
+  const attn::AttentionShape s = attn::check_qkv(x.q, x.k, x.v);
+  const std::size_t capacity = r.stream.capacity ? r.stream.capacity : std::max<std::size_t>(s.seq, 1);
+  stream::KvCache cache(capacity, s.kv_heads, s.dim, r.sparse.block_size, r.stream.dtype);
+  std::optional<stream::SparseDecoder> sparse;
+  std::optional<stream::DenseDecoder> dense;
+  if (r.backend == attn::Backend::kDense) {
+    if (r.stream.evict != stream::Evict::kNone) throw_usage("--evict needs the sparse backend");
+    dense.emplace(s.q_heads, std::move(cache));
+  } else {
+    sparse.emplace(s.q_heads, std::move(cache), r.sparse, r.stream.evict);
+  }
+  const stream::KvCache& c = sparse ? sparse->cache() : dense->cache();
+  if (s.seq > capacity && r.stream.evict == stream::Evict::kNone) {
+    throw_usage("stream of " + std::to_string(s.seq) + " tokens does not fit a cache of capacity " +
+                std::to_string(capacity) + " without eviction (--evict h2o)");
+  }
+
+  Tensor out(s.seq, s.q_heads, s.dim);
+  std::vector<double> latency(s.seq);
+  for (std::size_t t = 0; t < s.seq; ++t) {
+    const auto start = Clock::now();
+    if (sparse) {
+      sparse->step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), out.row(t, 0));
+    } else {
+      dense->step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), out.row(t, 0));
+    }
+    latency[t] = ns_between(start, Clock::now());
+    if (r.stream.on_step) {
+      r.stream.on_step(Json{{"type", "step"}, {"t", t}, {"latency_ns", latency[t]}, {"cache_len", c.len()},
+                            {"edges_per_head", sparse ? sparse->last_edges() : c.len()}, {"evicted", c.evicted()}});
+    }
+  }
+  if (!r.stream.out_path.empty()) io::write_npy(r.stream.out_path, out);
+
+  JobResult res;
+  Json& j = res.result;
+  j["mode"] = "attention";
+  j["backend"] = attn::backend_name(r.backend);
+  j["inputs"] = inputs_json(r.input, x);
+  j["shape"] = Json{{"seq", s.seq}, {"q_heads", s.q_heads}, {"kv_heads", s.kv_heads}, {"head_dim", s.dim}};
+  j["config"] = r.backend == attn::Backend::kSparse ? sparse_config_json(r.sparse) : Json{{"causal", true}};
+  j["tokens"] = s.seq;
+  j["latency"] = latency_json(latency);
+  j["cache"] = cache_json(r.stream, capacity, c.bytes(), c.len(), c.evicted());
+  j["cache"]["kv_bytes_f32"] = 2 * capacity * s.kv_heads * s.dim * 4;
+  j["cache"]["kv_bytes_f16"] = 2 * capacity * s.kv_heads * s.dim * 2;
+  if (r.stream.parity) {
+    const Tensor full = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, true)
+                                                           : attn::sparse_attention(x.q, x.k, x.v, r.sparse);
+    j["parity"] = parity_json(out.values(), full.values());
+    j["parity"]["against"] = "forward";
+  } else {
+    j["parity"] = nullptr;
+  }
+  j["output"] = output_json(out.values());
+  j["output"]["path"] = r.stream.out_path.empty() ? Json(nullptr) : Json(r.stream.out_path);
+  res.text = summary_text(r.backend == attn::Backend::kDense ? "dense decode" : "sparse decode", s.seq, j["latency"],
+                          j["parity"], c.bytes());
+  return res;
+}
+
+JobResult run_model_stream(const ModelStreamRequest& r) {
+  const std::vector<std::uint8_t> bytes = io::read_file(r.blob_path);
+  model::TemporalHead head;
+  try {
+    head = model::TemporalHead::from_blob(blob::parse(bytes), r.head);
+  } catch (const blob::BlobError& e) {
+    throw Error(ExitCode::kBadInput, r.blob_path + ": " + e.what());
+  }
+  const Tensor frames = load_frames(r.frames, head.input_dim());
+  const std::size_t n = frames.seq(), classes = head.n_classes();
+  const std::size_t capacity = r.stream.capacity ? r.stream.capacity : n;
+  if (n > capacity && r.stream.evict == stream::Evict::kNone) {
+    throw_usage("stream of " + std::to_string(n) + " frames does not fit a cache of capacity " +
+                std::to_string(capacity) + " without eviction (--evict h2o)");
+  }
+  stream::StreamingHead online(head, capacity, r.stream.dtype, r.stream.evict, r.dense_baseline);
+
+  std::vector<float> logits(n * classes);
+  std::vector<double> latency(n);
+  for (std::size_t t = 0; t < n; ++t) {
+    const auto start = Clock::now();
+    online.step(frames.row(t, 0), logits.data() + t * classes);
+    latency[t] = ns_between(start, Clock::now());
+    if (r.stream.on_step) {
+      const std::vector<float> row(logits.begin() + static_cast<long>(t * classes),
+                                   logits.begin() + static_cast<long>((t + 1) * classes));
+      r.stream.on_step(Json{{"type", "step"}, {"t", t}, {"latency_ns", latency[t]}, {"cache_len", online.cache_len()},
+                            {"evicted", online.evicted()}, {"logits", row}});
+    }
+  }
+  if (!r.stream.out_path.empty()) io::write_npy(r.stream.out_path, logits, {n, classes});
+
+  JobResult res;
+  Json& j = res.result;
+  j["mode"] = "model";
+  j["backend"] = attn::backend_name(head.config().backend);
+  j["blob"] = Json{{"path", r.blob_path}, {"xxh3_file", hex64(xxh3_64(bytes))}};
+  j["frames"] = n;
+  j["tokens"] = n;
+  j["latency"] = latency_json(latency);
+  j["cache"] = cache_json(r.stream, capacity, online.cache_bytes(), online.cache_len(), online.evicted());
+  if (r.stream.parity) {
+    j["parity"] = parity_json(logits, head.per_frame_logits(frames.values(), n));
+    j["parity"]["against"] = "forward, last-token pooling per frame";
+  } else {
+    j["parity"] = nullptr;
+  }
+  j["final_logits"] = std::vector<float>(logits.end() - static_cast<long>(classes), logits.end());
+  j["output"] = output_json(logits);
+  j["output"]["path"] = r.stream.out_path.empty() ? Json(nullptr) : Json(r.stream.out_path);
+  res.text = summary_text("temporal head stream", n, j["latency"], j["parity"], online.cache_bytes());
+  return res;
+}
+
+}  // namespace rvt::jobs

@@ -1,0 +1,139 @@
+#include "rvt/stream/decoder.hpp"
+
+#include <cmath>
+
+#include "rvt/core/error.hpp"
+#include "rvt/kernels/reference.hpp"
+
+namespace rvt::stream {
+namespace {
+
+// One head's sparse row over the cache, in its storage type.
+float cache_sparse_row(const KvCache& c, std::size_t kvh, const float* q, float scale,
+                       const attn::PatternBuilder& p, bool mass, float* scratch, float* out) {
+  kernels::LandmarkSource lm;
+  lm.rows = {c.mean_k(0, kvh), c.mean_v(0, kvh), c.row_stride()};
+  lm.counts = c.block_counts();
+  lm.mass_bias = mass;
+  if (c.dtype() == KvDType::kF16) {
+    return kernels::sparse_row_ref(q, c.dim(), scale, kernels::HalfRowSource{c.k_f16(0, kvh), c.v_f16(0, kvh), c.row_stride()},
+                                   p.tokens(), lm, p.blocks(), scratch, out);
+  }
+  return kernels::sparse_row_ref(q, c.dim(), scale, kernels::RowSource{c.k_f32(0, kvh), c.v_f32(0, kvh), c.row_stride()},
+                                 p.tokens(), lm, p.blocks(), scratch, out);
+}
+
+}  // namespace
+
+Evict parse_evict(const std::string& name) {
+  if (name == "none") return Evict::kNone;
+  if (name == "h2o") return Evict::kH2O;
+  throw_usage("--evict: '" + name + "' is not one of none, h2o");
+}
+
+const char* evict_name(Evict evict) { return evict == Evict::kH2O ? "h2o" : "none"; }
+
+void check_step_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::size_t q_heads,
+                       const KvCache& cache) {
+  if (q.seq() != 1 || k.seq() != 1 || v.seq() != 1) {
+    throw_bad_input("a decode step takes exactly one token (got Q " + q.shape().str() + ", K " + k.shape().str() +
+                    ", V " + v.shape().str() + ")");
+  }
+  if (k.shape() != v.shape() || k.heads() != cache.kv_heads() || k.dim() != cache.dim()) {
+    throw_bad_input("decode step: K " + k.shape().str() + " / V " + v.shape().str() + " do not match the cache's kv_heads " +
+                    std::to_string(cache.kv_heads()) + ", dim " + std::to_string(cache.dim()));
+  }
+  if (q.heads() != q_heads || q.dim() != cache.dim()) {
+    throw_bad_input("decode step: Q " + q.shape().str() + " does not match q_heads " + std::to_string(q_heads) +
+                    ", dim " + std::to_string(cache.dim()));
+  }
+}
+
+SparseDecoder::SparseDecoder(std::size_t q_heads, KvCache cache, const attn::SparseConfig& config, Evict evict)
+    : q_heads_(q_heads),
+      cache_(std::move(cache)),
+      config_(config),
+      evict_(evict),
+      pattern_(cache_.capacity(), config),
+      scale_(1.0f / std::sqrt(static_cast<float>(cache_.dim()))) {
+  if (cache_.block_size() != config.block_size) {
+    throw_usage("kv cache block size " + std::to_string(cache_.block_size()) +
+                " differs from the attention block size " + std::to_string(config.block_size));
+  }
+  if (q_heads == 0 || q_heads % cache_.kv_heads() != 0) {
+    throw_usage("q_heads " + std::to_string(q_heads) + " is not a positive multiple of kv_heads " +
+                std::to_string(cache_.kv_heads()) + " (GQA)");
+  }
+  if (evict == Evict::kH2O && cache_.capacity() <= config.window + config.globals.size()) {
+    throw_usage("h2o eviction needs a capacity above window + globals (" +
+                std::to_string(config.window + config.globals.size()) + "), got " + std::to_string(cache_.capacity()));
+  }
+  scratch_.resize(pattern_.max_row_candidates());
+}
+
+void SparseDecoder::make_room() {
+  if (!cache_.full() || evict_ == Evict::kNone) return;  // append reports a full cache
+  const long victim = cache_.h2o_victim(config_.window, config_.globals);
+  if (victim < 0) throw_usage("h2o eviction: every cached position is protected");
+  cache_.evict(static_cast<std::size_t>(victim));
+}
+
+void SparseDecoder::step(const float* q, const float* k, const float* v, float* out) {
+  make_room();
+  cache_.append(k, v);
+  const std::size_t n = cache_.len(), i = n - 1, dim = cache_.dim();
+  pattern_.build(i, n);
+  last_edges_ = pattern_.edges();
+  const std::size_t group = q_heads_ / cache_.kv_heads();
+  const bool mass = config_.landmark_mode == attn::LandmarkMode::kMass;
+  const bool credit = evict_ == Evict::kH2O;
+  for (std::size_t h = 0; h < q_heads_; ++h) {
+    const float sum = cache_sparse_row(cache_, h / group, q + h * dim, scale_, pattern_, mass, scratch_.data(),
+                                       out + h * dim);
+    if (credit && sum > 0.0f) {
+      const auto tokens = pattern_.tokens();
+      for (std::size_t c = 0; c < tokens.size(); ++c) cache_.add_score(tokens[c], scratch_[c] / sum);
+    }
+  }
+}
+
+Tensor SparseDecoder::step(const Tensor& q, const Tensor& k, const Tensor& v) {
+  check_step_shapes(q, k, v, q_heads_, cache_);
+  Tensor out(1, q_heads_, cache_.dim());
+  step(q.data(), k.data(), v.data(), out.data());
+  return out;
+}
+
+DenseDecoder::DenseDecoder(std::size_t q_heads, KvCache cache)
+    : q_heads_(q_heads), cache_(std::move(cache)), scale_(1.0f / std::sqrt(static_cast<float>(cache_.dim()))) {
+  if (q_heads == 0 || q_heads % cache_.kv_heads() != 0) {
+    throw_usage("q_heads " + std::to_string(q_heads) + " is not a positive multiple of kv_heads " +
+                std::to_string(cache_.kv_heads()) + " (GQA)");
+  }
+}
+
+void DenseDecoder::step(const float* q, const float* k, const float* v, float* out) {
+  cache_.append(k, v);
+  const std::size_t n = cache_.len(), dim = cache_.dim(), group = q_heads_ / cache_.kv_heads();
+  for (std::size_t h = 0; h < q_heads_; ++h) {
+    const std::size_t kvh = h / group;
+    if (cache_.dtype() == KvDType::kF16) {
+      kernels::dense_row_ref(q + h * dim, dim, scale_,
+                             kernels::HalfRowSource{cache_.k_f16(0, kvh), cache_.v_f16(0, kvh), cache_.row_stride()}, n,
+                             out + h * dim);
+    } else {
+      kernels::dense_row_ref(q + h * dim, dim, scale_,
+                             kernels::RowSource{cache_.k_f32(0, kvh), cache_.v_f32(0, kvh), cache_.row_stride()}, n,
+                             out + h * dim);
+    }
+  }
+}
+
+Tensor DenseDecoder::step(const Tensor& q, const Tensor& k, const Tensor& v) {
+  check_step_shapes(q, k, v, q_heads_, cache_);
+  Tensor out(1, q_heads_, cache_.dim());
+  step(q.data(), k.data(), v.data(), out.data());
+  return out;
+}
+
+}  // namespace rvt::stream

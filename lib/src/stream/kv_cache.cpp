@@ -1,0 +1,156 @@
+#include "rvt/stream/kv_cache.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "rvt/core/error.hpp"
+#include "rvt/core/half.hpp"
+
+namespace rvt::stream {
+
+KvDType parse_kv_dtype(const std::string& name) {
+  if (name == "f32") return KvDType::kF32;
+  if (name == "f16") return KvDType::kF16;
+  throw_usage("--kv-dtype: '" + name + "' is not one of f32, f16");
+}
+
+const char* kv_dtype_name(KvDType dtype) { return dtype == KvDType::kF16 ? "f16" : "f32"; }
+
+KvCache::KvCache(std::size_t capacity, std::size_t kv_heads, std::size_t dim, std::size_t block_size,
+                 KvDType dtype)
+    : capacity_(capacity), kv_heads_(kv_heads), dim_(dim), block_size_(block_size), dtype_(dtype) {
+  if (capacity == 0) throw_usage("kv cache: capacity must be > 0");
+  if (kv_heads == 0 || dim == 0) throw_usage("kv cache: kv_heads and dim must be > 0");
+  if (block_size == 0) throw_usage("kv cache: block_size must be > 0");
+  const std::size_t elems = checked_numel({capacity, kv_heads, dim}, "kv cache");
+  const std::size_t n_blocks = (capacity + block_size - 1) / block_size;
+  try {
+    if (dtype == KvDType::kF16) {
+      k16_.assign(elems, 0);
+      v16_.assign(elems, 0);
+    } else {
+      k32_.assign(elems, 0.0f);
+      v32_.assign(elems, 0.0f);
+    }
+    mean_k_.assign(n_blocks * kv_heads * dim, 0.0f);
+    mean_v_.assign(mean_k_.size(), 0.0f);
+    block_count_.assign(n_blocks, 0);
+    positions_.assign(capacity, 0);
+    scores_.assign(capacity, 0.0f);
+    scratch_k_.assign(kv_heads * dim, 0.0f);
+    scratch_v_.assign(kv_heads * dim, 0.0f);
+  } catch (const std::bad_alloc&) {
+    throw_bad_input("kv cache of capacity " + std::to_string(capacity) + " does not fit in memory");
+  }
+}
+
+std::size_t KvCache::bytes() const {
+  return (k32_.size() + v32_.size() + mean_k_.size() + mean_v_.size() + scores_.size()) * sizeof(float) +
+         (k16_.size() + v16_.size()) * sizeof(std::uint16_t) + block_count_.size() * sizeof(std::uint32_t) +
+         positions_.size() * sizeof(std::uint64_t);
+}
+
+void KvCache::store_row(std::size_t slot, const float* k_row, const float* v_row) {
+  const std::size_t n = kv_heads_ * dim_, base = slot * n;
+  if (dtype_ == KvDType::kF16) {
+    for (std::size_t i = 0; i < n; ++i) {
+      k16_[base + i] = f32_to_f16(k_row[i]);
+      v16_[base + i] = f32_to_f16(v_row[i]);
+    }
+  } else {
+    std::memcpy(k32_.data() + base, k_row, n * sizeof(float));
+    std::memcpy(v32_.data() + base, v_row, n * sizeof(float));
+  }
+}
+
+void KvCache::fold_into_mean(std::size_t slot, const float* k_row, const float* v_row) {
+  const std::size_t b = slot / block_size_;
+  const float count = static_cast<float>(++block_count_[b]);
+  float* mk = mean_k_.data() + b * kv_heads_ * dim_;
+  float* mv = mean_v_.data() + b * kv_heads_ * dim_;
+  for (std::size_t i = 0; i < kv_heads_ * dim_; ++i) {
+    mk[i] += (k_row[i] - mk[i]) / count;
+    mv[i] += (v_row[i] - mv[i]) / count;
+  }
+}
+
+void KvCache::append(const float* k_row, const float* v_row) {
+  if (len_ == capacity_) {
+    throw_usage("kv cache is full (capacity " + std::to_string(capacity_) +
+                "): raise the capacity or enable eviction");
+  }
+  store_row(len_, k_row, v_row);
+  fold_into_mean(len_, k_row, v_row);  // from the f32 inputs, also for an f16 cache
+  positions_[len_] = appended_;
+  scores_[len_] = 0.0f;
+  ++len_;
+  ++appended_;
+}
+
+void KvCache::append_all(const Tensor& k, const Tensor& v) {
+  if (k.shape() != v.shape()) throw_bad_input("prefill: K " + k.shape().str() + " and V " + v.shape().str() + " differ");
+  if (k.heads() != kv_heads_ || k.dim() != dim_) {
+    throw_bad_input("prefill: K/V " + k.shape().str() + " do not match the cache's kv_heads " +
+                    std::to_string(kv_heads_) + ", dim " + std::to_string(dim_));
+  }
+  if (len_ + k.seq() > capacity_) {
+    throw_usage("prefill of " + std::to_string(k.seq()) + " tokens overflows the cache (" + std::to_string(len_) +
+                " of " + std::to_string(capacity_) + " used)");
+  }
+  for (std::size_t t = 0; t < k.seq(); ++t) append(k.row(t, 0), v.row(t, 0));
+}
+
+void KvCache::reset() {
+  len_ = 0;
+  appended_ = 0;
+  evicted_ = 0;
+  std::fill(mean_k_.begin(), mean_k_.end(), 0.0f);
+  std::fill(mean_v_.begin(), mean_v_.end(), 0.0f);
+  std::fill(block_count_.begin(), block_count_.end(), 0);
+}
+
+long KvCache::h2o_victim(std::size_t window, std::span<const std::size_t> globals) const {
+  const std::size_t protected_from = len_ > window ? len_ - window : 0;
+  long victim = -1;
+  for (std::size_t s = 0; s < protected_from; ++s) {
+    if (std::find(globals.begin(), globals.end(), positions_[s]) != globals.end()) continue;
+    if (victim < 0 || scores_[s] < scores_[static_cast<std::size_t>(victim)]) victim = static_cast<long>(s);
+  }
+  return victim;
+}
+
+void KvCache::evict(std::size_t slot) {
+  if (slot >= len_) throw std::out_of_range("KvCache::evict: slot beyond the cache");
+  const std::size_t n = kv_heads_ * dim_;
+  const std::size_t tail = len_ - slot - 1;
+  if (dtype_ == KvDType::kF16) {
+    std::memmove(k16_.data() + slot * n, k16_.data() + (slot + 1) * n, tail * n * sizeof(std::uint16_t));
+    std::memmove(v16_.data() + slot * n, v16_.data() + (slot + 1) * n, tail * n * sizeof(std::uint16_t));
+  } else {
+    std::memmove(k32_.data() + slot * n, k32_.data() + (slot + 1) * n, tail * n * sizeof(float));
+    std::memmove(v32_.data() + slot * n, v32_.data() + (slot + 1) * n, tail * n * sizeof(float));
+  }
+  std::memmove(positions_.data() + slot, positions_.data() + slot + 1, tail * sizeof(std::uint64_t));
+  std::memmove(scores_.data() + slot, scores_.data() + slot + 1, tail * sizeof(float));
+  --len_;
+  ++evicted_;
+  rebuild_means_from(slot / block_size_);
+}
+
+// Blocks before `block` are unchanged by a shift at or after its start. The f32 inputs of
+// older tokens are gone, so an f16 cache rebuilds from its stored (widened) values.
+void KvCache::rebuild_means_from(std::size_t block) {
+  const std::size_t n = kv_heads_ * dim_;
+  std::fill(mean_k_.begin() + static_cast<long>(block * n), mean_k_.end(), 0.0f);
+  std::fill(mean_v_.begin() + static_cast<long>(block * n), mean_v_.end(), 0.0f);
+  std::fill(block_count_.begin() + static_cast<long>(block), block_count_.end(), 0);
+  for (std::size_t s = block * block_size_; s < len_; ++s) {
+    for (std::size_t i = 0; i < n; ++i) {
+      scratch_k_[i] = dtype_ == KvDType::kF16 ? f16_to_f32(k16_[s * n + i]) : k32_[s * n + i];
+      scratch_v_[i] = dtype_ == KvDType::kF16 ? f16_to_f32(v16_[s * n + i]) : v32_[s * n + i];
+    }
+    fold_into_mean(s, scratch_k_.data(), scratch_v_.data());
+  }
+}
+
+}  // namespace rvt::stream
