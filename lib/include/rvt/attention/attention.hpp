@@ -10,12 +10,14 @@
 
 #include "rvt/attention/config.hpp"
 #include "rvt/attention/pattern.hpp"
+#include "rvt/kernels/isa.hpp"
 #include "rvt/tensor/tensor.hpp"
 
 namespace rvt::attn {
 
 struct ExecOptions {
   unsigned threads = 1;
+  kernels::Isa isa = kernels::Isa::kAuto;  // kScalar runs the plain reference kernels
 };
 
 // Landmark keys/values: per block b and kv head h, the plain mean of the K rows / V rows
