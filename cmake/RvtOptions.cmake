@@ -1,7 +1,7 @@
 # Project-wide warning and sanitizer settings, applied through an interface target
 # (target-based: no global flags).
 add_library(rvt_options INTERFACE)
-target_compile_options(rvt_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion)
+target_compile_options(rvt_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -Wno-restrict)
 if(RVT_SANITIZE)
   target_compile_options(rvt_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(rvt_options INTERFACE -fsanitize=address,undefined)

@@ -1,11 +1,64 @@
 #include "rvt/attention/attention.hpp"
 
 #include <algorithm>
+#include <memory>
 
 #include "rvt/core/parallel.hpp"
+#include "rvt/kernels/fast.hpp"
 #include "rvt/kernels/reference.hpp"
 
 namespace rvt::attn {
+namespace {
+
+constexpr std::size_t kDenseRowsPerItem = 64;  // work item of the dense kernel: one head, 64 rows
+
+void dense_reference(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const AttentionShape& s,
+                     unsigned threads, Tensor& out) {
+  const float scale = s.scale();
+  const std::size_t kv_stride = s.kv_heads * s.dim;
+  parallel_for(s.seq, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::size_t count = causal ? i + 1 : s.seq;
+      for (std::size_t h = 0; h < s.q_heads; ++h) {
+        const std::size_t kvh = h / s.group();
+        const kernels::RowSource src{k.row(0, kvh), v.row(0, kvh), kv_stride};
+        kernels::dense_row_ref(q.row(i, h), s.dim, scale, src, count, out.row(i, h));
+      }
+    }
+  });
+}
+
+void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                 const AttentionShape& s, unsigned threads, Tensor& out) {
+  const std::size_t per_head = kernels::tile_floats(s.seq, s.dim, table.lanes);
+  AlignedFloats tiles(per_head * s.kv_heads);
+  for (std::size_t h = 0; h < s.kv_heads; ++h) {
+    kernels::transpose_key_tiles(k.row(0, h), s.kv_heads * s.dim, s.seq, s.dim, table.lanes,
+                                 tiles.data() + h * per_head);
+  }
+  const std::size_t items_per_head = (s.seq + kDenseRowsPerItem - 1) / kDenseRowsPerItem;
+  parallel_for(s.q_heads * items_per_head, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+    for (std::size_t item = begin; item < end; ++item) {
+      const std::size_t h = item / items_per_head, kvh = h / s.group();
+      const std::size_t r0 = (item % items_per_head) * kDenseRowsPerItem;
+      kernels::DenseHeadArgs a;
+      a.q = q.row(0, h);
+      a.q_stride = s.q_heads * s.dim;
+      a.k_tiles = tiles.data() + kvh * per_head;
+      a.v = v.row(0, kvh);
+      a.v_stride = s.kv_heads * s.dim;
+      a.out = out.row(0, h);
+      a.out_stride = s.q_heads * s.dim;
+      a.n_keys = s.seq;
+      a.dim = s.dim;
+      a.causal = causal;
+      a.scale = s.scale();
+      table.dense_rows(a, r0, std::min(s.seq, r0 + kDenseRowsPerItem));
+    }
+  });
+}
+
+}  // namespace
 
 BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size) {
   BlockMeans m;
@@ -45,19 +98,14 @@ BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size)
 Tensor dense_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                        const ExecOptions& exec) {
   const AttentionShape s = check_qkv(q, k, v);
+  const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(exec.isa));
   Tensor out(s.seq, s.q_heads, s.dim);
-  const float scale = s.scale();
-  const std::size_t kv_stride = s.kv_heads * s.dim;
-  parallel_for(s.seq, exec.threads, [&](std::size_t begin, std::size_t end, unsigned) {
-    for (std::size_t i = begin; i < end; ++i) {
-      const std::size_t count = causal ? i + 1 : s.seq;
-      for (std::size_t h = 0; h < s.q_heads; ++h) {
-        const std::size_t kvh = h / s.group();
-        const kernels::RowSource src{k.row(0, kvh), v.row(0, kvh), kv_stride};
-        kernels::dense_row_ref(q.row(i, h), s.dim, scale, src, count, out.row(i, h));
-      }
-    }
-  });
+  if (s.seq == 0) return out;
+  if (table) {
+    dense_tiled(*table, q, k, v, causal, s, exec.threads, out);
+  } else {
+    dense_reference(q, k, v, causal, s, exec.threads, out);
+  }
   return out;
 }
 
@@ -65,16 +113,28 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const ExecOptions& exec) {
   config.validate();
   const AttentionShape s = check_qkv(q, k, v);
+  const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(exec.isa));
+  const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;
   const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size) : BlockMeans{};
   const float scale = s.scale();
   const std::size_t kv_stride = s.kv_heads * s.dim;
-  parallel_for(s.seq, exec.threads, [&](std::size_t begin, std::size_t end, unsigned) {
-    PatternBuilder pattern(s.seq, config);  // per worker: its own stamps and scratch
-    std::vector<float> scratch(pattern.max_row_candidates());
+  // Per-worker pattern builders (O(N) stamps each) and score scratch, made on first use.
+  struct WorkerState {
+    PatternBuilder pattern;
+    std::vector<float> scratch;
+  };
+  std::vector<std::unique_ptr<WorkerState>> workers(std::max(1u, exec.threads));
+  parallel_for(s.seq, exec.threads, [&](std::size_t begin, std::size_t end, unsigned w) {
+    if (!workers[w]) {
+      PatternBuilder pattern(s.seq, config);
+      const std::size_t scratch = pattern.max_row_candidates();
+      workers[w] = std::make_unique<WorkerState>(WorkerState{std::move(pattern), std::vector<float>(scratch)});
+    }
+    WorkerState& ws = *workers[w];
     for (std::size_t i = begin; i < end; ++i) {
-      pattern.build(i);
+      ws.pattern.build(i);
       for (std::size_t h = 0; h < s.q_heads; ++h) {
         const std::size_t kvh = h / s.group();
         const kernels::RowSource src{k.row(0, kvh), v.row(0, kvh), kv_stride};
@@ -84,8 +144,8 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
           lm.counts = means.counts.data();
           lm.mass_bias = config.landmark_mode == LandmarkMode::kMass;
         }
-        kernels::sparse_row_ref(q.row(i, h), s.dim, scale, src, pattern.tokens(), lm, pattern.blocks(),
-                                scratch.data(), out.row(i, h));
+        row_kernel(q.row(i, h), s.dim, scale, src, ws.pattern.tokens(), lm, ws.pattern.blocks(), ws.scratch.data(),
+                   out.row(i, h));
       }
     }
   });

@@ -3,24 +3,26 @@
 #include <cmath>
 
 #include "rvt/core/error.hpp"
-#include "rvt/kernels/reference.hpp"
+#include "rvt/kernels/fast.hpp"
 
 namespace rvt::stream {
 namespace {
 
-// One head's sparse row over the cache, in its storage type.
-float cache_sparse_row(const KvCache& c, std::size_t kvh, const float* q, float scale,
-                       const attn::PatternBuilder& p, bool mass, float* scratch, float* out) {
+// One head's sparse row over the cache, in its storage type, on the chosen kernels.
+float cache_sparse_row(const kernels::KernelTable* table, const KvCache& c, std::size_t kvh, const float* q,
+                       float scale, const attn::PatternBuilder& p, bool mass, float* scratch, float* out) {
   kernels::LandmarkSource lm;
   lm.rows = {c.mean_k(0, kvh), c.mean_v(0, kvh), c.row_stride()};
   lm.counts = c.block_counts();
   lm.mass_bias = mass;
   if (c.dtype() == KvDType::kF16) {
-    return kernels::sparse_row_ref(q, c.dim(), scale, kernels::HalfRowSource{c.k_f16(0, kvh), c.v_f16(0, kvh), c.row_stride()},
-                                   p.tokens(), lm, p.blocks(), scratch, out);
+    const kernels::HalfRowSource src{c.k_f16(0, kvh), c.v_f16(0, kvh), c.row_stride()};
+    return table ? table->sparse_row_f16(q, c.dim(), scale, src, p.tokens(), lm, p.blocks(), scratch, out)
+                 : kernels::sparse_row_ref(q, c.dim(), scale, src, p.tokens(), lm, p.blocks(), scratch, out);
   }
-  return kernels::sparse_row_ref(q, c.dim(), scale, kernels::RowSource{c.k_f32(0, kvh), c.v_f32(0, kvh), c.row_stride()},
-                                 p.tokens(), lm, p.blocks(), scratch, out);
+  const kernels::RowSource src{c.k_f32(0, kvh), c.v_f32(0, kvh), c.row_stride()};
+  return table ? table->sparse_row_f32(q, c.dim(), scale, src, p.tokens(), lm, p.blocks(), scratch, out)
+               : kernels::sparse_row_ref(q, c.dim(), scale, src, p.tokens(), lm, p.blocks(), scratch, out);
 }
 
 }  // namespace
@@ -49,13 +51,15 @@ void check_step_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::s
   }
 }
 
-SparseDecoder::SparseDecoder(std::size_t q_heads, KvCache cache, const attn::SparseConfig& config, Evict evict)
+SparseDecoder::SparseDecoder(std::size_t q_heads, KvCache cache, const attn::SparseConfig& config, Evict evict,
+                             kernels::Isa isa)
     : q_heads_(q_heads),
       cache_(std::move(cache)),
       config_(config),
       evict_(evict),
       pattern_(cache_.capacity(), config),
-      scale_(1.0f / std::sqrt(static_cast<float>(cache_.dim()))) {
+      scale_(1.0f / std::sqrt(static_cast<float>(cache_.dim()))),
+      table_(kernels::kernel_table(kernels::resolve_isa(isa))) {
   if (cache_.block_size() != config.block_size) {
     throw_usage("kv cache block size " + std::to_string(cache_.block_size()) +
                 " differs from the attention block size " + std::to_string(config.block_size));
@@ -88,7 +92,7 @@ void SparseDecoder::step(const float* q, const float* k, const float* v, float* 
   const bool mass = config_.landmark_mode == attn::LandmarkMode::kMass;
   const bool credit = evict_ == Evict::kH2O;
   for (std::size_t h = 0; h < q_heads_; ++h) {
-    const float sum = cache_sparse_row(cache_, h / group, q + h * dim, scale_, pattern_, mass, scratch_.data(),
+    const float sum = cache_sparse_row(table_, cache_, h / group, q + h * dim, scale_, pattern_, mass, scratch_.data(),
                                        out + h * dim);
     if (credit && sum > 0.0f) {
       const auto tokens = pattern_.tokens();

@@ -13,6 +13,7 @@
 
 #include "rvt/attention/config.hpp"
 #include "rvt/attention/pattern.hpp"
+#include "rvt/kernels/fast.hpp"
 #include "rvt/stream/kv_cache.hpp"
 
 namespace rvt::stream {
@@ -25,7 +26,8 @@ class SparseDecoder {
  public:
   // The cache's block size must equal config.block_size (kUsage otherwise). With H2O the
   // capacity must exceed window + globals, or nothing could ever be evicted.
-  SparseDecoder(std::size_t q_heads, KvCache cache, const attn::SparseConfig& config, Evict evict = Evict::kNone);
+  SparseDecoder(std::size_t q_heads, KvCache cache, const attn::SparseConfig& config, Evict evict = Evict::kNone,
+                kernels::Isa isa = kernels::Isa::kAuto);
 
   // q: [q_heads][dim], k and v: [kv_heads][dim], out: [q_heads][dim] (raw rows, no checks).
   void step(const float* q, const float* k, const float* v, float* out);
@@ -48,6 +50,7 @@ class SparseDecoder {
   attn::PatternBuilder pattern_;
   std::vector<float> scratch_;
   float scale_;
+  const kernels::KernelTable* table_;  // nullptr: the scalar reference kernels
   std::size_t last_edges_ = 0;
 };
 

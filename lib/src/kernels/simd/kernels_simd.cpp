@@ -1,0 +1,266 @@
+// SIMD kernels, written once against vec.hpp and compiled per ISA (see lib/CMakeLists.txt).
+//
+// Sparse row: scores for 4 candidates at a time (SIMD over dim, the q loads shared, one
+// horizontal reduction per candidate), a vectorised max/exp/sum over the score list, then
+// the weighted value sum with SIMD over dim, accumulators in registers.
+// Dense rows: FlashAttention-2 style. Keys in tiles of kLanes, stored transposed, so one
+// vector FMA scores kLanes keys against one broadcast query element; up to 4 query rows
+// share each key-tile load; the online softmax rescales the output accumulators (kept in
+// registers) once per tile; causal tiles past the group's last row are never visited and
+// the diagonal tile is masked.
+// Head dims up to kMaxVectors * kLanes run in registers (128 on AVX2, 256 on AVX-512);
+// larger dims fall back to the scalar reference kernels.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "rvt/kernels/fast.hpp"
+#include "vec.hpp"
+
+namespace rvt::kernels::RVT_KERNEL_NS {
+namespace {
+
+constexpr std::size_t kMaxVectors = 16;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Loads vector v of a dim-long row; the last one may be partial.
+template <typename T>
+inline vf load_vec(const T* row, std::size_t v, std::size_t dim) {
+  const std::size_t d = v * kLanes;
+  return d + kLanes <= dim ? vload(row + d) : vload_part(row + d, dim - d);
+}
+
+inline void store_vec(float* row, std::size_t v, std::size_t dim, vf x) {
+  const std::size_t d = v * kLanes;
+  if (d + kLanes <= dim) vstore(row + d, x);
+  else vstore_part(row + d, x, dim - d);
+}
+
+template <typename T>
+inline float dot(const float* q, const T* k, std::size_t dim) {
+  vf acc = vzero();
+  std::size_t d = 0;
+  for (; d + kLanes <= dim; d += kLanes) acc = vfma(vload(q + d), vload(k + d), acc);
+  if (d < dim) acc = vfma(vload_part(q + d, dim - d), vload_part(k + d, dim - d), acc);
+  return vsum(acc);
+}
+
+// Scores of 4 keys against q, sharing the q loads.
+template <typename T>
+inline void dot4(const float* q, const T* k0, const T* k1, const T* k2, const T* k3, std::size_t dim, float* s) {
+  vf a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+  std::size_t d = 0;
+  for (; d + kLanes <= dim; d += kLanes) {
+    const vf qv = vload(q + d);
+    a0 = vfma(qv, vload(k0 + d), a0);
+    a1 = vfma(qv, vload(k1 + d), a1);
+    a2 = vfma(qv, vload(k2 + d), a2);
+    a3 = vfma(qv, vload(k3 + d), a3);
+  }
+  if (d < dim) {
+    const std::size_t n = dim - d;
+    const vf qv = vload_part(q + d, n);
+    a0 = vfma(qv, vload_part(k0 + d, n), a0);
+    a1 = vfma(qv, vload_part(k1 + d, n), a1);
+    a2 = vfma(qv, vload_part(k2 + d, n), a2);
+    a3 = vfma(qv, vload_part(k3 + d, n), a3);
+  }
+  s[0] = vsum(a0);
+  s[1] = vsum(a1);
+  s[2] = vsum(a2);
+  s[3] = vsum(a3);
+}
+
+template <typename T>
+void score_rows(const float* q, std::size_t dim, float scale, const T* base, std::size_t stride,
+                std::span<const std::uint32_t> idx, float* out) {
+  std::size_t c = 0;
+  for (; c + 4 <= idx.size(); c += 4) {
+    dot4(q, base + idx[c] * stride, base + idx[c + 1] * stride, base + idx[c + 2] * stride,
+         base + idx[c + 3] * stride, dim, out + c);
+  }
+  for (; c < idx.size(); ++c) out[c] = dot(q, base + idx[c] * stride, dim);
+  for (c = 0; c < idx.size(); ++c) out[c] *= scale;
+}
+
+// Softmax numerators in place (max-subtracted exp); returns their sum.
+float exp_in_place(float* s, std::size_t n) {
+  vf m = vset1(kNegInf);
+  std::size_t c = 0;
+  for (; c + kLanes <= n; c += kLanes) m = vmax(m, vload(s + c));
+  float max_score = vhmax(m);
+  for (; c < n; ++c) max_score = std::max(max_score, s[c]);
+  const vf mv = vset1(max_score);
+  vf sum = vzero();
+  for (c = 0; c + kLanes <= n; c += kLanes) {
+    const vf e = vexp(vsub(vload(s + c), mv));
+    vstore(s + c, e);
+    sum = vadd(sum, e);
+  }
+  float total = vsum(sum);
+  for (; c < n; ++c) {
+    s[c] = std::exp(s[c] - max_score);
+    total += s[c];
+  }
+  return total;
+}
+
+// acc[0..NV) += sum_c w[c] * row(idx[c]), rows of dim elements at base + idx * stride.
+template <typename T>
+void weighted_sum(const float* w, std::span<const std::uint32_t> idx, const T* base, std::size_t stride,
+                  std::size_t dim, std::size_t nv, vf* acc) {
+  for (std::size_t c = 0; c < idx.size(); ++c) {
+    const vf wv = vset1(w[c]);
+    const T* row = base + idx[c] * stride;
+    for (std::size_t v = 0; v < nv; ++v) acc[v] = vfma(wv, load_vec(row, v, dim), acc[v]);
+  }
+}
+
+template <typename T>
+float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src,
+                 std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
+                 std::span<const std::uint32_t> blocks, float* scratch, float* out) {
+  const std::size_t nv = (dim + kLanes - 1) / kLanes;
+  if (nv > kMaxVectors) return sparse_row_ref(q, dim, scale, src, tokens, lm, blocks, scratch, out);
+  const std::size_t n_tok = tokens.size(), total = n_tok + blocks.size();
+  if (total == 0) {
+    std::fill(out, out + dim, 0.0f);
+    return 0.0f;
+  }
+  score_rows(q, dim, scale, src.k, src.stride, tokens, scratch);
+  if (!blocks.empty()) {
+    score_rows(q, dim, scale, lm.rows.k, lm.rows.stride, blocks, scratch + n_tok);
+    if (lm.mass_bias) {
+      for (std::size_t c = 0; c < blocks.size(); ++c) scratch[n_tok + c] += std::log(static_cast<float>(lm.counts[blocks[c]]));
+    }
+  }
+  const float sum = exp_in_place(scratch, total);
+  vf acc[kMaxVectors];
+  for (std::size_t v = 0; v < nv; ++v) acc[v] = vzero();
+  weighted_sum(scratch, tokens, src.v, src.stride, dim, nv, acc);
+  weighted_sum(scratch + n_tok, blocks, lm.rows.v, lm.rows.stride, dim, nv, acc);
+  const vf inv = vset1(1.0f / sum);
+  for (std::size_t v = 0; v < nv; ++v) store_vec(out, v, dim, vmul(acc[v], inv));
+  return sum;
+}
+
+// R query rows (i0 .. i0+R-1) of one head; NV vectors cover dim (the last may be partial).
+template <std::size_t R, std::size_t NV>
+void dense_group(const DenseHeadArgs& a, std::size_t i0) {
+  const std::size_t dim = a.dim;
+  const std::size_t visible = a.causal ? std::min(i0 + R, a.n_keys) : a.n_keys;
+  const std::size_t tiles = (visible + kLanes - 1) / kLanes;
+  const float* q[R];
+  vf acc[R][NV];
+  float m[R], l[R];
+  alignas(64) float p[R][kLanes];
+  for (std::size_t r = 0; r < R; ++r) {
+    q[r] = a.q + (i0 + r) * a.q_stride;
+    m[r] = kNegInf;
+    l[r] = 0.0f;
+    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vzero();
+  }
+  const vf scale = vset1(a.scale);
+  for (std::size_t t = 0; t < tiles; ++t) {
+    const std::size_t j0 = t * kLanes;
+    const float* kt = a.k_tiles + t * dim * kLanes;
+    vf s[R];
+    for (std::size_t r = 0; r < R; ++r) s[r] = vzero();
+    for (std::size_t d = 0; d < dim; ++d) {
+      const vf kv = vload(kt + d * kLanes);
+      for (std::size_t r = 0; r < R; ++r) s[r] = vfma(vset1(q[r][d]), kv, s[r]);
+    }
+    for (std::size_t r = 0; r < R; ++r) {
+      const std::size_t last = a.causal ? i0 + r : a.n_keys - 1;
+      const vf sr = vmask_keys_after(vmul(s[r], scale), j0, last, kNegInf);
+      const float tile_max = vhmax(sr);
+      if (tile_max == kNegInf) {  // this row sees no key of the tile
+        vstore(p[r], vzero());
+        continue;
+      }
+      const float m_new = std::max(m[r], tile_max);
+      const float correction = std::exp(m[r] - m_new);
+      const vf e = vmask_keys_after(vexp(vsub(sr, vset1(m_new))), j0, last, 0.0f);
+      l[r] = l[r] * correction + vsum(e);
+      vstore(p[r], e);
+      const vf cv = vset1(correction);
+      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vmul(acc[r][v], cv);
+      m[r] = m_new;
+    }
+    const std::size_t valid = std::min(kLanes, visible - j0);
+    for (std::size_t j = 0; j < valid; ++j) {
+      const float* vrow = a.v + (j0 + j) * a.v_stride;
+      vf vv[NV];
+      for (std::size_t v = 0; v < NV; ++v) vv[v] = load_vec(vrow, v, dim);
+      for (std::size_t r = 0; r < R; ++r) {
+        const vf w = vset1(p[r][j]);
+        for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfma(w, vv[v], acc[r][v]);
+      }
+    }
+  }
+  for (std::size_t r = 0; r < R; ++r) {
+    float* o = a.out + (i0 + r) * a.out_stride;
+    const vf inv = vset1(l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
+    for (std::size_t v = 0; v < NV; ++v) store_vec(o, v, dim, vmul(acc[r][v], inv));
+  }
+}
+
+// Rows per group: as many as keep the accumulators within the register file.
+template <std::size_t NV>
+void dense_rows_nv(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
+  constexpr std::size_t kRows = NV <= 2 ? 4 : (NV <= 4 ? 2 : 1);
+  std::size_t i = begin;
+  for (; i + kRows <= end; i += kRows) dense_group<kRows, NV>(a, i);
+  for (; i < end; ++i) dense_group<1, NV>(a, i);
+}
+
+void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
+  switch ((a.dim + kLanes - 1) / kLanes) {
+    case 1: return dense_rows_nv<1>(a, begin, end);
+    case 2: return dense_rows_nv<2>(a, begin, end);
+    case 3: return dense_rows_nv<3>(a, begin, end);
+    case 4: return dense_rows_nv<4>(a, begin, end);
+    case 5: return dense_rows_nv<5>(a, begin, end);
+    case 6: return dense_rows_nv<6>(a, begin, end);
+    case 7: return dense_rows_nv<7>(a, begin, end);
+    case 8: return dense_rows_nv<8>(a, begin, end);
+    default: break;
+  }
+  // Wider heads: the scalar reference, row by row (the key tiles hold K transposed,
+  // so read K from them).
+  for (std::size_t i = begin; i < end; ++i) {
+    float* o = a.out + i * a.out_stride;
+    const std::size_t count = a.causal ? i + 1 : a.n_keys;
+    float running_max = kNegInf, sum = 0.0f;
+    std::fill(o, o + a.dim, 0.0f);
+    for (std::size_t j = 0; j < count; ++j) {
+      const float* tile = a.k_tiles + (j / kLanes) * a.dim * kLanes;
+      float s = 0.0f;
+      for (std::size_t d = 0; d < a.dim; ++d) s += a.q[i * a.q_stride + d] * tile[d * kLanes + j % kLanes];
+      s *= a.scale;
+      if (s > running_max) {
+        const float c = std::exp(running_max - s);
+        sum *= c;
+        for (std::size_t d = 0; d < a.dim; ++d) o[d] *= c;
+        running_max = s;
+      }
+      const float w = std::exp(s - running_max);
+      sum += w;
+      for (std::size_t d = 0; d < a.dim; ++d) o[d] += w * a.v[j * a.v_stride + d];
+    }
+    for (std::size_t d = 0; d < a.dim; ++d) o[d] /= sum;
+  }
+}
+
+}  // namespace
+
+extern const KernelTable kTable;
+const KernelTable kTable{
+#if defined(RVT_SIMD_AVX512)
+    Isa::kAvx512,
+#else
+    Isa::kAvx2,
+#endif
+    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows};
+
+}  // namespace rvt::kernels::RVT_KERNEL_NS

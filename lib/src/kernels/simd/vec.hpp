@@ -1,0 +1,122 @@
+// The one vector abstraction the SIMD kernels are written against. This header is
+// included by kernels_simd.cpp, which CMake compiles once per ISA with that ISA's flags
+// and RVT_SIMD_AVX512 or RVT_SIMD_AVX2 defined (house style: write once, compile per ISA).
+//
+// vexp is a Cephes-style exp: range reduction by ln2 (split in two constants) and a
+// degree-6 polynomial; relative error about 2e-7 over the softmax range (x <= 0).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace rvt::kernels::RVT_KERNEL_NS {
+
+#if defined(RVT_SIMD_AVX512)
+using vf = __m512;
+inline constexpr std::size_t kLanes = 16;
+
+inline __mmask16 tail_mask(std::size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+inline vf vzero() { return _mm512_setzero_ps(); }
+inline vf vset1(float x) { return _mm512_set1_ps(x); }
+inline vf vload(const float* p) { return _mm512_loadu_ps(p); }
+inline vf vload(const std::uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline vf vload_part(const float* p, std::size_t n) { return _mm512_maskz_loadu_ps(tail_mask(n), p); }
+inline vf vload_part(const std::uint16_t* p, std::size_t n) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail_mask(n), p));
+}
+inline void vstore(float* p, vf x) { _mm512_storeu_ps(p, x); }
+inline void vstore_part(float* p, vf x, std::size_t n) { _mm512_mask_storeu_ps(p, tail_mask(n), x); }
+inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+inline vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
+inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+inline float vsum(vf x) { return _mm512_reduce_add_ps(x); }
+inline float vhmax(vf x) { return _mm512_reduce_max_ps(x); }
+// Lanes whose key index (first + lane) exceeds last are replaced by fill.
+inline vf vmask_keys_after(vf s, std::size_t first, std::size_t last, float fill) {
+  if (last >= first + kLanes - 1) return s;
+  const std::size_t keep = last < first ? 0 : last - first + 1;
+  return _mm512_mask_mov_ps(_mm512_set1_ps(fill), tail_mask(keep), s);
+}
+inline vf vround_floor(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+inline vf vpow2i(vf n) {  // 2^n for integral n in the normal range
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_castsi512_ps(e);
+}
+#elif defined(RVT_SIMD_AVX2)
+using vf = __m256;
+inline constexpr std::size_t kLanes = 8;
+
+inline __m256i tail_mask(std::size_t n) {
+  alignas(32) static const std::int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - n));
+}
+inline vf vzero() { return _mm256_setzero_ps(); }
+inline vf vset1(float x) { return _mm256_set1_ps(x); }
+inline vf vload(const float* p) { return _mm256_loadu_ps(p); }
+inline vf vload(const std::uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline vf vload_part(const float* p, std::size_t n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+inline vf vload_part(const std::uint16_t* p, std::size_t n) {
+  alignas(16) std::uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(tmp, p, n * sizeof(std::uint16_t));
+  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
+}
+inline void vstore(float* p, vf x) { _mm256_storeu_ps(p, x); }
+inline void vstore_part(float* p, vf x, std::size_t n) { _mm256_maskstore_ps(p, tail_mask(n), x); }
+inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+inline vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
+inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+inline float vsum(vf x) {
+  const __m128 lo = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  const __m128 h = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+inline float vhmax(vf x) {
+  const __m128 lo = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  const __m128 h = _mm_max_ps(lo, _mm_movehl_ps(lo, lo));
+  return _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+inline vf vmask_keys_after(vf s, std::size_t first, std::size_t last, float fill) {
+  if (last >= first + kLanes - 1) return s;
+  const std::size_t keep = last < first ? 0 : last - first + 1;
+  return _mm256_blendv_ps(_mm256_set1_ps(fill), s, _mm256_castsi256_ps(tail_mask(keep)));
+}
+inline vf vround_floor(vf x) { return _mm256_floor_ps(x); }
+inline vf vpow2i(vf n) {
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_castsi256_ps(e);
+}
+#else
+#error "vec.hpp needs RVT_SIMD_AVX512 or RVT_SIMD_AVX2"
+#endif
+
+// exp(x) for the softmax: inputs are <= 0 after max subtraction; -inf gives 0.
+inline vf vexp(vf x) {
+  x = vmax(x, vset1(-87.3f));  // below this the result underflows to (near) zero anyway
+  x = vmin(x, vset1(88.3f));
+  const vf n = vround_floor(vfma(x, vset1(1.44269504088896341f), vset1(0.5f)));
+  vf r = vfma(n, vset1(-0.693359375f), x);  // x - n*ln2, ln2 split for accuracy
+  r = vfma(n, vset1(2.12194440e-4f), r);
+  vf p = vset1(1.9875691500e-4f);
+  p = vfma(p, r, vset1(1.3981999507e-3f));
+  p = vfma(p, r, vset1(8.3334519073e-3f));
+  p = vfma(p, r, vset1(4.1665795894e-2f));
+  p = vfma(p, r, vset1(1.6666665459e-1f));
+  p = vfma(p, r, vset1(5.0000001201e-1f));
+  p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
+  return vmul(p, vpow2i(n));
+}
+
+}  // namespace rvt::kernels::RVT_KERNEL_NS

@@ -1,0 +1,122 @@
+// Every fast path (each ISA this machine has) against the scalar reference kernels:
+// dense and sparse forward over many head dims (full vectors, partial tails, the wide-head
+// fallback), causal and not, GQA, mass landmarks, and f16/f32 decode steps.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "rvt/attention/attention.hpp"
+#include "rvt/core/error.hpp"
+#include "rvt/kernels/fast.hpp"
+#include "rvt/stream/decoder.hpp"
+#include "rvt/tensor/generate.hpp"
+
+using namespace rvt;
+using kernels::Isa;
+
+namespace {
+
+std::vector<Isa> fast_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (kernels::isa_supported(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+double max_abs(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a.data()[i]) - b.data()[i]));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("ISA names, parsing and support", "[kernels]") {
+  CHECK(kernels::parse_isa("avx512") == Isa::kAvx512);
+  CHECK_THROWS_AS(kernels::parse_isa("neon"), Error);
+  CHECK(kernels::isa_supported(Isa::kScalar));
+  CHECK(kernels::resolve_isa(Isa::kScalar) == Isa::kScalar);
+  CHECK(kernels::kernel_table(Isa::kScalar) == nullptr);
+  for (Isa isa : fast_isas()) {
+    REQUIRE(kernels::kernel_table(isa) != nullptr);
+    CHECK(kernels::kernel_table(isa)->isa == isa);
+  }
+  if (!kernels::isa_supported(Isa::kAvx512)) {
+    try {
+      kernels::resolve_isa(Isa::kAvx512);
+      FAIL("an unsupported ISA must be refused");
+    } catch (const Error& e) {
+      CHECK(e.code() == ExitCode::kUnsupported);
+    }
+  }
+  WARN("fast ISAs on this machine: " << fast_isas().size());
+}
+
+TEST_CASE("fast dense and sparse kernels agree with the scalar reference", "[kernels]") {
+  for (Isa isa : fast_isas()) {
+    for (std::size_t dim : {4u, 8u, 16u, 24u, 32u, 40u, 64u, 128u, 136u, 264u}) {
+      for (bool causal : {true, false}) {
+        INFO("isa " << kernels::isa_name(isa) << " dim " << dim << " causal " << causal);
+        const std::size_t seq = dim > 128 ? 37 : 150;
+        const Qkv x = generate_qkv(GenKind::kNormal, seq, 6, 2, dim, dim * 7 + (causal ? 1 : 0));
+        const attn::ExecOptions ref{1, Isa::kScalar}, fast{1, isa};
+        CHECK(max_abs(attn::dense_attention(x.q, x.k, x.v, causal, fast),
+                      attn::dense_attention(x.q, x.k, x.v, causal, ref)) < 2e-6);
+        attn::SparseConfig c;
+        c.window = 9;
+        c.block_size = 8;
+        c.causal = causal;
+        c.globals = {0, 3};
+        CHECK(max_abs(attn::sparse_attention(x.q, x.k, x.v, c, fast), attn::sparse_attention(x.q, x.k, x.v, c, ref)) <
+              2e-6);
+        c.landmark_mode = attn::LandmarkMode::kMass;
+        CHECK(max_abs(attn::sparse_attention(x.q, x.k, x.v, c, fast), attn::sparse_attention(x.q, x.k, x.v, c, ref)) <
+              2e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("fast kernels: large scores and threads", "[kernels]") {
+  for (Isa isa : fast_isas()) {
+    Qkv x = generate_qkv(GenKind::kNormal, 300, 4, 4, 32, 17);
+    // Peaked softmax: exercises the max subtraction. Scores reach ~50, where one f32 ulp of a
+    // score is ~4e-6, so any two summation orders differ by ~1e-5 in the output.
+    for (float& f : x.q.values()) f *= 30.0f;
+    const attn::ExecOptions ref{1, Isa::kScalar};
+    for (unsigned threads : {1u, 2u, 5u}) {
+      const attn::ExecOptions fast{threads, isa};
+      CHECK(max_abs(attn::dense_attention(x.q, x.k, x.v, true, fast), attn::dense_attention(x.q, x.k, x.v, true, ref)) <
+            1e-4);
+      CHECK(max_abs(attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, fast),
+                    attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, ref)) < 1e-4);
+    }
+    const attn::ExecOptions one{1, isa}, three{3, isa};
+    CHECK(max_abs(attn::dense_attention(x.q, x.k, x.v, true, one), attn::dense_attention(x.q, x.k, x.v, true, three)) ==
+          0.0);
+  }
+}
+
+TEST_CASE("fast decode steps agree with the scalar reference, f32 and f16 caches", "[kernels][stream]") {
+  const Qkv x = generate_qkv(GenKind::kNormal, 200, 4, 1, 40, 23);
+  attn::SparseConfig c;
+  c.window = 16;
+  c.block_size = 16;
+  for (Isa isa : fast_isas()) {
+    for (auto dtype : {stream::KvDType::kF32, stream::KvDType::kF16}) {
+      stream::SparseDecoder fast(4, stream::KvCache(200, 1, 40, 16, dtype), c, stream::Evict::kNone, isa);
+      stream::SparseDecoder ref(4, stream::KvCache(200, 1, 40, 16, dtype), c, stream::Evict::kNone, Isa::kScalar);
+      Tensor a(1, 4, 40), b(1, 4, 40);
+      double worst = 0;
+      for (std::size_t t = 0; t < 200; ++t) {
+        fast.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), a.data());
+        ref.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), b.data());
+        worst = std::max(worst, max_abs(a, b));
+      }
+      INFO("isa " << kernels::isa_name(isa) << " dtype " << stream::kv_dtype_name(dtype));
+      CHECK(worst < 2e-6);
+    }
+  }
+}
