@@ -1,5 +1,6 @@
 #include "rvt/tensor/generate.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -53,7 +54,116 @@ void fill_sincos(Tensor& t, bool is_query, float factor) {
   }
 }
 
+// structured: Q/K/V whose softmax puts its mass on few keys, as trained decoders do.
+// "Score" below is dot(q, k) / sqrt(dim), what the softmax sees; t is the query's position,
+// j the key's. The construction is exact where it can be (one dimension per effect) and
+// keeps every K element in [-1, 1], so an f16 cache stores it well.
+//
+// Each kv head's K rows, and the matching part of each query row:
+//   dims [0, 2M), M = dim/4   local bump, random Fourier features: frequencies w_m ~ N(0,1)/4
+//                             per kv head, k_j = (cos w_m j, sin w_m j), q_t = a (cos w_m t, sin w_m t).
+//                             sum_m cos(w_m (t-j)) ~ M exp(-(t-j)^2/32): a bump of ~4 tokens,
+//                             peak score L (a = L sqrt(dim) / M).
+//   dim 2M                    recency (ALiBi-like): k_j = j / seq, q_t = seq sqrt(dim) / 16, so the
+//                             score falls by 1/16 per token of distance: the far field, where the
+//                             Fourier features only add noise, is damped by e^(-distance/16).
+//   dim 2M+1                  sinks: k_j = 1 for the sink tokens (structured_sinks: position 0 and
+//                             two seeded positions), else 0, and a sink's recency coordinate is 0;
+//                             q_t = (t/16 + S) sqrt(dim) cancels the recency penalty, so every
+//                             visible sink scores S above the most recent key.
+//   dims [2M+2, dim)          periodic recall (an induction pattern): k_j = c(j mod 37), a unit
+//                             vector per phase and kv head; q_t = (36/16 + R) sqrt(dim) c((t+1) mod 37)
+//                             seeks the key that followed the previous occurrence of its phase,
+//                             j = t - 36, which then scores R above the most recent key (36 is not a
+//                             power of two, so log-stride does not reach it); other keys get noise
+//                             of about (2.25 + R) / sqrt(dim - 2M - 2).
+// Query head h uses kv head h / group, with (L, S, R) cycling over three mixes so heads
+// specialise: h % 3 == 0 local (6, 1, 1), 1 sink (3, 5, 1), 2 recall (3, 1, 4).
+// Small dims keep the parts that fit, in the order recency, sink, recall (dim < 4: no bump).
+// Q and K then get N(0, 0.02^2) noise and V is standard normal, all from one normal stream
+// seeded with `seed` (frequencies, content vectors, Q noise, K noise, V, in that order); the
+// sink positions come from splitmix64(seed ^ 0x51A4C0DE). Meant for causal attention: without
+// the causal mask the recency term draws every query towards the end of the sequence.
+Qkv generate_structured(std::size_t seq, std::size_t q_heads, std::size_t kv_heads, std::size_t dim,
+                        std::uint64_t seed) {
+  Qkv out{Tensor(seq, q_heads, dim), Tensor(seq, kv_heads, dim), Tensor(seq, kv_heads, dim)};
+  if (seq == 0 || dim == 0 || q_heads == 0 || kv_heads == 0) return out;
+  constexpr double kSlope = 1.0 / 16.0;  // recency: score per token of distance
+  const std::size_t pairs = dim / 4;
+  const std::size_t recency_dim = 2 * pairs;       // < dim always
+  const std::size_t sink_dim = recency_dim + 1;    // may be == dim (absent)
+  const std::size_t content_begin = std::min(dim, sink_dim + 1);
+  const std::size_t n_content = dim - content_begin;
+  const std::size_t period = kStructuredPeriod;
+  const std::vector<std::size_t> sinks = structured_sinks(seq, seed);
+  const double root_dim = std::sqrt(static_cast<double>(dim));
+  const double n = static_cast<double>(seq);
+
+  NormalStream normal(seed);
+  std::vector<double> freq(kv_heads * pairs);
+  for (double& w : freq) w = normal.next() / 4.0;
+  std::vector<double> content(kv_heads * period * n_content);
+  for (double& c : content) c = normal.next();
+  for (std::size_t p = 0; p < kv_heads * period && n_content > 0; ++p) {
+    double* c = content.data() + p * n_content;
+    double norm = 0.0;
+    for (std::size_t d = 0; d < n_content; ++d) norm += c[d] * c[d];
+    norm = std::sqrt(norm);
+    for (std::size_t d = 0; d < n_content && norm > 0.0; ++d) c[d] /= norm;
+  }
+
+  static constexpr double kMix[3][3] = {{6, 1, 1}, {3, 5, 1}, {3, 1, 4}};  // (L, S, R)
+  const std::size_t group = std::max<std::size_t>(1, q_heads / kv_heads);
+  for (std::size_t t = 0; t < seq; ++t) {
+    const double tt = static_cast<double>(t);
+    for (std::size_t h = 0; h < kv_heads; ++h) {  // keys
+      float* row = out.k.row(t, h);
+      for (std::size_t m = 0; m < pairs; ++m) {
+        const double arg = freq[h * pairs + m] * tt;
+        row[2 * m] = static_cast<float>(std::cos(arg));
+        row[2 * m + 1] = static_cast<float>(std::sin(arg));
+      }
+      const bool sink = sink_dim < dim && std::binary_search(sinks.begin(), sinks.end(), t);
+      row[recency_dim] = sink ? 0.0f : static_cast<float>(tt / n);
+      if (sink_dim < dim) row[sink_dim] = sink ? 1.0f : 0.0f;
+      const double* c = content.data() + (h * period + t % period) * n_content;
+      for (std::size_t d = 0; d < n_content; ++d) row[content_begin + d] = static_cast<float>(c[d]);
+    }
+    for (std::size_t h = 0; h < q_heads; ++h) {  // queries
+      const double* mix = kMix[h % 3];
+      const std::size_t kvh = std::min(h / group, kv_heads - 1);
+      float* row = out.q.row(t, h);
+      const double a = pairs ? mix[0] * root_dim / static_cast<double>(pairs) : 0.0;
+      for (std::size_t m = 0; m < pairs; ++m) {
+        const double arg = freq[kvh * pairs + m] * tt;
+        row[2 * m] = static_cast<float>(a * std::cos(arg));
+        row[2 * m + 1] = static_cast<float>(a * std::sin(arg));
+      }
+      row[recency_dim] = static_cast<float>(n * kSlope * root_dim);
+      if (sink_dim < dim) row[sink_dim] = static_cast<float>((tt * kSlope + mix[1]) * root_dim);
+      const double r = (static_cast<double>(period - 1) * kSlope + mix[2]) * root_dim;
+      const double* c = content.data() + (kvh * period + (t + 1) % period) * n_content;
+      for (std::size_t d = 0; d < n_content; ++d) row[content_begin + d] = static_cast<float>(r * c[d]);
+    }
+  }
+  for (float& x : out.q.values()) x += 0.02f * normal.next();
+  for (float& x : out.k.values()) x += 0.02f * normal.next();
+  for (float& x : out.v.values()) x = normal.next();
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::size_t> structured_sinks(std::size_t seq, std::uint64_t seed) {
+  std::vector<std::size_t> sinks;
+  if (seq == 0) return sinks;
+  sinks.push_back(0);
+  SplitMix64 rng(seed ^ 0x51A4C0DEull);
+  for (int i = 0; i < 2 && seq > 1; ++i) sinks.push_back(1 + static_cast<std::size_t>(rng.next() % (seq - 1)));
+  std::sort(sinks.begin(), sinks.end());
+  sinks.erase(std::unique(sinks.begin(), sinks.end()), sinks.end());
+  return sinks;
+}
 
 std::uint64_t SplitMix64::next() {
   state_ += 0x9E3779B97F4A7C15ull;
@@ -69,7 +179,8 @@ GenKind parse_gen_kind(const std::string& name) {
   if (name == "sincos") return GenKind::kSincos;
   if (name == "normal") return GenKind::kNormal;
   if (name == "uniform") return GenKind::kUniform;
-  throw_usage("--gen: '" + name + "' is not one of sincos, normal, uniform");
+  if (name == "structured") return GenKind::kStructured;
+  throw_usage("--gen: '" + name + "' is not one of sincos, normal, uniform, structured");
 }
 
 const char* gen_kind_name(GenKind kind) {
@@ -77,6 +188,7 @@ const char* gen_kind_name(GenKind kind) {
     case GenKind::kSincos: return "sincos";
     case GenKind::kNormal: return "normal";
     case GenKind::kUniform: return "uniform";
+    case GenKind::kStructured: return "structured";
   }
   return "unknown";
 }
@@ -90,6 +202,7 @@ Qkv generate_qkv(GenKind kind, std::size_t seq, std::size_t q_heads, std::size_t
     fill_sincos(out.v, false, 0.5f);
     return out;
   }
+  if (kind == GenKind::kStructured) return generate_structured(seq, q_heads, kv_heads, dim, seed);
   NormalStream normal(seed);
   SplitMix64 uniform(seed);
   fill_random(out.q, kind, normal, uniform);
@@ -108,6 +221,7 @@ Tensor generate_frames(GenKind kind, std::size_t frames, std::size_t input_dim, 
     }
     return x;
   }
+  if (kind == GenKind::kStructured) return generate_structured(frames, 1, 1, input_dim, seed).k;
   NormalStream normal(seed);
   SplitMix64 uniform(seed);
   fill_random(x, kind, normal, uniform);

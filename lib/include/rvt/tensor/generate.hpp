@@ -6,16 +6,21 @@
 //           then v in C order. This is the generator of ../shared/fixtures (seed 0x5EED0001
 //           reproduces c1's q.npy bit for bit).
 // uniform : uniform in [-1, 1) from the same splitmix64 stream.
+// structured: inputs whose attention is concentrated the way real sequences' is (local
+//           bumps, a few sink tokens, periodic recall); the construction is documented at
+//           generate_structured in generate.cpp. Frames: the K tensor of a 1-head structured
+//           set with dim = input_dim.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "rvt/tensor/tensor.hpp"
 
 namespace rvt {
 
-enum class GenKind { kSincos, kNormal, kUniform };
+enum class GenKind { kSincos, kNormal, kUniform, kStructured };
 GenKind parse_gen_kind(const std::string& name);  // throws kUsage
 const char* gen_kind_name(GenKind kind);
 
@@ -25,6 +30,11 @@ struct Qkv {
 
 Qkv generate_qkv(GenKind kind, std::size_t seq, std::size_t q_heads, std::size_t kv_heads,
                  std::size_t dim, std::uint64_t seed);
+
+// The structured generator's parameters: its recall period, and the sink tokens it plants
+// for (seq, seed): position 0 and two seeded positions in [1, seq), sorted, distinct.
+inline constexpr std::size_t kStructuredPeriod = 37;
+std::vector<std::size_t> structured_sinks(std::size_t seq, std::uint64_t seed);
 
 // Model input frames [T][input_dim], stored as a Tensor [T][1][input_dim].
 Tensor generate_frames(GenKind kind, std::size_t frames, std::size_t input_dim, std::uint64_t seed);
