@@ -39,6 +39,10 @@ struct KernelTable {
   float (*sparse_row_f16)(const float*, std::size_t, float, HalfRowSource, std::span<const std::uint32_t>,
                           const LandmarkSource&, std::span<const std::uint32_t>, float*, float*);
   void (*dense_rows)(const DenseHeadArgs&, std::size_t row_begin, std::size_t row_end);
+  // Runs `iterations` rounds of 12 independent vector FMAs (enough to cover FMA latency x
+  // ports) and returns the float operations done (2 per lane per FMA). Time it to get this
+  // core's FMA peak; bench reports kernels as a fraction of it.
+  double (*fma_peak_work)(std::size_t iterations);
 };
 
 // The table for a resolved ISA (kAvx2 or kAvx512); nullptr for kScalar.

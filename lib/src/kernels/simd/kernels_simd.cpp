@@ -252,6 +252,21 @@ void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
   }
 }
 
+double fma_peak_work(std::size_t iterations) {
+  constexpr std::size_t kChains = 12;
+  vf acc[kChains];
+  for (std::size_t c = 0; c < kChains; ++c) acc[c] = vset1(static_cast<float>(c) * 1e-3f);
+  const vf a = vset1(0.999999f), b = vset1(1e-7f);
+  for (std::size_t i = 0; i < iterations; ++i) {
+    for (std::size_t c = 0; c < kChains; ++c) acc[c] = vfma(acc[c], a, b);
+  }
+  vf total = vzero();
+  for (std::size_t c = 0; c < kChains; ++c) total = vadd(total, acc[c]);
+  volatile float sink = vsum(total);  // keep the loop alive
+  (void)sink;
+  return static_cast<double>(iterations) * kChains * kLanes * 2.0;
+}
+
 }  // namespace
 
 extern const KernelTable kTable;
@@ -261,6 +276,6 @@ const KernelTable kTable{
 #else
     Isa::kAvx2,
 #endif
-    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows};
+    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &fma_peak_work};
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS
