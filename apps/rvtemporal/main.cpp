@@ -4,11 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli.hpp"
 #include "rvt/core/build_info.hpp"
 #include "rvt/io/file.hpp"
+#include "rvt/kernels/isa.hpp"
 
 namespace rvt::cli {
 
@@ -80,6 +82,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "err", "critical", "off"}));
   app.add_flag("--json", ctx.json, "Print the JSON report on stdout instead of text");
   app.add_option("--out-report", ctx.out_report, "Also write the JSON report to FILE (atomically)");
+  std::string isa;
+  app.add_option("--isa", isa, "Kernel ISA: auto|scalar|avx2|avx512 (default: RVT_ISA, else the best)");
 
   register_blob(app, ctx);
   register_forward(app, ctx);
@@ -95,6 +99,9 @@ int main(int argc, char** argv) {
 
   setup_logging(verbose, quiet, log_level);
   try {
+    // --isa works through RVT_ISA, which every kernel front end resolves (and reports).
+    if (!isa.empty()) ::setenv("RVT_ISA", isa.c_str(), 1);
+    kernels::resolve_isa(kernels::Isa::kAuto);  // refuse an unknown or unsupported ISA up front
     Outcome out = ctx.run();
     return finish(ctx, out.code, std::move(out.result), out.text, out.error, out.jsonl);
   } catch (const Error& e) {

@@ -3,6 +3,8 @@
 #include <ctime>
 
 #include "rvt/core/build_info.hpp"
+#include "rvt/core/parallel.hpp"
+#include "rvt/kernels/isa.hpp"
 
 namespace rvt::report {
 
@@ -14,6 +16,18 @@ Json tool_json() {
   j["git_commit"] = b.git_commit;
   j["build_type"] = b.build_type;
   j["compiler"] = b.compiler;
+  return j;
+}
+
+Json host_json() {
+  Json j;
+  try {
+    j["isa"] = kernels::isa_name(kernels::resolve_isa(kernels::Isa::kAuto));
+  } catch (const Error&) {
+    j["isa"] = nullptr;  // RVT_ISA names an ISA this CPU lacks: the error itself says so
+  }
+  j["isa_best"] = kernels::isa_name(kernels::best_isa());
+  j["cores"] = default_threads();
   return j;
 }
 
@@ -34,6 +48,7 @@ Json envelope(const std::string& command, ExitCode code, Json result, const std:
   j["exit_code"] = to_int(code);
   j["exit_name"] = exit_code_name(code);
   j["tool"] = tool_json();
+  j["host"] = host_json();
   j["timestamp_utc"] = utc_timestamp();
   j["result"] = result.is_null() ? Json::object() : std::move(result);
   if (error.empty()) {

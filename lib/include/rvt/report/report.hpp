@@ -1,7 +1,7 @@
 // The JSON report envelope every subcommand emits.
 //
 //   {"schema": "rvtemporal.report/1", "command": "blob inspect", "ok": true, "exit_code": 0,
-//    "exit_name": "ok", "tool": {...build...}, "timestamp_utc": "...", "result": {...},
+//    "exit_name": "ok", "tool": {...build...}, "host": {"isa": ...}, "timestamp_utc": "...", "result": {...},
 //    "error": null | {"message": "..."}}
 //
 // Keys keep their insertion order (ordered_json) so reports diff cleanly.
@@ -20,6 +20,7 @@ using Json = nlohmann::ordered_json;
 inline constexpr const char* kSchema = "rvtemporal.report/1";
 
 Json tool_json();
+Json host_json();  // the kernels' ISA (after RVT_ISA / --isa), the best ISA, cores
 std::string utc_timestamp();  // ISO 8601, seconds, "Z"
 
 Json envelope(const std::string& command, ExitCode code, Json result, const std::string& error);
