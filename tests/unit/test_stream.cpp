@@ -8,6 +8,7 @@
 #include "rvt/attention/attention.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/io/npy.hpp"
+#include "rvt/jobs/stream.hpp"
 #include "rvt/stream/decoder.hpp"
 #include "rvt/tensor/generate.hpp"
 #include "test_support.hpp"
@@ -192,4 +193,44 @@ TEST_CASE("decode step errors", "[stream]") {
   CHECK(code_of([&] { SparseDecoder(4, KvCache(8, 2, 8, 16), cfg); }) == ExitCode::kUsage);  // block mismatch
   CHECK(code_of([&] { SparseDecoder(3, KvCache(8, 2, 8, 8), cfg); }) == ExitCode::kUsage);   // GQA
   CHECK(code_of([&] { SparseDecoder(4, KvCache(5, 2, 8, 8), cfg, Evict::kH2O); }) == ExitCode::kUsage);
+}
+
+// The stream job's parity used to compare a non-causal stream with the full forward, whose
+// row t also sees tokens after t: a correct stream reported errors of order 1.
+TEST_CASE("stream job: non-causal parity is against the last row of each prefix's forward", "[stream]") {
+  jobs::AttentionStreamRequest req;
+  req.input.seq = 70;
+  req.input.q_heads = 4;
+  req.input.kv_heads = 2;
+  req.input.dim = 8;
+  req.input.seed = 11;
+  req.sparse = config(4, 8);
+  req.sparse.globals = {0, 30};
+  SECTION("non-causal") {
+    req.sparse.causal = false;
+    const jobs::JobResult r = jobs::run_attention_stream(req);
+    CHECK(r.result["parity"]["max_abs_err"].get<double>() < 1e-5);
+    CHECK(r.result["parity"]["against"].get<std::string>().find("prefix") != std::string::npos);
+    // The same rows, from forward() over each prefix.
+    const Qkv x = generate_qkv(GenKind::kNormal, 70, 4, 2, 8, 11);
+    const Tensor streamed = stream_all(x, req.sparse);
+    for (std::size_t n : {1u, 8u, 9u, 33u, 70u}) {
+      Qkv prefix{Tensor(n, 4, 8), Tensor(n, 2, 8), Tensor(n, 2, 8)};
+      std::copy_n(x.q.data(), n * 32, prefix.q.data());
+      std::copy_n(x.k.data(), n * 16, prefix.k.data());
+      std::copy_n(x.v.data(), n * 16, prefix.v.data());
+      const Tensor f = attn::sparse_attention(prefix.q, prefix.k, prefix.v, req.sparse);
+      for (std::size_t i = 0; i < 32; ++i) REQUIRE(std::fabs(f.row(n - 1, 0)[i] - streamed.row(n - 1, 0)[i]) < 1e-5);
+    }
+  }
+  SECTION("landmark mass mode, non-causal") {
+    req.sparse.causal = false;
+    req.sparse.landmark_mode = attn::LandmarkMode::kMass;
+    CHECK(jobs::run_attention_stream(req).result["parity"]["max_abs_err"].get<double>() < 1e-5);
+  }
+  SECTION("causal: against the full forward") {
+    const jobs::JobResult r = jobs::run_attention_stream(req);
+    CHECK(r.result["parity"]["max_abs_err"].get<double>() < 1e-5);
+    CHECK(r.result["parity"]["against"] == "forward");
+  }
 }

@@ -11,6 +11,7 @@
 #include "rvt/core/hash.hpp"
 #include "rvt/io/file.hpp"
 #include "rvt/io/npy.hpp"
+#include "rvt/kernels/reference.hpp"
 #include "rvt/stream/streaming_head.hpp"
 
 namespace rvt::jobs {
@@ -57,6 +58,36 @@ std::string summary_text(const char* what, std::size_t steps, const Json& latenc
          fmt("%.3g", parity["mean_abs_err"].get<double>()) + "\n";
   }
   return t;
+}
+
+// The reference for a non-causal stream. Row t of forward() over the whole sequence also
+// sees tokens after t, which the stream has not seen yet; streamed row t is the last row of
+// forward() over the prefix [0, t]. That row is computed directly: row t's pattern for
+// N = t + 1 and the forward's row kernel. The last row of a non-causal prefix attends only
+// the complete blocks before its own, whose means are those of the whole sequence.
+Tensor prefix_last_rows(const Qkv& x, const attn::SparseConfig& c) {
+  const attn::AttentionShape s = attn::check_qkv(x.q, x.k, x.v);
+  Tensor out(s.seq, s.q_heads, s.dim);
+  if (s.seq == 0) return out;
+  const attn::BlockMeans means = c.landmarks ? attn::block_means(x.k, x.v, c.block_size) : attn::BlockMeans{};
+  attn::PatternBuilder pattern(s.seq, c);
+  std::vector<float> scratch(pattern.max_row_candidates());
+  const std::size_t kv_stride = s.kv_heads * s.dim;
+  for (std::size_t t = 0; t < s.seq; ++t) {
+    pattern.build(t, t + 1);
+    for (std::size_t h = 0; h < s.q_heads; ++h) {
+      const std::size_t kvh = h / s.group();
+      kernels::LandmarkSource lm;
+      if (c.landmarks) {
+        lm.rows = {means.k_row(0, kvh), means.v_row(0, kvh), kv_stride};
+        lm.counts = means.counts.data();
+        lm.mass_bias = c.landmark_mode == attn::LandmarkMode::kMass;
+      }
+      kernels::sparse_row_ref(x.q.row(t, h), s.dim, s.scale(), kernels::RowSource{x.k.row(0, kvh), x.v.row(0, kvh), kv_stride},
+                              pattern.tokens(), lm, pattern.blocks(), scratch.data(), out.row(t, h));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -133,10 +164,13 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
   j["cache"]["kv_bytes_f32"] = 2 * capacity * s.kv_heads * s.dim * 4;
   j["cache"]["kv_bytes_f16"] = 2 * capacity * s.kv_heads * s.dim * 2;
   if (r.stream.parity) {
+    // The dense decode is causal, which is also the last row of a non-causal dense prefix.
+    const bool prefix = r.backend == attn::Backend::kSparse && !r.sparse.causal;
     const Tensor full = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, true)
+                        : prefix                           ? prefix_last_rows(x, r.sparse)
                                                            : attn::sparse_attention(x.q, x.k, x.v, r.sparse);
     j["parity"] = parity_json(out.values(), full.values());
-    j["parity"]["against"] = "forward";
+    j["parity"]["against"] = prefix ? "forward over each prefix, last row (non-causal)" : "forward";
   } else {
     j["parity"] = nullptr;
   }
