@@ -8,8 +8,8 @@
 // share each key-tile load; the online softmax rescales the output accumulators (kept in
 // registers) once per tile; causal tiles past the group's last row are never visited and
 // the diagonal tile is masked.
-// Head dims up to kMaxVectors * kLanes run in registers (128 on AVX2, 256 on AVX-512);
-// larger dims fall back to the scalar reference kernels.
+// Sparse rows keep up to kMaxVectors vectors of the output in registers (head dims up to 128
+// on AVX2, 256 on AVX-512), dense rows up to 8 (64 / 128); wider heads take scalar loops.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -65,14 +65,12 @@ inline void dot4(const float* q, const T* k0, const T* k1, const T* k2, const T*
     a2 = vfma(qv, vload_part(k2 + d, n), a2);
     a3 = vfma(qv, vload_part(k3 + d, n), a3);
   }
-  s[0] = vsum(a0);
-  s[1] = vsum(a1);
-  s[2] = vsum(a2);
-  s[3] = vsum(a3);
+  vsum4(a0, a1, a2, a3, s);
 }
 
+// Scores of the rows idx against q (q already multiplied by the softmax scale).
 template <typename T>
-void score_rows(const float* q, std::size_t dim, float scale, const T* base, std::size_t stride,
+void score_rows(const float* q, std::size_t dim, const T* base, std::size_t stride,
                 std::span<const std::uint32_t> idx, float* out) {
   std::size_t c = 0;
   for (; c + 4 <= idx.size(); c += 4) {
@@ -80,7 +78,6 @@ void score_rows(const float* q, std::size_t dim, float scale, const T* base, std
          base + idx[c + 3] * stride, dim, out + c);
   }
   for (; c < idx.size(); ++c) out[c] = dot(q, base + idx[c] * stride, dim);
-  for (c = 0; c < idx.size(); ++c) out[c] *= scale;
 }
 
 // Softmax numerators in place (max-subtracted exp); returns their sum.
@@ -127,9 +124,11 @@ float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src
     std::fill(out, out + dim, 0.0f);
     return 0.0f;
   }
-  score_rows(q, dim, scale, src.k, src.stride, tokens, scratch);
+  alignas(64) float qs[kMaxVectors * kLanes];  // q * scale, once per row
+  for (std::size_t d = 0; d < dim; ++d) qs[d] = q[d] * scale;
+  score_rows(qs, dim, src.k, src.stride, tokens, scratch);
   if (!blocks.empty()) {
-    score_rows(q, dim, scale, lm.rows.k, lm.rows.stride, blocks, scratch + n_tok);
+    score_rows(qs, dim, lm.rows.k, lm.rows.stride, blocks, scratch + n_tok);
     if (lm.mass_bias) {
       for (std::size_t c = 0; c < blocks.size(); ++c) scratch[n_tok + c] += std::log(static_cast<float>(lm.counts[blocks[c]]));
     }
@@ -152,12 +151,13 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
   const std::size_t tiles = (visible + kLanes - 1) / kLanes;
   const float* q[R];
   vf acc[R][NV];
-  float m[R], l[R];
+  vf l[R];  // running softmax denominators, kept per lane; summed once at the end
+  float m[R];
   alignas(64) float p[R][kLanes];
   for (std::size_t r = 0; r < R; ++r) {
     q[r] = a.q + (i0 + r) * a.q_stride;
     m[r] = kNegInf;
-    l[r] = 0.0f;
+    l[r] = vzero();
     for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vzero();
   }
   const vf scale = vset1(a.scale);
@@ -178,14 +178,15 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
         vstore(p[r], vzero());
         continue;
       }
-      const float m_new = std::max(m[r], tile_max);
-      const float correction = std::exp(m[r] - m_new);
-      const vf e = vmask_keys_after(vexp(vsub(sr, vset1(m_new))), j0, last, 0.0f);
-      l[r] = l[r] * correction + vsum(e);
+      if (tile_max > m[r]) {  // the running max grows: rescale what was accumulated
+        const vf cv = vset1(std::exp(m[r] - tile_max));
+        l[r] = vmul(l[r], cv);
+        for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vmul(acc[r][v], cv);
+        m[r] = tile_max;
+      }
+      const vf e = vmask_keys_after(vexp(vsub(sr, vset1(m[r]))), j0, last, 0.0f);
+      l[r] = vadd(l[r], e);
       vstore(p[r], e);
-      const vf cv = vset1(correction);
-      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vmul(acc[r][v], cv);
-      m[r] = m_new;
     }
     const std::size_t valid = std::min(kLanes, visible - j0);
     for (std::size_t j = 0; j < valid; ++j) {
@@ -200,7 +201,8 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
   }
   for (std::size_t r = 0; r < R; ++r) {
     float* o = a.out + (i0 + r) * a.out_stride;
-    const vf inv = vset1(l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
+    const float denom = vsum(l[r]);
+    const vf inv = vset1(denom > 0.0f ? 1.0f / denom : 0.0f);
     for (std::size_t v = 0; v < NV; ++v) store_vec(o, v, dim, vmul(acc[r][v], inv));
   }
 }
