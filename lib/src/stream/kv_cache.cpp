@@ -65,12 +65,13 @@ void KvCache::store_row(std::size_t slot, const float* k_row, const float* v_row
 
 void KvCache::fold_into_mean(std::size_t slot, const float* k_row, const float* v_row) {
   const std::size_t b = slot / block_size_;
-  const float count = static_cast<float>(++block_count_[b]);
+  // mean += (x - mean) / count, with one division per token instead of one per element.
+  const float inv_count = 1.0f / static_cast<float>(++block_count_[b]);
   float* mk = mean_k_.data() + b * kv_heads_ * dim_;
   float* mv = mean_v_.data() + b * kv_heads_ * dim_;
   for (std::size_t i = 0; i < kv_heads_ * dim_; ++i) {
-    mk[i] += (k_row[i] - mk[i]) / count;
-    mv[i] += (v_row[i] - mv[i]) / count;
+    mk[i] += (k_row[i] - mk[i]) * inv_count;
+    mv[i] += (v_row[i] - mv[i]) * inv_count;
   }
 }
 
