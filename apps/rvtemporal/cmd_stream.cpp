@@ -24,7 +24,22 @@ struct StreamCliOptions {
   bool dense_baseline = false;
 };
 
+Outcome run_stream_job(const StreamCliOptions& o);
+
+// With --jsonl a follower reads step records until the report line: a failure (before the
+// first step, or after the last one, e.g. writing --out) still ends stdout with the report.
 Outcome run_stream(const StreamCliOptions& o) {
+  if (!o.jsonl) return run_stream_job(o);
+  try {
+    return run_stream_job(o);
+  } catch (const Error& e) {
+    Outcome out{e.code(), Json::object(), "", e.what()};
+    out.jsonl = true;
+    return out;
+  }
+}
+
+Outcome run_stream_job(const StreamCliOptions& o) {
   jobs::StreamOptions s;
   s.capacity = o.capacity;
   s.dtype = stream::parse_kv_dtype(o.kv_dtype);

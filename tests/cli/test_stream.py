@@ -197,8 +197,27 @@ class TestAttentionStream(StreamCase):
         self.assertLess(final["result"]["parity"]["max_abs_err"], 1e-5)
         # The step latencies are the ones the report summarises.
         self.assertEqual(max(r["latency_ns"] for r in records[:-1]), final["result"]["latency"]["max_ns"])
-        # Each record is one line: the report too.
-        self.assertNotIn("\n", json.dumps(final))
+        # The summary a person reads goes to stderr, so stdout stays pure JSONL.
+        self.assertIn("sparse decode: 70 steps", p.stderr)
+
+    def test_jsonl_failure_still_ends_with_the_report(self):
+        # Before the first step: no step records, the report line only.
+        p = run("stream", "--preset", "aether", "--seq", "640", "--capacity", "64", "--jsonl")
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "eviction")
+        lines = p.stdout.splitlines()
+        self.assertEqual(len(lines), 1, p.stdout)
+        final = json.loads(lines[0])
+        self.assertEnvelope(final, "stream", USAGE)
+        self.assertIn("eviction", final["error"]["message"])
+        # After the last step (--out cannot be written): every step, then the report line.
+        p = run("stream", "--preset", "aether", "--seq", "3", "--jsonl", "--out",
+                os.path.join(self.tmp, "no-such-dir", "x.npy"))
+        self.assertExit(p, IO)
+        records = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([r.get("type") for r in records], ["step", "step", "step", None])
+        self.assertEnvelope(records[-1], "stream", IO)
+        self.assertIn("no-such-dir", records[-1]["error"]["message"])
 
     def test_step_input_errors(self):
         rng = np.random.default_rng(1)
