@@ -132,6 +132,24 @@ TEST_CASE("h2o eviction", "[stream][evict]") {
     CHECK(dec.cache().evicted() == n - capacity);
     CHECK(dec.cache().bytes() == bytes);
   }
+  SECTION("globals other than 0 stay protected and attended after evictions move them") {
+    attn::SparseConfig c = cfg;
+    c.globals = {0, 20};
+    const std::size_t capacity = 48, n = 480;
+    const Qkv x = generate_qkv(GenKind::kNormal, n, 2, 1, 16, 13);
+    SparseDecoder dec(2, KvCache(capacity, 1, 16, 8), c, Evict::kH2O);
+    Tensor out(1, 2, 16);
+    for (std::size_t t = 0; t < n; ++t) {
+      dec.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), out.data());
+      if (t < 20) continue;
+      const auto pos = dec.cache().positions();
+      const auto slot = static_cast<std::uint32_t>(std::find(pos.begin(), pos.end(), 20u) - pos.begin());
+      REQUIRE(slot < pos.size());  // position 20 is never evicted
+      const auto tokens = dec.last_tokens();
+      REQUIRE(std::find(tokens.begin(), tokens.end(), slot) != tokens.end());  // and is attended where it now is
+    }
+    CHECK(dec.cache().evicted() == n - capacity);
+  }
   SECTION("the victim is the lowest score, first on ties") {
     KvCache cache(6, 1, 2, 2);
     const float row[2] = {1, 2};

@@ -21,6 +21,10 @@ std::size_t PatternBuilder::max_row_candidates() const {
   return window + config_.globals.size() + 2 * log_n + 2 * log_n + 4;
 }
 
+void PatternBuilder::set_globals(std::span<const std::size_t> globals) {
+  config_.globals.assign(globals.begin(), globals.end());
+}
+
 void PatternBuilder::add_token(std::size_t j) {
   if (token_stamp_[j] == stamp_) return;
   token_stamp_[j] = stamp_;

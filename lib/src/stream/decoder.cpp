@@ -1,6 +1,8 @@
 #include "rvt/stream/decoder.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "rvt/core/error.hpp"
 #include "rvt/kernels/fast.hpp"
@@ -73,6 +75,7 @@ SparseDecoder::SparseDecoder(std::size_t q_heads, KvCache cache, const attn::Spa
                 std::to_string(config.window + config.globals.size()) + "), got " + std::to_string(cache_.capacity()));
   }
   scratch_.resize(pattern_.max_row_candidates());
+  slot_globals_ = config.globals;
 }
 
 void SparseDecoder::make_room() {
@@ -80,6 +83,17 @@ void SparseDecoder::make_room() {
   const long victim = cache_.h2o_victim(config_.window, config_.globals);
   if (victim < 0) throw_usage("h2o eviction: every cached position is protected");
   cache_.evict(static_cast<std::size_t>(victim));
+  // Globals are stream positions; the pattern works in cache slots. After an eviction a
+  // global sits in a lower slot: point the pattern at it (positions stay sorted). A global
+  // not appended yet maps past the end, so the pattern ignores it.
+  const auto positions = cache_.positions();
+  for (std::size_t g = 0; g < config_.globals.size(); ++g) {
+    const auto it = std::lower_bound(positions.begin(), positions.end(), config_.globals[g]);
+    slot_globals_[g] = (it != positions.end() && *it == config_.globals[g])
+                           ? static_cast<std::size_t>(it - positions.begin())
+                           : std::numeric_limits<std::size_t>::max();
+  }
+  pattern_.set_globals(slot_globals_);
 }
 
 void SparseDecoder::step(const float* q, const float* k, const float* v, float* out) {

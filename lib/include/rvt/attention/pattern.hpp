@@ -36,6 +36,10 @@ class PatternBuilder {
   std::span<const std::uint32_t> blocks() const { return {blocks_.data(), blocks_.size()}; }
   std::size_t edges() const { return tokens_.size() + blocks_.size(); }
 
+  // Replaces the global tokens (same count or fewer, so nothing is allocated). A decoder
+  // whose cache has evicted positions uses it to point the globals at their current slots.
+  void set_globals(std::span<const std::size_t> globals);
+
   // The most candidates any row can have: bounds scratch buffers.
   std::size_t max_row_candidates() const;
 

@@ -38,6 +38,8 @@ class SparseDecoder {
   const KvCache& cache() const { return cache_; }
   std::size_t q_heads() const { return q_heads_; }
   std::size_t last_edges() const { return last_edges_; }  // per head, of the last step
+  // The cache slots the last step attended to (tokens; landmark blocks excluded).
+  std::span<const std::uint32_t> last_tokens() const { return pattern_.tokens(); }
   const attn::SparseConfig& config() const { return config_; }
 
  private:
@@ -51,6 +53,7 @@ class SparseDecoder {
   std::vector<float> scratch_;
   float scale_;
   const kernels::KernelTable* table_;  // nullptr: the scalar reference kernels
+  std::vector<std::size_t> slot_globals_;  // the globals' current cache slots
   std::size_t last_edges_ = 0;
 };
 

@@ -103,14 +103,26 @@ float exp_in_place(float* s, std::size_t n) {
 }
 
 // acc[0..NV) += sum_c w[c] * row(idx[c]), rows of dim elements at base + idx * stride.
-template <typename T>
-void weighted_sum(const float* w, std::span<const std::uint32_t> idx, const T* base, std::size_t stride,
-                  std::size_t dim, std::size_t nv, vf* acc) {
+// NV is a compile-time constant so the accumulators stay in registers.
+template <std::size_t NV, typename T>
+inline void weighted_sum(const float* w, std::span<const std::uint32_t> idx, const T* base, std::size_t stride,
+                         std::size_t dim, vf* acc) {
   for (std::size_t c = 0; c < idx.size(); ++c) {
     const vf wv = vset1(w[c]);
     const T* row = base + idx[c] * stride;
-    for (std::size_t v = 0; v < nv; ++v) acc[v] = vfma(wv, load_vec(row, v, dim), acc[v]);
+    for (std::size_t v = 0; v < NV; ++v) acc[v] = vfma(wv, load_vec(row, v, dim), acc[v]);
   }
+}
+
+template <std::size_t NV, typename T>
+void weighted_output(const float* weights, float sum, RowSourceT<T> src, std::span<const std::uint32_t> tokens,
+                     const LandmarkSource& lm, std::span<const std::uint32_t> blocks, std::size_t dim, float* out) {
+  vf acc[NV];
+  for (std::size_t v = 0; v < NV; ++v) acc[v] = vzero();
+  weighted_sum<NV>(weights, tokens, src.v, src.stride, dim, acc);
+  weighted_sum<NV>(weights + tokens.size(), blocks, lm.rows.v, lm.rows.stride, dim, acc);
+  const vf inv = vset1(1.0f / sum);
+  for (std::size_t v = 0; v < NV; ++v) store_vec(out, v, dim, vmul(acc[v], inv));
 }
 
 template <typename T>
@@ -134,12 +146,32 @@ float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src
     }
   }
   const float sum = exp_in_place(scratch, total);
-  vf acc[kMaxVectors];
-  for (std::size_t v = 0; v < nv; ++v) acc[v] = vzero();
-  weighted_sum(scratch, tokens, src.v, src.stride, dim, nv, acc);
-  weighted_sum(scratch + n_tok, blocks, lm.rows.v, lm.rows.stride, dim, nv, acc);
-  const vf inv = vset1(1.0f / sum);
-  for (std::size_t v = 0; v < nv; ++v) store_vec(out, v, dim, vmul(acc[v], inv));
+  switch (nv) {
+    case 1: weighted_output<1>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
+    case 2: weighted_output<2>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
+    case 3: weighted_output<3>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
+    case 4: weighted_output<4>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
+    case 5: weighted_output<5>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
+    case 6: weighted_output<6>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
+    case 7: weighted_output<7>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
+    case 8: weighted_output<8>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
+    default: {  // wide heads: accumulate in memory, vector by vector
+      std::fill(out, out + dim, 0.0f);
+      auto add_rows = [&](const float* w, std::span<const std::uint32_t> idx, const auto* base, std::size_t stride) {
+        for (std::size_t c = 0; c < idx.size(); ++c) {
+          const vf wv = vset1(w[c]);
+          for (std::size_t v = 0; v < nv; ++v) {
+            store_vec(out, v, dim, vfma(wv, load_vec(base + idx[c] * stride, v, dim), load_vec(out, v, dim)));
+          }
+        }
+      };
+      add_rows(scratch, tokens, src.v, src.stride);
+      add_rows(scratch + n_tok, blocks, lm.rows.v, lm.rows.stride);
+      const vf inv = vset1(1.0f / sum);
+      for (std::size_t v = 0; v < nv; ++v) store_vec(out, v, dim, vmul(load_vec(out, v, dim), inv));
+      break;
+    }
+  }
   return sum;
 }
 
