@@ -9,6 +9,7 @@ const std::vector<Preset>& presets() {
       {"default", 4, 4, 32, 128, 64, "reference default config: MHA 4x32, window 128, block 64"},
       {"aether", 4, 1, 32, 32, 16, "temporal head: MQA 4:1, dim 32, window 32, block 16"},
       {"bench", 4, 4, 32, 16, 32, "reference speedup table: MHA 4x32, window 16, block 32"},
+      {"llama8x64", 8, 8, 64, 128, 64, "LLaMA-style head shape for bench at dim 64: MHA 8x64, window 128, block 64"},
   };
   return all;
 }

@@ -1,0 +1,53 @@
+// `bench --compare BASELINE.json`: the ratio of every median of this run to the same
+// median in a saved report, and the verdict for CI.
+//
+// A baseline is a previous `bench --json` (or --out-report) envelope, or its bare
+// "result" object. It must describe the same workload: preset, heads, dim and the sparse
+// pattern (window, block, globals, causal, log stride, landmarks). Medians are matched by
+// (table, size, kernel): prefill dense / sparse / sparse_ref at each N and decode sparse /
+// dense at each T present in both; extrapolated dense values are never compared. A
+// median regresses when current / baseline > 1 + tolerance.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "rvt/report/report.hpp"
+
+namespace rvt::bench {
+
+// Reads a baseline file: missing or unreadable -> rvt::Error(kIo); not JSON or not a
+// bench report -> rvt::Error(kBadInput). Returns the bench result object.
+report::Json load_baseline(const std::string& path);
+
+// Throws rvt::Error(kBadInput) when `baseline` was measured on a different preset, shape
+// or sparse pattern than `current` (both bench result objects, or a current result made
+// only of "preset", "shape" and "config"), naming both sides.
+void check_comparable(const report::Json& current, const report::Json& baseline, const std::string& baseline_name);
+
+struct CompareEntry {
+  std::string table;   // "prefill" | "decode"
+  std::size_t n = 0;   // N or T
+  std::string kernel;  // dense | sparse | sparse_ref
+  double current = 0.0, baseline = 0.0, ratio = 0.0;  // medians (ms or ns), current / baseline
+  bool regressed = false;
+};
+
+struct CompareResult {
+  std::string baseline_name;
+  double tolerance = 0.15;
+  std::vector<CompareEntry> entries;
+  std::vector<std::string> unmatched;  // "prefill N=64 sparse" measured now but absent from the baseline
+  std::size_t regressions() const;
+  // One line for stderr naming the worst regression (N and kernel) and how many more; "" if none.
+  std::string failure_message() const;
+  report::Json json() const;
+};
+
+// Compares every median present in both results (check_comparable first). Throws
+// rvt::Error(kBadInput) when no median can be matched at all; kUsage for a negative
+// tolerance.
+CompareResult compare_results(const report::Json& current, const report::Json& baseline, double tolerance,
+                              const std::string& baseline_name = "baseline");
+
+}  // namespace rvt::bench

@@ -1,0 +1,30 @@
+// Renderings of a bench result (bench.hpp): a text summary, a markdown table, a CSV table
+// in long form, and an SVG plot. JSON is the result itself.
+//
+// CSV: one header, one row per (table, size, kernel):
+//   table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,
+//   edges_per_head,edge_ratio,speedup_vs_dense,fast_vs_ref
+// table is "prefill" (n = N, unit ms, kernels dense / sparse / sparse_ref) or "decode"
+// (n = T, unit ns per token, kernels sparse / dense). Empty cells where a value does not
+// apply (speedup on a dense row, say); extrapolated dense rows have only median filled.
+#pragma once
+
+#include <string>
+
+#include "rvt/report/report.hpp"
+
+namespace rvt::bench {
+
+enum class Format { kText, kJson, kMarkdown, kCsv };
+Format parse_format(const std::string& name);  // "text" | "json" | "md" | "csv"; throws kUsage
+
+std::string format_text(const report::Json& result);
+std::string format_markdown(const report::Json& result);
+std::string format_csv(const report::Json& result);
+
+// Two panels: time vs N on log-log axes (dense measured solid, dense extrapolated dashed,
+// sparse, scalar reference sparse), and the measured speedup vs N beside the edge ratio
+// (the ideal speedup), log-log as well. Drawn with report::Svg.
+std::string plot_svg(const report::Json& result);
+
+}  // namespace rvt::bench

@@ -1,0 +1,486 @@
+#include "rvt/bench/bench.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "rvt/attention/attention.hpp"
+#include "rvt/attention/pattern.hpp"
+#include "rvt/bench/compare.hpp"
+#include "rvt/bench/format.hpp"
+#include "rvt/bench/stats.hpp"
+#include "rvt/io/file.hpp"
+#include "rvt/core/build_info.hpp"
+#include "rvt/core/error.hpp"
+#include "rvt/core/hash.hpp"
+#include "rvt/jobs/forward.hpp"
+#include "rvt/kernels/fast.hpp"
+#include "rvt/stream/decoder.hpp"
+#include "rvt/stream/kv_cache.hpp"
+#include "rvt/tensor/generate.hpp"
+
+namespace rvt::bench {
+namespace {
+
+using report::Json;
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Keeps a result alive past the timed call so the compiler cannot drop the work.
+volatile float g_sink = 0.0f;
+
+template <typename Fn>
+std::vector<double> time_ms(std::size_t warmup, std::size_t reps, Fn&& fn) {
+  for (std::size_t i = 0; i < warmup; ++i) {
+    const Tensor out = fn();
+    g_sink = g_sink + (out.empty() ? 0.0f : out.data()[0]);
+  }
+  std::vector<double> samples;
+  samples.reserve(reps);
+  for (std::size_t i = 0; i < reps; ++i) {
+    const auto start = Clock::now();
+    const Tensor out = fn();
+    const auto stop = Clock::now();
+    g_sink = g_sink + (out.empty() ? 0.0f : out.data()[0]);
+    samples.push_back(ms_between(start, stop));
+  }
+  return samples;
+}
+
+Json nullable(double value, bool valid) { return valid ? Json(value) : Json(nullptr); }
+
+// One kernel's timing record at one N.
+Json kernel_json(kernels::Isa isa, const std::vector<double>& samples_ms, double flops, double peak_gflops) {
+  const SampleStats s = sample_stats(samples_ms);
+  const double g = gflops(flops, s.median);
+  Json j;
+  j["isa"] = kernels::isa_name(isa);
+  j["attempted"] = true;
+  j["extrapolated"] = false;
+  j["median_ms"] = s.median;
+  j["min_ms"] = s.min;
+  j["max_ms"] = s.max;
+  j["mean_ms"] = s.mean;
+  j["stddev_ms"] = s.stddev;
+  j["samples_ms"] = samples_ms;
+  j["flops"] = flops;
+  j["gflops"] = g;
+  j["pct_of_peak"] = nullable(100.0 * g / peak_gflops, peak_gflops > 0.0);
+  return j;
+}
+
+Json fit_json(const PowerFit& f) {
+  Json j;
+  j["valid"] = f.valid;
+  j["points"] = f.points;
+  j["exponent"] = nullable(f.exponent, f.valid);
+  j["coefficient_ms"] = nullable(f.coefficient, f.valid);
+  j["r2"] = nullable(f.r2, f.valid);
+  return j;
+}
+
+PowerFit fit_column(const Json& rows, const char* kernel) {
+  std::vector<double> x, y;
+  for (const Json& r : rows) {
+    if (!r.contains(kernel)) continue;
+    const Json& k = r[kernel];
+    if (k.is_object() && k.value("attempted", false) && k["median_ms"].is_number()) {
+      x.push_back(r["seq"].get<double>());
+      y.push_back(k["median_ms"].get<double>());
+    }
+  }
+  return fit_loglog(x, y);
+}
+
+// First `count` positions of t, as their own tensor (the prefill part of a decode run).
+Tensor head_of(const Tensor& t, std::size_t count) {
+  Tensor out(count, t.heads(), t.dim());
+  std::copy(t.data(), t.data() + count * t.heads() * t.dim(), out.data());
+  return out;
+}
+
+template <typename Decoder>
+std::vector<double> time_steps(Decoder& dec, const Qkv& x, std::size_t first, std::size_t last, Tensor& out) {
+  std::vector<double> samples;
+  samples.reserve(last - first);
+  for (std::size_t t = first; t < last; ++t) {
+    const auto start = Clock::now();
+    dec.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), out.data());
+    const auto stop = Clock::now();
+    samples.push_back(std::chrono::duration<double, std::nano>(stop - start).count());
+  }
+  g_sink = g_sink + out.data()[0];
+  return samples;
+}
+
+Json decode_kernel_json(const std::vector<double>& samples_ns, const char* kernel) {
+  const SampleStats s = sample_stats(samples_ns);
+  Json j;
+  j["kernel"] = kernel;
+  j["steps"] = s.count;
+  j["median_ns"] = s.median;
+  j["min_ns"] = s.min;
+  j["max_ns"] = s.max;
+  j["mean_ns"] = s.mean;
+  j["stddev_ns"] = s.stddev;
+  j["samples_ns"] = samples_ns;
+  return j;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+void BenchConfig::validate() const {
+  if (seqs.empty()) throw_usage("--seq: give at least one sequence length");
+  for (std::size_t n : seqs) {
+    if (n == 0) throw_usage("--seq: sequence lengths must be > 0");
+  }
+  for (std::size_t t : decode_at) {
+    if (t == 0) throw_usage("--decode-at: cache lengths must be > 0");
+  }
+  if (reps == 0) throw_usage("--reps must be > 0");
+  if (threads == 0) throw_usage("--threads must be > 0");
+  if (decode_steps == 0) throw_usage("--decode-steps must be > 0");
+  if (q_heads == 0 || kv_heads == 0 || dim == 0) throw_usage("--q-heads, --kv-heads and --dim must be > 0");
+  if (q_heads % kv_heads != 0) {
+    throw_usage("--q-heads " + std::to_string(q_heads) + " is not divisible by --kv-heads " +
+                std::to_string(kv_heads) + " (GQA)");
+  }
+  sparse.validate();
+}
+
+FmaPeak measure_fma_peak(kernels::Isa resolved, double seconds) {
+  FmaPeak p;
+  p.isa = resolved;
+  const kernels::KernelTable* table = kernels::kernel_table(resolved);
+  if (table == nullptr || table->fma_peak_work == nullptr) {
+    p.note = std::string("no SIMD FMA probe for isa ") + kernels::isa_name(resolved);
+    return p;
+  }
+  // Calibrate: double the iterations until one call takes >= 10 ms.
+  std::uint64_t iters = 1u << 14;
+  double ms = 0.0;
+  const auto probe_start = Clock::now();
+  for (;;) {
+    const auto start = Clock::now();
+    g_sink = g_sink + static_cast<float>(table->fma_peak_work(iters));
+    ms = ms_between(start, Clock::now());
+    if (ms >= 10.0 || iters >= (std::uint64_t{1} << 40)) break;
+    iters *= 2;
+  }
+  constexpr int kPieces = 4;
+  const double piece_ms = std::max(1.0, seconds * 1000.0 / kPieces);
+  p.iterations = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(static_cast<double>(iters) * piece_ms / ms));
+  for (int i = 0; i < kPieces; ++i) {
+    const auto start = Clock::now();
+    const double flops = table->fma_peak_work(p.iterations);
+    const double t = ms_between(start, Clock::now());
+    p.gflops = std::max(p.gflops, gflops(flops, t));
+  }
+  p.seconds = ms_between(probe_start, Clock::now()) / 1000.0;
+  p.valid = p.gflops > 0.0;
+  return p;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const std::size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string m = line.substr(colon + 1);
+        m.erase(0, m.find_first_not_of(" \t"));
+        return m;
+      }
+    }
+  }
+  return "unknown";
+}
+
+Json machine_json(kernels::Isa resolved, unsigned threads) {
+  const BuildInfo& b = build_info();
+  Json j;
+  j["cpu_model"] = cpu_model();
+  j["logical_cpus"] = std::max(1u, std::thread::hardware_concurrency());
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) == 3) {
+    j["loadavg"] = Json::array({load[0], load[1], load[2]});
+  } else {
+    j["loadavg"] = nullptr;
+  }
+  j["isa"] = kernels::isa_name(resolved);
+  j["isa_best"] = kernels::isa_name(kernels::best_isa());
+  j["threads"] = threads;
+  j["compiler"] = b.compiler;
+  j["build_type"] = b.build_type;
+  j["git_commit"] = b.git_commit;
+  j["version"] = b.version;
+  j["timestamp_utc"] = report::utc_timestamp();
+  return j;
+}
+
+Json workload_json(const BenchConfig& c) {
+  Json j;
+  j["preset"] = c.preset;
+  j["shape"] = Json{{"q_heads", c.q_heads}, {"kv_heads", c.kv_heads}, {"head_dim", c.dim}};
+  j["config"] = jobs::sparse_config_json(c.sparse);
+  return j;
+}
+
+Json run_bench(const BenchConfig& config_in) {
+  BenchConfig c = config_in;
+  c.validate();
+  std::sort(c.seqs.begin(), c.seqs.end());
+  c.seqs.erase(std::unique(c.seqs.begin(), c.seqs.end()), c.seqs.end());
+  std::sort(c.decode_at.begin(), c.decode_at.end());
+  c.decode_at.erase(std::unique(c.decode_at.begin(), c.decode_at.end()), c.decode_at.end());
+  const kernels::Isa isa = kernels::resolve_isa(c.isa);
+  const auto run_start = Clock::now();
+
+  Progress prog;
+  prog.total = 1 + 2 * c.decode_at.size();
+  for (std::size_t n : c.seqs) prog.total += 1 + (n <= c.no_dense_above ? 1 : 0) + (c.reference ? 1 : 0);
+  auto report_progress = [&](const std::string& label, bool n_done = false) {
+    prog.label = label;
+    prog.n_done = n_done;
+    if (c.progress) c.progress(prog);
+  };
+  auto stage_done = [&](const std::string& label) {
+    ++prog.done;
+    report_progress(label);
+  };
+
+  Json j;
+  j["schema"] = kBenchSchema;
+  const Json workload = workload_json(c);
+  for (const auto& item : workload.items()) j[item.key()] = item.value();
+  j["params"] = Json{{"seqs", c.seqs},
+                     {"reps", c.reps},
+                     {"warmup", c.warmup},
+                     {"threads", c.threads},
+                     {"isa_requested", kernels::isa_name(c.isa)},
+                     {"decode_at", c.decode_at},
+                     {"decode_steps", c.decode_steps},
+                     {"no_dense_above", c.no_dense_above},
+                     {"reference", c.reference},
+                     {"gen", "normal"},
+                     {"seed", hex64(c.seed)}};
+  j["machine"] = machine_json(isa, c.threads);
+
+  // The FMA peak first, on a machine not yet warmed by the big runs.
+  report_progress("fma peak");
+  const FmaPeak peak = measure_fma_peak(isa, c.peak_seconds);
+  const double peak_ref = peak.valid ? peak.gflops * c.threads : 0.0;
+  Json pj;
+  pj["isa"] = kernels::isa_name(isa);
+  pj["valid"] = peak.valid;
+  pj["single_core_gflops"] = nullable(peak.gflops, peak.valid);
+  pj["threads"] = c.threads;
+  pj["reference_gflops"] = nullable(peak_ref, peak.valid);  // what pct_of_peak divides by
+  pj["iterations_per_piece"] = peak.iterations;
+  pj["pieces"] = 4;
+  pj["seconds"] = peak.seconds;
+  pj["note"] = peak.valid ? Json(nullptr) : Json(peak.note);
+  j["fma_peak"] = pj;
+  stage_done("fma peak");
+
+  const attn::ExecOptions fast{c.threads, isa};
+  const attn::ExecOptions scalar{c.threads, kernels::Isa::kScalar};
+  Json rows = Json::array();
+  for (std::size_t n : c.seqs) {
+    const Qkv x = generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed);
+    const std::uint64_t dense_edges = attn::dense_edges_per_head(n, c.sparse.causal);
+    const std::uint64_t sparse_edges = attn::sparse_edges_per_head(n, c.sparse);
+    const double dense_flops = attention_flops(dense_edges, c.q_heads, c.dim);
+    const double sparse_flops = attention_flops(sparse_edges, c.q_heads, c.dim);
+    const std::string at = "N=" + std::to_string(n);
+
+    Json r;
+    r["seq"] = n;
+    r["edges"] = Json{{"dense_per_head", dense_edges},
+                      {"sparse_per_head", sparse_edges},
+                      {"ratio", sparse_edges ? static_cast<double>(dense_edges) / static_cast<double>(sparse_edges)
+                                             : 0.0}};
+    if (n <= c.no_dense_above) {
+      report_progress(at + " dense");
+      r["dense"] = kernel_json(isa,
+                               time_ms(c.warmup, c.reps,
+                                       [&] { return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, fast); }),
+                               dense_flops, peak_ref);
+      stage_done(at + " dense");
+    } else {
+      r["dense"] = Json{{"isa", kernels::isa_name(isa)}, {"attempted", false}, {"extrapolated", false},
+                        {"median_ms", nullptr}, {"flops", dense_flops}};
+    }
+    report_progress(at + " sparse");
+    r["sparse"] = kernel_json(
+        isa, time_ms(c.warmup, c.reps, [&] { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, fast); }),
+        sparse_flops, peak_ref);
+    stage_done(at + " sparse");
+    if (c.reference) {
+      report_progress(at + " sparse reference");
+      // The scalar reference has no FMA peak of its own: no pct_of_peak.
+      r["sparse_ref"] = kernel_json(
+          kernels::Isa::kScalar,
+          time_ms(c.warmup, c.reps, [&] { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, scalar); }),
+          sparse_flops, 0.0);
+      stage_done(at + " sparse reference");
+    } else {
+      r["sparse_ref"] = nullptr;
+    }
+    r["peak_rss_bytes"] = peak_rss_bytes();
+    rows.push_back(std::move(r));
+
+    const Json& last = rows.back();
+    std::string line = at + ": sparse " + fmt("%.3f ms", last["sparse"]["median_ms"].get<double>());
+    if (last["dense"]["attempted"].get<bool>()) {
+      line += ", dense " + fmt("%.3f ms", last["dense"]["median_ms"].get<double>()) + ", speedup " +
+              fmt("%.2fx", last["dense"]["median_ms"].get<double>() / last["sparse"]["median_ms"].get<double>());
+    }
+    line += " (edge ratio " + fmt("%.2f", last["edges"]["ratio"].get<double>()) + ")";
+    report_progress(line, true);
+  }
+
+  // Growth exponents, then dense extrapolation above the cap.
+  const PowerFit dense_fit = fit_column(rows, "dense");
+  const PowerFit sparse_fit = fit_column(rows, "sparse");
+  const PowerFit ref_fit = c.reference ? fit_column(rows, "sparse_ref") : PowerFit{};
+  double anchor_n = 0.0, anchor_ms = 0.0;
+  for (const Json& r : rows) {
+    if (r["dense"]["attempted"].get<bool>()) {
+      anchor_n = r["seq"].get<double>();
+      anchor_ms = r["dense"]["median_ms"].get<double>();
+    }
+  }
+  for (Json& r : rows) {
+    Json& d = r["dense"];
+    const double sparse_ms = r["sparse"]["median_ms"].get<double>();
+    if (!d["attempted"].get<bool>()) {
+      if (dense_fit.valid && anchor_n > 0.0) {
+        d["extrapolated"] = true;
+        d["median_ms"] = extrapolate(dense_fit, anchor_n, anchor_ms, r["seq"].get<double>());
+        d["extrapolated_from"] = Json{{"seq", static_cast<std::uint64_t>(anchor_n)}, {"median_ms", anchor_ms}, {"exponent", dense_fit.exponent}};
+      } else {
+        d["note"] = "dense was not run above --no-dense-above and fewer than two measured sizes leave nothing to "
+                    "extrapolate from";
+      }
+    }
+    Json sp;
+    if (d["median_ms"].is_number() && sparse_ms > 0.0) {
+      sp["measured"] = d["median_ms"].get<double>() / sparse_ms;
+    } else {
+      sp["measured"] = nullptr;
+    }
+    sp["ideal"] = r["edges"]["ratio"];
+    sp["efficiency"] = sp["measured"].is_number() && r["edges"]["ratio"].get<double>() > 0.0
+                           ? Json(sp["measured"].get<double>() / r["edges"]["ratio"].get<double>())
+                           : Json(nullptr);
+    sp["extrapolated"] = d["extrapolated"];
+    r["speedup"] = sp;
+    r["fast_vs_ref"] = r["sparse_ref"].is_object() && sparse_ms > 0.0
+                           ? Json(r["sparse_ref"]["median_ms"].get<double>() / sparse_ms)
+                           : Json(nullptr);
+  }
+  j["prefill"] = rows;
+  j["fits"] = Json{{"dense", fit_json(dense_fit)}, {"sparse", fit_json(sparse_fit)}, {"sparse_ref", fit_json(ref_fit)}};
+
+  // Decode: prefill T - steps positions, then time `steps` single-token steps up to T.
+  Json dec;
+  dec["kv_dtype"] = "f32";
+  dec["steps_requested"] = c.decode_steps;
+  dec["sparse_kernel"] = kernels::isa_name(isa);
+  dec["dense_kernel"] = "scalar reference (DenseDecoder)";
+  Json drows = Json::array();
+  double sparse0 = 0.0, dense0 = 0.0;
+  for (std::size_t t_len : c.decode_at) {
+    const std::size_t steps = std::min(c.decode_steps, t_len);
+    const std::size_t prefill = t_len - steps;
+    const std::string at = "T=" + std::to_string(t_len);
+    const Qkv x = generate_qkv(GenKind::kNormal, t_len, c.q_heads, c.kv_heads, c.dim, c.seed ^ 0xDEC0DEull);
+    Tensor out(1, c.q_heads, c.dim);
+    Json r;
+    r["t"] = t_len;
+    r["prefill"] = prefill;
+    {
+      report_progress(at + " sparse decode");
+      stream::KvCache cache(t_len, c.kv_heads, c.dim, c.sparse.block_size, stream::KvDType::kF32);
+      if (prefill) cache.append_all(head_of(x.k, prefill), head_of(x.v, prefill));
+      stream::SparseDecoder d(c.q_heads, std::move(cache), c.sparse, stream::Evict::kNone, isa);
+      r["sparse"] = decode_kernel_json(time_steps(d, x, prefill, t_len, out), kernels::isa_name(isa));
+      r["sparse"]["edges_last_step"] = d.last_edges();
+      stage_done(at + " sparse decode");
+    }
+    {
+      report_progress(at + " dense decode");
+      stream::KvCache cache(t_len, c.kv_heads, c.dim, c.sparse.block_size, stream::KvDType::kF32);
+      if (prefill) cache.append_all(head_of(x.k, prefill), head_of(x.v, prefill));
+      stream::DenseDecoder d(c.q_heads, std::move(cache));
+      r["dense"] = decode_kernel_json(time_steps(d, x, prefill, t_len, out), "scalar reference");
+      stage_done(at + " dense decode");
+    }
+    const double s_ns = r["sparse"]["median_ns"].get<double>(), d_ns = r["dense"]["median_ns"].get<double>();
+    if (drows.empty()) {
+      sparse0 = s_ns;
+      dense0 = d_ns;
+    }
+    r["speedup"] = s_ns > 0.0 ? Json(d_ns / s_ns) : Json(nullptr);
+    r["sparse_vs_first"] = sparse0 > 0.0 ? Json(s_ns / sparse0) : Json(nullptr);
+    r["dense_vs_first"] = dense0 > 0.0 ? Json(d_ns / dense0) : Json(nullptr);
+    r["peak_rss_bytes"] = peak_rss_bytes();
+    drows.push_back(std::move(r));
+    report_progress(at + ": sparse step " + fmt("%.0f ns", s_ns) + ", dense step " + fmt("%.0f ns", d_ns), true);
+  }
+  dec["rows"] = drows;
+  j["decode"] = dec;
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  j["wall_s"] = ms_between(run_start, Clock::now()) / 1000.0;
+  return j;
+}
+
+BenchOutcome run_bench_job(const BenchRequest& req) {
+  const Format format = parse_format(req.format);
+  if (!(req.tolerance >= 0.0) || !std::isfinite(req.tolerance)) throw_usage("--tolerance must be a finite number >= 0");
+  req.config.validate();
+  Json baseline;
+  if (!req.compare_path.empty()) {
+    baseline = load_baseline(req.compare_path);
+    check_comparable(workload_json(req.config), baseline, req.compare_path);
+  }
+  BenchOutcome out;
+  out.result = run_bench(req.config);
+  out.result["plot"] = nullptr;
+  if (!req.plot_path.empty()) {
+    io::write_file_atomic(req.plot_path, plot_svg(out.result));
+    out.result["plot"] = req.plot_path;
+  }
+  if (!req.compare_path.empty()) {
+    const CompareResult cmp = compare_results(out.result, baseline, req.tolerance, req.compare_path);
+    out.result["compare"] = cmp.json();
+    if (cmp.regressions() > 0) {
+      out.code = ExitCode::kCheckFailed;
+      out.error = cmp.failure_message();
+    }
+  }
+  switch (format) {
+    case Format::kText: out.text = format_text(out.result); break;
+    case Format::kMarkdown: out.text = format_markdown(out.result); break;
+    case Format::kCsv: out.text = format_csv(out.result); break;
+    case Format::kJson: break;
+  }
+  return out;
+}
+
+}  // namespace rvt::bench

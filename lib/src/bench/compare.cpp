@@ -1,0 +1,175 @@
+#include "rvt/bench/compare.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <tuple>
+
+#include "rvt/bench/bench.hpp"
+#include "rvt/core/error.hpp"
+#include "rvt/io/file.hpp"
+
+namespace rvt::bench {
+namespace {
+
+using report::Json;
+
+// "preset bench (q_heads 4, kv_heads 4, dim 32, window 16, block 32, globals [0], causal, log stride, landmarks mean)"
+std::string workload(const Json& r) {
+  auto u = [](const Json& j, const char* k) {
+    return j.is_object() && j.contains(k) && j[k].is_number_unsigned() ? std::to_string(j[k].get<std::uint64_t>())
+                                                                       : std::string("?");
+  };
+  const Json& s = r.contains("shape") ? r["shape"] : Json::object();
+  const Json& c = r.contains("config") ? r["config"] : Json::object();
+  std::string w = "preset " + (r.contains("preset") && r["preset"].is_string() ? r["preset"].get<std::string>() : "?") +
+                  " (q_heads " + u(s, "q_heads") + ", kv_heads " + u(s, "kv_heads") + ", dim " + u(s, "head_dim") +
+                  ", window " + u(c, "window") + ", block " + u(c, "block_size");
+  if (c.contains("globals")) w += ", globals " + c["globals"].dump();
+  if (c.contains("causal")) w += c["causal"] == true ? ", causal" : ", bidirectional";
+  if (c.contains("log_stride") && c["log_stride"] == false) w += ", no log stride";
+  if (c.contains("landmarks")) {
+    w += c["landmarks"] == false ? ", no landmarks"
+                                 : ", landmarks " + (c.contains("landmark_mode") ? c["landmark_mode"].get<std::string>() : "?");
+  }
+  return w + ")";
+}
+
+// (table, n, kernel) -> median
+using Key = std::tuple<std::string, std::size_t, std::string>;
+
+std::map<Key, double> medians(const Json& r) {
+  std::map<Key, double> m;
+  if (r.contains("prefill") && r["prefill"].is_array()) {
+    for (const Json& p : r["prefill"]) {
+      if (!p.is_object() || !p.contains("seq") || !p["seq"].is_number_unsigned()) continue;
+      const auto n = p["seq"].get<std::size_t>();
+      for (const char* kernel : {"dense", "sparse", "sparse_ref"}) {
+        if (!p.contains(kernel) || !p[kernel].is_object()) continue;
+        const Json& k = p[kernel];
+        if (k.value("extrapolated", false) || !k.value("attempted", true)) continue;
+        if (k.contains("median_ms") && k["median_ms"].is_number()) m[{"prefill", n, kernel}] = k["median_ms"].get<double>();
+      }
+    }
+  }
+  if (r.contains("decode") && r["decode"].is_object() && r["decode"].contains("rows") && r["decode"]["rows"].is_array()) {
+    for (const Json& d : r["decode"]["rows"]) {
+      if (!d.is_object() || !d.contains("t") || !d["t"].is_number_unsigned()) continue;
+      const auto t = d["t"].get<std::size_t>();
+      for (const char* kernel : {"sparse", "dense"}) {
+        if (!d.contains(kernel) || !d[kernel].is_object()) continue;
+        const Json& k = d[kernel];
+        if (k.contains("median_ns") && k["median_ns"].is_number()) m[{"decode", t, kernel}] = k["median_ns"].get<double>();
+      }
+    }
+  }
+  return m;
+}
+
+std::string entry_name(const CompareEntry& e) {
+  return (e.table == "decode" ? "decode T=" : "N=") + std::to_string(e.n) + " " + e.kernel;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+Json load_baseline(const std::string& path) {
+  const std::vector<std::uint8_t> bytes = io::read_file(path);
+  Json j = Json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw_bad_input("--compare: " + path + " is not JSON");
+  if (j.is_object() && j.contains("result") && j["result"].is_object()) {
+    if (j.contains("command") && j["command"] != "bench") {
+      throw_bad_input("--compare: " + path + " is a '" + j["command"].get<std::string>() +
+                      "' report, not a bench report");
+    }
+    j = j["result"];
+  }
+  if (!j.is_object() || !j.contains("schema") || j["schema"] != kBenchSchema) {
+    throw_bad_input("--compare: " + path + " is not a bench report (no \"schema\": \"" + kBenchSchema + "\")");
+  }
+  return j;
+}
+
+void check_comparable(const Json& current, const Json& baseline, const std::string& baseline_name) {
+  const std::string a = workload(current), b = workload(baseline);
+  if (a != b) {
+    throw_bad_input("--compare: baseline " + baseline_name + " was measured on " + b + ", this run is " + a +
+                    ": not comparable");
+  }
+}
+
+std::size_t CompareResult::regressions() const {
+  std::size_t n = 0;
+  for (const auto& e : entries) n += e.regressed ? 1 : 0;
+  return n;
+}
+
+std::string CompareResult::failure_message() const {
+  const CompareEntry* worst = nullptr;
+  for (const auto& e : entries) {
+    if (e.regressed && (!worst || e.ratio > worst->ratio)) worst = &e;
+  }
+  if (!worst) return "";
+  const char* unit = worst->table == "decode" ? "ns" : "ms";
+  std::string s = "check failed: " + entry_name(*worst) + " median " + fmt("%.4g", worst->current) + " " + unit +
+                  " is " + fmt("%.2f", worst->ratio) + "x the baseline " + fmt("%.4g", worst->baseline) + " " + unit +
+                  " (tolerance " + fmt("%.2f", tolerance) + ")";
+  const std::size_t more = regressions() - 1;
+  if (more) s += ", and " + std::to_string(more) + " more regression" + (more > 1 ? "s" : "");
+  return s;
+}
+
+Json CompareResult::json() const {
+  Json j;
+  j["baseline"] = baseline_name;
+  j["tolerance"] = tolerance;
+  j["compared"] = entries.size();
+  j["regressions"] = regressions();
+  j["ok"] = regressions() == 0;
+  Json es = Json::array();
+  for (const auto& e : entries) {
+    es.push_back(Json{{"table", e.table},
+                      {"n", e.n},
+                      {"kernel", e.kernel},
+                      {"unit", e.table == "decode" ? "ns" : "ms"},
+                      {"current", e.current},
+                      {"baseline", e.baseline},
+                      {"ratio", e.ratio},
+                      {"regressed", e.regressed}});
+  }
+  j["entries"] = es;
+  j["unmatched"] = unmatched;
+  return j;
+}
+
+CompareResult compare_results(const Json& current, const Json& baseline, double tolerance,
+                              const std::string& baseline_name) {
+  if (!(tolerance >= 0.0) || !std::isfinite(tolerance)) throw_usage("--tolerance must be a finite number >= 0");
+  check_comparable(current, baseline, baseline_name);
+  CompareResult res;
+  res.baseline_name = baseline_name;
+  res.tolerance = tolerance;
+  const auto base = medians(baseline);
+  for (const auto& [key, value] : medians(current)) {
+    const auto& [table, n, kernel] = key;
+    const auto it = base.find(key);
+    if (it == base.end() || !(it->second > 0.0)) {
+      res.unmatched.push_back(table + (table == "decode" ? " T=" : " N=") + std::to_string(n) + " " + kernel);
+      continue;
+    }
+    CompareEntry e{table, n, kernel, value, it->second, value / it->second, false};
+    e.regressed = e.ratio > 1.0 + tolerance;
+    res.entries.push_back(e);
+  }
+  if (res.entries.empty()) {
+    throw_bad_input("--compare: baseline " + baseline_name + " has none of this run's sizes (N or decode T)");
+  }
+  return res;
+}
+
+}  // namespace rvt::bench

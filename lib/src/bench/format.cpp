@@ -1,0 +1,406 @@
+#include "rvt/bench/format.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <vector>
+
+#include "rvt/core/error.hpp"
+#include "rvt/report/svg.hpp"
+
+namespace rvt::bench {
+namespace {
+
+using report::Json;
+
+std::optional<double> num_at(const Json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return std::nullopt;
+  return j[key].get<double>();
+}
+
+// A number with about 4 significant digits, never in exponent form.
+std::string n4(double v) {
+  const double a = std::fabs(v);
+  const int decimals = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 10 ? 2 : a >= 1 ? 3 : a >= 0.1 ? 4 : 5;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+std::string n4(const std::optional<double>& v) { return v ? n4(*v) : std::string("-"); }
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+std::string fixed(const std::optional<double>& v, int decimals, const std::string& suffix = "") {
+  return v ? fixed(*v, decimals) + suffix : std::string("-");
+}
+std::string csv_num(const std::optional<double>& v) {
+  if (!v) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", *v);
+  return buf;
+}
+
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+
+std::string render_markdown(const Table& t) {
+  std::string s = "|";
+  for (const auto& h : t.header) s += " " + h + " |";
+  s += "\n|";
+  for (std::size_t i = 0; i < t.header.size(); ++i) s += i == 0 ? "---:|" : "---:|";
+  s += "\n";
+  for (const auto& r : t.rows) {
+    s += "|";
+    for (const auto& c : r) s += " " + c + " |";
+    s += "\n";
+  }
+  return s;
+}
+
+std::string render_text(const Table& t) {
+  std::vector<std::size_t> w(t.header.size(), 0);
+  for (std::size_t i = 0; i < t.header.size(); ++i) w[i] = t.header[i].size();
+  for (const auto& r : t.rows) {
+    for (std::size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      s += (i ? "  " : "") + std::string(w[i] - cells[i].size(), ' ') + cells[i];
+    }
+    return s + "\n";
+  };
+  std::string s = line(t.header);
+  for (const auto& r : t.rows) s += line(r);
+  return s;
+}
+
+std::string pct(const Json& k) { return fixed(num_at(k, "pct_of_peak"), 1, "%"); }
+
+Table prefill_table(const Json& result) {
+  Table t;
+  t.header = {"N",          "dense ms", "dense sd", "sparse ms", "sparse sd", "ref sparse ms", "speedup", "edge ratio",
+              "efficiency", "dense GFLOP/s", "dense %peak", "sparse GFLOP/s", "sparse %peak", "fast/ref"};
+  for (const Json& r : result["prefill"]) {
+    const Json& d = r["dense"];
+    const Json& sp = r["sparse"];
+    const bool extra = d.value("extrapolated", false);
+    std::string dense_ms = n4(num_at(d, "median_ms"));
+    if (extra) dense_ms = "~" + dense_ms + "*";
+    const Json& ref = r["sparse_ref"];
+    std::string speed = fixed(num_at(r["speedup"], "measured"), 2, "x");
+    if (extra) speed = "~" + speed + "*";
+    t.rows.push_back({std::to_string(r["seq"].get<std::uint64_t>()), dense_ms, n4(num_at(d, "stddev_ms")),
+                      n4(num_at(sp, "median_ms")), n4(num_at(sp, "stddev_ms")),
+                      ref.is_object() ? n4(num_at(ref, "median_ms")) : "-", speed,
+                      fixed(num_at(r["edges"], "ratio"), 2, "x"), fixed(num_at(r["speedup"], "efficiency"), 2),
+                      extra ? "-" : fixed(num_at(d, "gflops"), 1), extra ? "-" : pct(d), fixed(num_at(sp, "gflops"), 1),
+                      pct(sp), fixed(num_at(r, "fast_vs_ref"), 1, "x")});
+  }
+  return t;
+}
+
+Table decode_table(const Json& result) {
+  Table t;
+  t.header = {"T", "prefill", "steps", "sparse ns/token", "dense ns/token", "dense/sparse", "sparse vs first T",
+              "dense vs first T"};
+  for (const Json& r : result["decode"]["rows"]) {
+    t.rows.push_back({std::to_string(r["t"].get<std::uint64_t>()), std::to_string(r["prefill"].get<std::uint64_t>()),
+                      std::to_string(r["sparse"]["steps"].get<std::uint64_t>()),
+                      fixed(num_at(r["sparse"], "median_ns"), 0), fixed(num_at(r["dense"], "median_ns"), 0),
+                      fixed(num_at(r, "speedup"), 1, "x"), fixed(num_at(r, "sparse_vs_first"), 2),
+                      fixed(num_at(r, "dense_vs_first"), 2)});
+  }
+  return t;
+}
+
+std::string title_line(const Json& r) {
+  const Json& s = r["shape"];
+  const Json& c = r["config"];
+  return "preset " + r["preset"].get<std::string>() + " (q_heads " + std::to_string(s["q_heads"].get<std::uint64_t>()) +
+         ", kv_heads " + std::to_string(s["kv_heads"].get<std::uint64_t>()) + ", dim " +
+         std::to_string(s["head_dim"].get<std::uint64_t>()) + ", window " +
+         std::to_string(c["window"].get<std::uint64_t>()) + ", block " +
+         std::to_string(c["block_size"].get<std::uint64_t>()) + (c["causal"].get<bool>() ? ", causal" : ", bidirectional") +
+         "), isa " + r["machine"]["isa"].get<std::string>() + ", threads " +
+         std::to_string(r["params"]["threads"].get<std::uint64_t>()) + ", reps " +
+         std::to_string(r["params"]["reps"].get<std::uint64_t>()) + " after " +
+         std::to_string(r["params"]["warmup"].get<std::uint64_t>()) + " warmup";
+}
+
+std::string machine_line(const Json& r) {
+  const Json& m = r["machine"];
+  std::string load = "n/a";
+  if (m["loadavg"].is_array()) {
+    load = fixed(m["loadavg"][0].get<double>(), 2) + " " + fixed(m["loadavg"][1].get<double>(), 2) + " " +
+           fixed(m["loadavg"][2].get<double>(), 2);
+  }
+  return m["cpu_model"].get<std::string>() + ", " + std::to_string(m["logical_cpus"].get<std::uint64_t>()) +
+         " logical CPUs, load average " + load + ", " + m["compiler"].get<std::string>() + " " +
+         m["build_type"].get<std::string>() + ", commit " + m["git_commit"].get<std::string>() + ", " +
+         m["timestamp_utc"].get<std::string>();
+}
+
+std::string peak_line(const Json& r) {
+  const Json& p = r["fma_peak"];
+  if (!p["valid"].get<bool>()) return "fma peak: not measured (" + p["note"].get<std::string>() + ")";
+  return "fma peak: " + fixed(p["single_core_gflops"].get<double>(), 1) + " GFLOP/s per core (" +
+         p["isa"].get<std::string>() + ", one thread); %peak is of " +
+         fixed(p["reference_gflops"].get<double>(), 1) + " GFLOP/s (threads x one core)";
+}
+
+std::string fit_text(const Json& f) {
+  if (!f["valid"].get<bool>()) return "-";
+  return "N^" + fixed(f["exponent"].get<double>(), 3) + " (r2 " + fixed(f["r2"].get<double>(), 4) + ", " +
+         std::to_string(f["points"].get<std::uint64_t>()) + " points)";
+}
+
+std::string fits_line(const Json& r) {
+  const Json& f = r["fits"];
+  return "growth (least squares on log time vs log N): dense " + fit_text(f["dense"]) + ", sparse " +
+         fit_text(f["sparse"]) + ", reference sparse " + fit_text(f["sparse_ref"]);
+}
+
+bool any_extrapolated(const Json& r) {
+  for (const Json& row : r["prefill"]) {
+    if (row["dense"].value("extrapolated", false)) return true;
+  }
+  return false;
+}
+
+std::string mib(const Json& v) { return fixed(v.get<double>() / (1024.0 * 1024.0), 1) + " MiB"; }
+
+std::string compare_text(const Json& r) {
+  if (!r.contains("compare")) return "";
+  const Json& c = r["compare"];
+  std::string s = "compare with " + c["baseline"].get<std::string>() + " (tolerance " +
+                  fixed(c["tolerance"].get<double>(), 2) + "): " + std::to_string(c["compared"].get<std::uint64_t>()) +
+                  " medians, " + std::to_string(c["regressions"].get<std::uint64_t>()) + " regressed\n";
+  for (const Json& e : c["entries"]) {
+    s += "  " + e["table"].get<std::string>() + " " + (e["table"] == "decode" ? "T=" : "N=") +
+         std::to_string(e["n"].get<std::uint64_t>()) + " " + e["kernel"].get<std::string>() + ": " +
+         fixed(e["ratio"].get<double>(), 3) + "x baseline" + (e["regressed"].get<bool>() ? "  REGRESSED" : "") + "\n";
+  }
+  return s;
+}
+
+// ----- SVG -----
+
+struct LogAxis {
+  double lo, hi;      // data range (log10 space endpoints computed from these)
+  double p0, p1;      // pixel range
+  double map(double v) const {
+    const double a = std::log10(lo), b = std::log10(hi);
+    return p0 + (std::log10(v) - a) / (b - a) * (p1 - p0);
+  }
+};
+
+LogAxis decade_axis(double lo, double hi, double p0, double p1) {
+  if (!(lo > 0.0)) lo = 1e-3;
+  if (!(hi > lo)) hi = lo * 10.0;
+  return {std::pow(10.0, std::floor(std::log10(lo))), std::pow(10.0, std::ceil(std::log10(hi))), p0, p1};
+}
+
+std::string size_label(double n) {
+  const auto v = static_cast<std::uint64_t>(n);
+  if (v >= (1u << 20) && v % (1u << 20) == 0) return std::to_string(v >> 20) + "M";
+  if (v >= 1024 && v % 1024 == 0) return std::to_string(v >> 10) + "k";
+  return std::to_string(v);
+}
+
+std::string decade_label(double v) {
+  const int e = static_cast<int>(std::lround(std::log10(v)));
+  if (e >= 0 && e <= 4) return fixed(v, 0);
+  if (e < 0 && e >= -3) return fixed(v, -e);
+  return "1e" + std::to_string(e);
+}
+
+struct Series {
+  std::string name, color, dash;
+  std::vector<std::pair<double, double>> pts;
+};
+
+void draw_panel(report::Svg& svg, double x0, double y0, double w, double h, const std::vector<double>& ns,
+                const std::vector<Series>& series, const std::string& title, const std::string& ylabel) {
+  double ylo = 0, yhi = 0;
+  bool first = true;
+  for (const Series& s : series) {
+    for (auto [x, y] : s.pts) {
+      if (!(y > 0.0)) continue;
+      ylo = first ? y : std::min(ylo, y);
+      yhi = first ? y : std::max(yhi, y);
+      first = false;
+    }
+  }
+  const double nlo = ns.front(), nhi = ns.size() > 1 ? ns.back() : ns.front() * 2.0;
+  const LogAxis xa{nlo, nhi, x0, x0 + w};
+  const LogAxis ya = decade_axis(first ? 1e-3 : ylo, first ? 1.0 : yhi, y0 + h, y0);
+  svg.rect(x0, y0, w, h, "#ffffff", R"(stroke="#888")");
+  svg.text(x0 + w / 2, y0 - 10, title, 13, "middle", R"(font-weight="bold")");
+  for (double d = ya.lo; d <= ya.hi * 1.0001; d *= 10.0) {
+    const double y = ya.map(d);
+    svg.line(x0, y, x0 + w, y, "#e4e4e4");
+    svg.text(x0 - 6, y + 4, decade_label(d), 10, "end");
+  }
+  for (double n : ns) {
+    const double x = xa.map(n);
+    svg.line(x, y0, x, y0 + h, "#f0f0f0");
+    svg.text(x, y0 + h + 14, size_label(n), 10, "middle");
+  }
+  svg.text(x0 + w / 2, y0 + h + 32, "N (tokens, log scale)", 11, "middle");
+  svg.vtext(x0 - 44, y0 + h / 2, ylabel, 11);
+  double ly = y0 + 14;
+  for (const Series& s : series) {
+    std::string d;
+    for (auto [x, y] : s.pts) {
+      if (!(y > 0.0)) continue;
+      d += (d.empty() ? "M" : " L") + report::num(xa.map(x)) + " " + report::num(ya.map(y));
+    }
+    if (d.empty()) continue;
+    const std::string extra =
+        R"(stroke=")" + s.color + R"(" stroke-width="2")" + (s.dash.empty() ? "" : R"( stroke-dasharray=")" + s.dash + "\"");
+    svg.path(d, "none", extra);
+    for (auto [x, y] : s.pts) {
+      if (y > 0.0) svg.rect(xa.map(x) - 2.5, ya.map(y) - 2.5, 5, 5, s.color);
+    }
+    svg.line(x0 + 10, ly - 4, x0 + 34, ly - 4, s.color, 2, s.dash.empty() ? "" : R"(stroke-dasharray=")" + s.dash + "\"");
+    svg.text(x0 + 40, ly, s.name, 11);
+    ly += 16;
+  }
+}
+
+}  // namespace
+
+Format parse_format(const std::string& name) {
+  if (name == "text") return Format::kText;
+  if (name == "json") return Format::kJson;
+  if (name == "md") return Format::kMarkdown;
+  if (name == "csv") return Format::kCsv;
+  throw_usage("--format: '" + name + "' is not one of text, json, md, csv");
+}
+
+std::string format_text(const Json& r) {
+  std::string s = "rvtemporal bench: " + title_line(r) + "\n";
+  s += "machine: " + machine_line(r) + "\n";
+  s += peak_line(r) + "\n";
+  if (r["machine"]["build_type"] != "Release") s += "warning: not a Release build; timings are not representative\n";
+  s += "\nprefill (forward), median of the timed runs:\n" + render_text(prefill_table(r));
+  if (any_extrapolated(r)) s += "* dense not run above N=" + std::to_string(r["params"]["no_dense_above"].get<std::uint64_t>()) + ": extrapolated from the dense growth exponent\n";
+  s += fits_line(r) + "\n";
+  if (!r["decode"]["rows"].empty()) {
+    s += "\ndecode step (f32 cache, median ns per token over the timed steps):\n" + render_text(decode_table(r));
+  }
+  s += "\npeak RSS " + mib(r["peak_rss_bytes"]) + ", wall " + fixed(r["wall_s"].get<double>(), 1) + " s\n";
+  if (r.contains("plot") && r["plot"].is_string()) s += "plot: " + r["plot"].get<std::string>() + "\n";
+  s += compare_text(r);
+  return s;
+}
+
+std::string format_markdown(const Json& r) {
+  std::string s = "### rvtemporal bench: " + title_line(r) + "\n\n";
+  s += "- machine: " + machine_line(r) + "\n";
+  s += "- " + peak_line(r) + "\n";
+  s += "- " + fits_line(r) + "\n\n";
+  s += render_markdown(prefill_table(r));
+  if (any_extrapolated(r)) {
+    s += "\n\\* dense not run above N=" + std::to_string(r["params"]["no_dense_above"].get<std::uint64_t>()) +
+         ": extrapolated from the dense growth exponent\n";
+  }
+  if (!r["decode"]["rows"].empty()) {
+    s += "\nDecode step (f32 cache, median ns per token):\n\n" + render_markdown(decode_table(r));
+  }
+  s += "\nPeak RSS " + mib(r["peak_rss_bytes"]) + ", wall " + fixed(r["wall_s"].get<double>(), 1) + " s.\n";
+  return s;
+}
+
+std::string format_csv(const Json& r) {
+  std::string s =
+      "table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,edges_per_head,"
+      "edge_ratio,speedup_vs_dense,fast_vs_ref\n";
+  auto row = [&](const std::vector<std::string>& cells) {
+    for (std::size_t i = 0; i < cells.size(); ++i) s += (i ? "," : "") + cells[i];
+    s += "\n";
+  };
+  for (const Json& p : r["prefill"]) {
+    const std::string n = std::to_string(p["seq"].get<std::uint64_t>());
+    for (const char* kernel : {"dense", "sparse", "sparse_ref"}) {
+      const Json& k = p[kernel];
+      if (!k.is_object()) continue;
+      const bool extra = k.value("extrapolated", false);
+      const bool is_sparse = std::string(kernel) == "sparse";
+      const std::string edges = std::to_string(
+          p["edges"][std::string(kernel) == "dense" ? "dense_per_head" : "sparse_per_head"].get<std::uint64_t>());
+      row({"prefill", n, kernel, k["isa"].get<std::string>(), extra ? "true" : "false", csv_num(num_at(k, "median_ms")),
+           csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")), csv_num(num_at(k, "stddev_ms")), "ms",
+           k.contains("samples_ms") ? std::to_string(k["samples_ms"].size()) : "0", csv_num(num_at(k, "gflops")),
+           csv_num(num_at(k, "pct_of_peak")), edges, is_sparse ? csv_num(num_at(p["edges"], "ratio")) : "",
+           is_sparse ? csv_num(num_at(p["speedup"], "measured")) : "", is_sparse ? csv_num(num_at(p, "fast_vs_ref")) : ""});
+    }
+  }
+  for (const Json& d : r["decode"]["rows"]) {
+    const std::string n = std::to_string(d["t"].get<std::uint64_t>());
+    for (const char* kernel : {"sparse", "dense"}) {
+      const Json& k = d[kernel];
+      const bool is_sparse = std::string(kernel) == "sparse";
+      row({"decode", n, kernel, is_sparse ? r["decode"]["sparse_kernel"].get<std::string>() : "scalar", "false",
+           csv_num(num_at(k, "median_ns")), csv_num(num_at(k, "min_ns")), csv_num(num_at(k, "max_ns")),
+           csv_num(num_at(k, "stddev_ns")), "ns", std::to_string(k["steps"].get<std::uint64_t>()), "", "",
+           is_sparse && k.contains("edges_last_step") ? std::to_string(k["edges_last_step"].get<std::uint64_t>()) : "",
+           "", is_sparse ? csv_num(num_at(d, "speedup")) : "", ""});
+    }
+  }
+  return s;
+}
+
+std::string plot_svg(const Json& r) {
+  std::vector<double> ns;
+  Series dense{"dense (measured)", "#d62728", "", {}}, dense_x{"dense (extrapolated)", "#d62728", "6 4", {}},
+      sparse{"sparse", "#1f77b4", "", {}}, ref{"sparse, scalar reference", "#7f7f7f", "2 3", {}};
+  Series speed{"measured dense/sparse", "#2ca02c", "", {}}, speed_x{"measured (dense extrapolated)", "#2ca02c", "6 4", {}},
+      ideal{"edge ratio (ideal)", "#444444", "2 3", {}};
+  std::pair<double, double> last_dense{0, 0}, last_speed{0, 0};
+  for (const Json& p : r["prefill"]) {
+    const double n = p["seq"].get<double>();
+    ns.push_back(n);
+    const Json& d = p["dense"];
+    if (auto v = num_at(d, "median_ms")) {
+      if (d.value("extrapolated", false)) {
+        if (dense_x.pts.empty() && last_dense.first > 0) dense_x.pts.push_back(last_dense);
+        dense_x.pts.push_back({n, *v});
+      } else {
+        dense.pts.push_back({n, *v});
+        last_dense = {n, *v};
+      }
+    }
+    if (auto v = num_at(p["sparse"], "median_ms")) sparse.pts.push_back({n, *v});
+    if (p["sparse_ref"].is_object()) {
+      if (auto v = num_at(p["sparse_ref"], "median_ms")) ref.pts.push_back({n, *v});
+    }
+    if (auto v = num_at(p["speedup"], "measured")) {
+      if (p["speedup"].value("extrapolated", false)) {
+        if (speed_x.pts.empty() && last_speed.first > 0) speed_x.pts.push_back(last_speed);
+        speed_x.pts.push_back({n, *v});
+      } else {
+        speed.pts.push_back({n, *v});
+        last_speed = {n, *v};
+      }
+    }
+    if (auto v = num_at(p["edges"], "ratio")) ideal.pts.push_back({n, *v});
+  }
+  report::Svg svg(1000, 440);
+  svg.title("rvtemporal bench: " + title_line(r));
+  svg.rect(0, 0, 1000, 440, "#fafafa");
+  if (!ns.empty()) {
+    draw_panel(svg, 80, 50, 380, 320, ns, {dense, dense_x, sparse, ref}, "prefill time vs N", "median time (ms, log)");
+    draw_panel(svg, 590, 50, 380, 320, ns, {speed, speed_x, ideal}, "speedup vs N", "dense / sparse (log)");
+  }
+  svg.text(500, 430, title_line(r), 10, "middle", R"(fill="#555")");
+  return svg.str();
+}
+
+}  // namespace rvt::bench
