@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   register_blob(app, ctx);
   register_forward(app, ctx);
   register_stream(app, ctx);
+  register_bench(app, ctx);
 
   try {
     app.parse(argc, argv);

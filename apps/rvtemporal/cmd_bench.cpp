@@ -1,0 +1,122 @@
+// `rvtemporal bench`: dense vs sparse prefill timings over a list of N, the scalar
+// reference beside the fast kernel, the core's FMA peak, decode-step latency, and a
+// comparison with a saved report. The work is rvt::bench::run_bench_job.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli.hpp"
+#include "rvt/bench/bench.hpp"
+#include "rvt/core/hash.hpp"
+#include "rvt/core/parallel.hpp"
+#include "rvt/jobs/inputs.hpp"
+#include "rvt/jobs/presets.hpp"
+
+namespace rvt::cli {
+namespace {
+
+struct BenchOptions {
+  std::string preset = "bench";
+  std::size_t q_heads = 0, kv_heads = 0, dim = 0, window = 0, block = 0;  // 0: from the preset
+  std::string seq = "256,512,1024,2048,4096";
+  std::size_t reps = 5, warmup = 1;
+  unsigned threads = 0;
+  std::string isa = "auto";
+  std::string decode_at = "1024,4096,16384";
+  std::size_t decode_steps = 256;
+  std::string format = "text";
+  std::string plot, compare;
+  double tolerance = 0.15;
+  std::size_t no_dense_above = 65536;
+  bool no_reference = false;
+  std::string seed = "0x5EED";
+};
+
+// Progress on stderr: a bar redrawn in place on a terminal, one line per finished N
+// (or decode T) otherwise; nothing with -q.
+bench::ProgressFn progress_printer() {
+  if (spdlog::default_logger()->level() >= spdlog::level::err) return {};
+  if (isatty(fileno(stderr))) {
+    return [](const bench::Progress& p) {
+      if (p.n_done) return;
+      const int width = 30;
+      const int filled = p.total ? static_cast<int>(width * p.done / p.total) : 0;
+      std::fprintf(stderr, "\r[%s%s] %3d%% %-32s", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                   std::string(static_cast<std::size_t>(width - filled), '.').c_str(),
+                   p.total ? static_cast<int>(100 * p.done / p.total) : 0, p.label.c_str());
+      if (p.done == p.total) std::fputc('\n', stderr);
+      std::fflush(stderr);
+    };
+  }
+  return [](const bench::Progress& p) {
+    if (p.n_done) std::fprintf(stderr, "bench: %s\n", p.label.c_str());
+  };
+}
+
+Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
+  const jobs::Preset& p = jobs::find_preset(o.preset);
+  bench::BenchRequest req;
+  bench::BenchConfig& c = req.config;
+  c.preset = o.preset;
+  c.q_heads = o.q_heads ? o.q_heads : p.q_heads;
+  c.kv_heads = o.kv_heads ? o.kv_heads : p.kv_heads;
+  c.dim = o.dim ? o.dim : p.head_dim;
+  c.sparse = attn::SparseConfig{};
+  c.sparse.window = o.window ? o.window : p.window;
+  c.sparse.block_size = o.block ? o.block : p.block_size;
+  c.seqs = jobs::parse_index_list(o.seq, "--seq");
+  c.reps = o.reps;
+  c.warmup = o.warmup;
+  c.threads = o.threads ? o.threads : default_threads();
+  c.isa = kernels::parse_isa(o.isa);
+  c.decode_at = (o.decode_at == "none") ? std::vector<std::size_t>{} : jobs::parse_index_list(o.decode_at, "--decode-at");
+  c.decode_steps = o.decode_steps;
+  c.no_dense_above = o.no_dense_above;
+  c.reference = !o.no_reference;
+  c.seed = parse_u64(o.seed, "--seed");
+  c.progress = progress_printer();
+  req.format = o.format;
+  req.plot_path = o.plot;
+  req.compare_path = o.compare;
+  req.tolerance = o.tolerance;
+  if (o.format == "json") ctx.json = true;  // the full report envelope, as with --json
+  bench::BenchOutcome r = bench::run_bench_job(req);
+  return Outcome{r.code, std::move(r.result), std::move(r.text), std::move(r.error)};
+}
+
+}  // namespace
+
+void register_bench(CLI::App& root, Context& ctx) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = root.add_subcommand("bench", "Time dense vs sparse attention (prefill and decode) on this machine");
+  cmd->add_option("--preset", o->preset, "bench | aether | default | llama8x64: heads, dim, window, block")
+      ->capture_default_str();
+  cmd->add_option("--q-heads", o->q_heads, "Query heads (default: the preset's)");
+  cmd->add_option("--kv-heads", o->kv_heads, "Key/value heads (default: the preset's)");
+  cmd->add_option("--dim", o->dim, "Head dimension (default: the preset's)");
+  cmd->add_option("--window", o->window, "Local window W (default: the preset's)");
+  cmd->add_option("--block", o->block, "Landmark block size B (default: the preset's)");
+  cmd->add_option("--seq", o->seq, "Sequence lengths N, comma-separated")->capture_default_str();
+  cmd->add_option("--reps", o->reps, "Timed runs per kernel and N")->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Untimed runs before them")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Worker threads (default: all cores)");
+  cmd->add_option("--isa", o->isa, "auto | scalar | avx2 | avx512")->capture_default_str();
+  cmd->add_option("--decode-at", o->decode_at, "Decode cache lengths T, comma-separated ('none': no decode table)")
+      ->capture_default_str();
+  cmd->add_option("--decode-steps", o->decode_steps, "Timed decode steps at each T")->capture_default_str();
+  cmd->add_option("--format", o->format, "text | json | md | csv on stdout")
+      ->check(CLI::IsMember({"text", "json", "md", "csv"}))
+      ->capture_default_str();
+  cmd->add_option("--plot", o->plot, "Write an SVG of time vs N (log-log) and speedup vs N to FILE");
+  cmd->add_option("--compare", o->compare, "Compare the medians with a saved `bench --json` report");
+  cmd->add_option("--tolerance", o->tolerance, "Allowed slowdown before --compare fails (0.15 = 15%)")
+      ->capture_default_str();
+  cmd->add_option("--no-dense-above", o->no_dense_above, "Never run dense above this N: extrapolate it")
+      ->capture_default_str();
+  cmd->add_flag("--no-reference", o->no_reference, "Skip the scalar reference sparse kernel");
+  cmd->add_option("--seed", o->seed, "Input generator seed")->capture_default_str();
+  bind(cmd, ctx, "bench", [o, &ctx] { return run_bench_cmd(*o, ctx); });
+}
+
+}  // namespace rvt::cli

@@ -1,0 +1,326 @@
+"""CLI tests of `rvtemporal bench`: exact exit codes, the report's structure and invariants
+(edge counts and ratios, extrapolation flags, md/csv columns, the SVG), and --compare against
+hand-made baselines. Small runs (--seq 64,128 --reps 2); no timed assertions.
+"""
+import copy
+import csv
+import io
+import json
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rvt_cli import *  # noqa: E402,F401,F403
+
+DEFAULTS = {"--seq": "64,128", "--reps": "2", "--warmup": "0", "--threads": "1", "--decode-at": "128",
+            "--decode-steps": "16"}
+
+
+def small(**overrides):
+    """The small run's options; overrides as seq="32,64" or no_dense_above=64 (None drops one)."""
+    opts = dict(DEFAULTS)
+    for key, value in overrides.items():
+        opts["--" + key.replace("_", "-")] = value
+    args = []
+    for key, value in opts.items():
+        if value is not None:
+            args += [key, str(value)]
+    return tuple(args)
+
+
+SMALL = small()
+CSV_COLUMNS = ["table", "n", "kernel", "isa", "extrapolated", "median", "min", "max", "stddev", "unit", "samples",
+               "gflops", "pct_of_peak", "edges_per_head", "edge_ratio", "speedup_vs_dense", "fast_vs_ref"]
+
+
+def dense_edges(n):
+    return n * (n + 1) // 2
+
+
+def bench_json(*extra, **overrides):
+    return run_json("bench", *small(**overrides), "-q", *extra)
+
+
+class BenchReport(CliTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, cls.report = bench_json()
+
+    def test_envelope(self):
+        self.assertExit(self.proc, OK)
+        self.assertEnvelope(self.report, "bench", 0)
+        self.assertEqual(self.proc.stderr, "")  # -q: no progress
+
+    def test_workload(self):
+        r = self.report["result"]
+        self.assertEqual(r["schema"], "rvtemporal.bench/1")
+        self.assertEqual(r["preset"], "bench")
+        self.assertEqual(r["shape"], {"q_heads": 4, "kv_heads": 4, "head_dim": 32})
+        self.assertEqual(r["config"]["window"], 16)
+        self.assertEqual(r["config"]["block_size"], 32)
+        self.assertEqual(r["params"]["seqs"], [64, 128])
+        self.assertEqual(r["params"]["reps"], 2)
+        self.assertEqual(r["params"]["threads"], 1)
+
+    def test_machine_block(self):
+        m = self.report["result"]["machine"]
+        for key in ("cpu_model", "logical_cpus", "loadavg", "isa", "threads", "compiler", "build_type", "git_commit",
+                    "timestamp_utc"):
+            self.assertIn(key, m)
+        self.assertIn(m["isa"], ("scalar", "avx2", "avx512"))
+        self.assertRegex(m["timestamp_utc"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        peak = self.report["result"]["fma_peak"]
+        if m["isa"] == "scalar":
+            self.assertFalse(peak["valid"])
+            self.assertIsNone(peak["single_core_gflops"])
+        else:
+            self.assertTrue(peak["valid"])
+            self.assertGreater(peak["single_core_gflops"], 0)
+            self.assertAlmostEqual(peak["reference_gflops"], peak["single_core_gflops"] * 1)
+
+    def test_prefill_rows(self):
+        r = self.report["result"]
+        rows = r["prefill"]
+        self.assertEqual([row["seq"] for row in rows], [64, 128])
+        for row in rows:
+            n = row["seq"]
+            e = row["edges"]
+            self.assertEqual(e["dense_per_head"], dense_edges(n))
+            self.assertAlmostEqual(e["ratio"], e["dense_per_head"] / e["sparse_per_head"])
+            self.assertEqual(row["speedup"]["ideal"], e["ratio"])
+            for kernel in ("dense", "sparse", "sparse_ref"):
+                k = row[kernel]
+                self.assertTrue(k["attempted"])
+                self.assertFalse(k["extrapolated"])
+                self.assertEqual(len(k["samples_ms"]), 2)
+                self.assertLessEqual(k["min_ms"], k["median_ms"])
+                self.assertLessEqual(k["median_ms"], k["max_ms"])
+                self.assertGreaterEqual(k["stddev_ms"], 0)
+            self.assertEqual(row["sparse_ref"]["isa"], "scalar")
+            self.assertEqual(row["dense"]["flops"], 4 * 32 * e["dense_per_head"] * 4)
+            self.assertEqual(row["sparse"]["flops"], 4 * 32 * e["sparse_per_head"] * 4)
+            self.assertAlmostEqual(row["speedup"]["measured"], row["dense"]["median_ms"] / row["sparse"]["median_ms"])
+            self.assertAlmostEqual(row["fast_vs_ref"], row["sparse_ref"]["median_ms"] / row["sparse"]["median_ms"])
+            self.assertGreater(row["peak_rss_bytes"], 0)
+        self.assertGreater(r["peak_rss_bytes"], 0)
+        for kernel in ("dense", "sparse", "sparse_ref"):
+            self.assertTrue(r["fits"][kernel]["valid"])
+            self.assertEqual(r["fits"][kernel]["points"], 2)
+
+    def test_sparse_edges_match_forward(self):
+        for row in self.report["result"]["prefill"]:
+            p, fwd = run_json("forward", "--preset", "bench", "--seq", row["seq"], "--backend", "sparse",
+                              "--threads", "1")
+            self.assertExit(p, OK)
+            self.assertEqual(fwd["result"]["edges"]["per_head"], row["edges"]["sparse_per_head"])
+
+    def test_decode_rows(self):
+        d = self.report["result"]["decode"]
+        self.assertEqual(d["kv_dtype"], "f32")
+        self.assertEqual(len(d["rows"]), 1)
+        row = d["rows"][0]
+        self.assertEqual(row["t"], 128)
+        self.assertEqual(row["prefill"], 112)
+        for kernel in ("sparse", "dense"):
+            self.assertEqual(row[kernel]["steps"], 16)
+            self.assertEqual(len(row[kernel]["samples_ns"]), 16)
+            self.assertGreater(row[kernel]["median_ns"], 0)
+        self.assertEqual(row["sparse_vs_first"], 1.0)
+
+
+class BenchOutputs(CliTestCase):
+    def test_extrapolated_dense(self):
+        p, report = bench_json(seq="32,64,128", no_dense_above=64, decode_at="none")
+        self.assertExit(p, OK)
+        rows = report["result"]["prefill"]
+        self.assertEqual([r["dense"]["attempted"] for r in rows], [True, True, False])
+        self.assertEqual([r["dense"]["extrapolated"] for r in rows], [False, False, True])
+        self.assertTrue(rows[2]["speedup"]["extrapolated"])
+        exp = report["result"]["fits"]["dense"]["exponent"]
+        self.assertAlmostEqual(rows[2]["dense"]["median_ms"], rows[1]["dense"]["median_ms"] * 2 ** exp, places=9)
+        self.assertEqual(report["result"]["decode"]["rows"], [])
+
+    def test_markdown(self):
+        p = run("bench", *SMALL, "-q", "--format", "md")
+        self.assertExit(p, OK)
+        lines = p.stdout.splitlines()
+        header = next(l for l in lines if l.startswith("| N |"))
+        cols = [c.strip() for c in header.strip("|").split("|")]
+        self.assertEqual(cols[:6], ["N", "dense ms", "dense sd", "sparse ms", "sparse sd", "ref sparse ms"])
+        for name in ("speedup", "edge ratio", "dense GFLOP/s", "dense %peak", "sparse GFLOP/s", "fast/ref"):
+            self.assertIn(name, cols)
+        start = lines.index(header)
+        table = lines[start:start + 2 + 2]  # header, rule, two rows
+        body = [l for l in table if l.startswith("| 64 |") or l.startswith("| 128 |")]
+        self.assertEqual(len(body), 2)
+        for l in body:
+            self.assertEqual(len(l.strip("|").split("|")), len(cols))
+        self.assertTrue(any(l.startswith("| T |") for l in lines))
+
+    def test_csv(self):
+        p = run("bench", *SMALL, "-q", "--format", "csv")
+        self.assertExit(p, OK)
+        rows = list(csv.reader(io.StringIO(p.stdout)))
+        self.assertEqual(rows[0], CSV_COLUMNS)
+        body = rows[1:]
+        self.assertEqual(len(body), 2 * 3 + 1 * 2)
+        for r in body:
+            self.assertEqual(len(r), len(CSV_COLUMNS))
+        kinds = {(r[0], r[1], r[2]) for r in body}
+        self.assertIn(("prefill", "64", "sparse_ref"), kinds)
+        self.assertIn(("decode", "128", "dense"), kinds)
+        for r in body:
+            self.assertEqual(r[9], "ms" if r[0] == "prefill" else "ns")
+            self.assertGreater(float(r[5]), 0)
+
+    def test_format_json_is_the_envelope(self):
+        p = run("bench", *SMALL, "-q", "--format", "json")
+        self.assertExit(p, OK)
+        self.assertEnvelope(json.loads(p.stdout), "bench", 0)
+
+    def test_text_and_progress_lines(self):
+        p = run("bench", *SMALL)
+        self.assertExit(p, OK)
+        self.assertIn("prefill", p.stdout)
+        self.assertIn("fma peak", p.stdout)
+        # stderr is not a terminal here: one line per N and per decode T
+        lines = p.stderr.splitlines()
+        self.assertEqual(len(lines), 3, p.stderr)
+        self.assertTrue(lines[0].startswith("bench: N=64"))
+        self.assertTrue(lines[1].startswith("bench: N=128"))
+        self.assertTrue(lines[2].startswith("bench: T=128"))
+
+    def test_plot(self):
+        svg = self.path("b.svg")
+        p, report = bench_json("--plot", svg)
+        self.assertExit(p, OK)
+        self.assertEqual(report["result"]["plot"], svg)
+        root = ET.parse(svg).getroot()
+        self.assertTrue(root.tag.endswith("svg"))
+        self.assertGreaterEqual(sum(1 for e in root.iter() if e.tag.endswith("path")), 4)
+        self.assertEqual(self.no_temp_files(self.tmp), [])
+
+    def test_plot_unwritable(self):
+        p = run("bench", *SMALL, "-q", "--plot", os.path.join(self.tmp, "missing", "b.svg"))
+        self.assertExit(p, IO)
+
+    def test_llama_preset(self):
+        p, report = run_json("bench", "--preset", "llama8x64", "--seq", "64", "--reps", "1", "--warmup", "0",
+                             "--threads", "1", "--decode-at", "none", "--no-reference", "-q")
+        self.assertExit(p, OK)
+        r = report["result"]
+        self.assertEqual(r["shape"], {"q_heads": 8, "kv_heads": 8, "head_dim": 64})
+        self.assertEqual((r["config"]["window"], r["config"]["block_size"]), (128, 64))
+        self.assertIsNone(r["prefill"][0]["sparse_ref"])
+        self.assertFalse(r["fits"]["dense"]["valid"])  # one N: no fit
+
+    def test_explicit_dim_overrides_preset(self):
+        p, report = run_json("bench", "--seq", "64", "--dim", "64", "--reps", "1", "--warmup", "0", "--threads", "1",
+                             "--decode-at", "none", "-q")
+        self.assertExit(p, OK)
+        self.assertEqual(report["result"]["shape"]["head_dim"], 64)
+
+    def test_usage_errors(self):
+        for overrides, extra in (({"seq": "abc"}, ()), ({"seq": ""}, ()), ({"seq": "0"}, ()), ({"reps": "0"}, ()),
+                                 ({"decode_at": "1,x"}, ()), ({"decode_steps": "0"}, ()), ({}, ("--isa", "sse9")),
+                                 ({}, ("--format", "xml")), ({}, ("--preset", "nope")), ({}, ("--tolerance", "-1")),
+                                 ({}, ("--q-heads", "3", "--kv-heads", "2")), ({}, ("--bogus",))):
+            p = run("bench", *small(**overrides), "-q", *extra)
+            self.assertExit(p, USAGE)
+            self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+
+
+class BenchCompare(CliTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, cls.report = bench_json()
+
+    def write(self, name, obj):
+        path = self.path(name)
+        with open(path, "w") as f:
+            json.dump(obj, f)
+        return path
+
+    def scaled(self, factor):
+        """The saved report with every median (and sample) multiplied by factor."""
+        base = copy.deepcopy(self.report)
+        for row in base["result"]["prefill"]:
+            for kernel in ("dense", "sparse", "sparse_ref"):
+                row[kernel]["median_ms"] *= factor
+        for row in base["result"]["decode"]["rows"]:
+            for kernel in ("sparse", "dense"):
+                row[kernel]["median_ns"] *= factor
+        return base
+
+    def test_tiny_baseline_fails(self):
+        path = self.write("tiny.json", self.scaled(1e-6))
+        p = run("bench", *SMALL, "-q", "--compare", path)
+        self.assertExit(p, CHECK_FAILED)
+        self.assertOneLineError(p, "check failed", "baseline", "tolerance", "more regressions")
+        # names the worst median: N (prefill) or T (decode) and the kernel
+        self.assertRegex(p.stderr, r"(N|decode T)=\d+ (dense|sparse|sparse_ref) median")
+
+    def test_tiny_baseline_json_report(self):
+        path = self.write("tiny.json", self.scaled(1e-6))
+        p, report = run_json("bench", *SMALL, "-q", "--compare", path)
+        self.assertExit(p, CHECK_FAILED)
+        self.assertEnvelope(report, "bench", 1)
+        c = report["result"]["compare"]
+        self.assertFalse(c["ok"])
+        self.assertEqual(c["compared"], 2 * 3 + 2)
+        self.assertEqual(c["regressions"], c["compared"])
+        for e in c["entries"]:
+            self.assertTrue(e["regressed"])
+            self.assertAlmostEqual(e["ratio"], e["current"] / e["baseline"])
+
+    def test_huge_baseline_passes(self):
+        path = self.write("huge.json", self.scaled(1e6))
+        p, report = run_json("bench", *SMALL, "-q", "--compare", path, "--tolerance", "0.15")
+        self.assertExit(p, OK)
+        c = report["result"]["compare"]
+        self.assertTrue(c["ok"])
+        self.assertEqual(c["regressions"], 0)
+        self.assertEqual(c["tolerance"], 0.15)
+
+    def test_hand_made_minimal_baseline(self):
+        # Only what --compare reads: schema, workload, one prefill row with one median.
+        r = self.report["result"]
+        base = {"schema": "rvtemporal.bench/1", "preset": "bench", "shape": r["shape"], "config": r["config"],
+                "prefill": [{"seq": 128, "sparse": {"median_ms": 1e-9}}]}
+        p = run("bench", *SMALL, "-q", "--compare", self.write("min.json", base))
+        self.assertExit(p, CHECK_FAILED)
+        self.assertOneLineError(p, "N=128 sparse")
+        base["prefill"][0]["sparse"]["median_ms"] = 1e9
+        p, report = run_json("bench", *SMALL, "-q", "--compare", self.write("min.json", base))
+        self.assertExit(p, OK)
+        self.assertEqual(report["result"]["compare"]["compared"], 1)
+        self.assertIn("prefill N=64 sparse", report["result"]["compare"]["unmatched"])
+
+    def test_other_preset_is_bad_input(self):
+        p = run("bench", *SMALL, "-q", "--preset", "aether", "--compare", self.write("b.json", self.report))
+        self.assertExit(p, BAD_INPUT)
+        self.assertOneLineError(p, "not comparable", "aether", "bench")
+
+    def test_other_shape_is_bad_input(self):
+        p = run("bench", *SMALL, "-q", "--dim", "16", "--compare", self.write("b.json", self.report))
+        self.assertExit(p, BAD_INPUT)
+        self.assertOneLineError(p, "not comparable", "dim 16", "dim 32")
+
+    def test_missing_baseline_is_io(self):
+        p = run("bench", *SMALL, "-q", "--compare", self.path("nope.json"))
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, "nope.json")
+
+    def test_not_a_bench_report(self):
+        path = self.path("bad.json")
+        with open(path, "w") as f:
+            f.write("{ not json")
+        p = run("bench", *SMALL, "-q", "--compare", path)
+        self.assertExit(p, BAD_INPUT)
+        p = run("bench", *SMALL, "-q", "--compare", self.write("fwd.json", {"command": "forward", "result": {}}))
+        self.assertExit(p, BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()
