@@ -36,6 +36,7 @@ void register_blob(CLI::App& root, Context& ctx);
 void register_forward(CLI::App& root, Context& ctx);
 void register_stream(CLI::App& root, Context& ctx);
 void register_bench(CLI::App& root, Context& ctx);
+void register_parity(CLI::App& root, Context& ctx);
 
 // Marks `sub` as the chosen command when it is parsed.
 void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Outcome()> run);

@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   register_forward(app, ctx);
   register_stream(app, ctx);
   register_bench(app, ctx);
+  register_parity(app, ctx);
 
   try {
     app.parse(argc, argv);

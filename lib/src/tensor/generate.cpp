@@ -57,7 +57,7 @@ void fill_sincos(Tensor& t, bool is_query, float factor) {
 // structured: Q/K/V whose softmax puts its mass on few keys, as trained decoders do.
 // "Score" below is dot(q, k) / sqrt(dim), what the softmax sees; t is the query's position,
 // j the key's. The construction is exact where it can be (one dimension per effect) and
-// keeps every K element in [-1, 1], so an f16 cache stores it well.
+// keeps every K element in [-1, 1] (for seq >= 32), so an f16 cache stores it well.
 //
 // Each kv head's K rows, and the matching part of each query row:
 //   dims [0, 2M), M = dim/4   local bump, random Fourier features: frequencies w_m ~ N(0,1)/4
@@ -68,9 +68,11 @@ void fill_sincos(Tensor& t, bool is_query, float factor) {
 //                             score falls by 1/16 per token of distance: the far field, where the
 //                             Fourier features only add noise, is damped by e^(-distance/16).
 //   dim 2M+1                  sinks: k_j = 1 for the sink tokens (structured_sinks: position 0 and
-//                             two seeded positions), else 0, and a sink's recency coordinate is 0;
-//                             q_t = (t/16 + S) sqrt(dim) cancels the recency penalty, so every
-//                             visible sink scores S above the most recent key.
+//                             two seeded positions), else 0; q_t = (t/16 + S) sqrt(dim) cancels the
+//                             recency penalty: a sink's recency coordinate is 0 for position 0, which
+//                             then scores S above the most recent key, and -32/seq for the other two,
+//                             which score S - 2 (as in trained models, the first token is the main
+//                             sink; the others are weaker, and not among the default globals).
 //   dims [2M+2, dim)          periodic recall (an induction pattern): k_j = c(j mod 37), a unit
 //                             vector per phase and kv head; q_t = (36/16 + R) sqrt(dim) c((t+1) mod 37)
 //                             seeks the key that followed the previous occurrence of its phase,
@@ -124,7 +126,7 @@ Qkv generate_structured(std::size_t seq, std::size_t q_heads, std::size_t kv_hea
         row[2 * m + 1] = static_cast<float>(std::sin(arg));
       }
       const bool sink = sink_dim < dim && std::binary_search(sinks.begin(), sinks.end(), t);
-      row[recency_dim] = sink ? 0.0f : static_cast<float>(tt / n);
+      row[recency_dim] = static_cast<float>(!sink ? tt / n : (t == 0 ? 0.0 : -2.0 / (kSlope * n)));
       if (sink_dim < dim) row[sink_dim] = sink ? 1.0f : 0.0f;
       const double* c = content.data() + (h * period + t % period) * n_content;
       for (std::size_t d = 0; d < n_content; ++d) row[content_begin + d] = static_cast<float>(c[d]);

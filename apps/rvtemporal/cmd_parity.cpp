@@ -1,0 +1,113 @@
+// `rvtemporal parity`: accuracy suites with gates that CI can trust (docs/parity.md).
+// Exit 0 when every gate passes, 1 when one fails (stderr names it and its worst element),
+// 2/3/4 for usage, input and I/O errors.
+#include "cli.hpp"
+#include "presets.hpp"
+#include "rvt/core/hash.hpp"
+#include "rvt/core/parallel.hpp"
+#include "rvt/jobs/presets.hpp"
+#include "rvt/parity/parity.hpp"
+
+namespace rvt::cli {
+namespace {
+
+struct ParityOptions {
+  AttentionOptions attention;
+  std::string suite = "all";
+  std::vector<std::string> gates;
+  std::string gate_preset = "default";
+  std::vector<std::string> sweep;
+  std::string blob;
+  std::string format;  // "" = md unless --json
+  std::string plot_dir;
+  unsigned threads = 0;
+  CLI::App* cmd = nullptr;
+};
+
+bool given(const ParityOptions& o, const std::string& name) { return o.cmd->get_option(name)->count() > 0; }
+
+parity::Request make_request(const ParityOptions& o) {
+  const AttentionOptions& a = o.attention;
+  parity::Request r;
+  r.suites = parity::parse_suites(o.suite);
+  r.q_path = a.q;
+  r.k_path = a.k;
+  r.v_path = a.v;
+  if (given(o, "--gen")) r.gen = parse_gen_kind(a.gen);
+  r.seed = parse_u64(a.seed, "--seed");
+  if (given(o, "--seq")) r.seq = a.seq;
+  const jobs::Preset* p = a.preset.empty() ? nullptr : &jobs::find_preset(a.preset);
+  auto pick = [&](const char* name, std::size_t value, std::size_t preset_value) -> std::optional<std::size_t> {
+    if (given(o, name)) return value;
+    if (p) return preset_value;
+    return std::nullopt;
+  };
+  r.q_heads = pick("--q-heads", a.q_heads, p ? p->q_heads : 0);
+  r.kv_heads = pick("--kv-heads", a.kv_heads, p ? p->kv_heads : 0);
+  r.dim = pick("--dim", a.dim, p ? p->head_dim : 0);
+  r.window = pick("--window", a.window, p ? p->window : 0);
+  r.block = pick("--block", a.block, p ? p->block_size : 0);
+  if (r.block && *r.block == 0) throw_usage("--block must be > 0");
+  if (given(o, "--globals")) {
+    r.globals = (a.globals == "none" || a.globals.empty()) ? std::vector<std::size_t>{}
+                                                           : jobs::parse_index_list(a.globals, "--globals");
+  }
+  r.causal = a.causal;
+  r.log_stride = !a.no_log_stride;
+  r.landmarks = !a.no_landmarks;
+  if (given(o, "--landmarks")) r.landmark_mode = attn::parse_landmark_mode(a.landmarks);
+  r.preset = parity::parse_gate_preset(o.gate_preset);
+  for (const std::string& g : o.gates) {
+    for (parity::GateOverride& item : parity::parse_gates(g, parity::suite_names())) r.gates.push_back(item);
+  }
+  r.sweep = parity::parse_sweep(o.sweep);
+  if (given(o, "--sweep") && r.sweep.empty()) throw_usage("--sweep: no axes given");
+  r.blob_path = o.blob;
+  r.threads = o.threads ? o.threads : default_threads();
+  r.plot_dir = o.plot_dir;
+  return r;
+}
+
+Outcome run_parity_cmd(const ParityOptions& o, Context& ctx) {
+  if (o.format == "json") {
+    ctx.json = true;
+  } else if (o.format == "md" && ctx.json) {
+    throw_usage("--format md and --json both want stdout; pick one");
+  }
+  const parity::Request request = make_request(o);
+  const parity::Report report = parity::run_parity(request);
+  Outcome out;
+  out.result = report.json();
+  out.text = report.markdown();
+  if (!report.pass()) {
+    out.code = ExitCode::kCheckFailed;
+    out.error = report.failure_line();
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_parity(CLI::App& root, Context& ctx) {
+  auto o = std::make_shared<ParityOptions>();
+  CLI::App* cmd = root.add_subcommand("parity", "Accuracy suites with gates: sparse vs dense, stream, GQA, kernels, model");
+  o->cmd = cmd;
+  add_attention_options(cmd, o->attention);
+  cmd->add_option("--suite", o->suite,
+                  "all | saturated | realistic | stream | gqa | reference | model | landmarks | sweep "
+                  "(or a comma-separated list)")
+      ->capture_default_str();
+  cmd->add_option("--gate", o->gates, "Gates, e.g. max_abs=1e-4,cosine=0.98 or stream.max_abs=1e-6 (metric=off drops one)")
+      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--gate-preset", o->gate_preset, "Built-in gates: default | strict")->capture_default_str();
+  cmd->add_option("--sweep", o->sweep, "Sweep grid, e.g. --sweep window=8,16,32,64 block=8,16,32 (also landmarks=, log_stride=)")
+      ->expected(1, -1);
+  cmd->add_option("--blob", o->blob, "RVNE blob for the model suite (default: the default random blob)");
+  cmd->add_option("--format", o->format, "json | md (default: md on stdout, json with --json)")
+      ->check(CLI::IsMember({"json", "md"}));
+  cmd->add_option("--plot-dir", o->plot_dir, "Write SVG pictures here (created if missing, parent must exist)");
+  cmd->add_option("--threads", o->threads, "Worker threads (default: all cores)");
+  bind(cmd, ctx, "parity", [o, &ctx] { return run_parity_cmd(*o, ctx); });
+}
+
+}  // namespace rvt::cli
