@@ -95,7 +95,7 @@ std::string pattern_svg(std::size_t seq, const attn::SparseConfig& config, std::
   svg.text(x0, 44, config_text(config), 12);
   if (!caption.empty()) svg.text(x0, 60, caption, 12);
 
-  CellLayer blocks, tokens;
+  CellLayer blocks, window, tokens;
   if (n > 0) {
     attn::PatternBuilder p(seq, config);
     for (std::size_t i = 0; i < n; ++i) {
@@ -107,7 +107,7 @@ std::string pattern_svg(std::size_t seq, const attn::SparseConfig& config, std::
       }
       const std::size_t lo = i >= config.window ? i - config.window : 0;
       const std::size_t hi = config.causal ? i : std::min(i + config.window, seq - 1);
-      if (lo < n) tokens.run(lo, i, std::min(hi, n - 1) - lo + 1, kWindow);
+      if (lo < n) window.run(lo, i, std::min(hi, n - 1) - lo + 1, kWindow);
       for (std::uint32_t j : p.tokens()) {
         if ((j >= lo && j <= hi) || j >= n) continue;
         const bool global = std::find(config.globals.begin(), config.globals.end(), j) != config.globals.end();
@@ -116,9 +116,10 @@ std::string pattern_svg(std::size_t seq, const attn::SparseConfig& config, std::
     }
   }
   const double cell = side / static_cast<double>(std::max<std::size_t>(n, 1));
-  blocks.draw(svg, x0, y0, cell, cell);
-  tokens.draw(svg, x0, y0, cell, cell);
   position_axes(svg, x0, y0, side, side, n, n, "key position j", "query position i");
+  blocks.draw(svg, x0, y0, cell, cell);
+  window.draw(svg, x0, y0, cell, cell);
+  tokens.draw(svg, x0, y0, cell, cell, "", cell < 2.0 ? 1.0 : 0.0);  // keep 1-cell columns visible
 
   const double lx = x0 + side + 24;
   svg.text(lx, y0 + 6, "candidate kind", 13, "start", "font-weight=\"bold\"");
@@ -137,7 +138,7 @@ std::string attention_maps_svg(const WeightMap& dense, const WeightMap& sparse, 
   const std::size_t n = std::min(dense.rows, sparse.rows);
   const std::size_t bin = std::max<std::size_t>(1, (n + 127) / 128);
   const std::size_t cells = (n + bin - 1) / bin;
-  const double side = 400.0, x0 = 80.0, y0 = 80.0, gap = 90.0;
+  const double side = 400.0, x0 = 80.0, y0 = 100.0, gap = 90.0;
   constexpr int lo = -4, hi = 0;
   Svg svg(x0 + 2 * side + gap + 120.0, y0 + side + 60.0);
   svg.title("dense vs sparse attention weights");
@@ -170,7 +171,8 @@ std::string attention_maps_svg(const WeightMap& dense, const WeightMap& sparse, 
     }
     layer.draw(svg, px, y0, cell, cell);
     position_axes(svg, px, y0, side, side, n, n, "key position j", "query position i");
-    svg.text(px + side / 2, y0 - 8, panel == 0 ? "dense (exact softmax)" : "sparse", 13, "middle", "font-weight=\"bold\"");
+    svg.text(px + side / 2, y0 - 10, panel == 0 ? "dense (exact softmax)" : "sparse (effective weights)", 13, "middle",
+             "font-weight=\"bold\"");
   }
   log_colour_bar(svg, x0 + 2 * side + gap + 20, y0 + 20, side - 40, lo, hi, "weight");
   svg.text(x0 + 2 * side + gap + 10, y0 + side + 10, "< 1e-4: white", 11);
@@ -236,8 +238,10 @@ std::string error_heatmap_svg(const std::vector<double>& map, std::size_t seq, s
 }
 
 std::string sweep_svg(const std::vector<SweepPoint>& points, const std::string& caption) {
-  const double w = 640.0, h = 400.0, x0 = 90.0, y0 = 80.0;
-  Svg svg(x0 + w + 200.0, y0 + h + 70.0);
+  const double w = 600.0, h = 400.0, x0 = 90.0, y0 = 80.0;
+  const std::size_t listed = std::min<std::size_t>(points.size(), 40);
+  const double table_h = 110.0 + 15.0 * static_cast<double>(listed);
+  Svg svg(x0 + w + 380.0, std::max(y0 + h + 70.0, y0 + table_h));
   svg.title("sweep: accuracy vs sparsity");
   svg.text(x0, 24, "Sweep: accuracy vs sparsity (one point per setting)", 15, "start", "font-weight=\"bold\"");
   if (!caption.empty()) svg.text(x0, 44, caption, 12);
@@ -277,21 +281,42 @@ std::string sweep_svg(const std::vector<SweepPoint>& points, const std::string& 
   }
   svg.text(x0 + w / 2, y0 + h + 40, "sparsity (1 - edges / dense edges): further right = cheaper", 13, "middle");
   svg.vtext(x0 - 56, y0 + h / 2, "rel_l1 vs dense (log): lower = closer", 13);
-  for (const SweepPoint& p : points) {
+  auto dot = [&](double x, double y, double r, const std::string& fill, const std::string& stroke) {
+    svg.raw("<circle cx=\"" + report::num(x) + "\" cy=\"" + report::num(y) + "\" r=\"" + report::num(r) + "\" fill=\"" +
+            fill + "\"" + (stroke.empty() ? "" : " stroke=\"" + stroke + "\" stroke-width=\"2\"") + "/>\n");
+  };
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const SweepPoint& p = points[i];
     const double x = px(p.sparsity), y = py(p.rel_l1);
-    const std::string colour = p.pass ? kStride : "#a0aec0";
-    if (p.best) svg.raw("<circle cx=\"" + report::num(x) + "\" cy=\"" + report::num(y) + "\" r=\"10\" fill=\"none\" stroke=\"#e53e3e\" stroke-width=\"2\"/>\n");
-    svg.raw("<circle cx=\"" + report::num(x) + "\" cy=\"" + report::num(y) + "\" r=\"5\" fill=\"" + colour + "\"/>\n");
-    svg.text(x + 8, y - 6, p.label, 10);
+    if (p.best) dot(x, y, 10, "none", "#e53e3e");
+    dot(x, y, 5, p.pass ? kStride : "#a0aec0", "");
+    // Numbers, not names, next to the points: neighbours differ by one axis and would
+    // overprint; alternate above/below to keep them apart. The table says which is which.
+    if (i < listed) svg.text(x + 7, y + (i % 2 ? 14 : -6), std::to_string(i + 1), 10);
   }
-  const double lx = x0 + w + 24;
+  const double lx = x0 + w + 30;
   svg.text(lx, y0 + 6, "setting", 13, "start", "font-weight=\"bold\"");
-  svg.raw("<circle cx=\"" + report::num(lx + 7) + "\" cy=\"" + report::num(y0 + 28) + "\" r=\"5\" fill=\"" + kStride + "\"/>\n");
-  svg.text(lx + 20, y0 + 32, "passes the gates", 12);
-  svg.raw("<circle cx=\"" + report::num(lx + 7) + "\" cy=\"" + report::num(y0 + 50) + "\" r=\"5\" fill=\"#a0aec0\"/>\n");
-  svg.text(lx + 20, y0 + 54, "fails a gate", 12);
-  svg.raw("<circle cx=\"" + report::num(lx + 7) + "\" cy=\"" + report::num(y0 + 72) + "\" r=\"9\" fill=\"none\" stroke=\"#e53e3e\" stroke-width=\"2\"/>\n");
-  svg.text(lx + 20, y0 + 76, "best: passing, most sparse", 12);
+  dot(lx + 7, y0 + 24, 5, kStride, "");
+  svg.text(lx + 20, y0 + 28, "passes the gates", 12);
+  dot(lx + 7, y0 + 44, 5, "#a0aec0", "");
+  svg.text(lx + 20, y0 + 48, "fails a gate", 12);
+  dot(lx + 7, y0 + 66, 9, "none", "#e53e3e");
+  svg.text(lx + 20, y0 + 70, "best: passing, highest sparsity", 12);
+  svg.text(lx, y0 + 98, "#   setting", 11, "start", "font-weight=\"bold\"");
+  svg.text(lx + 250, y0 + 98, "sparsity  rel_l1", 11, "start", "font-weight=\"bold\"");
+  for (std::size_t i = 0; i < listed; ++i) {
+    const SweepPoint& p = points[i];
+    const double y = y0 + 114 + 15.0 * static_cast<double>(i);
+    const std::string weight = p.best ? " font-weight=\"bold\"" : "";
+    svg.text(lx, y, std::to_string(i + 1), 11, "start", weight.empty() ? "" : weight.substr(1));
+    svg.text(lx + 24, y, p.label, 11, "start", weight.empty() ? "" : weight.substr(1));
+    svg.text(lx + 250, y, fmt("%.3f", p.sparsity) + "  " + fmt("%.3g", p.rel_l1), 11, "start",
+             weight.empty() ? "" : weight.substr(1));
+  }
+  if (listed < points.size()) {
+    svg.text(lx, y0 + 114 + 15.0 * static_cast<double>(listed), "... " + std::to_string(points.size() - listed) + " more",
+             11);
+  }
   return svg.str();
 }
 

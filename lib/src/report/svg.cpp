@@ -119,12 +119,19 @@ void CellLayer::run(std::size_t col, std::size_t row, std::size_t len, const std
   it->second += cell_run(col, row, len);
 }
 
-void CellLayer::draw(Svg& svg, double x0, double y0, double cell_w, double cell_h, const std::string& extra) const {
+void CellLayer::draw(Svg& svg, double x0, double y0, double cell_w, double cell_h, const std::string& extra,
+                     double outline_px) const {
   if (order_.empty()) return;
   char scale[64];  // more digits than num(): an error here is multiplied by the cell count
   std::snprintf(scale, sizeof scale, "%.7g %.7g", cell_w, cell_h);
   std::string g = "<g transform=\"translate(" + num(x0) + " " + num(y0) + ") scale(" + scale + ")\" shape-rendering=\"crispEdges\"" + (extra.empty() ? "" : " " + extra) + ">\n";
-  for (const std::string& fill : order_) g += "<path d=\"" + paths_.at(fill) + "\" fill=\"" + fill + "\"/>\n";
+  for (const std::string& fill : order_) {
+    g += "<path d=\"" + paths_.at(fill) + "\" fill=\"" + fill + "\"";
+    if (outline_px > 0.0) {
+      g += " stroke=\"" + fill + "\" stroke-width=\"" + num(outline_px) + "\" vector-effect=\"non-scaling-stroke\"";
+    }
+    g += "/>\n";
+  }
   g += "</g>\n";
   svg.raw(g);
 }

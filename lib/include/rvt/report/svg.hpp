@@ -60,7 +60,10 @@ class CellLayer {
   void run(std::size_t col, std::size_t row, std::size_t len, const std::string& fill);
   void cell(std::size_t col, std::size_t row, const std::string& fill) { run(col, row, 1, fill); }
   // One <path> per colour inside a <g transform>, in first-use order of the colours.
-  void draw(Svg& svg, double x0, double y0, double cell_w, double cell_h, const std::string& extra = "") const;
+  // outline_px > 0 strokes each path in its own colour that many screen pixels wide
+  // (non-scaling), so single cells of a large grid stay visible.
+  void draw(Svg& svg, double x0, double y0, double cell_w, double cell_h, const std::string& extra = "",
+            double outline_px = 0.0) const;
   bool empty() const { return order_.empty(); }
 
  private:
