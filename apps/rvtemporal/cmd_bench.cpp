@@ -24,7 +24,7 @@ struct BenchOptions {
   unsigned threads = 0;
   std::string isa = "auto";
   std::string decode_at = "1024,4096,16384";
-  std::size_t decode_steps = 256;
+  std::size_t decode_steps = 256, dense_decode_steps = 64;
   std::string format = "text";
   std::string plot, compare;
   double tolerance = 0.15;
@@ -72,6 +72,7 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   c.isa = kernels::parse_isa(o.isa);
   c.decode_at = (o.decode_at == "none") ? std::vector<std::size_t>{} : jobs::parse_index_list(o.decode_at, "--decode-at");
   c.decode_steps = o.decode_steps;
+  c.dense_decode_steps = o.dense_decode_steps;
   c.no_dense_above = o.no_dense_above;
   c.reference = !o.no_reference;
   c.seed = parse_u64(o.seed, "--seed");
@@ -104,7 +105,10 @@ void register_bench(CLI::App& root, Context& ctx) {
   cmd->add_option("--isa", o->isa, "auto | scalar | avx2 | avx512")->capture_default_str();
   cmd->add_option("--decode-at", o->decode_at, "Decode cache lengths T, comma-separated ('none': no decode table)")
       ->capture_default_str();
-  cmd->add_option("--decode-steps", o->decode_steps, "Timed decode steps at each T")->capture_default_str();
+  cmd->add_option("--decode-steps", o->decode_steps, "Timed sparse decode steps at each T (the last at T)")
+      ->capture_default_str();
+  cmd->add_option("--dense-decode-steps", o->dense_decode_steps, "Timed dense (O(T) baseline) decode steps at each T")
+      ->capture_default_str();
   cmd->add_option("--format", o->format, "text | json | md | csv on stdout")
       ->check(CLI::IsMember({"text", "json", "md", "csv"}))
       ->capture_default_str();

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rvt_cli import *  # noqa: E402,F401,F403
 
 DEFAULTS = {"--seq": "64,128", "--reps": "2", "--warmup": "0", "--threads": "1", "--decode-at": "128",
-            "--decode-steps": "16"}
+            "--decode-steps": "16", "--dense-decode-steps": "8"}
 
 
 def small(**overrides):
@@ -121,10 +121,10 @@ class BenchReport(CliTestCase):
         self.assertEqual(len(d["rows"]), 1)
         row = d["rows"][0]
         self.assertEqual(row["t"], 128)
-        self.assertEqual(row["prefill"], 112)
-        for kernel in ("sparse", "dense"):
-            self.assertEqual(row[kernel]["steps"], 16)
-            self.assertEqual(len(row[kernel]["samples_ns"]), 16)
+        for kernel, steps in (("sparse", 16), ("dense", 8)):
+            self.assertEqual(row[kernel]["steps"], steps)
+            self.assertEqual(row[kernel]["prefill"], 128 - steps)
+            self.assertEqual(len(row[kernel]["samples_ns"]), steps)
             self.assertGreater(row[kernel]["median_ns"], 0)
         self.assertEqual(row["sparse_vs_first"], 1.0)
 
@@ -223,7 +223,8 @@ class BenchOutputs(CliTestCase):
 
     def test_usage_errors(self):
         for overrides, extra in (({"seq": "abc"}, ()), ({"seq": ""}, ()), ({"seq": "0"}, ()), ({"reps": "0"}, ()),
-                                 ({"decode_at": "1,x"}, ()), ({"decode_steps": "0"}, ()), ({}, ("--isa", "sse9")),
+                                 ({"decode_at": "1,x"}, ()), ({"decode_steps": "0"}, ()),
+                                 ({"dense_decode_steps": "0"}, ()), ({}, ("--isa", "sse9")),
                                  ({}, ("--format", "xml")), ({}, ("--preset", "nope")), ({}, ("--tolerance", "-1")),
                                  ({}, ("--q-heads", "3", "--kv-heads", "2")), ({}, ("--bogus",))):
             p = run("bench", *small(**overrides), "-q", *extra)

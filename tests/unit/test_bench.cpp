@@ -49,6 +49,7 @@ BenchConfig tiny_config() {
   c.threads = 1;
   c.decode_at = {48, 16};
   c.decode_steps = 8;
+  c.dense_decode_steps = 4;
   c.peak_seconds = 0.01;
   return c;
 }
@@ -169,6 +170,7 @@ TEST_CASE("bench config: validation names the option") {
   bad([](BenchConfig& b) { b.reps = 0; }, "--reps");
   bad([](BenchConfig& b) { b.threads = 0; }, "--threads");
   bad([](BenchConfig& b) { b.decode_at = {0}; }, "--decode-at");
+  bad([](BenchConfig& b) { b.dense_decode_steps = 0; }, "--dense-decode-steps");
   bad([](BenchConfig& b) { b.q_heads = 3; b.kv_heads = 2; }, "GQA");
 }
 
@@ -243,9 +245,11 @@ TEST_CASE("bench run: structure, edge ratios, extrapolation and decode rows") {
 
   REQUIRE(r["decode"]["rows"].size() == 2);
   CHECK(r["decode"]["rows"][0]["t"] == 16);
-  CHECK(r["decode"]["rows"][0]["prefill"] == 8);
-  CHECK(r["decode"]["rows"][1]["prefill"] == 40);
+  CHECK(r["decode"]["rows"][0]["sparse"]["prefill"] == 8);
+  CHECK(r["decode"]["rows"][1]["sparse"]["prefill"] == 40);
+  CHECK(r["decode"]["rows"][1]["dense"]["prefill"] == 44);
   CHECK(r["decode"]["rows"][0]["sparse"]["samples_ns"].size() == 8);
+  CHECK(r["decode"]["rows"][0]["dense"]["samples_ns"].size() == 4);
   CHECK(r["decode"]["rows"][0]["sparse_vs_first"].get<double>() == 1.0);
   for (const char* key : {"cpu_model", "logical_cpus", "loadavg", "isa", "threads", "compiler", "build_type",
                           "git_commit", "timestamp_utc"}) {
@@ -292,7 +296,7 @@ TEST_CASE("bench format: csv columns, markdown tables, text, svg") {
 
   const std::string md = format_markdown(r);
   CHECK(md.find("| N | dense ms |") != std::string::npos);
-  CHECK(md.find("| T | prefill |") != std::string::npos);
+  CHECK(md.find("| T | steps sparse/dense |") != std::string::npos);
   CHECK(md.find("extrapolated") != std::string::npos);
   const std::string text = format_text(r);
   CHECK(text.find("fma peak") != std::string::npos);

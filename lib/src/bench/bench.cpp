@@ -153,6 +153,7 @@ void BenchConfig::validate() const {
   if (reps == 0) throw_usage("--reps must be > 0");
   if (threads == 0) throw_usage("--threads must be > 0");
   if (decode_steps == 0) throw_usage("--decode-steps must be > 0");
+  if (dense_decode_steps == 0) throw_usage("--dense-decode-steps must be > 0");
   if (q_heads == 0 || kv_heads == 0 || dim == 0) throw_usage("--q-heads, --kv-heads and --dim must be > 0");
   if (q_heads % kv_heads != 0) {
     throw_usage("--q-heads " + std::to_string(q_heads) + " is not divisible by --kv-heads " +
@@ -274,6 +275,7 @@ Json run_bench(const BenchConfig& config_in) {
                      {"isa_requested", kernels::isa_name(c.isa)},
                      {"decode_at", c.decode_at},
                      {"decode_steps", c.decode_steps},
+                     {"dense_decode_steps", c.dense_decode_steps},
                      {"no_dense_above", c.no_dense_above},
                      {"reference", c.reference},
                      {"gen", "normal"},
@@ -397,38 +399,42 @@ Json run_bench(const BenchConfig& config_in) {
   j["prefill"] = rows;
   j["fits"] = Json{{"dense", fit_json(dense_fit)}, {"sparse", fit_json(sparse_fit)}, {"sparse_ref", fit_json(ref_fit)}};
 
-  // Decode: prefill T - steps positions, then time `steps` single-token steps up to T.
+  // Decode: prefill T - steps positions, then time `steps` single-token steps, the last at
+  // cache length T. The dense decode (the O(T) scalar baseline) takes fewer steps: at large
+  // T one step costs milliseconds, and the median settles long before 256 of them.
   Json dec;
   dec["kv_dtype"] = "f32";
   dec["steps_requested"] = c.decode_steps;
+  dec["dense_steps_requested"] = c.dense_decode_steps;
   dec["sparse_kernel"] = kernels::isa_name(isa);
   dec["dense_kernel"] = "scalar reference (DenseDecoder)";
   Json drows = Json::array();
   double sparse0 = 0.0, dense0 = 0.0;
   for (std::size_t t_len : c.decode_at) {
-    const std::size_t steps = std::min(c.decode_steps, t_len);
-    const std::size_t prefill = t_len - steps;
     const std::string at = "T=" + std::to_string(t_len);
     const Qkv x = generate_qkv(GenKind::kNormal, t_len, c.q_heads, c.kv_heads, c.dim, c.seed ^ 0xDEC0DEull);
     Tensor out(1, c.q_heads, c.dim);
     Json r;
     r["t"] = t_len;
-    r["prefill"] = prefill;
     {
       report_progress(at + " sparse decode");
+      const std::size_t prefill = t_len - std::min(c.decode_steps, t_len);
       stream::KvCache cache(t_len, c.kv_heads, c.dim, c.sparse.block_size, stream::KvDType::kF32);
       if (prefill) cache.append_all(head_of(x.k, prefill), head_of(x.v, prefill));
       stream::SparseDecoder d(c.q_heads, std::move(cache), c.sparse, stream::Evict::kNone, isa);
       r["sparse"] = decode_kernel_json(time_steps(d, x, prefill, t_len, out), kernels::isa_name(isa));
+      r["sparse"]["prefill"] = prefill;
       r["sparse"]["edges_last_step"] = d.last_edges();
       stage_done(at + " sparse decode");
     }
     {
       report_progress(at + " dense decode");
+      const std::size_t prefill = t_len - std::min(c.dense_decode_steps, t_len);
       stream::KvCache cache(t_len, c.kv_heads, c.dim, c.sparse.block_size, stream::KvDType::kF32);
       if (prefill) cache.append_all(head_of(x.k, prefill), head_of(x.v, prefill));
       stream::DenseDecoder d(c.q_heads, std::move(cache));
       r["dense"] = decode_kernel_json(time_steps(d, x, prefill, t_len, out), "scalar reference");
+      r["dense"]["prefill"] = prefill;
       stage_done(at + " dense decode");
     }
     const double s_ns = r["sparse"]["median_ns"].get<double>(), d_ns = r["dense"]["median_ns"].get<double>();

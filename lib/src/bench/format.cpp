@@ -107,11 +107,12 @@ Table prefill_table(const Json& result) {
 
 Table decode_table(const Json& result) {
   Table t;
-  t.header = {"T", "prefill", "steps", "sparse ns/token", "dense ns/token", "dense/sparse", "sparse vs first T",
+  t.header = {"T", "steps sparse/dense", "sparse ns/token", "dense ns/token", "dense/sparse", "sparse vs first T",
               "dense vs first T"};
   for (const Json& r : result["decode"]["rows"]) {
-    t.rows.push_back({std::to_string(r["t"].get<std::uint64_t>()), std::to_string(r["prefill"].get<std::uint64_t>()),
-                      std::to_string(r["sparse"]["steps"].get<std::uint64_t>()),
+    t.rows.push_back({std::to_string(r["t"].get<std::uint64_t>()),
+                      std::to_string(r["sparse"]["steps"].get<std::uint64_t>()) + "/" +
+                          std::to_string(r["dense"]["steps"].get<std::uint64_t>()),
                       fixed(num_at(r["sparse"], "median_ns"), 0), fixed(num_at(r["dense"], "median_ns"), 0),
                       fixed(num_at(r, "speedup"), 1, "x"), fixed(num_at(r, "sparse_vs_first"), 2),
                       fixed(num_at(r, "dense_vs_first"), 2)});
