@@ -152,7 +152,7 @@ TEST_CASE("ranks, Spearman and argmax", "[metrics]") {
   CHECK(argmax(std::vector<float>{}) == 0);
 }
 
-TEST_CASE("structured inputs concentrate attention; normal inputs do not", "[metrics][generate]") {
+TEST_CASE("structured inputs concentrate attention, normal inputs do not", "[metrics][generate]") {
   // Sparse attention over window + globals that include the generator's sinks and a window
   // that reaches the recall distance (36) should be close to dense on structured inputs and
   // far from it on normal inputs of the same shape.
