@@ -93,6 +93,13 @@ void register_parity(CLI::App& root, Context& ctx) {
   CLI::App* cmd = root.add_subcommand("parity", "Accuracy suites with gates: sparse vs dense, stream, GQA, kernels, model");
   o->cmd = cmd;
   add_attention_options(cmd, o->attention);
+  // Each suite has its own input sizes and pattern; these options override them only when given.
+  const char* own = " (default: each suite's own, docs/parity.md)";
+  cmd->get_option("--gen")->description(std::string("Generate inputs: normal | uniform | sincos | structured") + own)->default_str("");
+  for (const char* name : {"--seq", "--q-heads", "--kv-heads", "--dim", "--window", "--block", "--globals", "--landmarks"}) {
+    CLI::Option* opt = cmd->get_option(name);
+    opt->description(opt->get_description() + own)->default_str("");
+  }
   cmd->add_option("--suite", o->suite,
                   "all | saturated | realistic | stream | gqa | reference | model | landmarks | sweep "
                   "(or a comma-separated list)")

@@ -443,7 +443,8 @@ SuiteResult suite_reference(const Ctx& ctx) {
   const attn::ExecOptions scalar{ctx.exec.threads, kernels::Isa::kScalar};
   const Json base{{"inputs", in.json}, {"shape", shape_json(x.q, x.k)}, {"causal", cfg.causal}};
   if (fast == kernels::Isa::kScalar) {
-    s.notes.push_back("no SIMD kernels on this host/build: auto resolves to the scalar reference");
+    s.notes.push_back("isa auto resolves to scalar here (no SIMD kernels in this build or CPU, or RVT_ISA=scalar): "
+                      "the auto_vs_scalar cases compare the reference kernels with themselves");
   }
   auto add = [&](const std::string& name, Json config, const Tensor& got, const Tensor& want, std::vector<Gate> gates) {
     Case c = make_case(name, std::move(config));
