@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "rvt/attention/attention.hpp"
 #include "rvt/core/error.hpp"
@@ -117,6 +118,38 @@ TEST_CASE("fast decode steps agree with the scalar reference, f32 and f16 caches
       }
       INFO("isa " << kernels::isa_name(isa) << " dtype " << stream::kv_dtype_name(dtype));
       CHECK(worst < 2e-6);
+    }
+  }
+}
+
+TEST_CASE("non-finite inputs give the reference's NaN pattern on every ISA", "[kernels]") {
+  for (Isa isa : fast_isas()) {
+    for (int where = 0; where < 3; ++where) {  // NaN in Q, K or V at position 7
+      Qkv x = generate_qkv(GenKind::kNormal, 20, 6, 2, 8, 31);
+      Tensor& t = where == 0 ? x.q : (where == 1 ? x.k : x.v);
+      t.at(7, 1, 3) = std::numeric_limits<float>::quiet_NaN();
+      const attn::ExecOptions ref{1, Isa::kScalar}, fast{1, isa};
+      auto same_nans = [](const Tensor& a, const Tensor& b) {
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          if (std::isnan(a.data()[i]) != std::isnan(b.data()[i])) return false;
+        }
+        return true;
+      };
+      INFO("isa " << kernels::isa_name(isa) << " NaN in " << "QKV"[where]);
+      const Tensor dense_ref = attn::dense_attention(x.q, x.k, x.v, true, ref);
+      CHECK(same_nans(attn::dense_attention(x.q, x.k, x.v, true, fast), dense_ref));
+      CHECK(std::isnan(dense_ref.row(7, where == 0 ? 1 : 3)[3]));  // kv head 1 is read by q heads 3..5
+      CHECK(!std::isnan(dense_ref.row(6, 3)[3]));  // a causal row before it is not
+      CHECK(same_nans(attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, fast),
+                      attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, ref)));
+      stream::SparseDecoder a(6, stream::KvCache(20, 2, 8, 64), attn::SparseConfig{}, stream::Evict::kNone, isa);
+      stream::SparseDecoder b(6, stream::KvCache(20, 2, 8, 64), attn::SparseConfig{}, stream::Evict::kNone, Isa::kScalar);
+      Tensor oa(20, 6, 8), ob(20, 6, 8);
+      for (std::size_t s = 0; s < 20; ++s) {
+        a.step(x.q.row(s, 0), x.k.row(s, 0), x.v.row(s, 0), oa.row(s, 0));
+        b.step(x.q.row(s, 0), x.k.row(s, 0), x.v.row(s, 0), ob.row(s, 0));
+      }
+      CHECK(same_nans(oa, ob));
     }
   }
 }

@@ -1,6 +1,7 @@
 #include "rvt/attention/attention.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "rvt/core/parallel.hpp"
@@ -58,6 +59,22 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
   });
 }
 
+// The SIMD kernels assume finite inputs (a masked lane's 0 weight times a NaN value is
+// NaN; max reductions order NaNs differently). Non-finite inputs take the scalar
+// reference, whose NaN/Inf propagation is the documented behaviour on every ISA.
+bool all_finite(const Tensor& t) {
+  for (float x : t.values()) {
+    if (!std::isfinite(x)) return false;
+  }
+  return true;
+}
+
+const kernels::KernelTable* pick_kernels(kernels::Isa requested, const Tensor& q, const Tensor& k, const Tensor& v) {
+  const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(requested));
+  if (table && !(all_finite(q) && all_finite(k) && all_finite(v))) return nullptr;
+  return table;
+}
+
 }  // namespace
 
 BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size) {
@@ -98,7 +115,7 @@ BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size)
 Tensor dense_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                        const ExecOptions& exec) {
   const AttentionShape s = check_qkv(q, k, v);
-  const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(exec.isa));
+  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v);
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;
   if (table) {
@@ -113,7 +130,7 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const ExecOptions& exec) {
   config.validate();
   const AttentionShape s = check_qkv(q, k, v);
-  const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(exec.isa));
+  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v);
   const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;

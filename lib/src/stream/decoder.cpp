@@ -105,8 +105,12 @@ void SparseDecoder::step(const float* q, const float* k, const float* v, float* 
   const std::size_t group = q_heads_ / cache_.kv_heads();
   const bool mass = config_.landmark_mode == attn::LandmarkMode::kMass;
   const bool credit = evict_ == Evict::kH2O;
+  // Non-finite inputs take the scalar reference: its NaN/Inf propagation is the same on every ISA.
+  bool finite_q = true;
+  for (std::size_t e = 0; e < q_heads_ * dim && finite_q; ++e) finite_q = std::isfinite(q[e]);
+  const kernels::KernelTable* kernels = (finite_q && !cache_.has_nonfinite()) ? table_ : nullptr;
   for (std::size_t h = 0; h < q_heads_; ++h) {
-    const float sum = cache_sparse_row(table_, cache_, h / group, q + h * dim, scale_, pattern_, mass, scratch_.data(),
+    const float sum = cache_sparse_row(kernels, cache_, h / group, q + h * dim, scale_, pattern_, mass, scratch_.data(),
                                        out + h * dim);
     if (credit && sum > 0.0f) {
       const auto tokens = pattern_.tokens();

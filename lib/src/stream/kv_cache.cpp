@@ -1,6 +1,7 @@
 #include "rvt/stream/kv_cache.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "rvt/core/error.hpp"
@@ -80,6 +81,9 @@ void KvCache::append(const float* k_row, const float* v_row) {
     throw_usage("kv cache is full (capacity " + std::to_string(capacity_) +
                 "): raise the capacity or enable eviction");
   }
+  for (std::size_t i = 0; i < kv_heads_ * dim_ && !nonfinite_; ++i) {
+    nonfinite_ = !std::isfinite(k_row[i]) || !std::isfinite(v_row[i]);
+  }
   store_row(len_, k_row, v_row);
   fold_into_mean(len_, k_row, v_row);  // from the f32 inputs, also for an f16 cache
   positions_[len_] = appended_;
@@ -105,6 +109,7 @@ void KvCache::reset() {
   len_ = 0;
   appended_ = 0;
   evicted_ = 0;
+  nonfinite_ = false;
   std::fill(mean_k_.begin(), mean_k_.end(), 0.0f);
   std::fill(mean_v_.begin(), mean_v_.end(), 0.0f);
   std::fill(block_count_.begin(), block_count_.end(), 0);

@@ -72,6 +72,10 @@ class KvCache {
 
   std::size_t bytes() const;  // K/V storage + means + bookkeeping, as allocated
 
+  // True once a non-finite K/V value was appended (until reset): decoders then use the
+  // scalar reference kernels, whose NaN/Inf propagation is the same on every ISA.
+  bool has_nonfinite() const { return nonfinite_; }
+
  private:
   void store_row(std::size_t slot, const float* k_row, const float* v_row);
   void fold_into_mean(std::size_t slot, const float* k_row, const float* v_row);
@@ -81,6 +85,7 @@ class KvCache {
   KvDType dtype_;
   std::size_t len_ = 0;
   std::uint64_t appended_ = 0, evicted_ = 0;
+  bool nonfinite_ = false;
   AlignedFloats k32_, v32_;
   std::vector<std::uint16_t, AlignedAllocator<std::uint16_t, 64>> k16_, v16_;
   AlignedFloats mean_k_, mean_v_;
