@@ -12,6 +12,8 @@
 #include "rvt/stream/decoder.hpp"
 #include "rvt/tensor/generate.hpp"
 
+#include "test_support.hpp"
+
 using namespace rvt;
 using kernels::Isa;
 
@@ -25,12 +27,6 @@ std::vector<Isa> fast_isas() {
   return out;
 }
 
-double max_abs(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a.data()[i]) - b.data()[i]));
-  return m;
-}
 
 }  // namespace
 
@@ -63,17 +59,17 @@ TEST_CASE("fast dense and sparse kernels agree with the scalar reference", "[ker
         const std::size_t seq = dim > 128 ? 37 : 150;
         const Qkv x = generate_qkv(GenKind::kNormal, seq, 6, 2, dim, dim * 7 + (causal ? 1 : 0));
         const attn::ExecOptions ref{1, Isa::kScalar}, fast{1, isa};
-        CHECK(max_abs(attn::dense_attention(x.q, x.k, x.v, causal, fast),
+        CHECK(test::max_abs_diff(attn::dense_attention(x.q, x.k, x.v, causal, fast),
                       attn::dense_attention(x.q, x.k, x.v, causal, ref)) < 2e-6);
         attn::SparseConfig c;
         c.window = 9;
         c.block_size = 8;
         c.causal = causal;
         c.globals = {0, 3};
-        CHECK(max_abs(attn::sparse_attention(x.q, x.k, x.v, c, fast), attn::sparse_attention(x.q, x.k, x.v, c, ref)) <
+        CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast), attn::sparse_attention(x.q, x.k, x.v, c, ref)) <
               2e-6);
         c.landmark_mode = attn::LandmarkMode::kMass;
-        CHECK(max_abs(attn::sparse_attention(x.q, x.k, x.v, c, fast), attn::sparse_attention(x.q, x.k, x.v, c, ref)) <
+        CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast), attn::sparse_attention(x.q, x.k, x.v, c, ref)) <
               2e-6);
       }
     }
@@ -89,13 +85,13 @@ TEST_CASE("fast kernels: large scores and threads", "[kernels]") {
     const attn::ExecOptions ref{1, Isa::kScalar};
     for (unsigned threads : {1u, 2u, 5u}) {
       const attn::ExecOptions fast{threads, isa};
-      CHECK(max_abs(attn::dense_attention(x.q, x.k, x.v, true, fast), attn::dense_attention(x.q, x.k, x.v, true, ref)) <
+      CHECK(test::max_abs_diff(attn::dense_attention(x.q, x.k, x.v, true, fast), attn::dense_attention(x.q, x.k, x.v, true, ref)) <
             1e-4);
-      CHECK(max_abs(attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, fast),
+      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, fast),
                     attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, ref)) < 1e-4);
     }
     const attn::ExecOptions one{1, isa}, three{3, isa};
-    CHECK(max_abs(attn::dense_attention(x.q, x.k, x.v, true, one), attn::dense_attention(x.q, x.k, x.v, true, three)) ==
+    CHECK(test::max_abs_diff(attn::dense_attention(x.q, x.k, x.v, true, one), attn::dense_attention(x.q, x.k, x.v, true, three)) ==
           0.0);
   }
 }
@@ -114,7 +110,7 @@ TEST_CASE("fast decode steps agree with the scalar reference, f32 and f16 caches
       for (std::size_t t = 0; t < 200; ++t) {
         fast.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), a.data());
         ref.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), b.data());
-        worst = std::max(worst, max_abs(a, b));
+        worst = std::max(worst, test::max_abs_diff(a, b));
       }
       INFO("isa " << kernels::isa_name(isa) << " dtype " << stream::kv_dtype_name(dtype));
       CHECK(worst < 2e-6);

@@ -35,12 +35,6 @@ Tensor stream_all(const Qkv& x, const attn::SparseConfig& c, KvDType dtype = KvD
   return out;
 }
 
-double max_abs(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a.data()[i]) - b.data()[i]));
-  return m;
-}
 
 double rel_l1(const Tensor& a, const Tensor& ref) {
   double num = 0, den = 0;
@@ -58,7 +52,7 @@ TEST_CASE("streaming every token reproduces forward row by row", "[stream]") {
   for (const Case c : {Case{4, 4, 32, 300, 16, 32}, Case{4, 1, 32, 300, 32, 16}, Case{28, 4, 32, 130, 8, 16}}) {
     const Qkv x = generate_qkv(GenKind::kNormal, c.seq, c.hq, c.hk, c.dim, 21);
     const attn::SparseConfig cfg = config(c.window, c.block);
-    CHECK(max_abs(stream_all(x, cfg), attn::sparse_attention(x.q, x.k, x.v, cfg)) < 1e-5);
+    CHECK(test::max_abs_diff(stream_all(x, cfg), attn::sparse_attention(x.q, x.k, x.v, cfg)) < 1e-5);
   }
 }
 
@@ -81,7 +75,7 @@ TEST_CASE("non-causal streaming equals the last row of forward at each length", 
 TEST_CASE("the c7 reference stream", "[stream][fixtures]") {
   const Qkv x = generate_qkv(GenKind::kNormal, 777, 4, 1, 32, 0x5EED0007);
   const Tensor ref = io::read_npy_tensor(test::data_path("upstream/c7/out_stream.npy"));
-  CHECK(max_abs(stream_all(x, config(32, 16)), ref) < 1e-5);
+  CHECK(test::max_abs_diff(stream_all(x, config(32, 16)), ref) < 1e-5);
 }
 
 TEST_CASE("f16 cache: close to f32 and half the K/V bytes", "[stream]") {
@@ -90,7 +84,7 @@ TEST_CASE("f16 cache: close to f32 and half the K/V bytes", "[stream]") {
   const Tensor f32 = stream_all(x, cfg, KvDType::kF32);
   const Tensor f16 = stream_all(x, cfg, KvDType::kF16);
   CHECK(rel_l1(f16, f32) < 1e-3);
-  CHECK(max_abs(f16, f32) > 0.0);
+  CHECK(test::max_abs_diff(f16, f32) > 0.0);
   const KvCache a(4096, 1, 32, 16, KvDType::kF32), b(4096, 1, 32, 16, KvDType::kF16);
   const std::size_t kv32 = 2 * 4096 * 32 * 4, kv16 = 2 * 4096 * 32 * 2;
   CHECK(a.bytes() - b.bytes() == kv32 - kv16);
@@ -179,7 +173,7 @@ TEST_CASE("h2o eviction", "[stream][evict]") {
   }
   SECTION("with capacity >= stream length eviction changes nothing") {
     const Qkv x = generate_qkv(GenKind::kNormal, 200, 2, 2, 8, 5);
-    CHECK(max_abs(stream_all(x, cfg, KvDType::kF32, 200, Evict::kH2O), stream_all(x, cfg)) == 0.0);
+    CHECK(test::max_abs_diff(stream_all(x, cfg, KvDType::kF32, 200, Evict::kH2O), stream_all(x, cfg)) == 0.0);
   }
 }
 
@@ -188,7 +182,7 @@ TEST_CASE("dense decode reproduces dense forward", "[stream]") {
   DenseDecoder dec(4, KvCache(120, 2, 16, 16));
   Tensor out(120, 4, 16);
   for (std::size_t t = 0; t < 120; ++t) dec.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), out.row(t, 0));
-  CHECK(max_abs(out, attn::dense_attention(x.q, x.k, x.v, true)) < 1e-5);
+  CHECK(test::max_abs_diff(out, attn::dense_attention(x.q, x.k, x.v, true)) < 1e-5);
 }
 
 TEST_CASE("decode step errors", "[stream]") {

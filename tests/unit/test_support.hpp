@@ -1,8 +1,13 @@
 // Shared helpers of the unit tests.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
+
+#include "rvt/tensor/tensor.hpp"
 
 namespace rvt::test {
 
@@ -10,6 +15,16 @@ namespace rvt::test {
 inline std::string data_path(const std::string& rel) {
   const char* env = std::getenv("RVT_DATA_DIR");
   return std::string(env ? env : RVT_DATA_DIR) + "/" + rel;
+}
+
+// Largest elementwise |a - b| (in double); the shapes must match.
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  if (!(a.shape() == b.shape())) throw std::invalid_argument("max_abs_diff: shapes differ");
+  double m = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    m = std::max(m, std::fabs(static_cast<double>(a.data()[i]) - b.data()[i]));
+  }
+  return m;
 }
 
 }  // namespace rvt::test

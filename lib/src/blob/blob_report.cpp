@@ -1,3 +1,4 @@
+#include "rvt/core/text.hpp"
 #include "rvt/blob/blob_report.hpp"
 
 #include <cstdio>
@@ -11,12 +12,6 @@ namespace rvt::blob {
 namespace {
 
 using report::Json;
-
-std::string format(const char* fmt, double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, value);
-  return buf;
-}
 
 }  // namespace
 
@@ -131,8 +126,8 @@ std::string inspect_text(const Json& j) {
       const Json& s = t["stats"];
       std::snprintf(buf, sizeof buf, "%-18s %-11s %10llu %12s %12s %12s %12s %6llu\n", name.c_str(),
                     shape.c_str(), static_cast<unsigned long long>(t["offset_bytes"].get<std::uint64_t>()),
-                    format("%.6g", s["min"].get<double>()).c_str(), format("%.6g", s["max"].get<double>()).c_str(),
-                    format("%.6g", s["mean"].get<double>()).c_str(), format("%.6g", s["std"].get<double>()).c_str(),
+                    format_double("%.6g", s["min"].get<double>()).c_str(), format_double("%.6g", s["max"].get<double>()).c_str(),
+                    format_double("%.6g", s["mean"].get<double>()).c_str(), format_double("%.6g", s["std"].get<double>()).c_str(),
                     static_cast<unsigned long long>(s["nan_count"].get<std::uint64_t>() + s["inf_count"].get<std::uint64_t>()));
     }
     out += buf;

@@ -1,3 +1,4 @@
+#include "rvt/core/text.hpp"
 #include "rvt/jobs/forward.hpp"
 
 #include <algorithm>
@@ -19,12 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 }  // namespace
@@ -148,7 +143,7 @@ JobResult run_attention_forward(const AttentionRequest& r) {
              std::to_string(shape.dim) + "\n" + "edges per head " +
              std::to_string(j["edges"]["per_head"].get<std::uint64_t>()) + " of " +
              std::to_string(j["edges"]["dense_equivalent_per_head"].get<std::uint64_t>()) + " dense (sparsity " +
-             fmt("%.4f", j["edges"]["sparsity"].get<double>()) + ")\n" + "wall " + fmt("%.3f", wall_ms) +
+             format_double("%.4f", j["edges"]["sparsity"].get<double>()) + ")\n" + "wall " + format_double("%.3f", wall_ms) +
              " ms, output xxh3 " + j["output"]["xxh3"].get<std::string>() +
              (r.out_path.empty() ? "" : ", written to " + r.out_path) + "\n";
   return res;
@@ -201,8 +196,8 @@ JobResult run_model_forward(const ModelRequest& r) {
 
   res.text = std::string("temporal head (") + attn::backend_name(hc.backend) + ") over " +
              std::to_string(frames.seq()) + " frames: logits [";
-  for (std::size_t c = 0; c < logits.size(); ++c) res.text += (c ? ", " : "") + fmt("%.6g", logits[c]);
-  res.text += "], argmax " + std::to_string(j["argmax"].get<std::size_t>()) + ", wall " + fmt("%.3f", wall_ms) + " ms\n";
+  for (std::size_t c = 0; c < logits.size(); ++c) res.text += (c ? ", " : "") + format_double("%.6g", logits[c]);
+  res.text += "], argmax " + std::to_string(j["argmax"].get<std::size_t>()) + ", wall " + format_double("%.3f", wall_ms) + " ms\n";
   return res;
 }
 

@@ -1,3 +1,4 @@
+#include "rvt/core/text.hpp"
 #include "rvt/jobs/stream.hpp"
 
 #include <algorithm>
@@ -41,21 +42,15 @@ Json cache_json(const StreamOptions& o, std::size_t capacity, std::size_t bytes,
               {"evicted", evicted}};
 }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 std::string summary_text(const char* what, std::size_t steps, const Json& latency, const Json& parity,
                          std::size_t cache_bytes) {
   std::string t = std::string(what) + ": " + std::to_string(steps) + " steps, p50 " +
-                  fmt("%.0f", latency["p50_ns"].get<double>()) + " ns, p99 " + fmt("%.0f", latency["p99_ns"].get<double>()) +
-                  " ns, " + fmt("%.0f", latency["tokens_per_s"].get<double>()) + " tokens/s, cache " +
+                  format_double("%.0f", latency["p50_ns"].get<double>()) + " ns, p99 " + format_double("%.0f", latency["p99_ns"].get<double>()) +
+                  " ns, " + format_double("%.0f", latency["tokens_per_s"].get<double>()) + " tokens/s, cache " +
                   std::to_string(cache_bytes) + " bytes\n";
   if (!parity.is_null()) {
-    t += "parity vs forward: max abs err " + fmt("%.3g", parity["max_abs_err"].get<double>()) + ", mean " +
-         fmt("%.3g", parity["mean_abs_err"].get<double>()) + "\n";
+    t += "parity vs forward: max abs err " + format_double("%.3g", parity["max_abs_err"].get<double>()) + ", mean " +
+         format_double("%.3g", parity["mean_abs_err"].get<double>()) + "\n";
   }
   return t;
 }

@@ -1,5 +1,6 @@
 // The parity driver: request checks, gate evaluation, running suites, and the report in
 // JSON, markdown and one stderr line.
+#include "rvt/core/text.hpp"
 #include "rvt/parity/parity.hpp"
 
 #include <sys/stat.h>
@@ -21,16 +22,10 @@
 namespace rvt::parity {
 namespace {
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 // Short numbers for tables: 3 significant digits.
 std::string short_num(double v) {
   if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
-  return fmt("%.3g", v);
+  return format_double("%.3g", v);
 }
 
 const std::vector<std::string> kErrorMetrics{"max_abs", "mean_abs", "rmse", "rel_l1", "nmse", "cosine", "nonfinite"};
@@ -69,9 +64,9 @@ std::string gates_text(const Case& c, bool failures_only) {
 }
 
 std::string failure_text(const std::string& suite, const Case& c, const GateResult& g) {
-  const std::string value = std::isfinite(g.value) ? fmt("%.6g", g.value) : (std::isnan(g.value) ? "nan" : "inf");
+  const std::string value = std::isfinite(g.value) ? format_double("%.6g", g.value) : (std::isnan(g.value) ? "nan" : "inf");
   return suite + "/" + c.name + ": " + g.metric + " " + value + (g.op == Bound::kUpper ? " > " : " < ") +
-         fmt("%g", g.bound) + (c.worst.valid ? "; worst element " + metrics::element_text(c.worst) : "");
+         format_double("%g", g.bound) + (c.worst.valid ? "; worst element " + metrics::element_text(c.worst) : "");
 }
 
 Json gate_json(const GateResult& g) {
@@ -304,7 +299,7 @@ std::string Report::markdown() const {
   std::string md = std::string("## rvtemporal parity: ") + (pass() ? "PASS" : "FAIL") + "\n\n";
   md += "preset `" + std::string(gate_preset_name(preset)) + "`, isa `" + isa + "`, " + std::to_string(threads) +
         " threads, " + std::to_string(suites.size()) + " suites, " + std::to_string(case_count()) + " cases, " +
-        std::to_string(failed_count()) + " failed, " + fmt("%.2f", wall_ms / 1000.0) + " s\n\n";
+        std::to_string(failed_count()) + " failed, " + format_double("%.2f", wall_ms / 1000.0) + " s\n\n";
   md += "| suite | case | result | max_abs | rel_l1 | cosine | other | gates |\n";
   md += "|---|---|---|---|---|---|---|---|\n";
   for (const SuiteResult& s : suites) {
@@ -343,7 +338,7 @@ std::string Report::markdown() const {
         auto v = [&](const char* k) { return r[k].is_number() ? short_num(r[k].get<double>()) : std::string("-"); };
         md += "| " + r["setting"].get<std::string>() + " | " + v("sparsity") + " | " +
               std::to_string(r["edges_per_head"].get<std::uint64_t>()) + " | " + v("cosine") + " | " + v("rel_l1") +
-              " | " + v("max_abs") + " | " + fmt("%.2f", r["time_ms"].get<double>()) + " | " +
+              " | " + v("max_abs") + " | " + format_double("%.2f", r["time_ms"].get<double>()) + " | " +
               (r["pass"].get<bool>() ? "pass" : "fail") + " | " + (r["best"].get<bool>() ? "**best**" : "") + " |\n";
       }
     }

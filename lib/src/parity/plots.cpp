@@ -1,3 +1,4 @@
+#include "rvt/core/text.hpp"
 #include "rvt/parity/plots.hpp"
 
 #include <algorithm>
@@ -17,15 +18,9 @@ using report::Svg;
 const std::string kWindow = "#2b6cb0", kGlobal = "#dd6b20", kStride = "#2f855a", kLandmark = "#d6bcfa";
 const std::string kAxis = "#333333", kGrid = "#bbbbbb";
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 std::string tick_label(double v) {
-  if (v == std::floor(v) && std::fabs(v) < 1e9) return fmt("%.0f", v);
-  return fmt("%g", v);
+  if (v == std::floor(v) && std::fabs(v) < 1e9) return format_double("%.0f", v);
+  return format_double("%g", v);
 }
 
 // A square-ish panel: frame, integer position ticks on both axes (0..n), axis labels.
@@ -272,7 +267,7 @@ std::string sweep_svg(const std::vector<SweepPoint>& points, const std::string& 
   svg.rect(x0, y0, w, h, "none", "stroke=\"" + kAxis + "\" stroke-width=\"1\"");
   for (double t : report::nice_ticks(lo_s, hi_s, 6)) {
     svg.line(px(t), y0, px(t), y0 + h, kGrid, 0.5);
-    svg.text(px(t), y0 + h + 18, fmt("%.2f", t), 11, "middle");
+    svg.text(px(t), y0 + h + 18, format_double("%.2f", t), 11, "middle");
   }
   for (int e = e_lo; e <= e_hi; ++e) {
     const double y = y0 + h * (1.0 - static_cast<double>(e - e_lo) / (e_hi - e_lo));
@@ -310,7 +305,7 @@ std::string sweep_svg(const std::vector<SweepPoint>& points, const std::string& 
     const std::string weight = p.best ? " font-weight=\"bold\"" : "";
     svg.text(lx, y, std::to_string(i + 1), 11, "start", weight.empty() ? "" : weight.substr(1));
     svg.text(lx + 24, y, p.label, 11, "start", weight.empty() ? "" : weight.substr(1));
-    svg.text(lx + 250, y, fmt("%.3f", p.sparsity) + "  " + fmt("%.3g", p.rel_l1), 11, "start",
+    svg.text(lx + 250, y, format_double("%.3f", p.sparsity) + "  " + format_double("%.3g", p.rel_l1), 11, "start",
              weight.empty() ? "" : weight.substr(1));
   }
   if (listed < points.size()) {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "rvt/core/text.hpp"
 #include "rvt/attention/pattern.hpp"
 #include "rvt/blob/blob.hpp"
 #include "rvt/core/error.hpp"
@@ -25,12 +26,6 @@ namespace rvt::parity::detail {
 namespace {
 
 using metrics::compare;
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 Json shape_json(const Tensor& q, const Tensor& k) {
   return Json{{"seq", q.seq()}, {"q_heads", q.heads()}, {"kv_heads", k.heads()}, {"head_dim", q.dim()}};
@@ -184,17 +179,17 @@ SuiteResult suite_realistic(const Ctx& ctx) {
     const std::size_t head = cmp.worst.valid ? cmp.worst.head : 0;
     const std::string summary = "edges per head " + std::to_string(edges["per_head"].get<std::uint64_t>()) + " of " +
                                 std::to_string(edges["dense_equivalent_per_head"].get<std::uint64_t>()) +
-                                " dense, sparsity " + fmt("%.3f", edges["sparsity"].get<double>());
+                                " dense, sparsity " + format_double("%.3f", edges["sparsity"].get<double>());
     write_plot(ctx, s, "pattern.svg", pattern_svg(x.q.seq(), cfg, 0, summary));
     write_plot(ctx, s, "attention_maps.svg",
                attention_maps_svg(dense_weights(x.q, x.k, head, cfg.causal, rows),
                                   sparse_weights(x.q, x.k, head, cfg, rows), head,
                                   "head " + std::to_string(head) + " holds the worst element; rel_l1 of the output " +
-                                      fmt("%.3g", cmp.rel_l1) + ", cosine " + fmt("%.4f", cmp.cosine)));
+                                      format_double("%.3g", cmp.rel_l1) + ", cosine " + format_double("%.4f", cmp.cosine)));
     write_plot(ctx, s, "error_heatmap.svg",
                error_heatmap_svg(metrics::max_abs_err_map(sparse, dense), x.q.seq(), x.q.heads(),
-                                 "N=" + std::to_string(x.q.seq()) + ", max_abs " + fmt("%.3g", cmp.max_abs_err) +
-                                     ", rel_l1 " + fmt("%.3g", cmp.rel_l1) + "; worst: " +
+                                 "N=" + std::to_string(x.q.seq()) + ", max_abs " + format_double("%.3g", cmp.max_abs_err) +
+                                     ", rel_l1 " + format_double("%.3g", cmp.rel_l1) + "; worst: " +
                                      metrics::element_text(cmp.worst)));
   }
   s.cases.push_back(std::move(c));
