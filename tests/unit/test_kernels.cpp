@@ -114,6 +114,16 @@ TEST_CASE("fast decode steps agree with the scalar reference, f32 and f16 caches
       }
       INFO("isa " << kernels::isa_name(isa) << " dtype " << stream::kv_dtype_name(dtype));
       CHECK(worst < 2e-6);
+      // The dense baseline decode runs the same row kernel over every slot.
+      stream::DenseDecoder dense_fast(4, stream::KvCache(200, 1, 40, 16, dtype), isa);
+      stream::DenseDecoder dense_ref(4, stream::KvCache(200, 1, 40, 16, dtype), Isa::kScalar);
+      double worst_dense = 0;
+      for (std::size_t t = 0; t < 200; ++t) {
+        dense_fast.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), a.data());
+        dense_ref.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), b.data());
+        worst_dense = std::max(worst_dense, test::max_abs_diff(a, b));
+      }
+      CHECK(worst_dense < 2e-6);
     }
   }
 }

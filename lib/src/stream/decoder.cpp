@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "rvt/core/error.hpp"
 #include "rvt/kernels/fast.hpp"
@@ -126,27 +127,40 @@ Tensor SparseDecoder::step(const Tensor& q, const Tensor& k, const Tensor& v) {
   return out;
 }
 
-DenseDecoder::DenseDecoder(std::size_t q_heads, KvCache cache)
-    : q_heads_(q_heads), cache_(std::move(cache)), scale_(1.0f / std::sqrt(static_cast<float>(cache_.dim()))) {
+DenseDecoder::DenseDecoder(std::size_t q_heads, KvCache cache, kernels::Isa isa)
+    : q_heads_(q_heads),
+      cache_(std::move(cache)),
+      scale_(1.0f / std::sqrt(static_cast<float>(cache_.dim()))),
+      table_(kernels::kernel_table(kernels::resolve_isa(isa))) {
   if (q_heads == 0 || q_heads % cache_.kv_heads() != 0) {
     throw_usage("q_heads " + std::to_string(q_heads) + " is not a positive multiple of kv_heads " +
                 std::to_string(cache_.kv_heads()) + " (GQA)");
   }
+  positions_.resize(cache_.capacity());
+  std::iota(positions_.begin(), positions_.end(), 0u);
+  scratch_.resize(cache_.capacity());
 }
 
 void DenseDecoder::step(const float* q, const float* k, const float* v, float* out) {
   cache_.append(k, v);
   const std::size_t n = cache_.len(), dim = cache_.dim(), group = q_heads_ / cache_.kv_heads();
+  bool finite_q = true;
+  for (std::size_t e = 0; e < q_heads_ * dim && finite_q; ++e) finite_q = std::isfinite(q[e]);
+  const kernels::KernelTable* table = (finite_q && !cache_.has_nonfinite()) ? table_ : nullptr;
+  const std::span<const std::uint32_t> all(positions_.data(), n);
+  const kernels::LandmarkSource no_landmarks;
   for (std::size_t h = 0; h < q_heads_; ++h) {
     const std::size_t kvh = h / group;
+    const float* qh = q + h * dim;
+    float* oh = out + h * dim;
     if (cache_.dtype() == KvDType::kF16) {
-      kernels::dense_row_ref(q + h * dim, dim, scale_,
-                             kernels::HalfRowSource{cache_.k_f16(0, kvh), cache_.v_f16(0, kvh), cache_.row_stride()}, n,
-                             out + h * dim);
+      const kernels::HalfRowSource src{cache_.k_f16(0, kvh), cache_.v_f16(0, kvh), cache_.row_stride()};
+      if (table) table->sparse_row_f16(qh, dim, scale_, src, all, no_landmarks, {}, scratch_.data(), oh);
+      else kernels::dense_row_ref(qh, dim, scale_, src, n, oh);
     } else {
-      kernels::dense_row_ref(q + h * dim, dim, scale_,
-                             kernels::RowSource{cache_.k_f32(0, kvh), cache_.v_f32(0, kvh), cache_.row_stride()}, n,
-                             out + h * dim);
+      const kernels::RowSource src{cache_.k_f32(0, kvh), cache_.v_f32(0, kvh), cache_.row_stride()};
+      if (table) table->sparse_row_f32(qh, dim, scale_, src, all, no_landmarks, {}, scratch_.data(), oh);
+      else kernels::dense_row_ref(qh, dim, scale_, src, n, oh);
     }
   }
 }

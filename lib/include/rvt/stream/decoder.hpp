@@ -6,7 +6,9 @@
 // reproduces forward() row by row. The cost is O(W + log T) per step: the pattern builder
 // and scratch are sized once, stamps avoid O(T) clearing, landmarks are running means.
 //
-// DenseDecoder is the O(T) baseline an LLM runtime runs: every cached position each step.
+// DenseDecoder is the O(T) baseline an LLM runtime runs: every cached position each step,
+// on the same SIMD row kernel (all positions as candidates), so speedups are against a fast
+// dense decode, not a scalar one.
 #pragma once
 
 #include <vector>
@@ -59,7 +61,7 @@ class SparseDecoder {
 
 class DenseDecoder {
  public:
-  DenseDecoder(std::size_t q_heads, KvCache cache);
+  DenseDecoder(std::size_t q_heads, KvCache cache, kernels::Isa isa = kernels::Isa::kAuto);
   void step(const float* q, const float* k, const float* v, float* out);
   Tensor step(const Tensor& q, const Tensor& k, const Tensor& v);
   const KvCache& cache() const { return cache_; }
@@ -68,6 +70,9 @@ class DenseDecoder {
   std::size_t q_heads_;
   KvCache cache_;
   float scale_;
+  const kernels::KernelTable* table_;     // nullptr: the scalar reference kernels
+  std::vector<std::uint32_t> positions_;  // 0 .. capacity-1: every slot is a candidate
+  std::vector<float> scratch_;            // one score per slot
 };
 
 // Checks a single-token step's shapes against the decoder's; shared by both decoders.
