@@ -118,6 +118,8 @@ class BenchReport(CliTestCase):
     def test_decode_rows(self):
         d = self.report["result"]["decode"]
         self.assertEqual(d["kv_dtype"], "f32")
+        isa = self.report["result"]["machine"]["isa"]
+        self.assertEqual((d["sparse_kernel"], d["dense_kernel"]), (isa, isa))
         self.assertEqual(len(d["rows"]), 1)
         row = d["rows"][0]
         self.assertEqual(row["t"], 128)

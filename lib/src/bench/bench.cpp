@@ -400,14 +400,15 @@ Json run_bench(const BenchConfig& config_in) {
   j["fits"] = Json{{"dense", fit_json(dense_fit)}, {"sparse", fit_json(sparse_fit)}, {"sparse_ref", fit_json(ref_fit)}};
 
   // Decode: prefill T - steps positions, then time `steps` single-token steps, the last at
-  // cache length T. The dense decode (the O(T) scalar baseline) takes fewer steps: at large
-  // T one step costs milliseconds, and the median settles long before 256 of them.
+  // cache length T. The dense decode (the O(T) baseline: every slot through the same row
+  // kernel) takes fewer steps: at large T one step costs milliseconds, and the median
+  // settles long before 256 of them.
   Json dec;
   dec["kv_dtype"] = "f32";
   dec["steps_requested"] = c.decode_steps;
   dec["dense_steps_requested"] = c.dense_decode_steps;
   dec["sparse_kernel"] = kernels::isa_name(isa);
-  dec["dense_kernel"] = "scalar reference (DenseDecoder)";
+  dec["dense_kernel"] = kernels::isa_name(isa);
   Json drows = Json::array();
   double sparse0 = 0.0, dense0 = 0.0;
   for (std::size_t t_len : c.decode_at) {
@@ -432,8 +433,8 @@ Json run_bench(const BenchConfig& config_in) {
       const std::size_t prefill = t_len - std::min(c.dense_decode_steps, t_len);
       stream::KvCache cache(t_len, c.kv_heads, c.dim, c.sparse.block_size, stream::KvDType::kF32);
       if (prefill) cache.append_all(head_of(x.k, prefill), head_of(x.v, prefill));
-      stream::DenseDecoder d(c.q_heads, std::move(cache));
-      r["dense"] = decode_kernel_json(time_steps(d, x, prefill, t_len, out), "scalar reference");
+      stream::DenseDecoder d(c.q_heads, std::move(cache), isa);
+      r["dense"] = decode_kernel_json(time_steps(d, x, prefill, t_len, out), kernels::isa_name(isa));
       r["dense"]["prefill"] = prefill;
       stage_done(at + " dense decode");
     }

@@ -348,7 +348,7 @@ std::string format_csv(const Json& r) {
     for (const char* kernel : {"sparse", "dense"}) {
       const Json& k = d[kernel];
       const bool is_sparse = std::string(kernel) == "sparse";
-      row({"decode", n, kernel, is_sparse ? r["decode"]["sparse_kernel"].get<std::string>() : "scalar", "false",
+      row({"decode", n, kernel, r["decode"][is_sparse ? "sparse_kernel" : "dense_kernel"].get<std::string>(), "false",
            csv_num(num_at(k, "median_ns")), csv_num(num_at(k, "min_ns")), csv_num(num_at(k, "max_ns")),
            csv_num(num_at(k, "stddev_ns")), "ns", std::to_string(k["steps"].get<std::uint64_t>()), "", "",
            is_sparse && k.contains("edges_last_step") ? std::to_string(k["edges_last_step"].get<std::uint64_t>()) : "",

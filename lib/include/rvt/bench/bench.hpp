@@ -46,7 +46,7 @@ struct BenchConfig {
   kernels::Isa isa = kernels::Isa::kAuto;
   std::vector<std::size_t> decode_at{1024, 4096, 16384};
   std::size_t decode_steps = 256;       // timed sparse decode steps at each T
-  std::size_t dense_decode_steps = 64;  // timed dense (O(T) scalar) decode steps at each T
+  std::size_t dense_decode_steps = 64;  // timed dense (O(T) baseline) decode steps at each T
   std::size_t no_dense_above = 65536;  // dense at N > this is extrapolated, never run
   bool reference = true;               // time the scalar reference sparse kernel too
   std::uint64_t seed = 0x5EED;
