@@ -6,6 +6,11 @@ if(RVT_SANITIZE)
   target_compile_options(rvt_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(rvt_options INTERFACE -fsanitize=address,undefined)
 endif()
+if(RVT_FUZZ)
+  # Coverage for libFuzzer plus ASan+UBSan on everything; the targets add -fsanitize=fuzzer.
+  target_compile_options(rvt_options INTERFACE -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(rvt_options INTERFACE -fsanitize=address,undefined)
+endif()
 
 # The build's git commit, recorded in every report.
 execute_process(
