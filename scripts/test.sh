@@ -1,15 +1,42 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test (unit + CLI) through ctest.
-# Idempotent. --sanitize builds with ASan+UBSan into build-sanitize/ instead.
+# Idempotent. --sanitize builds with ASan+UBSan into build-sanitize/ instead (any report fails).
+# With CI=true (as CI sets it): the normal build and tests, then the sanitize build and tests,
+# then the fuzz targets over their seed corpora (regression mode; skipped, loudly, without clang++).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
-build="$root/build"
-extra=()
+
+run_suite() {  # run_suite BUILD_DIR [cmake args...]
+  local build="$1"
+  shift
+  RVT_BUILD_DIR="$build" "$root/scripts/build.sh" "$@"
+  ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+}
+
+run_sanitize() {
+  # Any ASan/UBSan/LSan report aborts the process (also the CLI binary the Python tests
+  # run as a subprocess), so it can never pass as a test's expected exit code.
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:exitcode=86:strict_string_checks=1"
+  export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
+  export LSAN_OPTIONS="exitcode=86"
+  RVT_BUILD_TYPE=RelWithDebInfo run_suite "$root/build-sanitize" -DRVT_SANITIZE=ON
+}
+
 if [ "${1:-}" = "--sanitize" ]; then
-  build="$root/build-sanitize"
-  extra=(-DRVT_SANITIZE=ON)
-  export RVT_BUILD_TYPE=RelWithDebInfo
+  run_sanitize
+  exit 0
 fi
-RVT_BUILD_DIR="$build" "$root/scripts/build.sh" "${extra[@]}"
-ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+
+run_suite "$root/build"
+
+if [ "${CI:-}" = "true" ]; then
+  echo "test: CI: sanitize build (ASan+UBSan)" >&2
+  (run_sanitize)
+  if command -v clang++ >/dev/null; then
+    echo "test: CI: fuzz targets over their corpora (regression)" >&2
+    "$root/scripts/fuzz.sh" --regress
+  else
+    echo "test: CI: SKIPPED the fuzz regression run: clang++ not found (install clang and libclang-rt-dev)" >&2
+  fi
+fi
