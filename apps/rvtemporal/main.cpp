@@ -97,6 +97,11 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::fprintf(stderr, "rvtemporal: usage error: %s (see --help)\n", e.what());
     return to_int(ExitCode::kUsage);
+  } catch (const std::exception& e) {
+    // CLI11 2.1 converts flag values (--causal=N) with std::stoll and lets its
+    // std::out_of_range / std::invalid_argument escape: still a bad command line.
+    std::fprintf(stderr, "rvtemporal: usage error: an option value is not a valid number (%s) (see --help)\n", e.what());
+    return to_int(ExitCode::kUsage);
   }
 
   setup_logging(verbose, quiet, log_level);

@@ -108,6 +108,14 @@ class TestHostileOptions(CliTestCase):
                 self.assertExit(p, USAGE)
                 self.assertOneLineError(p, fragment)
 
+    def test_flag_value_out_of_range_is_a_usage_error(self):
+        # Fuzz finding 1: CLI11's std::stoll on a flag value escaped main() (abort, exit 134).
+        for flag in ("--no-causal=55555555555555555555", "--causal=x", "--no-log-stride=99999999999999999999"):
+            with self.subTest(flag=flag):
+                p = run("forward", "--seq", "4", "--dim", "4", flag)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, "usage error")
+
     # Known gap (docs/hardening.md): CLI11 2.1 converts a negative or out-of-range value for an
     # unsigned 64-bit option by wrapping/saturating instead of refusing it.
     @unittest.expectedFailure

@@ -1,12 +1,13 @@
 // libFuzzer target: the CLI's numeric option parsing. The input is split on NUL/newline
 // into tokens; the first token goes to parse_u64 and parse_index_list, and all tokens
 // go through the attention options (CLI11 parse, then input_spec / sparse_config /
-// model_head_config). Contract: only rvt::Error (or CLI11's ParseError from the command
-// line parse, which main() maps to exit 2) escapes.
+// model_head_config). Contract: only rvt::Error (or, from the command line parse, CLI11's
+// ParseError and std::invalid_argument / std::out_of_range, which main() maps to exit 2) escapes.
 #include <CLI/CLI.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
       app.parse(args);
     } catch (const CLI::ParseError&) {
+      parsed = false;
+    } catch (const std::invalid_argument&) {  // CLI11's std::stoll on flag values: main() maps
+      parsed = false;                         // these to exit 2 (finding 1, docs/hardening.md)
+    } catch (const std::out_of_range&) {
       parsed = false;
     }
     if (parsed) {
