@@ -81,7 +81,7 @@ void register_stream(CLI::App& root, Context& ctx) {
   CLI::App* cmd = root.add_subcommand("stream", "Token-by-token decode against a KV cache (or the head, frame by frame)");
   add_attention_options(cmd, o->attention);
   cmd->add_option("--backend", o->backend, "sparse | dense (dense = the O(T) baseline decode)")->capture_default_str();
-  cmd->add_option("--capacity", o->capacity, "KV cache capacity (default: the stream length)");
+  cmd->add_option("--capacity", o->capacity, "KV cache capacity (default: the stream length)")->check(count_check());
   cmd->add_option("--kv-dtype", o->kv_dtype, "f32 | f16 cache storage")->capture_default_str();
   cmd->add_option("--evict", o->evict, "none | h2o (heavy-hitter eviction when full)")->capture_default_str();
   cmd->add_option("--out,-o", o->out, "Write the streamed rows (or per-frame logits) as .npy");
@@ -89,7 +89,7 @@ void register_stream(CLI::App& root, Context& ctx) {
   cmd->add_flag("--no-parity", o->no_parity, "Skip the comparison with the full forward pass");
   cmd->add_option("--blob", o->blob, "Stream the temporal head from this RVNE blob");
   cmd->add_option("--frames", o->frames, "Model input frames, a 2-d [T][input_dim] .npy");
-  cmd->add_option("--gen-frames", o->gen_frames, "Generate T model input frames (with --gen, --seed)");
+  cmd->add_option("--gen-frames", o->gen_frames, "Generate T model input frames (with --gen, --seed)")->check(count_check());
   cmd->add_flag("--dense-baseline", o->dense_baseline, "Let a dense head stream with the O(T) dense decode");
   bind(cmd, ctx, "stream", [o] { return run_stream(*o); });
 }

@@ -12,6 +12,19 @@ std::size_t pick(const CLI::Option* opt, std::size_t given, std::size_t preset_v
 
 }  // namespace
 
+const CLI::Validator& count_check() {
+  static const CLI::Validator check(
+      [](std::string& value) -> std::string {
+        if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
+          return "'" + value + "' is not a non-negative integer";
+        }
+        if (value.size() > 18) return "'" + value + "' is too large";
+        return "";
+      },
+      "COUNT");
+  return check;
+}
+
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
   cmd->add_option("--preset", o.preset, "default | aether | bench: heads, dim, window, block");
   cmd->add_option("--q", o.q, "Query tensor, .npy [seq][q_heads][dim]");
@@ -19,12 +32,12 @@ void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
   cmd->add_option("--v", o.v, "Value tensor, .npy [seq][kv_heads][dim]");
   cmd->add_option("--gen", o.gen, "Generate inputs: normal | uniform | sincos")->capture_default_str();
   cmd->add_option("--seed", o.seed, "Generator seed, decimal or 0x hex")->capture_default_str();
-  cmd->add_option("--seq", o.seq, "Generated sequence length")->capture_default_str();
-  o.q_heads_opt = cmd->add_option("--q-heads", o.q_heads, "Generated query heads")->capture_default_str();
-  o.kv_heads_opt = cmd->add_option("--kv-heads", o.kv_heads, "Generated key/value heads")->capture_default_str();
-  o.dim_opt = cmd->add_option("--dim", o.dim, "Generated head dimension")->capture_default_str();
-  o.window_opt = cmd->add_option("--window", o.window, "Local window W")->capture_default_str();
-  o.block_opt = cmd->add_option("--block", o.block, "Landmark block size B")->capture_default_str();
+  cmd->add_option("--seq", o.seq, "Generated sequence length")->capture_default_str()->check(count_check());
+  o.q_heads_opt = cmd->add_option("--q-heads", o.q_heads, "Generated query heads")->capture_default_str()->check(count_check());
+  o.kv_heads_opt = cmd->add_option("--kv-heads", o.kv_heads, "Generated key/value heads")->capture_default_str()->check(count_check());
+  o.dim_opt = cmd->add_option("--dim", o.dim, "Generated head dimension")->capture_default_str()->check(count_check());
+  o.window_opt = cmd->add_option("--window", o.window, "Local window W")->capture_default_str()->check(count_check());
+  o.block_opt = cmd->add_option("--block", o.block, "Landmark block size B")->capture_default_str()->check(count_check());
   cmd->add_option("--globals", o.globals, "Global tokens, e.g. 0,5 ('none' for no globals)")->capture_default_str();
   cmd->add_flag("--causal,!--no-causal", o.causal, "Causal (default) or bidirectional attention");
   cmd->add_flag("--no-log-stride", o.no_log_stride, "Disable the log-stride candidates");

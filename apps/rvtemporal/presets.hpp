@@ -29,6 +29,10 @@ struct AttentionOptions {
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o);
 
+// For count options (lengths, heads, threads): plain decimal digits, at most 18 of them.
+// CLI11 would otherwise wrap "-1" or saturate "99999999999999999999" into a huge size_t.
+const CLI::Validator& count_check();
+
 // Resolved views of the options (preset applied).
 jobs::InputSpec input_spec(const AttentionOptions& o);
 attn::SparseConfig sparse_config(const AttentionOptions& o);

@@ -14,11 +14,11 @@ std::size_t checked_numel(const TensorShape& s, const std::string& what) {
   std::uint64_t n = 1;
   for (std::uint64_t d : {std::uint64_t{s.seq}, std::uint64_t{s.heads}, std::uint64_t{s.dim}}) {
     if (d != 0 && n > kMaxElements / d) {
-      throw_bad_input(what + ": shape " + s.str() + " is too large (element count overflows)");
+      throw_bad_input(what + ": shape " + s.str() + " is too large (more than 2^40 elements)");
     }
     n *= d;
   }
-  if (n > kMaxElements) throw_bad_input(what + ": shape " + s.str() + " is too large");
+  if (n > kMaxElements) throw_bad_input(what + ": shape " + s.str() + " is too large (more than 2^40 elements)");
   return static_cast<std::size_t>(n);
 }
 
