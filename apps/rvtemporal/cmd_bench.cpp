@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli.hpp"
+#include "presets.hpp"
 #include "rvt/bench/bench.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/parallel.hpp"
@@ -93,22 +94,22 @@ void register_bench(CLI::App& root, Context& ctx) {
   CLI::App* cmd = root.add_subcommand("bench", "Time dense vs sparse attention (prefill and decode) on this machine");
   cmd->add_option("--preset", o->preset, "bench | aether | default | llama8x64: heads, dim, window, block")
       ->capture_default_str();
-  cmd->add_option("--q-heads", o->q_heads, "Query heads (default: the preset's)");
-  cmd->add_option("--kv-heads", o->kv_heads, "Key/value heads (default: the preset's)");
-  cmd->add_option("--dim", o->dim, "Head dimension (default: the preset's)");
-  cmd->add_option("--window", o->window, "Local window W (default: the preset's)");
-  cmd->add_option("--block", o->block, "Landmark block size B (default: the preset's)");
+  cmd->add_option("--q-heads", o->q_heads, "Query heads (default: the preset's)")->check(count_check());
+  cmd->add_option("--kv-heads", o->kv_heads, "Key/value heads (default: the preset's)")->check(count_check());
+  cmd->add_option("--dim", o->dim, "Head dimension (default: the preset's)")->check(count_check());
+  cmd->add_option("--window", o->window, "Local window W (default: the preset's)")->check(count_check());
+  cmd->add_option("--block", o->block, "Landmark block size B (default: the preset's)")->check(count_check());
   cmd->add_option("--seq", o->seq, "Sequence lengths N, comma-separated")->capture_default_str();
-  cmd->add_option("--reps", o->reps, "Timed runs per kernel and N")->capture_default_str();
-  cmd->add_option("--warmup", o->warmup, "Untimed runs before them")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Worker threads (default: all cores)");
+  cmd->add_option("--reps", o->reps, "Timed runs per kernel and N")->check(count_check())->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Untimed runs before them")->check(count_check())->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Worker threads (default: all cores)")->check(count_check());
   cmd->add_option("--isa", o->isa, "auto | scalar | avx2 | avx512")->capture_default_str();
   cmd->add_option("--decode-at", o->decode_at, "Decode cache lengths T, comma-separated ('none': no decode table)")
       ->capture_default_str();
   cmd->add_option("--decode-steps", o->decode_steps, "Timed sparse decode steps at each T (the last at T)")
-      ->capture_default_str();
+      ->check(count_check())->capture_default_str();
   cmd->add_option("--dense-decode-steps", o->dense_decode_steps, "Timed dense (O(T) baseline) decode steps at each T")
-      ->capture_default_str();
+      ->check(count_check())->capture_default_str();
   cmd->add_option("--format", o->format, "text | json | md | csv on stdout")
       ->check(CLI::IsMember({"text", "json", "md", "csv"}))
       ->capture_default_str();
@@ -117,7 +118,7 @@ void register_bench(CLI::App& root, Context& ctx) {
   cmd->add_option("--tolerance", o->tolerance, "Allowed slowdown before --compare fails (0.15 = 15%)")
       ->capture_default_str();
   cmd->add_option("--no-dense-above", o->no_dense_above, "Never run dense above this N: extrapolate it")
-      ->capture_default_str();
+      ->check(count_check())->capture_default_str();
   cmd->add_flag("--no-reference", o->no_reference, "Skip the scalar reference sparse kernel");
   cmd->add_option("--seed", o->seed, "Input generator seed")->capture_default_str();
   bind(cmd, ctx, "bench", [o, &ctx] { return run_bench_cmd(*o, ctx); });

@@ -228,7 +228,9 @@ class BenchOutputs(CliTestCase):
                                  ({"decode_at": "1,x"}, ()), ({"decode_steps": "0"}, ()),
                                  ({"dense_decode_steps": "0"}, ()), ({}, ("--isa", "sse9")),
                                  ({}, ("--format", "xml")), ({}, ("--preset", "nope")), ({}, ("--tolerance", "-1")),
-                                 ({}, ("--q-heads", "3", "--kv-heads", "2")), ({}, ("--bogus",))):
+                                 ({}, ("--q-heads", "3", "--kv-heads", "2")), ({}, ("--bogus",)),
+                                 ({"reps": "-1"}, ()), ({"threads": "-2"}, ()),
+                                 ({"warmup": "99999999999999999999"}, ())):
             p = run("bench", *small(**overrides), "-q", *extra)
             self.assertExit(p, USAGE)
             self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
