@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "rvt/core/parallel.hpp"
+#include "rvt/core/stats.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "rvt/kernels/reference.hpp"
 
@@ -62,16 +63,9 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
 // The SIMD kernels assume finite inputs (a masked lane's 0 weight times a NaN value is
 // NaN; max reductions order NaNs differently). Non-finite inputs take the scalar
 // reference, whose NaN/Inf propagation is the documented behaviour on every ISA.
-bool all_finite(const Tensor& t) {
-  for (float x : t.values()) {
-    if (!std::isfinite(x)) return false;
-  }
-  return true;
-}
-
 const kernels::KernelTable* pick_kernels(kernels::Isa requested, const Tensor& q, const Tensor& k, const Tensor& v) {
   const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(requested));
-  if (table && !(all_finite(q) && all_finite(k) && all_finite(v))) return nullptr;
+  if (table && (any_nonfinite(q.values()) || any_nonfinite(k.values()) || any_nonfinite(v.values()))) return nullptr;
   return table;
 }
 

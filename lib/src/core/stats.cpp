@@ -1,9 +1,20 @@
 #include "rvt/core/stats.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace rvt {
+
+bool any_nonfinite(std::span<const float> values) {
+  std::uint32_t hit = 0;
+  for (float v : values) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    hit |= static_cast<std::uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
+  }
+  return hit != 0;
+}
 
 SummaryStats summarize(std::span<const float> values) {
   SummaryStats s;

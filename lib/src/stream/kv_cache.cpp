@@ -6,6 +6,7 @@
 
 #include "rvt/core/error.hpp"
 #include "rvt/core/half.hpp"
+#include "rvt/core/stats.hpp"
 
 namespace rvt::stream {
 
@@ -78,21 +79,7 @@ void KvCache::fold_into_mean(std::size_t slot, const float* k_row, const float* 
   }
 }
 
-namespace {
 
-// Any NaN or Inf among n floats, by exponent bits: an integer OR-reduction vectorises,
-// unlike a loop of std::isfinite with an early exit.
-bool any_nonfinite(const float* x, std::size_t n) {
-  std::uint32_t hit = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    std::uint32_t bits;
-    std::memcpy(&bits, x + i, sizeof bits);
-    hit |= static_cast<std::uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
-  }
-  return hit != 0;
-}
-
-}  // namespace
 
 void KvCache::append(const float* k_row, const float* v_row) {
   if (len_ == capacity_) {
@@ -100,7 +87,7 @@ void KvCache::append(const float* k_row, const float* v_row) {
                 "): raise the capacity or enable eviction");
   }
   if (!nonfinite_) {
-    nonfinite_ = any_nonfinite(k_row, kv_heads_ * dim_) || any_nonfinite(v_row, kv_heads_ * dim_);
+    nonfinite_ = any_nonfinite({k_row, kv_heads_ * dim_}) || any_nonfinite({v_row, kv_heads_ * dim_});
   }
   store_row(len_, k_row, v_row);
   fold_into_mean(len_, k_row, v_row);  // from the f32 inputs, also for an f16 cache

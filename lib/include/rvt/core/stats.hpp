@@ -19,4 +19,9 @@ struct SummaryStats {
 
 SummaryStats summarize(std::span<const float> values);
 
+// True if any value is NaN or +-Inf. Reads exponent bits with an integer OR-reduction, which
+// the compiler vectorises (a std::isfinite loop with an early exit does not): it guards the
+// SIMD kernels on every call, so it must cost little next to them.
+bool any_nonfinite(std::span<const float> values);
+
 }  // namespace rvt
