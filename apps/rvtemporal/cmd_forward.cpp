@@ -30,7 +30,7 @@ Outcome run_forward(const ForwardOptions& o) {
     jobs::ModelRequest req;
     req.blob_path = o.blob;
     req.frames = jobs::FrameSpec{o.frames, o.gen_frames, parse_gen_kind(o.attention.gen),
-                                 parse_u64(o.attention.seed, "--seed")};
+                                 parse_u64(o.attention.seed, "--seed"), o.attention.allow_nonfinite};
     req.head = model_head_config(o.attention, backend);
     req.pool = model::parse_pool(o.pool);
     req.out_path = o.out;

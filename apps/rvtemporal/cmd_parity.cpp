@@ -33,6 +33,7 @@ parity::Request make_request(const ParityOptions& o) {
   r.q_path = a.q;
   r.k_path = a.k;
   r.v_path = a.v;
+  r.allow_nonfinite = a.allow_nonfinite;
   if (given(o, "--gen")) r.gen = parse_gen_kind(a.gen);
   r.seed = parse_u64(a.seed, "--seed");
   if (given(o, "--seq")) r.seq = a.seq;

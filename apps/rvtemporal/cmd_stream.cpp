@@ -55,7 +55,7 @@ Outcome run_stream_job(const StreamCliOptions& o) {
     jobs::ModelStreamRequest req;
     req.blob_path = o.blob;
     req.frames = jobs::FrameSpec{o.frames, o.gen_frames, parse_gen_kind(o.attention.gen),
-                                 parse_u64(o.attention.seed, "--seed")};
+                                 parse_u64(o.attention.seed, "--seed"), o.attention.allow_nonfinite};
     req.head = model_head_config(o.attention, backend);
     req.dense_baseline = o.dense_baseline;
     req.stream = s;

@@ -44,6 +44,8 @@ void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
   cmd->add_flag("--no-landmarks", o.no_landmarks, "Disable the landmark block means");
   cmd->add_option("--landmarks", o.landmarks, "mean (compat) | mass (+ln(count), skip covered blocks)")
       ->capture_default_str();
+  cmd->add_flag("--allow-nonfinite", o.allow_nonfinite,
+                "Let NaN/inf in --q/--k/--v (or --frames) through instead of refusing the file");
 }
 
 jobs::InputSpec input_spec(const AttentionOptions& o) {
@@ -53,6 +55,7 @@ jobs::InputSpec input_spec(const AttentionOptions& o) {
   s.q_path = o.q;
   s.k_path = o.k;
   s.v_path = o.v;
+  s.allow_nonfinite = o.allow_nonfinite;
   s.gen = parse_gen_kind(o.gen);
   s.seed = parse_u64(o.seed, "--seed");
   s.seq = o.seq;

@@ -22,6 +22,7 @@ struct AttentionOptions {
   bool causal = true;
   bool no_log_stride = false, no_landmarks = false;
   std::string landmarks = "mean";
+  bool allow_nonfinite = false;
   // Set when the option was given on the command line (so a preset does not override it).
   CLI::Option *q_heads_opt = nullptr, *kv_heads_opt = nullptr, *dim_opt = nullptr,
               *window_opt = nullptr, *block_opt = nullptr;

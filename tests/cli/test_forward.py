@@ -698,7 +698,59 @@ class TestBadInputs(ForwardCase):
         self.assertEqual(os.listdir(d), [])
         self.assertEqual(self.no_temp_files(self.tmp), [])
 
-    def test_non_finite_inputs_are_counted_not_rejected(self):
+    def nonfinite_message(self, path, array, index, text=None):
+        """The one stderr line for the first non-finite element of `array` (at `index`)."""
+        flat = int(np.ravel_multi_index(index, array.shape))
+        value = text or ("nan" if np.isnan(array[index]) else "inf" if array[index] > 0 else "-inf")
+        pos = "[" + ", ".join(str(i) for i in index) + "]"
+        return (f"rvtemporal: error: {path}: non-finite value {value} at {pos} "
+                f"(element {flat} of {array.size}); pass --allow-nonfinite to propagate it")
+
+    def test_non_finite_inputs_are_rejected_by_default(self):
+        q, k, v = np.load(self.q), np.load(self.k), np.load(self.v)
+        cases = []
+        qn = q.copy()
+        qn[3, 1, 2] = np.nan
+        qn[15, 0, 0] = np.inf  # later: the first one is reported
+        cases.append(("qnan.npy", qn, (3, 1, 2), "q"))
+        kn = k.copy()
+        kn[0, 1, 7] = np.inf
+        cases.append(("kinf.npy", kn, (0, 1, 7), "k"))
+        vn = v.copy()
+        vn[19, 1, 7] = -np.inf  # the very last element
+        cases.append(("vneg.npy", vn, (19, 1, 7), "v"))
+        for name, array, index, which in cases:
+            bad = self.save(name, array)
+            files = {"q": self.q, "k": self.k, "v": self.v, which: bad}
+            args = ["--q", files["q"], "--k", files["k"], "--v", files["v"]]
+            for backend in ("sparse", "dense"):
+                with self.subTest(name=name, backend=backend):
+                    out = self.path("never.npy")
+                    p = run("forward", *args, "--backend", backend, "--out", out)
+                    self.assertExit(p, BAD_INPUT)
+                    self.assertEqual(p.stdout, "")
+                    self.assertEqual(p.stderr.strip(), self.nonfinite_message(bad, array, index))
+                    self.assertFalse(os.path.exists(out))
+                    self.assertEqual(self.no_temp_files(self.tmp), [])
+        # Several bad files: the first one read (q, then k, then v) is named.
+        k_bad, v_bad = self.save("k2.npy", kn), self.save("v2.npy", vn)
+        p = run("forward", "--q", self.q, "--k", k_bad, "--v", v_bad)
+        self.assertExit(p, BAD_INPUT)
+        self.assertEqual(p.stderr.strip(), self.nonfinite_message(k_bad, kn, (0, 1, 7)))
+        # The JSON envelope carries the same message.
+        p, r = run_json("forward", "--q", self.save("qnan.npy", qn), "--k", self.k, "--v", self.v)
+        self.assertExit(p, BAD_INPUT)
+        self.assertEnvelope(r, "forward", BAD_INPUT)
+        self.assertIn("non-finite value nan at [3, 1, 2]", r["error"]["message"])
+        # A float64 file whose value overflows f32 is refused too, and the message says why it is inf.
+        q64 = q.astype(np.float64)
+        q64[2, 5, 1] = 1e300
+        f64 = self.save("q64.npy", q64)
+        p = run("forward", "--q", f64, "--k", self.k, "--v", self.v)
+        self.assertExit(p, BAD_INPUT)
+        self.assertOneLineError(p, f64, "non-finite value inf at [2, 5, 1]", "float64 inf or beyond the f32 range")
+
+    def test_non_finite_inputs_propagate_with_allow_nonfinite(self):
         # A NaN in one query element poisons exactly that output row/head (dim values); the run
         # succeeds and the report's non-finite count says so.
         q = np.load(self.q)
@@ -709,12 +761,40 @@ class TestBadInputs(ForwardCase):
         for backend in ("sparse", "dense"):
             for isa in ("", "scalar", "avx2", "avx512"):
                 with self.subTest(backend=backend, isa=isa), isa_env(isa):
-                    p = run("forward", "--q", qn, "--k", self.k, "--v", self.v, "--backend", backend, "--json")
+                    out = self.path("o.npy")
+                    p = run("forward", "--q", qn, "--k", self.k, "--v", self.v, "--backend", backend, "--json",
+                            "--allow-nonfinite", "--out", out)
                     if p.returncode == UNSUPPORTED:
                         continue  # this CPU lacks the ISA
                     self.assertExit(p, OK)
                     st = json.loads(p.stdout)["result"]["output"]["stats"]
                     self.assertEqual((st["nan_count"], st["inf_count"]), (8, 0))
+                    o = np.load(out)
+                    self.assertTrue(np.all(np.isnan(o[3, 1])))
+                    self.assertEqual(int(np.isnan(o).sum()), 8)
+
+    def test_model_frames_non_finite(self):
+        blob = self.path("model.rvne")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        frames = np.random.default_rng(3).standard_normal((12, 16)).astype(np.float32)
+        for value, index in ((np.nan, (7, 3)), (np.inf, (0, 15)), (-np.inf, (11, 0))):
+            x = frames.copy()
+            x[index] = value
+            x[11, 15] = np.nan  # later, or the same row: the first in C order is reported
+            f = self.save("x.npy", x)
+            with self.subTest(value=value):
+                p = run("forward", "--blob", blob, "--frames", f)
+                self.assertExit(p, BAD_INPUT)
+                self.assertEqual(p.stderr.strip(), self.nonfinite_message(f, x, index))
+                p, r = run_json("forward", "--blob", blob, "--frames", f, "--allow-nonfinite")
+                self.assertExit(p, OK)
+                st = r["result"]["output"]["stats"]
+                self.assertGreater(st["nan_count"] + st["inf_count"], 0)
+        # Finite frames are unaffected by the flag.
+        f = self.save("ok.npy", frames)
+        a = self.fwd("--blob", blob, "--frames", f)
+        b = self.fwd("--blob", blob, "--frames", f, "--allow-nonfinite")
+        self.assertEqual(a["output"]["xxh3"], b["output"]["xxh3"])
 
     def test_empty_sequence(self):
         e = self.save("e.npy", np.zeros((0, 2, 8), np.float32))

@@ -225,6 +225,30 @@ class TestParityInputs(CliTestCase):
         self.assertExit(p, BAD_INPUT)
         self.assertOneLineError(p, "junk.rvne")
 
+    def test_non_finite_inputs(self):
+        # Refused where the files are read (exit 3, the first bad element named); with
+        # --allow-nonfinite they reach the suites and the always-on nonfinite gate fails (exit 1).
+        n, h, d = 32, 2, 8
+        vals = [((i * 37) % 101) / 50.0 - 1.0 for i in range(n * h * d)]
+        bad_vals = list(vals)
+        bad_vals[(9 * h + 1) * d + 4] = float("inf")   # [9, 1, 4]
+        bad_vals[(20 * h + 0) * d + 0] = float("nan")  # later
+        for name in ("q", "k"):
+            write_npy(self.path(f"{name}.npy"), (n, h, d), vals)
+        write_npy(self.path("v.npy"), (n, h, d), bad_vals)
+        args = ("parity", "--suite", "realistic", "--q", self.path("q.npy"), "--k", self.path("k.npy"),
+                "--v", self.path("v.npy"), "--window", "4", "--block", "8")
+        p = run(*args)
+        self.assertExit(p, BAD_INPUT)
+        self.assertEqual(p.stderr.strip(),
+                         f"rvtemporal: error: {self.path('v.npy')}: non-finite value inf at [9, 1, 4] "
+                         f"(element {(9 * h + 1) * d + 4} of {n * h * d}); pass --allow-nonfinite to propagate it")
+        p, r = run_json(*args, "--allow-nonfinite")
+        self.assertExit(p, CHECK_FAILED)
+        c = cases(r, "realistic")["sparse_vs_dense"]
+        failed = [g["metric"] for g in c["gates"] if not g["pass"]]
+        self.assertIn("nonfinite", failed)
+
     def test_model_with_blob_file(self):
         blob = os.path.join(DATA, "blobs", "default.rvne")
         p, r = run_json("parity", "--suite", "model", "--blob", blob)

@@ -248,6 +248,43 @@ class TestAttentionStream(StreamCase):
         self.assertExit(p, IO)
 
 
+    def test_non_finite_inputs(self):
+        rng = np.random.default_rng(2)
+        q = rng.standard_normal((12, 4, 8), dtype=np.float32)
+        kv = rng.standard_normal((12, 2, 8), dtype=np.float32)
+        good_q, good_kv = self.save("q.npy", q), self.save("kv.npy", kv)
+        for which, value, index in (("q", np.nan, (5, 3, 7)), ("k", np.inf, (0, 0, 0)), ("v", -np.inf, (11, 1, 2))):
+            a = (q if which == "q" else kv).copy()
+            a[index] = value
+            a[-1, -1, -1] = np.nan  # later (or the same element): the first in C order is named
+            bad = self.save(f"{which}-bad.npy", a)
+            files = {"q": good_q, "k": good_kv, "v": good_kv, which: bad}
+            args = ("--q", files["q"], "--k", files["k"], "--v", files["v"], "--window", "4", "--block", "4")
+            flat = int(np.ravel_multi_index(index, a.shape))
+            text = "nan" if np.isnan(value) else "inf" if value > 0 else "-inf"
+            want = (f"rvtemporal: error: {bad}: non-finite value {text} at [{index[0]}, {index[1]}, {index[2]}] "
+                    f"(element {flat} of {a.size}); pass --allow-nonfinite to propagate it")
+            with self.subTest(which=which):
+                out = self.path("rows.npy")
+                p = run("stream", *args, "--out", out)
+                self.assertExit(p, BAD_INPUT)
+                self.assertEqual(p.stderr.strip(), want)
+                self.assertFalse(os.path.exists(out))
+                # --jsonl: no step ran; stdout is the report line alone.
+                p = run("stream", *args, "--jsonl")
+                self.assertExit(p, BAD_INPUT)
+                lines = p.stdout.splitlines()
+                self.assertEqual(len(lines), 1, p.stdout)
+                self.assertEnvelope(json.loads(lines[0]), "stream", BAD_INPUT)
+                # --allow-nonfinite: the values propagate through the decode and are counted.
+                r = self.stream_json(*args, "--allow-nonfinite", "--out", out)
+                rows = np.load(out)
+                st = r["output"]["stats"]
+                self.assertEqual(st["nan_count"], int(np.isnan(rows).sum()))
+                self.assertEqual(st["inf_count"], int(np.isinf(rows).sum()))
+                self.assertGreater(st["nan_count"] + st["inf_count"], 0)
+                os.remove(out)
+
 class TestEviction(StreamCase):
     def test_h2o_ten_times_capacity(self):
         r = self.stream_json("--preset", "aether", "--seq", "640", "--capacity", "64", "--evict", "h2o")
@@ -383,6 +420,25 @@ class TestModelStream(StreamCase):
         p = run("stream", "--blob", self.blob, "--gen-frames", "40", "--backend", "dense", "--dense-baseline",
                 "--evict", "h2o", "--capacity", "39")
         self.assertExit(p, USAGE)
+
+    def test_non_finite_frames(self):
+        frames = np.random.default_rng(9).standard_normal((20, 16), dtype=np.float32)
+        for value, index in ((np.nan, (4, 9)), (np.inf, (0, 0)), (-np.inf, (19, 15))):
+            x = frames.copy()
+            x[index] = value
+            x[19, 15] = x[19, 15] if index == (19, 15) else np.nan  # a later one is not named
+            f = self.save("x.npy", x)
+            flat = index[0] * 16 + index[1]
+            text = "nan" if np.isnan(value) else "inf" if value > 0 else "-inf"
+            with self.subTest(value=value):
+                p = run("stream", "--blob", self.blob, "--frames", f)
+                self.assertExit(p, BAD_INPUT)
+                self.assertEqual(p.stderr.strip(),
+                                 f"rvtemporal: error: {f}: non-finite value {text} at [{index[0]}, {index[1]}] "
+                                 f"(element {flat} of 320); pass --allow-nonfinite to propagate it")
+                r = self.stream_json("--blob", self.blob, "--frames", f, "--allow-nonfinite")
+                st = r["output"]["stats"]
+                self.assertGreater(st["nan_count"] + st["inf_count"], 0)
 
     def test_input_errors(self):
         wrong = self.save("wrong.npy", np.zeros((10, 8), np.float32))

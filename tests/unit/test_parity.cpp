@@ -140,7 +140,7 @@ TEST_CASE("a lower-bound gate fails below its bound", "[parity]") {
   CHECK(rep.failure_line().find(" < 1.01") != std::string::npos);
 }
 
-TEST_CASE("non-finite inputs fail the always-on nonfinite gate", "[parity]") {
+TEST_CASE("non-finite inputs are refused, or with allow_nonfinite fail the always-on nonfinite gate", "[parity]") {
   TempDir dir;
   Qkv x = generate_qkv(GenKind::kNormal, 40, 2, 2, 8, 1);
   x.v.at(7, 1, 3) = std::numeric_limits<float>::quiet_NaN();
@@ -153,6 +153,15 @@ TEST_CASE("non-finite inputs fail the always-on nonfinite gate", "[parity]") {
   r.q_path = q;
   r.k_path = k;
   r.v_path = v;
+  // By default the file is refused where it is read, naming the first bad element.
+  try {
+    (void)run_parity(r);
+    FAIL("non-finite input accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ExitCode::kBadInput);
+    CHECK(std::string(e.what()).find(v + ": non-finite value nan at [7, 1, 3]") == 0);
+  }
+  r.allow_nonfinite = true;
   const Report rep = run_parity(r);
   CHECK_FALSE(rep.pass());
   const Case& c = rep.suites[0].cases[0];

@@ -16,6 +16,14 @@ bool any_nonfinite(std::span<const float> values) {
   return hit != 0;
 }
 
+std::optional<std::size_t> first_nonfinite(std::span<const float> values) {
+  if (!any_nonfinite(values)) return std::nullopt;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) return i;
+  }
+  return std::nullopt;  // unreachable: any_nonfinite found one
+}
+
 SummaryStats summarize(std::span<const float> values) {
   SummaryStats s;
   s.count = values.size();

@@ -539,16 +539,17 @@ NpyArray read_npy(const std::string& path) {
   return parse_npy(bytes, path);
 }
 
-Tensor read_npy_tensor(const std::string& path) {
-  NpyArray a = read_npy(path);
+Tensor npy_tensor(const NpyArray& a, const std::string& name) {
   if (a.shape.size() != 3) {
-    throw_bad_input(path + ": expected a 3-d [seq][heads][dim] array, got shape " +
+    throw_bad_input(name + ": expected a 3-d [seq][heads][dim] array, got shape " +
                     shape_str(a.shape) + " (" + std::to_string(a.shape.size()) + "-d)");
   }
   Tensor t(a.shape[0], a.shape[1], a.shape[2]);
   if (!a.values.empty()) std::memcpy(t.data(), a.values.data(), a.values.size() * sizeof(float));
   return t;
 }
+
+Tensor read_npy_tensor(const std::string& path) { return npy_tensor(read_npy(path), path); }
 
 std::vector<std::uint8_t> encode_npy(std::span<const float> values,
                                      const std::vector<std::size_t>& shape) {

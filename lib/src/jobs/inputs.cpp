@@ -1,7 +1,10 @@
 #include "rvt/jobs/inputs.hpp"
 
+#include <cmath>
+
 #include "rvt/core/error.hpp"
 #include "rvt/core/hash.hpp"
+#include "rvt/core/stats.hpp"
 #include "rvt/io/npy.hpp"
 
 namespace rvt::jobs {
@@ -9,7 +12,39 @@ namespace {
 
 report::Json shape_json(const Tensor& t) { return report::Json::array({t.seq(), t.heads(), t.dim()}); }
 
+// "[3, 1, 2]": the C-order position of flat index `flat` in `shape`.
+std::string position_str(std::size_t flat, const std::vector<std::size_t>& shape) {
+  std::vector<std::size_t> pos(shape.size());
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    pos[d] = shape[d] ? flat % shape[d] : 0;
+    flat = shape[d] ? flat / shape[d] : 0;
+  }
+  std::string s = "[";
+  for (std::size_t d = 0; d < pos.size(); ++d) s += (d ? ", " : "") + std::to_string(pos[d]);
+  return s + "]";
+}
+
+Tensor read_input(const std::string& path, bool allow_nonfinite) {
+  const io::NpyArray a = io::read_npy(path);
+  Tensor t = io::npy_tensor(a, path);
+  if (!allow_nonfinite) require_finite(a.values, a.shape, path, a.source_dtype);
+  return t;
+}
+
 }  // namespace
+
+void require_finite(std::span<const float> values, const std::vector<std::size_t>& shape,
+                    const std::string& name, const std::string& source_dtype) {
+  const std::optional<std::size_t> at = first_nonfinite(values);
+  if (!at) return;
+  const float v = values[*at];
+  const char* text = std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+  const bool from_f64 = !std::isnan(v) && source_dtype == "<f8";
+  throw_bad_input(name + ": non-finite value " + text + " at " + position_str(*at, shape) + " (element " +
+                  std::to_string(*at) + " of " + std::to_string(values.size()) +
+                  (from_f64 ? ", a float64 inf or beyond the f32 range" : "") +
+                  "); pass --allow-nonfinite to propagate it");
+}
 
 Qkv load_inputs(const InputSpec& spec) {
   if (!spec.from_files()) {
@@ -18,8 +53,10 @@ Qkv load_inputs(const InputSpec& spec) {
   if (spec.q_path.empty() || spec.k_path.empty() || spec.v_path.empty()) {
     throw_usage("--q, --k and --v must be given together");
   }
-  return Qkv{io::read_npy_tensor(spec.q_path), io::read_npy_tensor(spec.k_path),
-             io::read_npy_tensor(spec.v_path)};
+  Tensor q = read_input(spec.q_path, spec.allow_nonfinite);
+  Tensor k = read_input(spec.k_path, spec.allow_nonfinite);
+  Tensor v = read_input(spec.v_path, spec.allow_nonfinite);
+  return Qkv{std::move(q), std::move(k), std::move(v)};
 }
 
 report::Json inputs_json(const InputSpec& spec, const Qkv& qkv) {
@@ -55,6 +92,7 @@ Tensor load_frames(const FrameSpec& spec, std::size_t input_dim) {
                     " but the model expects " + std::to_string(input_dim));
   }
   if (a.shape[0] == 0) throw_bad_input(spec.path + ": no frames (T = 0)");
+  if (!spec.allow_nonfinite) require_finite(a.values, a.shape, spec.path, a.source_dtype);
   Tensor x(a.shape[0], 1, input_dim);
   std::copy(a.values.begin(), a.values.end(), x.data());
   return x;

@@ -489,6 +489,7 @@ Inputs load_inputs(const Ctx& ctx, GenKind gen, std::size_t seq, std::size_t q_h
   spec.q_path = r.q_path;
   spec.k_path = r.k_path;
   spec.v_path = r.v_path;
+  spec.allow_nonfinite = r.allow_nonfinite;
   spec.gen = r.gen.value_or(gen);
   spec.seed = r.seed;
   spec.seq = r.seq.value_or(seq);

@@ -2,7 +2,9 @@
 // min/max/mean/std are over the finite values only (JSON has no NaN).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace rvt {
@@ -23,5 +25,10 @@ SummaryStats summarize(std::span<const float> values);
 // the compiler vectorises (a std::isfinite loop with an early exit does not): it guards the
 // SIMD kernels on every call, so it must cost little next to them.
 bool any_nonfinite(std::span<const float> values);
+
+// Index of the first NaN or +-Inf value, or nullopt if every value is finite. All-finite
+// data (the normal case) costs one any_nonfinite pass; only data that holds a non-finite
+// value is scanned again, serially, to locate it.
+std::optional<std::size_t> first_nonfinite(std::span<const float> values);
 
 }  // namespace rvt

@@ -35,6 +35,8 @@ NpyArray read_npy(const std::string& path);
 
 // Reads a .npy file that must hold exactly a 3-d [seq][heads][dim] array (seq may be 0).
 Tensor read_npy_tensor(const std::string& path);
+// The same check and copy for an array already read; `name` starts the error message.
+Tensor npy_tensor(const NpyArray& a, const std::string& name);
 
 // The bytes of a format 1.0 (2.0 only if the header would not fit) '<f4' C-order .npy
 // file, byte-identical to np.save. values.size() must equal the product of shape

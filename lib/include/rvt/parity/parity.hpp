@@ -46,6 +46,7 @@ struct Request {
 
   // Inputs: .npy files (all three) or a generator. Unset values take each suite's default.
   std::string q_path, k_path, v_path;
+  bool allow_nonfinite = false;  // let NaN/inf in the files through (the nonfinite gate then fails)
   std::optional<GenKind> gen;
   std::uint64_t seed = 0x5EED;
   std::optional<std::size_t> seq, q_heads, kv_heads, dim;
