@@ -3,8 +3,13 @@ larger than N, globals out of range, bad or absurd option values, outputs that c
 written. Exact exit codes and messages; a failing run leaves the previous output intact.
 """
 import os
+import resource
+import shutil
+import signal
 import struct
+import subprocess
 import sys
+import tempfile
 import zlib
 
 import numpy as np
@@ -131,6 +136,37 @@ class TestHostileOptions(CliTestCase):
                 self.assertExit(p, USAGE)
                 self.assertOneLineError(p, "--capacity")
 
+    def test_bench_and_parity_counts_are_usage_errors(self):
+        # bench's count options go through the same check (bb3b2b3); its list options (--seq,
+        # --decode-at) refuse anything but comma-separated digits. Nothing is run.
+        for opt in ("--q-heads", "--kv-heads", "--dim", "--window", "--block", "--reps", "--warmup", "--threads",
+                    "--decode-steps", "--dense-decode-steps", "--no-dense-above"):
+            for value in ("-1", "99999999999999999999"):
+                with self.subTest(command="bench", opt=opt, value=value):
+                    p = run("bench", "--seq", "32", "--decode-at", "none", opt, value)
+                    self.assertExit(p, USAGE)
+                    self.assertOneLineError(p, opt, value)
+        for opt, value in (("--seq", "-5"), ("--seq", "64,-5"), ("--seq", "99999999999999999999"),
+                           ("--decode-at", "-1")):
+            with self.subTest(command="bench", opt=opt, value=value):
+                p = run("bench", opt, value) if opt == "--seq" else run("bench", "--seq", "32", opt, value)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, opt, value)
+        for opt in ("--threads", "--seq", "--window"):
+            for value in ("-1", "99999999999999999999"):
+                with self.subTest(command="parity", opt=opt, value=value):
+                    p = run("parity", "--suite", "realistic", opt, value)
+                    self.assertExit(p, USAGE)
+                    self.assertOneLineError(p, opt, value)
+        # Well-formed but impossible sizes are refused before allocating (exit 3), as in forward.
+        for args in (["bench", "--seq", "100000000000", "--decode-at", "none"],
+                     ["bench", "--seq", "32", "--decode-at", "100000000000"],
+                     ["parity", "--suite", "realistic", "--seq", "100000000000"]):
+            with self.subTest(args=args):
+                p = run(*args, "-q")
+                self.assertExit(p, BAD_INPUT)
+                self.assertOneLineError(p, "too large")
+
     def test_huge_seq_is_refused_before_allocating(self):
         p = run("forward", "--dim", "4", "--seq", "100000000000")
         self.assertExit(p, BAD_INPUT)
@@ -183,6 +219,109 @@ class TestHostileOutputs(CliTestCase):
                 self.assertEqual(read(out), before)
                 self.assertEqual(self.no_temp_files(self.tmp), [])
 
+
+def run_fsize_limited(limit, *args):
+    """Runs rvtemporal with RLIMIT_FSIZE = limit bytes and SIGXFSZ ignored: a write past the
+    limit fails with EFBIG, as a write to a full disk fails with ENOSPC."""
+    def limit_fsize():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          preexec_fn=limit_fsize)
+
+
+class TestDiskFull(CliTestCase):
+    """Every writer (blob, .npy, report, SVG) meets a write that fails part-way: exit 4, one line
+    naming the file, the previous file byte-identical, no temp file left."""
+    LIMIT = 1024  # bytes: smaller than every output below
+
+    def assertWriteFails(self, target, args, directory=None):
+        before = read(target)
+        p = run_fsize_limited(self.LIMIT, *args)
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, target, "write failed", "File too large")
+        self.assertEqual(read(target), before)
+        self.assertEqual(self.no_temp_files(directory or os.path.dirname(target)), [])
+        return p
+
+    def test_blob_init_force(self):
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob, "--seed", "1"), OK)
+        self.assertGreater(os.path.getsize(blob), self.LIMIT)
+        for dtype in ("f32", "f16"):
+            with self.subTest(dtype=dtype):
+                self.assertWriteFails(blob, ["blob", "init", "--out", blob, "--force", "--dtype", dtype])
+        # Without the limit the same command replaces it.
+        self.assertExit(run("blob", "init", "--out", blob, "--force"), OK)
+        self.assertNotEqual(read(blob), b"")
+
+    def test_forward_and_stream_out(self):
+        out = self.path("o.npy")
+        self.assertExit(run("forward", "--seq", "64", "--dim", "8", "--seed", "3", "-o", out), OK)
+        self.assertGreater(os.path.getsize(out), self.LIMIT)
+        self.assertWriteFails(out, ["forward", "--seq", "64", "--dim", "8", "-o", out])
+        self.assertWriteFails(out, ["stream", "--seq", "64", "--dim", "8", "-o", out])
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        logits = self.path("logits.npy")
+        self.assertExit(run("stream", "--blob", blob, "--gen-frames", "200", "-o", logits, "--no-parity"), OK)
+        self.assertGreater(os.path.getsize(logits), self.LIMIT)
+        self.assertWriteFails(logits, ["stream", "--blob", blob, "--gen-frames", "100", "-o", logits, "--no-parity"])
+
+    def test_out_report(self):
+        rep = self.path("r.json")
+        self.assertExit(run("forward", "--seq", "8", "--dim", "4", "--out-report", rep), OK)
+        self.assertGreater(os.path.getsize(rep), self.LIMIT)
+        p = self.assertWriteFails(rep, ["forward", "--seq", "16", "--dim", "4", "--out-report", rep])
+        self.assertIn("edges per head", p.stdout)  # the run itself succeeded; only the report failed
+        # A run that failed already keeps its own exit code when the report cannot be written either.
+        p = run_fsize_limited(self.LIMIT, "forward", "--seq", "8", "--block", "0", "--out-report", rep)
+        self.assertExit(p, USAGE)
+        self.assertEqual(self.no_temp_files(self.tmp), [])
+
+    def test_svg_outputs(self):
+        plot = self.path("bench.svg")
+        bench = ["bench", "--seq", "32,64", "--reps", "1", "--warmup", "0", "--threads", "1", "--decode-at", "none",
+                 "--no-reference", "-q", "--plot", plot]
+        self.assertExit(run(*bench), OK)
+        self.assertGreater(os.path.getsize(plot), self.LIMIT)
+        self.assertWriteFails(plot, bench)
+        plots = self.path("plots")
+        self.assertExit(run("parity", "--suite", "realistic", "--seq", "48", "--plot-dir", plots), OK)
+        before = {name: read(os.path.join(plots, name)) for name in os.listdir(plots)}
+        self.assertEqual(len(before), 3)
+        p = run_fsize_limited(self.LIMIT, "parity", "--suite", "realistic", "--seq", "64", "--plot-dir", plots)
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, plots, ".svg", "write failed")
+        self.assertEqual({name: read(os.path.join(plots, name)) for name in os.listdir(plots)}, before)
+
+    def test_full_tmpfs(self):
+        # A real full file system, where the platform lets us mount one (root, no container ban).
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            self.skipTest("mounting a tmpfs needs root and mount(8)")
+        mnt = tempfile.mkdtemp(prefix="rvt-tmpfs-")
+        try:
+            m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt], capture_output=True, text=True)
+            if m.returncode != 0:
+                self.skipTest(f"cannot mount a tmpfs here: {m.stderr.strip()}")
+            try:
+                blob = os.path.join(mnt, "m.rvne")
+                self.assertExit(run("blob", "init", "--out", blob), OK)  # 41,244 bytes: room for one
+                before = read(blob)
+                p = run("blob", "init", "--out", blob, "--force", "--seed", "2")
+                self.assertExit(p, IO)
+                self.assertOneLineError(p, blob, "No space left on device")
+                self.assertEqual(read(blob), before)
+                self.assertEqual(self.no_temp_files(mnt), [])
+                out = os.path.join(mnt, "o.npy")
+                p = run("forward", "--seq", "1024", "--dim", "32", "-o", out)  # 512 KiB
+                self.assertExit(p, IO)
+                self.assertOneLineError(p, out, "No space left on device")
+                self.assertEqual(sorted(os.listdir(mnt)), ["m.rvne"])
+            finally:
+                subprocess.run(["umount", mnt], check=True)
+        finally:
+            os.rmdir(mnt)
 
 if __name__ == "__main__":
     main()
