@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "rvt/attention/pattern.hpp"
+#include "rvt/attention/tile_pattern.hpp"
 #include "rvt/core/error.hpp"
 #include "test_support.hpp"
 
@@ -155,4 +156,65 @@ TEST_CASE("dense edge counts", "[pattern]") {
 
 TEST_CASE("block size 0 is rejected", "[pattern]") {
   REQUIRE_THROWS_AS(PatternBuilder(10, make_config(4, 0)), rvt::Error);
+}
+
+TEST_CASE("tile columns expand to exactly PatternBuilder's candidate sets", "[pattern]") {
+  // Every row of every tile, for causal and bidirectional configs, with and without
+  // log-stride and landmarks, duplicate and out-of-range globals, windows from 0 to past
+  // the sequence, and tiles that straddle the end.
+  for (std::size_t lanes : {8u, 16u}) {
+    for (std::size_t seq : {1u, 7u, 16u, 45u, 130u, 600u}) {
+      for (bool causal : {true, false}) {
+        for (std::size_t window : {0u, 1u, 5u, 16u, 200u}) {
+          for (int variant = 0; variant < 3; ++variant) {
+            SparseConfig c = make_config(window, variant == 2 ? 1 : 7);
+            c.causal = causal;
+            c.log_stride = variant != 1;
+            c.landmarks = variant != 1;
+            c.globals = {seq / 3, 0, seq / 3, seq + 2};
+            INFO("lanes " << lanes << " seq " << seq << " causal " << causal << " window " << window << " variant "
+                          << variant);
+            PatternBuilder rows(seq, c);
+            TilePattern tiles(seq, c, lanes);
+            for (std::size_t row0 = 0; row0 < seq; row0 += lanes) {
+              tiles.build(row0);
+              const rvt::kernels::TileColumns cols = tiles.columns();
+              REQUIRE(cols.relative.size() + cols.globals.size() + cols.blocks.size() <= tiles.max_columns());
+              for (std::size_t r = 0; r < lanes; ++r) {
+                std::vector<std::uint32_t> tok, blk;
+                const std::uint32_t bit = std::uint32_t{1} << r;
+                for (const auto& col : cols.relative) {
+                  if (col.lanes & bit) tok.push_back(static_cast<std::uint32_t>(static_cast<std::int64_t>(row0 + r) - col.at));
+                }
+                for (const auto& col : cols.globals) {
+                  if (col.lanes & bit) tok.push_back(static_cast<std::uint32_t>(col.at));
+                }
+                for (const auto& col : cols.blocks) {
+                  if (col.lanes & bit) blk.push_back(static_cast<std::uint32_t>(col.at));
+                }
+                if (row0 + r >= seq) {  // lanes past the end hold nothing
+                  CHECK(tok.empty());
+                  CHECK(blk.empty());
+                  continue;
+                }
+                rows.build(row0 + r);
+                std::vector<std::uint32_t> want_tok(rows.tokens().begin(), rows.tokens().end());
+                std::vector<std::uint32_t> want_blk(rows.blocks().begin(), rows.blocks().end());
+                std::sort(tok.begin(), tok.end());
+                std::sort(blk.begin(), blk.end());
+                std::sort(want_tok.begin(), want_tok.end());
+                std::sort(want_blk.begin(), want_blk.end());
+                INFO("row " << row0 + r);
+                REQUIRE(tok == want_tok);  // equal as sorted lists: same set, no duplicates
+                REQUIRE(blk == want_blk);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  SparseConfig mass;
+  mass.landmark_mode = LandmarkMode::kMass;
+  CHECK_FALSE(TilePattern::supports(mass));
 }

@@ -1,9 +1,11 @@
 #include "rvt/attention/attention.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 
+#include "rvt/attention/tile_pattern.hpp"
 #include "rvt/core/parallel.hpp"
 #include "rvt/core/stats.hpp"
 #include "rvt/kernels/fast.hpp"
@@ -60,18 +62,138 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
   });
 }
 
+// Scratch floats for one call. Up to kCachedFloats they are this thread's, kept from
+// call to call: at small N a sparse call is short enough that fresh pages (a fault and a
+// clear each) cost more than the kernel. Larger requests are the call's own.
+class Workspace {
+ public:
+  explicit Workspace(std::size_t n) {
+    static constexpr std::size_t kCachedFloats = std::size_t{16} << 20;  // 64 MiB
+    thread_local std::vector<float, DefaultInitAllocator<float, 64>> cached;
+    auto& buffer = n <= kCachedFloats ? cached : own_;
+    if (buffer.size() < n) {
+      buffer.clear();
+      buffer.shrink_to_fit();
+      buffer.resize(n);
+    }
+    data_ = buffer.data();
+  }
+  float* data() const { return data_; }
+
+ private:
+  std::vector<float, DefaultInitAllocator<float, 64>> own_;
+  float* data_ = nullptr;
+};
+
+// dim rows of seq + 2 * pad floats with zeroed pads. Every position in between is written
+// (by a transpose or the kernel) before it is read, so the rows are never cleared.
+class PaddedRows {
+ public:
+  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t pad) { return dim * (seq + 2 * pad); }
+  PaddedRows(float* memory, std::size_t dim, std::size_t seq, std::size_t pad)
+      : stride_(seq + 2 * pad), at0_(memory + pad) {
+    for (std::size_t d = 0; d < dim; ++d) {
+      std::fill(memory + d * stride_, memory + d * stride_ + pad, 0.0f);
+      std::fill(memory + d * stride_ + pad + seq, memory + (d + 1) * stride_, 0.0f);
+    }
+  }
+  float* at0() const { return at0_; }  // position 0 of dim row 0
+  std::size_t stride() const { return stride_; }
+
+ private:
+  std::size_t stride_;
+  float* at0_;
+};
+
+// Sparse attention on the tiled kernel, one kv head at a time: its keys and values are
+// transposed into padded buffers (2 x N x dim floats: all the extra memory), tiles of
+// `lanes` consecutive rows go to the workers, and each tile's columns, built once, serve
+// every query head of the group.
+void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
+                  const SparseConfig& config, const AttentionShape& s, const BlockMeans& means, unsigned threads,
+                  Tensor& out) {
+  const std::size_t lanes = table.lanes;
+  const std::size_t per = PaddedRows::floats(s.dim, s.seq, lanes);
+  const Workspace memory(2 * per);
+  const PaddedRows kt(memory.data(), s.dim, s.seq, lanes), vt(memory.data() + per, s.dim, s.seq, lanes);
+  constexpr std::size_t kTransposeRows = 1024;
+  struct WorkerState {
+    TilePattern pattern;
+    AlignedFloats scratch;
+  };
+  std::vector<std::unique_ptr<WorkerState>> workers(std::max(1u, threads));
+  kernels::SparseTileArgs a;
+  a.q_stride = s.q_heads * s.dim;
+  a.kt = kt.at0();
+  a.vt = vt.at0();
+  a.t_stride = kt.stride();
+  a.kv_stride = s.kv_heads * s.dim;
+  a.mean_stride = means.kv_heads * means.dim;
+  a.out_stride = s.q_heads * s.dim;
+  a.dim = s.dim;
+  a.scale = s.scale();
+  const std::size_t tiles = (s.seq + lanes - 1) / lanes;
+  for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
+    parallel_for((s.seq + kTransposeRows - 1) / kTransposeRows, threads, [&](std::size_t b, std::size_t e, unsigned) {
+      const std::size_t begin = b * kTransposeRows, end = std::min(s.seq, e * kTransposeRows);
+      table.transpose(k.row(0, kvh), a.kv_stride, begin, end, s.dim, 1.0f, kt.at0(), kt.stride());
+      table.transpose(v.row(0, kvh), a.kv_stride, begin, end, s.dim, 1.0f, vt.at0(), vt.stride());
+    });
+    a.k = k.row(0, kvh);
+    a.v = v.row(0, kvh);
+    if (config.landmarks) {
+      a.mean_k = means.k_row(0, kvh);
+      a.mean_v = means.v_row(0, kvh);
+    }
+    parallel_for(tiles, threads, [&](std::size_t begin, std::size_t end, unsigned w) {
+      if (!workers[w]) {
+        TilePattern pattern(s.seq, config, lanes);
+        const std::size_t scratch = lanes * pattern.max_columns();
+        workers[w] = std::make_unique<WorkerState>(WorkerState{std::move(pattern), AlignedFloats(scratch)});
+      }
+      WorkerState& ws = *workers[w];
+      for (std::size_t t = begin; t < end; ++t) {
+        const std::size_t row0 = t * lanes;
+        ws.pattern.build(row0);
+        for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
+          kernels::SparseTileArgs ah = a;
+          ah.q = q.row(0, h);
+          ah.out = out.row(0, h);
+          table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), ws.pattern.columns(), ws.scratch.data());
+        }
+      }
+    });
+  }
+}
+
 // The SIMD kernels assume finite inputs (a masked lane's 0 weight times a NaN value is
 // NaN; max reductions order NaNs differently). Non-finite inputs take the scalar
 // reference, whose NaN/Inf propagation is the documented behaviour on every ISA.
-const kernels::KernelTable* pick_kernels(kernels::Isa requested, const Tensor& q, const Tensor& k, const Tensor& v) {
+// The scan is the table's SIMD one, split over the worker threads.
+const kernels::KernelTable* pick_kernels(kernels::Isa requested, const Tensor& q, const Tensor& k, const Tensor& v,
+                                         unsigned threads) {
   const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(requested));
-  if (table && (any_nonfinite(q.values()) || any_nonfinite(k.values()) || any_nonfinite(v.values()))) return nullptr;
-  return table;
+  if (!table) return nullptr;
+  constexpr std::size_t kChunk = std::size_t{1} << 16;
+  const std::span<const float> parts[] = {q.values(), k.values(), v.values()};
+  std::size_t chunks[3], total = 0;
+  for (int t = 0; t < 3; ++t) total += chunks[t] = (parts[t].size() + kChunk - 1) / kChunk;
+  std::atomic<bool> found{false};
+  parallel_for(total, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+    for (std::size_t c = begin; c < end && !found.load(std::memory_order_relaxed); ++c) {
+      std::size_t t = 0, local = c;
+      while (local >= chunks[t]) local -= chunks[t++];
+      const std::size_t first = local * kChunk, n = std::min(kChunk, parts[t].size() - first);
+      if (table->any_nonfinite(parts[t].data() + first, n)) found.store(true, std::memory_order_relaxed);
+    }
+  });
+  return found.load() ? nullptr : table;
 }
 
 }  // namespace
 
-BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size) {
+BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size, unsigned threads,
+                       const kernels::KernelTable* table) {
   BlockMeans m;
   m.block_size = block_size;
   m.n_blocks = block_count(k.seq(), block_size);
@@ -80,36 +202,36 @@ BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size)
   m.k.assign(m.n_blocks * m.kv_heads * m.dim, 0.0f);
   m.v.assign(m.k.size(), 0.0f);
   m.counts.assign(m.n_blocks, 0);
-  std::vector<double> acc_k(m.dim), acc_v(m.dim);
-  for (std::size_t b = 0; b < m.n_blocks; ++b) {
-    const std::size_t begin = b * block_size;
-    const std::size_t end = std::min(begin + block_size, k.seq());
-    m.counts[b] = static_cast<std::uint32_t>(end - begin);
-    for (std::size_t h = 0; h < m.kv_heads; ++h) {
-      std::fill(acc_k.begin(), acc_k.end(), 0.0);
-      std::fill(acc_v.begin(), acc_v.end(), 0.0);
-      for (std::size_t t = begin; t < end; ++t) {
-        for (std::size_t d = 0; d < m.dim; ++d) {
-          acc_k[d] += k.at(t, h, d);
-          acc_v[d] += v.at(t, h, d);
-        }
-      }
-      float* mk = m.k.data() + (b * m.kv_heads + h) * m.dim;
-      float* mv = m.v.data() + (b * m.kv_heads + h) * m.dim;
-      const double count = static_cast<double>(end - begin);
-      for (std::size_t d = 0; d < m.dim; ++d) {
-        mk[d] = static_cast<float>(acc_k[d] / count);
-        mv[d] = static_cast<float>(acc_v[d] / count);
+  const std::size_t row = m.kv_heads * m.dim;  // one token's K (or V), all kv heads
+  // Each block: the mean of its token rows, summed in double in token order.
+  auto scalar_mean = [row](const float* x, std::size_t count, float* out) {
+    std::vector<double> acc(row, 0.0);
+    for (std::size_t t = 0; t < count; ++t) {
+      for (std::size_t e = 0; e < row; ++e) acc[e] += x[t * row + e];
+    }
+    for (std::size_t e = 0; e < row; ++e) out[e] = static_cast<float>(acc[e] / static_cast<double>(count));
+  };
+  parallel_for(m.n_blocks, threads, [&](std::size_t first, std::size_t last, unsigned) {
+    for (std::size_t b = first; b < last; ++b) {
+      const std::size_t begin = b * block_size;
+      const std::size_t count = std::min(begin + block_size, k.seq()) - begin;
+      m.counts[b] = static_cast<std::uint32_t>(count);
+      if (table) {
+        table->block_mean(k.row(begin, 0), row, count, row, m.k.data() + b * row);
+        table->block_mean(v.row(begin, 0), row, count, row, m.v.data() + b * row);
+      } else {
+        scalar_mean(k.row(begin, 0), count, m.k.data() + b * row);
+        scalar_mean(v.row(begin, 0), count, m.v.data() + b * row);
       }
     }
-  }
+  });
   return m;
 }
 
 Tensor dense_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                        const ExecOptions& exec) {
   const AttentionShape s = check_qkv(q, k, v);
-  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v);
+  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v, exec.threads);
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;
   if (table) {
@@ -124,11 +246,16 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const ExecOptions& exec) {
   config.validate();
   const AttentionShape s = check_qkv(q, k, v);
-  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v);
+  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v, exec.threads);
   const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
+  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, exec.threads, table) : BlockMeans{};
+  if (table && TilePattern::supports(config) && s.seq > 0) {
+    Tensor out(s.seq, s.q_heads, s.dim, Tensor::Uninitialized{});  // the tiles write every value
+    sparse_tiled(*table, q, k, v, config, s, means, exec.threads, out);
+    return out;
+  }
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;
-  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size) : BlockMeans{};
   const float scale = s.scale();
   const std::size_t kv_stride = s.kv_heads * s.dim;
   // Per-worker pattern builders (O(N) stamps each) and score scratch, made on first use.

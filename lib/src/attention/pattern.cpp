@@ -57,7 +57,6 @@ void PatternBuilder::build(std::size_t i, std::size_t n) {
     stamp_ = 1;
   }
   current_n_ = n;
-  n_blocks_ = block_count(n, config_.block_size);
   const std::size_t w = config_.window;
   const bool causal = config_.causal;
 
@@ -80,28 +79,7 @@ void PatternBuilder::build(std::size_t i, std::size_t n) {
   }
 
   // Landmark blocks (tokens are complete, so kMass can see which blocks they cover).
-  if (!config_.landmarks) return;
-  const std::size_t bs = config_.block_size;
-  if (causal) {
-    const std::size_t avail = (i + 1) / bs;  // complete blocks ending at or before i
-    if (avail == 0) return;
-    const std::size_t pivot = avail - 1;
-    if (pivot >= 1) add_block(pivot - 1);
-    add_block(pivot);
-    if (config_.log_stride) {
-      for (std::size_t s = 1; s < n_blocks_ && pivot >= s; s <<= 1) add_block(pivot - s);
-    }
-  } else {
-    const std::size_t cur = i / bs;
-    if (cur >= 1) add_block(cur - 1);
-    if (cur + 1 < n_blocks_) add_block(cur + 1);
-    if (config_.log_stride) {
-      for (std::size_t s = 1; s < n_blocks_; s <<= 1) {
-        if (cur >= s) add_block(cur - s);
-        if (cur + s < n_blocks_) add_block(cur + s);
-      }
-    }
-  }
+  for_each_landmark_block(i, n, config_, [this](std::size_t b) { add_block(b); });
 }
 
 std::uint64_t sparse_edges_per_head(std::size_t seq, const SparseConfig& config) {

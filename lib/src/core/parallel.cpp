@@ -2,19 +2,100 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 namespace rvt {
+namespace {
+
+thread_local bool t_in_pool_job = false;  // set while a thread runs a pool job's body
+
+// Worker threads kept for the life of the process: one sparse call runs several short
+// parallel loops (scan, block means, a transpose and the tiles per kv head), and starting
+// threads for each cost more than the loop itself at small N. The caller takes part as
+// worker 0; one job at a time (a concurrent caller waits, a nested one runs serially).
+class Pool {
+ public:
+  static Pool& instance() {
+    static Pool pool;
+    return pool;
+  }
+
+  // Calls body(w) once for each w in [0, workers), w = 0 on the calling thread.
+  void run(unsigned workers, const std::function<void(unsigned)>& body) {
+    std::lock_guard job_lock(job_mutex_);
+    std::unique_lock lock(mutex_);
+    while (threads_.size() + 1 < workers) {
+      const unsigned index = static_cast<unsigned>(threads_.size()) + 1;
+      threads_.emplace_back([this, index] { serve(index); });
+    }
+    body_ = &body;
+    workers_ = workers;
+    pending_ = workers - 1;
+    ++generation_;
+    lock.unlock();
+    wake_.notify_all();
+    t_in_pool_job = true;
+    body(0);
+    t_in_pool_job = false;
+    lock.lock();
+    done_.wait(lock, [this] { return pending_ == 0; });
+    body_ = nullptr;
+  }
+
+  ~Pool() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  Pool() = default;
+
+  void serve(unsigned index) {
+    std::uint64_t seen = 0;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      if (index >= workers_) continue;  // this job needs fewer workers
+      const auto* body = body_;
+      lock.unlock();
+      t_in_pool_job = true;
+      (*body)(index);
+      t_in_pool_job = false;
+      lock.lock();
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex job_mutex_;  // one job at a time
+  std::mutex mutex_;      // guards the fields below
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> threads_;
+  const std::function<void(unsigned)>* body_ = nullptr;
+  unsigned workers_ = 0;
+  unsigned pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace
 
 unsigned default_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 void parallel_for(std::size_t n, unsigned threads,
                   const std::function<void(std::size_t, std::size_t, unsigned)>& fn) {
   const std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(threads, n));
-  if (workers <= 1) {
+  if (workers <= 1 || t_in_pool_job) {  // serial, also when nested inside a pool job
     if (n > 0) fn(0, n, 0);
     return;
   }
@@ -24,24 +105,19 @@ void parallel_for(std::size_t n, unsigned threads,
   std::atomic<std::size_t> next{0};
   std::exception_ptr first_error;
   std::mutex error_mutex;
-  std::vector<std::thread> pool;
-  pool.reserve(workers);
-  for (std::size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&, w] {
-      try {
-        for (;;) {
-          const std::size_t begin = next.fetch_add(chunk);
-          if (begin >= n) break;
-          fn(begin, std::min(n, begin + chunk), static_cast<unsigned>(w));
-        }
-      } catch (...) {
-        std::lock_guard lock(error_mutex);
-        if (!first_error) first_error = std::current_exception();
-        next.store(n);  // stop the others early
+  Pool::instance().run(static_cast<unsigned>(workers), [&](unsigned w) {
+    try {
+      for (;;) {
+        const std::size_t begin = next.fetch_add(chunk);
+        if (begin >= n) break;
+        fn(begin, std::min(n, begin + chunk), w);
       }
-    });
-  }
-  for (auto& t : pool) t.join();
+    } catch (...) {
+      std::lock_guard lock(error_mutex);
+      if (!first_error) first_error = std::current_exception();
+      next.store(n);  // stop the others early
+    }
+  });
   if (first_error) std::rethrow_exception(first_error);
 }
 

@@ -13,6 +13,10 @@
 #include "rvt/kernels/isa.hpp"
 #include "rvt/tensor/tensor.hpp"
 
+namespace rvt::kernels {
+struct KernelTable;
+}
+
 namespace rvt::attn {
 
 struct ExecOptions {
@@ -30,7 +34,9 @@ struct BlockMeans {
   const float* k_row(std::size_t b, std::size_t h) const { return k.data() + (b * kv_heads + h) * dim; }
   const float* v_row(std::size_t b, std::size_t h) const { return v.data() + (b * kv_heads + h) * dim; }
 };
-BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size);
+// On `table`'s SIMD loop when given (the same numbers), else the scalar one.
+BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size, unsigned threads = 1,
+                       const kernels::KernelTable* table = nullptr);
 
 // Exact softmax attention; causal: query i sees keys 0..i. O(N * dim) extra memory.
 Tensor dense_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,

@@ -22,6 +22,35 @@ inline std::size_t block_count(std::size_t seq, std::size_t block_size) {
   return (seq + block_size - 1) / block_size;
 }
 
+// Calls fn(b) for each landmark block of row i in a sequence of n positions, in the
+// builder's order, duplicates included (callers deduplicate). The one statement of the
+// block rule, shared by PatternBuilder and TilePattern.
+template <typename Fn>
+void for_each_landmark_block(std::size_t i, std::size_t n, const SparseConfig& config, Fn&& fn) {
+  if (!config.landmarks) return;
+  const std::size_t bs = config.block_size, n_blocks = block_count(n, bs);
+  if (config.causal) {
+    const std::size_t avail = (i + 1) / bs;  // complete blocks ending at or before i
+    if (avail == 0) return;
+    const std::size_t pivot = avail - 1;
+    if (pivot >= 1) fn(pivot - 1);
+    fn(pivot);
+    if (config.log_stride) {
+      for (std::size_t s = 1; s < n_blocks && pivot >= s; s <<= 1) fn(pivot - s);
+    }
+  } else {
+    const std::size_t cur = i / bs;
+    if (cur >= 1) fn(cur - 1);
+    if (cur + 1 < n_blocks) fn(cur + 1);
+    if (config.log_stride) {
+      for (std::size_t s = 1; s < n_blocks; s <<= 1) {
+        if (cur >= s) fn(cur - s);
+        if (cur + s < n_blocks) fn(cur + s);
+      }
+    }
+  }
+}
+
 class PatternBuilder {
  public:
   // seq is the longest sequence this builder serves (stamps are sized for it once).
@@ -51,7 +80,6 @@ class PatternBuilder {
   std::size_t seq_;
   SparseConfig config_;
   std::size_t current_n_ = 0;  // sequence length of the row being built
-  std::size_t n_blocks_ = 0;   // and its block count
   std::uint32_t stamp_ = 0;
   std::vector<std::uint32_t> token_stamp_, block_stamp_;
   std::vector<std::uint32_t> tokens_, blocks_;

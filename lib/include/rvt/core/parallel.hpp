@@ -2,6 +2,7 @@
 // workers (dynamic, so uneven rows balance). Each index is computed by exactly one
 // worker and kernels write disjoint outputs, so results are identical for every thread
 // count. fn may be called several times per worker; `worker` indexes per-worker state.
+// The workers are threads kept for the life of the process (the caller is worker 0).
 #pragma once
 
 #include <cstddef>

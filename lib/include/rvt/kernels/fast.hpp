@@ -31,6 +31,38 @@ struct DenseHeadArgs {
   float scale = 1.0f;
 };
 
+// Sparse rows in tiles of `lanes` consecutive query rows of one head, one SIMD lane per
+// row (see attention/tile_pattern.hpp for the columns). A column is a candidate shared by
+// the rows of the tile: a relative column is key row - at for every lane (read from the
+// transposed K/V, where those keys are contiguous), a global column is key `at`, a block
+// column is landmark block `at` (both broadcast); `lanes` masks the rows it belongs to.
+struct TileColumn {
+  std::int64_t at = 0;
+  std::uint32_t lanes = 0;
+};
+struct TileColumns {
+  std::span<const TileColumn> relative, globals, blocks;
+};
+struct SparseTileArgs {
+  const float* q = nullptr;  // query row i of the head at q + i * q_stride
+  std::size_t q_stride = 0;
+  // The kv head's K and V transposed: element d of key j at kt[d * t_stride + j], for j in
+  // [-lanes, n + lanes) (zero padding), so lanes past either end read only padding.
+  const float* kt = nullptr;
+  const float* vt = nullptr;
+  std::size_t t_stride = 0;
+  const float* k = nullptr;  // row-major K/V of the kv head (global columns): key j at k + j * kv_stride
+  const float* v = nullptr;
+  std::size_t kv_stride = 0;
+  const float* mean_k = nullptr;  // landmark block b at mean_k + b * mean_stride
+  const float* mean_v = nullptr;
+  std::size_t mean_stride = 0;
+  float* out = nullptr;  // output row i at out + i * out_stride
+  std::size_t out_stride = 0;
+  std::size_t dim = 0;
+  float scale = 1.0f;
+};
+
 struct KernelTable {
   Isa isa;
   std::size_t lanes;  // key tile width
@@ -39,6 +71,17 @@ struct KernelTable {
   float (*sparse_row_f16)(const float*, std::size_t, float, HalfRowSource, std::span<const std::uint32_t>,
                           const LandmarkSource&, std::span<const std::uint32_t>, float*, float*);
   void (*dense_rows)(const DenseHeadArgs&, std::size_t row_begin, std::size_t row_end);
+  // Rows [row0, row0 + rows), rows <= lanes; scratch holds lanes * (all columns) floats.
+  void (*sparse_tile)(const SparseTileArgs&, std::size_t row0, std::size_t rows, const TileColumns&, float* scratch);
+  // Rows [begin, end) of x (row j at x + j * x_stride, dim elements), times scale,
+  // transposed: element d of row j to out[d * out_stride + j].
+  void (*transpose)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
+                    float scale, float* out, std::size_t out_stride);
+  // out[e] = the mean of x[t * stride + e] over t < count, for e < len: summed in double in
+  // token order, so exactly the numbers of attn::block_means' scalar loop, vectorised over e.
+  void (*block_mean)(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out);
+  // True if any of x[0, n) is NaN or +-Inf (the guard that sends such inputs to the reference).
+  bool (*any_nonfinite)(const float* x, std::size_t n);
   // Runs `iterations` rounds of 12 independent vector FMAs (enough to cover FMA latency x
   // ports) and returns the float operations done (2 per lane per FMA). Time it to get this
   // core's FMA peak; bench reports kernels as a fraction of it.

@@ -10,9 +10,17 @@
 #include <new>
 #include <span>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace rvt {
+
+// Raw storage behind AlignedAllocator. Blocks of 2 MiB and more are 2 MiB aligned and
+// marked for transparent huge pages (madvise), so the scattered rows the sparse kernels
+// and the KV cache read (log-stride, landmarks) do not each cost a TLB miss.
+void* allocate_aligned(std::size_t bytes, std::size_t align);
+void deallocate_aligned(void* p, std::size_t bytes, std::size_t align) noexcept;
 
 template <typename T, std::size_t Align>
 struct AlignedAllocator {
@@ -25,14 +33,37 @@ struct AlignedAllocator {
   template <typename U>
   AlignedAllocator(const AlignedAllocator<U, Align>&) {}
   T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{Align}));
+    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(allocate_aligned(n * sizeof(T), Align));
   }
-  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{Align}); }
+  void deallocate(T* p, std::size_t n) noexcept { deallocate_aligned(p, n * sizeof(T), Align); }
   template <typename U>
   bool operator==(const AlignedAllocator<U, Align>&) const { return true; }
 };
 
 using AlignedFloats = std::vector<float, AlignedAllocator<float, 64>>;
+
+// AlignedAllocator whose no-argument construct default-initialises (leaves a float
+// unset), so resize() writes nothing: Tensor's storage, zero-filled explicitly unless a
+// kernel is about to write every value.
+template <typename T, std::size_t Align>
+struct DefaultInitAllocator : AlignedAllocator<T, Align> {
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U, Align>;
+  };
+  DefaultInitAllocator() = default;
+  template <typename U>
+  DefaultInitAllocator(const DefaultInitAllocator<U, Align>&) {}
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
 
 struct TensorShape {
   std::size_t seq = 0, heads = 0, dim = 0;
@@ -48,6 +79,9 @@ class Tensor {
  public:
   Tensor() = default;
   Tensor(std::size_t seq, std::size_t heads, std::size_t dim);  // zero-filled
+  // Values left unset: only for outputs a kernel writes in full before anything reads them.
+  struct Uninitialized {};
+  Tensor(std::size_t seq, std::size_t heads, std::size_t dim, Uninitialized);
   explicit Tensor(const TensorShape& shape) : Tensor(shape.seq, shape.heads, shape.dim) {}
 
   const TensorShape& shape() const { return shape_; }
@@ -71,8 +105,10 @@ class Tensor {
   float at(std::size_t t, std::size_t h, std::size_t d) const { return row(t, h)[d]; }
 
  private:
+  void allocate(bool zero);
+
   TensorShape shape_;
-  AlignedFloats data_;
+  std::vector<float, DefaultInitAllocator<float, 64>> data_;
 };
 
 }  // namespace rvt

@@ -80,26 +80,27 @@ void score_rows(const float* q, std::size_t dim, const T* base, std::size_t stri
   for (; c < idx.size(); ++c) out[c] = dot(q, base + idx[c] * stride, dim);
 }
 
-// Softmax numerators in place (max-subtracted exp); returns their sum.
+// Softmax numerators in place (max-subtracted exp); returns their sum. The tail is one
+// masked vector: padding lanes read as -inf, so they count neither in the max nor the sum.
 float exp_in_place(float* s, std::size_t n) {
-  vf m = vset1(kNegInf);
-  std::size_t c = 0;
-  for (; c + kLanes <= n; c += kLanes) m = vmax(m, vload(s + c));
-  float max_score = vhmax(m);
-  for (; c < n; ++c) max_score = std::max(max_score, s[c]);
-  const vf mv = vset1(max_score);
+  const std::size_t full = n - n % kLanes, rest = n - full;
+  const vf neg_inf = vset1(kNegInf);
+  vf m = neg_inf;
+  for (std::size_t c = 0; c < full; c += kLanes) m = vmax(m, vload(s + c));
+  const vf tail = rest ? vblend_part(neg_inf, vload_part(s + full, rest), rest) : neg_inf;
+  const vf mv = vset1(vhmax(vmax(m, tail)));
   vf sum = vzero();
-  for (c = 0; c + kLanes <= n; c += kLanes) {
+  for (std::size_t c = 0; c < full; c += kLanes) {
     const vf e = vexp(vsub(vload(s + c), mv));
     vstore(s + c, e);
     sum = vadd(sum, e);
   }
-  float total = vsum(sum);
-  for (; c < n; ++c) {
-    s[c] = std::exp(s[c] - max_score);
-    total += s[c];
+  if (rest) {
+    const vf e = vexp(vsub(tail, mv));  // exp(-inf) = 0 in the padding lanes
+    vstore_part(s + full, e, rest);
+    sum = vadd(sum, e);
   }
-  return total;
+  return vsum(sum);
 }
 
 // acc[0..NV) += sum_c w[c] * row(idx[c]), rows of dim elements at base + idx * stride.
@@ -242,7 +243,8 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
 // Rows per group: as many as keep the accumulators within the register file.
 template <std::size_t NV>
 void dense_rows_nv(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
-  constexpr std::size_t kRows = NV <= 2 ? 4 : (NV <= 4 ? 2 : 1);
+  // AVX-512 has 32 vector registers: 4 rows x 4 accumulators still fit at dim 64.
+  constexpr std::size_t kRows = NV <= 2 ? 4 : (NV <= 4 ? (kLanes == 16 ? 4 : 2) : 1);
   std::size_t i = begin;
   for (; i + kRows <= end; i += kRows) dense_group<kRows, NV>(a, i);
   for (; i < end; ++i) dense_group<1, NV>(a, i);
@@ -286,6 +288,34 @@ void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
   }
 }
 
+void block_mean(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out) {
+  constexpr std::size_t kPiece = 64;  // doubles per pass: the accumulators stay in registers
+  for (std::size_t e0 = 0; e0 < len; e0 += kPiece) {
+    const std::size_t n = std::min(kPiece, len - e0);
+    double acc[kPiece] = {};
+    for (std::size_t t = 0; t < count; ++t) {
+      const float* row = x + t * stride + e0;
+      for (std::size_t e = 0; e < n; ++e) acc[e] += row[e];
+    }
+    for (std::size_t e = 0; e < n; ++e) out[e0 + e] = static_cast<float>(acc[e] / static_cast<double>(count));
+  }
+}
+
+bool any_nonfinite(const float* x, std::size_t n) {
+  // A value is NaN or Inf exactly when all its exponent bits are set.
+  const vf exp_bits = vbits(0x7F800000u);
+  vf hit = vzero();
+  std::size_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    const vf a = vmax_u(vand(vload(x + i), exp_bits), vand(vload(x + i + kLanes), exp_bits));
+    const vf b = vmax_u(vand(vload(x + i + 2 * kLanes), exp_bits), vand(vload(x + i + 3 * kLanes), exp_bits));
+    hit = vmax_u(hit, vmax_u(a, b));
+  }
+  for (; i + kLanes <= n; i += kLanes) hit = vmax_u(hit, vand(vload(x + i), exp_bits));
+  if (i < n) hit = vmax_u(hit, vand(vload_part(x + i, n - i), exp_bits));
+  return vany_equal(hit, exp_bits);
+}
+
 double fma_peak_work(std::size_t iterations) {
   constexpr std::size_t kChains = 12;
   vf acc[kChains];
@@ -303,6 +333,12 @@ double fma_peak_work(std::size_t iterations) {
 
 }  // namespace
 
+// sparse_tile.cpp
+void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, const TileColumns& cols,
+                 float* scratch);
+void transpose(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim, float scale,
+               float* out, std::size_t out_stride);
+
 extern const KernelTable kTable;
 const KernelTable kTable{
 #if defined(RVT_SIMD_AVX512)
@@ -310,6 +346,6 @@ const KernelTable kTable{
 #else
     Isa::kAvx2,
 #endif
-    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &fma_peak_work};
+    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose, &block_mean, &any_nonfinite, &fma_peak_work};
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS

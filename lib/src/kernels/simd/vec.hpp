@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 
 namespace rvt::kernels::RVT_KERNEL_NS {
@@ -34,6 +35,7 @@ inline void vstore_part(float* p, vf x, std::size_t n) { _mm512_mask_storeu_ps(p
 inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
 inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+inline vf vdiv(vf a, vf b) { return _mm512_div_ps(a, b); }
 inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
 inline vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
 inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
@@ -57,6 +59,45 @@ inline vf vmask_keys_after(vf s, std::size_t first, std::size_t last, float fill
   const std::size_t keep = last < first ? 0 : last - first + 1;
   return _mm512_mask_mov_ps(_mm512_set1_ps(fill), tail_mask(keep), s);
 }
+// Lanes [0, n) from b, the rest from a.
+inline vf vblend_part(vf a, vf b, std::size_t n) { return _mm512_mask_mov_ps(a, tail_mask(n), b); }
+// Transposes the kLanes x kLanes matrix whose rows are r[0..kLanes), in place.
+inline void vtranspose(vf r[16]) {
+  vf t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+  }
+}
+// Lanes whose bit is set in `bits` from x, the others from fill.
+inline vf vselect_lanes(vf fill, vf x, std::uint32_t bits) {
+  return _mm512_mask_mov_ps(fill, static_cast<__mmask16>(bits), x);
+}
+// Bit-level helpers for the non-finite scan: masked exponent bits compare as integers.
+inline vf vbits(std::uint32_t b) { return _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(b))); }
+inline vf vand(vf a, vf b) { return _mm512_and_ps(a, b); }
+inline vf vmax_u(vf a, vf b) {
+  return _mm512_castsi512_ps(_mm512_max_epu32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+}
+inline bool vany_equal(vf a, vf b) {
+  return _mm512_cmpeq_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(b)) != 0;
+}
 inline vf vround_floor(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
 inline vf vpow2i(vf n) {  // 2^n for integral n in the normal range
   const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
@@ -68,7 +109,7 @@ inline constexpr std::size_t kLanes = 8;
 
 inline __m256i tail_mask(std::size_t n) {
   alignas(32) static const std::int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - n));
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - std::min<std::size_t>(n, 8)));
 }
 inline vf vzero() { return _mm256_setzero_ps(); }
 inline vf vset1(float x) { return _mm256_set1_ps(x); }
@@ -87,6 +128,7 @@ inline void vstore_part(float* p, vf x, std::size_t n) { _mm256_maskstore_ps(p, 
 inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
 inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
 inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
 inline vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
 inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
@@ -108,6 +150,39 @@ inline vf vmask_keys_after(vf s, std::size_t first, std::size_t last, float fill
   if (last >= first + kLanes - 1) return s;
   const std::size_t keep = last < first ? 0 : last - first + 1;
   return _mm256_blendv_ps(_mm256_set1_ps(fill), s, _mm256_castsi256_ps(tail_mask(keep)));
+}
+inline vf vblend_part(vf a, vf b, std::size_t n) {
+  return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(tail_mask(n)));
+}
+inline void vtranspose(vf r[8]) {
+  vf t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+inline vf vselect_lanes(vf fill, vf x, std::uint32_t bits) {
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i hit = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane_bit), lane_bit);
+  return _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(hit));
+}
+inline vf vbits(std::uint32_t b) { return _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(b))); }
+inline vf vand(vf a, vf b) { return _mm256_and_ps(a, b); }
+inline vf vmax_u(vf a, vf b) {
+  return _mm256_castsi256_ps(_mm256_max_epu32(_mm256_castps_si256(a), _mm256_castps_si256(b)));
+}
+inline bool vany_equal(vf a, vf b) {
+  return _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)))) != 0;
 }
 inline vf vround_floor(vf x) { return _mm256_floor_ps(x); }
 inline vf vpow2i(vf n) {

@@ -1,0 +1,102 @@
+#include "rvt/attention/tile_pattern.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "rvt/attention/pattern.hpp"
+
+namespace rvt::attn {
+namespace {
+
+std::uint32_t lane_bits(std::int64_t lo, std::int64_t hi) {  // bits lo..hi (inclusive), lo <= hi in [0, 32)
+  const std::uint64_t upto_hi = (std::uint64_t{2} << hi) - 1;
+  return static_cast<std::uint32_t>(upto_hi & ~((std::uint64_t{1} << lo) - 1));
+}
+
+}  // namespace
+
+TilePattern::TilePattern(std::size_t seq, const SparseConfig& config, std::size_t lanes)
+    : seq_(seq), lanes_(lanes), config_(config) {
+  config_.validate();
+  if (lanes == 0 || lanes > 32) throw std::invalid_argument("TilePattern: lanes must be in 1..32");
+  if (!supports(config_)) throw std::invalid_argument("TilePattern: config not supported (mass landmarks or wide window)");
+  const auto n = static_cast<std::int64_t>(seq);
+  const std::int64_t w = std::min<std::int64_t>(static_cast<std::int64_t>(config_.window), std::max<std::int64_t>(n - 1, 0));
+  for (std::int64_t o = config_.causal ? 0 : -w; o <= w; ++o) offsets_.push_back(o);
+  if (config_.log_stride) {
+    for (std::int64_t s = 1; s < n; s <<= 1) {
+      if (s <= w) continue;  // inside the window already
+      offsets_.push_back(s);
+      if (!config_.causal) offsets_.push_back(-s);
+    }
+  }
+  for (std::size_t g : config_.globals) {
+    if (g < seq && std::find(globals_unique_.begin(), globals_unique_.end(), g) == globals_unique_.end()) {
+      globals_unique_.push_back(g);
+    }
+  }
+  relative_.reserve(offsets_.size());
+  globals_.reserve(globals_unique_.size());
+  blocks_.reserve(max_columns());
+}
+
+bool TilePattern::supports(const SparseConfig& config) {
+  return config.landmark_mode == LandmarkMode::kMean && config.window <= kMaxWindow;
+}
+
+std::size_t TilePattern::max_columns() const {
+  std::size_t log_blocks = 0;
+  for (std::size_t s = 1; s < block_count(std::max<std::size_t>(seq_, 1), config_.block_size); s <<= 1) ++log_blocks;
+  const std::size_t blocks_per_row = 2 + 2 * (log_blocks + 1);
+  return offsets_.size() + globals_unique_.size() + lanes_ * blocks_per_row;
+}
+
+// Whether key i - d of row i is one of row i's window or log-stride tokens.
+bool TilePattern::offset_is_relative(std::int64_t d) const {
+  const std::uint64_t a = static_cast<std::uint64_t>(d < 0 ? -d : d);
+  if (config_.causal && d < 0) return false;
+  if (a <= config_.window) return true;
+  return config_.log_stride && (a & (a - 1)) == 0;  // a power of two (a > 0 here)
+}
+
+void TilePattern::build(std::size_t row0) {
+  if (row0 >= seq_) throw std::out_of_range("TilePattern::build: tile outside the sequence");
+  relative_.clear();
+  globals_.clear();
+  blocks_.clear();
+  const auto n = static_cast<std::int64_t>(seq_), r0 = static_cast<std::int64_t>(row0);
+  const std::int64_t rows = std::min<std::int64_t>(static_cast<std::int64_t>(lanes_), n - r0);
+
+  // Key r0 + r - o must lie in [0, n): r in [o - r0, n - 1 - r0 + o].
+  for (std::int64_t o : offsets_) {
+    const std::int64_t lo = std::max<std::int64_t>(0, o - r0), hi = std::min<std::int64_t>(rows - 1, n - 1 - r0 + o);
+    if (lo <= hi) relative_.push_back({o, lane_bits(lo, hi)});
+  }
+  for (std::size_t g : globals_unique_) {
+    std::uint32_t mask = 0;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t i = r0 + r, d = i - static_cast<std::int64_t>(g);
+      if (config_.causal && d < 0) continue;
+      if (!offset_is_relative(d)) mask |= std::uint32_t{1} << r;
+    }
+    if (mask) globals_.push_back({static_cast<std::int64_t>(g), mask});
+  }
+  // A row's blocks depend only on its block position ((i + 1) / B causal, i / B otherwise),
+  // which runs of consecutive rows share: one enumeration per run.
+  const auto bs = static_cast<std::int64_t>(config_.block_size);
+  for (std::int64_t r = 0; r < rows;) {
+    const std::int64_t i = r0 + r, key = config_.causal ? (i + 1) / bs : i / bs;
+    std::int64_t end = r + 1;
+    while (end < rows && (config_.causal ? (r0 + end + 1) / bs : (r0 + end) / bs) == key) ++end;
+    const std::uint32_t run = lane_bits(r, end - 1);
+    for_each_landmark_block(static_cast<std::size_t>(i), seq_, config_, [&](std::size_t b) {
+      const auto at = static_cast<std::int64_t>(b);
+      auto it = std::find_if(blocks_.begin(), blocks_.end(), [at](const kernels::TileColumn& c) { return c.at == at; });
+      if (it == blocks_.end()) blocks_.push_back({at, run});
+      else it->lanes |= run;
+    });
+    r = end;
+  }
+}
+
+}  // namespace rvt::attn

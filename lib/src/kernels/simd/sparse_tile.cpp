@@ -1,0 +1,196 @@
+// The tiled sparse kernel, written once against vec.hpp and compiled per ISA like
+// kernels_simd.cpp. One SIMD lane per query row: a tile of kLanes consecutive rows of one
+// head is scored column by column (a column is a candidate the rows share, see
+// rvt/attention/tile_pattern.hpp), so every score, the softmax and the value sums are
+// vertical vector operations: no horizontal reductions, no per-row bookkeeping.
+//
+// Relative columns read kLanes contiguous keys of the transposed K/V (one vector per
+// dim element); global and block columns broadcast one row. Masked lanes score -inf and
+// weigh exactly 0. Queries come in and outputs go out through in-register transposes.
+// Scratch: [columns][kLanes] scores, then softmax numerators.
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+#include "rvt/kernels/fast.hpp"
+#include "vec.hpp"
+
+namespace rvt::kernels::RVT_KERNEL_NS {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Dims handled per pass with their vectors in registers: the queries' in the score pass,
+// the output accumulators in the value pass (16 of 32 registers on AVX-512, 8 of 16 on
+// AVX2). A chunk is square (kLanes rows x kLanes dims), so the queries come in and the
+// output goes out through one in-register transpose.
+constexpr std::size_t kChunk = kLanes;
+
+// The tile's rows, dims [d0, d0 + ND), as ND vectors over the rows (rows past the tile's
+// end read as 0), times scale.
+template <std::size_t ND>
+void load_queries(const SparseTileArgs& a, std::size_t row0, std::size_t rows, std::size_t d0, vf* qv) {
+  vf r[kLanes];
+  for (std::size_t i = 0; i < kLanes; ++i) {
+    const float* q = a.q + (row0 + std::min(i, rows - 1)) * a.q_stride + d0;  // a valid row, zeroed below
+    r[i] = i < rows ? (ND == kLanes ? vload(q) : vload_part(q, ND)) : vzero();
+  }
+  vtranspose(r);
+  const vf scale = vset1(a.scale);
+  for (std::size_t e = 0; e < ND; ++e) qv[e] = vmul(r[e], scale);
+}
+
+// Adds dims [d0, d0 + ND) to every column's score (w: [columns][kLanes]); the first pass
+// stores instead of adding. The chunk's query vectors stay in registers across columns.
+template <std::size_t ND>
+void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows, const TileColumns& cols,
+                 std::size_t d0, bool first, float* w) {
+  vf qv[ND];
+  load_queries<ND>(a, static_cast<std::size_t>(row0), rows, d0, qv);
+  auto finish = [&](vf s0, vf s1) {
+    const vf sum = vadd(s0, s1);
+    vstore(w, first ? sum : vadd(vload(w), sum));
+    w += kLanes;
+  };
+  for (const TileColumn& c : cols.relative) {
+    const float* kt = a.kt + (row0 - c.at) + static_cast<std::ptrdiff_t>(d0 * a.t_stride);
+    vf s0 = vzero(), s1 = vzero();  // two chains: half the FMA latency per column
+    for (std::size_t e = 0; e < ND; e += 2) {
+      s0 = vfma(qv[e], vload(kt + e * a.t_stride), s0);
+      if (e + 1 < ND) s1 = vfma(qv[e + 1], vload(kt + (e + 1) * a.t_stride), s1);
+    }
+    finish(s0, s1);
+  }
+  auto broadcast_columns = [&](std::span<const TileColumn> group, const float* base, std::size_t stride) {
+    for (const TileColumn& c : group) {
+      const float* row = base + static_cast<std::size_t>(c.at) * stride + d0;
+      vf s0 = vzero(), s1 = vzero();
+      for (std::size_t e = 0; e < ND; e += 2) {
+        s0 = vfma(qv[e], vset1(row[e]), s0);
+        if (e + 1 < ND) s1 = vfma(qv[e + 1], vset1(row[e + 1]), s1);
+      }
+      finish(s0, s1);
+    }
+  };
+  broadcast_columns(cols.globals, a.k, a.kv_stride);
+  broadcast_columns(cols.blocks, a.mean_k, a.mean_stride);
+}
+
+// Calls fn(integral_constant<ND>, d0) over [0, dim) in kChunk pieces, the last one
+// shorter: each piece's size is a compile-time constant, so its vectors stay in registers.
+template <typename Fn>
+void for_dim_chunks(std::size_t dim, Fn&& fn) {
+  std::size_t d0 = 0;
+  for (; d0 + kChunk <= dim; d0 += kChunk) fn(std::integral_constant<std::size_t, kChunk>{}, d0);
+  const std::size_t rest = dim - d0;
+  [&]<std::size_t... N>(std::index_sequence<N...>) {
+    ((rest == N + 1 ? (fn(std::integral_constant<std::size_t, N + 1>{}, d0), 0) : 0), ...);
+  }(std::make_index_sequence<kChunk - 1>{});
+}
+
+// ot[d0 .. d0+ND) = sum over columns of weight * value, times inv.
+template <std::size_t ND>
+void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows, const TileColumns& cols,
+                 const float* w, std::size_t d0, vf inv) {
+  vf acc[ND];
+  for (std::size_t e = 0; e < ND; ++e) acc[e] = vzero();
+  for (const TileColumn& c : cols.relative) {
+    const vf wv = vload(w);
+    const float* vt = a.vt + (row0 - c.at) + static_cast<std::ptrdiff_t>(d0 * a.t_stride);
+    for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vload(vt + e * a.t_stride), acc[e]);
+    w += kLanes;
+  }
+  for (const TileColumn& c : cols.globals) {
+    const vf wv = vload(w);
+    const float* vr = a.v + static_cast<std::size_t>(c.at) * a.kv_stride + d0;
+    for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vset1(vr[e]), acc[e]);
+    w += kLanes;
+  }
+  for (const TileColumn& c : cols.blocks) {
+    const vf wv = vload(w);
+    const float* mr = a.mean_v + static_cast<std::size_t>(c.at) * a.mean_stride + d0;
+    for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vset1(mr[e]), acc[e]);
+    w += kLanes;
+  }
+  vf r[kLanes];  // back to rows: r[i] = row i's dims [d0, d0 + ND)
+  for (std::size_t e = 0; e < kLanes; ++e) r[e] = e < ND ? vmul(acc[e], inv) : vzero();
+  vtranspose(r);
+  for (std::size_t i = 0; i < rows; ++i) {
+    float* o = a.out + (static_cast<std::size_t>(row0) + i) * a.out_stride + d0;
+    if (ND == kLanes) vstore(o, r[i]);
+    else vstore_part(o, r[i], ND);
+  }
+}
+
+}  // namespace
+
+void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, const TileColumns& cols, float* w) {
+  const std::size_t dim = a.dim;
+
+  // Scores, dims in chunks; then masked lanes to -inf and the per-lane max.
+  const auto r0 = static_cast<std::ptrdiff_t>(row0);
+  for_dim_chunks(dim, [&](auto nd, std::size_t d0) { score_chunk<decltype(nd)::value>(a, r0, rows, cols, d0, d0 == 0, w); });
+  const vf neg_inf = vset1(kNegInf);
+  vf m = neg_inf;
+  float* s = w;
+  for (std::span<const TileColumn> group : {cols.relative, cols.globals, cols.blocks}) {
+    for (const TileColumn& c : group) {
+      const vf sc = vselect_lanes(neg_inf, vload(s), c.lanes);
+      vstore(s, sc);
+      m = vmax(m, sc);
+      s += kLanes;
+    }
+  }
+  m = vmax(m, vset1(-std::numeric_limits<float>::max()));  // lanes past the last row: no candidate
+
+  // Softmax numerators in place; a masked lane weighs exactly 0.
+  vf sum = vzero();
+  s = w;
+  for (std::span<const TileColumn> group : {cols.relative, cols.globals, cols.blocks}) {
+    for (const TileColumn& c : group) {
+      const vf e = vselect_lanes(vzero(), vexp(vsub(vload(s), m)), c.lanes);
+      vstore(s, e);
+      sum = vadd(sum, e);
+      s += kLanes;
+    }
+  }
+  const vf inv = vdiv(vset1(1.0f), vmax(sum, vset1(std::numeric_limits<float>::min())));
+  for_dim_chunks(dim, [&](auto nd, std::size_t d0) { value_chunk<decltype(nd)::value>(a, r0, rows, cols, w, d0, inv); });
+}
+
+// 8 x 8 blocks through AVX registers (both ISA builds have AVX2), the edges element by element.
+void transpose(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim, float scale,
+               float* out, std::size_t out_stride) {
+  const __m256 sc = _mm256_set1_ps(scale);
+  std::size_t j = begin;
+  for (; j + 8 <= end; j += 8) {
+    std::size_t d = 0;
+    for (; d + 8 <= dim; d += 8) {
+      __m256 r[8], t[8], u[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(_mm256_loadu_ps(x + (j + i) * x_stride + d), sc);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+      }
+      for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(out + (d + i) * out_stride + j, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(out + (d + i + 4) * out_stride + j, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+      }
+    }
+    for (; d < dim; ++d) {
+      for (std::size_t i = 0; i < 8; ++i) out[d * out_stride + j + i] = x[(j + i) * x_stride + d] * scale;
+    }
+  }
+  for (; j < end; ++j) {
+    for (std::size_t d = 0; d < dim; ++d) out[d * out_stride + j] = x[j * x_stride + d] * scale;
+  }
+}
+
+}  // namespace rvt::kernels::RVT_KERNEL_NS
