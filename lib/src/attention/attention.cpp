@@ -105,10 +105,50 @@ class PaddedRows {
   float* at0_;
 };
 
+// Every tile's columns, built once per call (in parallel) and shared by all heads: about
+// 40 columns of 16 bytes per tile of 16 rows.
+class TileColumnSet {
+ public:
+  TileColumnSet(std::size_t seq, const SparseConfig& config, std::size_t lanes, unsigned threads)
+      : tiles_((seq + lanes - 1) / lanes), chunks_((tiles_ + kTilesPerChunk - 1) / kTilesPerChunk), where_(tiles_) {
+    parallel_for(chunks_.size(), threads, [&](std::size_t first, std::size_t last, unsigned) {
+      TilePattern pattern(seq, config, lanes);
+      for (std::size_t c = first; c < last; ++c) {
+        for (std::size_t t = c * kTilesPerChunk; t < std::min(tiles_, (c + 1) * kTilesPerChunk); ++t) {
+          pattern.build(t * lanes);
+          const kernels::TileColumns cols = pattern.columns();
+          where_[t] = {static_cast<std::uint32_t>(chunks_[c].size()), static_cast<std::uint32_t>(cols.relative.size()),
+                       static_cast<std::uint32_t>(cols.globals.size()), static_cast<std::uint32_t>(cols.blocks.size())};
+          for (auto group : {cols.relative, cols.globals, cols.blocks}) chunks_[c].insert(chunks_[c].end(), group.begin(), group.end());
+        }
+      }
+    });
+  }
+  std::size_t tiles() const { return tiles_; }
+  kernels::TileColumns columns(std::size_t t) const {
+    const Where& w = where_[t];
+    const kernels::TileColumn* base = chunks_[t / kTilesPerChunk].data() + w.start;
+    return {{base, w.relative}, {base + w.relative, w.globals}, {base + w.relative + w.globals, w.blocks}};
+  }
+  std::size_t max_columns() const {
+    std::size_t most = 0;
+    for (const Where& w : where_) most = std::max<std::size_t>(most, w.relative + w.globals + w.blocks);
+    return most;
+  }
+
+ private:
+  static constexpr std::size_t kTilesPerChunk = 256;
+  struct Where {
+    std::uint32_t start, relative, globals, blocks;
+  };
+  std::size_t tiles_;
+  std::vector<std::vector<kernels::TileColumn>> chunks_;
+  std::vector<Where> where_;
+};
+
 // Sparse attention on the tiled kernel, one kv head at a time: its keys and values are
 // transposed into padded buffers (2 x N x dim floats: all the extra memory), tiles of
-// `lanes` consecutive rows go to the workers, and each tile's columns, built once, serve
-// every query head of the group.
+// `lanes` consecutive rows go to the workers; the tiles' columns are built once per call.
 void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                   const SparseConfig& config, const AttentionShape& s, const BlockMeans& means, unsigned threads,
                   Tensor& out) {
@@ -116,12 +156,9 @@ void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tens
   const std::size_t per = PaddedRows::floats(s.dim, s.seq, lanes);
   const Workspace memory(2 * per);
   const PaddedRows kt(memory.data(), s.dim, s.seq, lanes), vt(memory.data() + per, s.dim, s.seq, lanes);
+  const TileColumnSet columns(s.seq, config, lanes, threads);
+  std::vector<AlignedFloats> scratch(std::max(1u, threads));  // per worker: [columns][lanes] scores
   constexpr std::size_t kTransposeRows = 1024;
-  struct WorkerState {
-    TilePattern pattern;
-    AlignedFloats scratch;
-  };
-  std::vector<std::unique_ptr<WorkerState>> workers(std::max(1u, threads));
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.kt = kt.at0();
@@ -132,7 +169,6 @@ void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tens
   a.out_stride = s.q_heads * s.dim;
   a.dim = s.dim;
   a.scale = s.scale();
-  const std::size_t tiles = (s.seq + lanes - 1) / lanes;
   for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
     parallel_for((s.seq + kTransposeRows - 1) / kTransposeRows, threads, [&](std::size_t b, std::size_t e, unsigned) {
       const std::size_t begin = b * kTransposeRows, end = std::min(s.seq, e * kTransposeRows);
@@ -145,21 +181,15 @@ void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tens
       a.mean_k = means.k_row(0, kvh);
       a.mean_v = means.v_row(0, kvh);
     }
-    parallel_for(tiles, threads, [&](std::size_t begin, std::size_t end, unsigned w) {
-      if (!workers[w]) {
-        TilePattern pattern(s.seq, config, lanes);
-        const std::size_t scratch = lanes * pattern.max_columns();
-        workers[w] = std::make_unique<WorkerState>(WorkerState{std::move(pattern), AlignedFloats(scratch)});
-      }
-      WorkerState& ws = *workers[w];
+    parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned w) {
+      if (scratch[w].empty()) scratch[w].resize(lanes * columns.max_columns());
       for (std::size_t t = begin; t < end; ++t) {
         const std::size_t row0 = t * lanes;
-        ws.pattern.build(row0);
         for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
           kernels::SparseTileArgs ah = a;
           ah.q = q.row(0, h);
           ah.out = out.row(0, h);
-          table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), ws.pattern.columns(), ws.scratch.data());
+          table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), columns.columns(t), scratch[w].data());
         }
       }
     });
