@@ -159,33 +159,21 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   for_dim_chunks(dim, [&](auto nd, std::size_t d0) { value_chunk<decltype(nd)::value>(a, r0, rows, cols, w, d0, inv); });
 }
 
-// 8 x 8 blocks through AVX registers (both ISA builds have AVX2), the edges element by element.
+// kLanes x kLanes blocks through registers (vtranspose), the edges element by element.
 void transpose(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim, float scale,
                float* out, std::size_t out_stride) {
-  const __m256 sc = _mm256_set1_ps(scale);
+  const vf sc = vset1(scale);
   std::size_t j = begin;
-  for (; j + 8 <= end; j += 8) {
+  for (; j + kLanes <= end; j += kLanes) {
     std::size_t d = 0;
-    for (; d + 8 <= dim; d += 8) {
-      __m256 r[8], t[8], u[8];
-      for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(_mm256_loadu_ps(x + (j + i) * x_stride + d), sc);
-      for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-      }
-      for (int i = 0; i < 4; ++i) {
-        _mm256_storeu_ps(out + (d + i) * out_stride + j, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_storeu_ps(out + (d + i + 4) * out_stride + j, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-      }
+    for (; d + kLanes <= dim; d += kLanes) {
+      vf r[kLanes];
+      for (std::size_t i = 0; i < kLanes; ++i) r[i] = vmul(vload(x + (j + i) * x_stride + d), sc);
+      vtranspose(r);
+      for (std::size_t i = 0; i < kLanes; ++i) vstore(out + (d + i) * out_stride + j, r[i]);
     }
     for (; d < dim; ++d) {
-      for (std::size_t i = 0; i < 8; ++i) out[d * out_stride + j + i] = x[(j + i) * x_stride + d] * scale;
+      for (std::size_t i = 0; i < kLanes; ++i) out[d * out_stride + j + i] = x[(j + i) * x_stride + d] * scale;
     }
   }
   for (; j < end; ++j) {
