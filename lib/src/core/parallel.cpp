@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -13,6 +14,21 @@ namespace rvt {
 namespace {
 
 thread_local bool t_in_pool_job = false;  // set while a thread runs a pool job's body
+
+// Spins for up to ~50 us until done() holds; true if it did. Waking a thread blocked in
+// the kernel takes ~25 us on this kind of VM, longer than many of the loops it would run,
+// so workers and the caller spin briefly before they block (as OpenMP runtimes do).
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+  for (unsigned i = 0;; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (i % 64 == 63 && std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
 
 // Worker threads kept for the life of the process: one sparse call runs several short
 // parallel loops (scan, block means, a transpose and the tiles per kv head), and starting
@@ -28,29 +44,32 @@ class Pool {
   // Calls body(w) once for each w in [0, workers), w = 0 on the calling thread.
   void run(unsigned workers, const std::function<void(unsigned)>& body) {
     std::lock_guard job_lock(job_mutex_);
-    std::unique_lock lock(mutex_);
-    while (threads_.size() + 1 < workers) {
-      const unsigned index = static_cast<unsigned>(threads_.size()) + 1;
-      threads_.emplace_back([this, index] { serve(index); });
+    {
+      std::lock_guard lock(mutex_);
+      while (threads_.size() + 1 < workers) {
+        const unsigned index = static_cast<unsigned>(threads_.size()) + 1;
+        threads_.emplace_back([this, index] { serve(index); });
+      }
+      body_ = &body;
+      workers_ = workers;
+      pending_.store(workers - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);  // publishes body_ and workers_
     }
-    body_ = &body;
-    workers_ = workers;
-    pending_ = workers - 1;
-    ++generation_;
-    lock.unlock();
     wake_.notify_all();
     t_in_pool_job = true;
     body(0);
     t_in_pool_job = false;
-    lock.lock();
-    done_.wait(lock, [this] { return pending_ == 0; });
-    body_ = nullptr;
+    auto finished = [this] { return pending_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(finished)) {
+      std::unique_lock lock(mutex_);
+      done_.wait(lock, finished);
+    }
   }
 
   ~Pool() {
     {
       std::lock_guard lock(mutex_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto& t : threads_) t.join();
@@ -61,31 +80,34 @@ class Pool {
 
   void serve(unsigned index) {
     std::uint64_t seen = 0;
-    std::unique_lock lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      auto posted = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
+      if (!spin_until(posted)) {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, posted);
+      }
+      if (stop_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       if (index >= workers_) continue;  // this job needs fewer workers
-      const auto* body = body_;
-      lock.unlock();
       t_in_pool_job = true;
-      (*body)(index);
+      (*body_)(index);
       t_in_pool_job = false;
-      lock.lock();
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard lock(mutex_);  // the caller may be about to block: notify under the lock
+        done_.notify_one();
+      }
     }
   }
 
   std::mutex job_mutex_;  // one job at a time
-  std::mutex mutex_;      // guards the fields below
+  std::mutex mutex_;      // with the condition variables, for threads that block
   std::condition_variable wake_, done_;
   std::vector<std::thread> threads_;
   const std::function<void(unsigned)>* body_ = nullptr;
   unsigned workers_ = 0;
-  unsigned pending_ = 0;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<unsigned> pending_{0};
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace
