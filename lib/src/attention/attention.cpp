@@ -137,7 +137,7 @@ class TileColumnSet {
   }
 
  private:
-  static constexpr std::size_t kTilesPerChunk = 256;
+  static constexpr std::size_t kTilesPerChunk = 64;
   struct Where {
     std::uint32_t start, relative, globals, blocks;
   };
@@ -158,7 +158,7 @@ void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tens
   const PaddedRows kt(memory.data(), s.dim, s.seq, lanes), vt(memory.data() + per, s.dim, s.seq, lanes);
   const TileColumnSet columns(s.seq, config, lanes, threads);
   std::vector<AlignedFloats> scratch(std::max(1u, threads));  // per worker: [columns][lanes] scores
-  constexpr std::size_t kTransposeRows = 1024;
+  constexpr std::size_t kTransposeRows = 256;
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.kt = kt.at0();
