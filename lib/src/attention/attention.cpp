@@ -281,6 +281,11 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, exec.threads, table) : BlockMeans{};
   if (table && TilePattern::supports(config) && s.seq > 0) {
     Tensor out(s.seq, s.q_heads, s.dim, Tensor::Uninitialized{});  // the tiles write every value
+    // Fault the fresh pages in on this thread: workers first-touching them together contend
+    // in the kernel's page-fault path (2 threads ran 2-3x slower than 1 at N = 4096).
+    if (exec.threads > 1) {
+      for (std::size_t i = 0; i < out.size(); i += 1024) out.data()[i] = 0.0f;
+    }
     sparse_tiled(*table, q, k, v, config, s, means, exec.threads, out);
     return out;
   }
