@@ -103,6 +103,20 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
   }
 }
 
+TEST_CASE("tiled sparse kernel: several workers give the single-worker result exactly", "[kernels]") {
+  // Long enough that the tiled path really splits the rows (one worker per 8192 rows).
+  const Qkv x = generate_qkv(GenKind::kNormal, 20000, 2, 1, 16, 41);
+  attn::SparseConfig c;
+  c.window = 16;
+  c.block_size = 32;
+  for (Isa isa : fast_isas()) {
+    const Tensor one = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, isa});
+    for (unsigned threads : {2u, 3u}) {
+      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), one) == 0.0);
+    }
+  }
+}
+
 TEST_CASE("SIMD block means are bit-identical to the scalar loop", "[kernels]") {
   const Qkv x = generate_qkv(GenKind::kNormal, 203, 2, 3, 36, 5);  // 3 x 36 = 108 floats per row: a partial piece
   for (Isa isa : fast_isas()) {
