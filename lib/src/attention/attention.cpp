@@ -276,17 +276,19 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const ExecOptions& exec) {
   config.validate();
   const AttentionShape s = check_qkv(q, k, v);
-  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v, exec.threads);
+  // The tiled path (and its scan and block means) uses at most one worker per
+  // kMinRowsPerWorker rows: below that a second thread made it slower on the 2-core machine
+  // (bench preset, N = 4096: 2.1-2.3 ms with 2 threads against 1.75-1.9 ms with 1; N = 8192:
+  // 1.08x; N = 1M: 1.48x). The result is the same for every thread count.
+  constexpr std::size_t kMinRowsPerWorker = 8192;
+  const bool tiled = TilePattern::supports(config);
+  const unsigned threads =
+      tiled ? static_cast<unsigned>(std::clamp<std::size_t>(s.seq / kMinRowsPerWorker, 1, std::max(1u, exec.threads)))
+            : exec.threads;
+  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v, threads);
   const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
-  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, exec.threads, table) : BlockMeans{};
-  if (table && TilePattern::supports(config) && s.seq > 0) {
-    // At most one worker per kMinRowsPerWorker rows: below that a second thread made the
-    // tiled path slower on the 2-core machine (bench preset, N = 4096: 2.1-2.3 ms with 2
-    // threads against 1.75-1.9 ms with 1; N = 8192: 1.08x; N = 1M: 1.48x). The result is the
-    // same for every thread count.
-    constexpr std::size_t kMinRowsPerWorker = 8192;
-    const unsigned threads =
-        static_cast<unsigned>(std::clamp<std::size_t>(s.seq / kMinRowsPerWorker, 1, std::max(1u, exec.threads)));
+  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads, table) : BlockMeans{};
+  if (table && tiled && s.seq > 0) {
     Tensor out(s.seq, s.q_heads, s.dim, Tensor::Uninitialized{});  // the tiles write every value
     // Fault the fresh pages in on this thread: workers first-touching them together contend
     // in the kernel's page-fault path (2 threads ran 2-3x slower than 1 at N = 4096).
