@@ -198,11 +198,19 @@ TEST_CASE("npy header text and alignment are what NumPy writes", "[npy]") {
   REQUIRE(zero.size() == 128 + 4);
 
   // Whatever the shape, the data starts at a multiple of 64 and the header ends in '\n'.
+  // The 9-digit first dim comes with a trailing 0 dim (no data): only the header matters here,
+  // and 12 arrays of 123,456,789 floats made this test take a minute of CI.
   for (std::size_t d0 : {std::size_t{0}, std::size_t{9}, std::size_t{123456789}}) {
     for (std::size_t rank = 1; rank <= 12; ++rank) {
       std::vector<std::size_t> shape(rank, 1);
       shape[0] = d0;
-      const Bytes f = encode_npy(ramp(d0), shape);
+      if (d0 > 9) {
+        if (rank == 1) continue;
+        shape[rank - 1] = 0;
+      }
+      std::size_t count = 1;
+      for (std::size_t n : shape) count *= n;
+      const Bytes f = encode_npy(ramp(count), shape);
       const std::size_t off = data_offset_of(f);
       REQUIRE(off % 64 == 0);
       REQUIRE(f[off - 1] == '\n');
