@@ -69,7 +69,7 @@ class Workspace {
  public:
   explicit Workspace(std::size_t n) {
     static constexpr std::size_t kCachedFloats = std::size_t{16} << 20;  // 64 MiB
-    thread_local std::vector<float, DefaultInitAllocator<float, 64>> cached;
+    thread_local UninitFloats cached;
     auto& buffer = n <= kCachedFloats ? cached : own_;
     if (buffer.size() < n) {
       buffer.clear();
@@ -81,7 +81,7 @@ class Workspace {
   float* data() const { return data_; }
 
  private:
-  std::vector<float, DefaultInitAllocator<float, 64>> own_;
+  UninitFloats own_;
   float* data_ = nullptr;
 };
 
@@ -123,6 +123,7 @@ class TileColumnSet {
         }
       }
     });
+    for (const Where& w : where_) max_columns_ = std::max<std::size_t>(max_columns_, w.relative + w.globals + w.blocks);
   }
   std::size_t tiles() const { return tiles_; }
   kernels::TileColumns columns(std::size_t t) const {
@@ -130,11 +131,7 @@ class TileColumnSet {
     const kernels::TileColumn* base = chunks_[t / kTilesPerChunk].data() + w.start;
     return {{base, w.relative}, {base + w.relative, w.globals}, {base + w.relative + w.globals, w.blocks}};
   }
-  std::size_t max_columns() const {
-    std::size_t most = 0;
-    for (const Where& w : where_) most = std::max<std::size_t>(most, w.relative + w.globals + w.blocks);
-    return most;
-  }
+  std::size_t max_columns() const { return max_columns_; }
 
  private:
   static constexpr std::size_t kTilesPerChunk = 64;
@@ -144,6 +141,7 @@ class TileColumnSet {
   std::size_t tiles_;
   std::vector<std::vector<kernels::TileColumn>> chunks_;
   std::vector<Where> where_;
+  std::size_t max_columns_ = 0;
 };
 
 // Sparse attention on the tiled kernel, one kv head at a time: its keys and values are
@@ -204,20 +202,18 @@ const kernels::KernelTable* pick_kernels(kernels::Isa requested, const Tensor& q
                                          unsigned threads) {
   const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(requested));
   if (!table) return nullptr;
-  constexpr std::size_t kChunk = std::size_t{1} << 16;
-  const std::span<const float> parts[] = {q.values(), k.values(), v.values()};
-  std::size_t chunks[3], total = 0;
-  for (int t = 0; t < 3; ++t) total += chunks[t] = (parts[t].size() + kChunk - 1) / kChunk;
-  std::atomic<bool> found{false};
-  parallel_for(total, threads, [&](std::size_t begin, std::size_t end, unsigned) {
-    for (std::size_t c = begin; c < end && !found.load(std::memory_order_relaxed); ++c) {
-      std::size_t t = 0, local = c;
-      while (local >= chunks[t]) local -= chunks[t++];
-      const std::size_t first = local * kChunk, n = std::min(kChunk, parts[t].size() - first);
-      if (table->any_nonfinite(parts[t].data() + first, n)) found.store(true, std::memory_order_relaxed);
-    }
-  });
-  return found.load() ? nullptr : table;
+  auto scan = [&](std::span<const float> x) {  // chunks over the workers; stops at the first hit
+    constexpr std::size_t kChunk = std::size_t{1} << 16;
+    std::atomic<bool> found{false};
+    parallel_for((x.size() + kChunk - 1) / kChunk, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+      for (std::size_t c = begin; c < end && !found.load(std::memory_order_relaxed); ++c) {
+        const std::size_t first = c * kChunk;
+        if (table->any_nonfinite(x.data() + first, std::min(kChunk, x.size() - first))) found.store(true);
+      }
+    });
+    return found.load();
+  };
+  return scan(q.values()) || scan(k.values()) || scan(v.values()) ? nullptr : table;
 }
 
 }  // namespace
@@ -233,26 +229,14 @@ BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size,
   m.v.assign(m.k.size(), 0.0f);
   m.counts.assign(m.n_blocks, 0);
   const std::size_t row = m.kv_heads * m.dim;  // one token's K (or V), all kv heads
-  // Each block: the mean of its token rows, summed in double in token order.
-  auto scalar_mean = [row](const float* x, std::size_t count, float* out) {
-    std::vector<double> acc(row, 0.0);
-    for (std::size_t t = 0; t < count; ++t) {
-      for (std::size_t e = 0; e < row; ++e) acc[e] += x[t * row + e];
-    }
-    for (std::size_t e = 0; e < row; ++e) out[e] = static_cast<float>(acc[e] / static_cast<double>(count));
-  };
+  const auto block_mean = table ? table->block_mean : &kernels::block_mean_ref;
   parallel_for(m.n_blocks, threads, [&](std::size_t first, std::size_t last, unsigned) {
     for (std::size_t b = first; b < last; ++b) {
       const std::size_t begin = b * block_size;
       const std::size_t count = std::min(begin + block_size, k.seq()) - begin;
       m.counts[b] = static_cast<std::uint32_t>(count);
-      if (table) {
-        table->block_mean(k.row(begin, 0), row, count, row, m.k.data() + b * row);
-        table->block_mean(v.row(begin, 0), row, count, row, m.v.data() + b * row);
-      } else {
-        scalar_mean(k.row(begin, 0), count, m.k.data() + b * row);
-        scalar_mean(v.row(begin, 0), count, m.v.data() + b * row);
-      }
+      block_mean(k.row(begin, 0), row, count, row, m.k.data() + b * row);
+      block_mean(v.row(begin, 0), row, count, row, m.v.data() + b * row);
     }
   });
   return m;

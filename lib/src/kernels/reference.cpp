@@ -28,6 +28,18 @@ void axpy(float w, const T* x, float* out, std::size_t n) {
 
 float dot_ref(const float* a, const float* b, std::size_t n) { return dot_mixed(a, b, n); }
 
+void block_mean_ref(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out) {
+  constexpr std::size_t kPiece = 64;  // elements per pass over the rows: rows are read in order
+  for (std::size_t e0 = 0; e0 < len; e0 += kPiece) {
+    const std::size_t n = std::min(kPiece, len - e0);
+    double acc[kPiece] = {};
+    for (std::size_t t = 0; t < count; ++t) {
+      for (std::size_t e = 0; e < n; ++e) acc[e] += x[t * stride + e0 + e];
+    }
+    for (std::size_t e = 0; e < n; ++e) out[e0 + e] = static_cast<float>(acc[e] / static_cast<double>(count));
+  }
+}
+
 template <typename T>
 float sparse_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> src,
                      std::span<const std::uint32_t> tokens, const LandmarkSource& lm,

@@ -46,4 +46,8 @@ template <typename T>
 void dense_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> src, std::size_t count,
                    float* out);
 
+// Block mean: out[e] = the mean of x[t * stride + e] over t < count, for e < len, summed in
+// double in token order (KernelTable::block_mean computes exactly these numbers).
+void block_mean_ref(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out);
+
 }  // namespace rvt::kernels

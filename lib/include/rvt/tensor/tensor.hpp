@@ -22,48 +22,40 @@ namespace rvt {
 void* allocate_aligned(std::size_t bytes, std::size_t align);
 void deallocate_aligned(void* p, std::size_t bytes, std::size_t align) noexcept;
 
-template <typename T, std::size_t Align>
+// DefaultInit: the no-argument construct default-initialises (leaves a float unset), so
+// resize() writes nothing: Tensor's storage (zero-filled explicitly unless a kernel is about
+// to write every value) and kernel scratch that is written before it is read.
+template <typename T, std::size_t Align, bool DefaultInit = false>
 struct AlignedAllocator {
   using value_type = T;
   template <typename U>
   struct rebind {
-    using other = AlignedAllocator<U, Align>;
+    using other = AlignedAllocator<U, Align, DefaultInit>;
   };
   AlignedAllocator() = default;
   template <typename U>
-  AlignedAllocator(const AlignedAllocator<U, Align>&) {}
+  AlignedAllocator(const AlignedAllocator<U, Align, DefaultInit>&) {}
   T* allocate(std::size_t n) {
     if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
     return static_cast<T*>(allocate_aligned(n * sizeof(T), Align));
   }
   void deallocate(T* p, std::size_t n) noexcept { deallocate_aligned(p, n * sizeof(T), Align); }
   template <typename U>
-  bool operator==(const AlignedAllocator<U, Align>&) const { return true; }
-};
-
-using AlignedFloats = std::vector<float, AlignedAllocator<float, 64>>;
-
-// AlignedAllocator whose no-argument construct default-initialises (leaves a float
-// unset), so resize() writes nothing: Tensor's storage, zero-filled explicitly unless a
-// kernel is about to write every value.
-template <typename T, std::size_t Align>
-struct DefaultInitAllocator : AlignedAllocator<T, Align> {
-  template <typename U>
-  struct rebind {
-    using other = DefaultInitAllocator<U, Align>;
-  };
-  DefaultInitAllocator() = default;
-  template <typename U>
-  DefaultInitAllocator(const DefaultInitAllocator<U, Align>&) {}
-  template <typename U>
+    requires DefaultInit
   void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
     ::new (static_cast<void*>(p)) U;
   }
   template <typename U, typename... Args>
+    requires DefaultInit
   void construct(U* p, Args&&... args) {
     ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U, Align, DefaultInit>&) const { return true; }
 };
+
+using AlignedFloats = std::vector<float, AlignedAllocator<float, 64>>;
+using UninitFloats = std::vector<float, AlignedAllocator<float, 64, true>>;  // resize() leaves values unset
 
 struct TensorShape {
   std::size_t seq = 0, heads = 0, dim = 0;
@@ -108,7 +100,7 @@ class Tensor {
   void allocate(bool zero);
 
   TensorShape shape_;
-  std::vector<float, DefaultInitAllocator<float, 64>> data_;
+  UninitFloats data_;
 };
 
 }  // namespace rvt
