@@ -32,10 +32,44 @@ void dense_reference(const Tensor& q, const Tensor& k, const Tensor& v, bool cau
   });
 }
 
+// Scratch floats for one call. Up to kCachedFloats they are this thread's, kept from
+// call to call: at small N a call is short enough that fresh pages (a fault and a clear
+// each) cost more than the kernel. Larger requests, and a second workspace while the
+// thread's own is in use, are the call's own.
+class Workspace {
+ public:
+  explicit Workspace(std::size_t n) {
+    static constexpr std::size_t kCachedFloats = std::size_t{16} << 20;  // 64 MiB
+    thread_local UninitFloats cached;
+    thread_local bool cached_in_use = false;
+    const bool use_cached = n <= kCachedFloats && !cached_in_use;
+    auto& buffer = use_cached ? cached : own_;
+    if (buffer.size() < n) {
+      buffer.clear();
+      buffer.shrink_to_fit();
+      buffer.resize(n);
+    }
+    data_ = buffer.data();
+    if (use_cached) in_use_ = &cached_in_use;
+    if (in_use_) *in_use_ = true;
+  }
+  ~Workspace() {
+    if (in_use_) *in_use_ = false;
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  UninitFloats own_;
+  float* data_ = nullptr;
+  bool* in_use_ = nullptr;
+};
+
 void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                  const AttentionShape& s, unsigned threads, Tensor& out) {
   const std::size_t per_head = kernels::tile_floats(s.seq, s.dim, table.lanes);
-  AlignedFloats tiles(per_head * s.kv_heads);
+  const Workspace tiles(per_head * s.kv_heads);
   for (std::size_t h = 0; h < s.kv_heads; ++h) {
     kernels::transpose_key_tiles(k.row(0, h), s.kv_heads * s.dim, s.seq, s.dim, table.lanes,
                                  tiles.data() + h * per_head);
@@ -61,29 +95,6 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
     }
   });
 }
-
-// Scratch floats for one call. Up to kCachedFloats they are this thread's, kept from
-// call to call: at small N a sparse call is short enough that fresh pages (a fault and a
-// clear each) cost more than the kernel. Larger requests are the call's own.
-class Workspace {
- public:
-  explicit Workspace(std::size_t n) {
-    static constexpr std::size_t kCachedFloats = std::size_t{16} << 20;  // 64 MiB
-    thread_local UninitFloats cached;
-    auto& buffer = n <= kCachedFloats ? cached : own_;
-    if (buffer.size() < n) {
-      buffer.clear();
-      buffer.shrink_to_fit();
-      buffer.resize(n);
-    }
-    data_ = buffer.data();
-  }
-  float* data() const { return data_; }
-
- private:
-  UninitFloats own_;
-  float* data_ = nullptr;
-};
 
 // dim rows of seq + 2 * pad floats with zeroed pads. Every position in between is written
 // (by a transpose or the kernel) before it is read, so the rows are never cleared.
@@ -246,13 +257,13 @@ Tensor dense_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
                        const ExecOptions& exec) {
   const AttentionShape s = check_qkv(q, k, v);
   const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v, exec.threads);
-  Tensor out(s.seq, s.q_heads, s.dim);
-  if (s.seq == 0) return out;
-  if (table) {
-    dense_tiled(*table, q, k, v, causal, s, exec.threads, out);
-  } else {
-    dense_reference(q, k, v, causal, s, exec.threads, out);
+  if (!table) {
+    Tensor out(s.seq, s.q_heads, s.dim);
+    if (s.seq > 0) dense_reference(q, k, v, causal, s, exec.threads, out);
+    return out;
   }
+  Tensor out(s.seq, s.q_heads, s.dim, Tensor::Uninitialized{});  // dense_rows writes every value
+  dense_tiled(*table, q, k, v, causal, s, exec.threads, out);
   return out;
 }
 

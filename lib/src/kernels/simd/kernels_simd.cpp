@@ -4,10 +4,11 @@
 // horizontal reduction per candidate), a vectorised max/exp/sum over the score list, then
 // the weighted value sum with SIMD over dim, accumulators in registers.
 // Dense rows: FlashAttention-2 style. Keys in tiles of kLanes, stored transposed, so one
-// vector FMA scores kLanes keys against one broadcast query element; up to 4 query rows
-// share each key-tile load; the online softmax rescales the output accumulators (kept in
-// registers) once per tile; causal tiles past the group's last row are never visited and
-// the diagonal tile is masked.
+// vector FMA scores kLanes keys against one broadcast query element; a group of query rows
+// shares each key-tile and V-row load, and a softmax step covers up to 4 tiles (see
+// DenseBlocking); the online softmax rescales the output accumulators (kept in registers)
+// at most once per step; causal tiles past the group's last row are never visited and the
+// diagonal tiles are masked.
 // Sparse rows keep up to kMaxVectors vectors of the output in registers (head dims up to 128
 // on AVX2, 256 on AVX-512), dense rows up to 8 (64 / 128); wider heads take scalar loops.
 #include <algorithm>
@@ -177,7 +178,9 @@ float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src
 }
 
 // R query rows (i0 .. i0+R-1) of one head; NV vectors cover dim (the last may be partial).
-template <std::size_t R, std::size_t NV>
+// Keys go KT tiles per softmax step: one horizontal max and one rescale check per row for
+// KT * kLanes keys, and each broadcast query element feeds KT FMAs.
+template <std::size_t R, std::size_t NV, std::size_t KT>
 void dense_group(const DenseHeadArgs& a, std::size_t i0) {
   const std::size_t dim = a.dim;
   const std::size_t visible = a.causal ? std::min(i0 + R, a.n_keys) : a.n_keys;
@@ -186,7 +189,7 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
   vf acc[R][NV];
   vf l[R];  // running softmax denominators, kept per lane; summed once at the end
   float m[R];
-  alignas(64) float p[R][kLanes];
+  alignas(64) float p[R][KT * kLanes];
   for (std::size_t r = 0; r < R; ++r) {
     q[r] = a.q + (i0 + r) * a.q_stride;
     m[r] = kNegInf;
@@ -194,44 +197,71 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
     for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vzero();
   }
   const vf scale = vset1(a.scale);
-  for (std::size_t t = 0; t < tiles; ++t) {
+  const bool full = dim == NV * kLanes;  // no partial vector in a V row
+  // Keys of tiles [t, t + T): scores, the online softmax update, the weighted V sum.
+  auto step = [&]<std::size_t T>(std::size_t t) {
     const std::size_t j0 = t * kLanes;
     const float* kt = a.k_tiles + t * dim * kLanes;
-    vf s[R];
-    for (std::size_t r = 0; r < R; ++r) s[r] = vzero();
+    vf s[R][T];
+    for (std::size_t r = 0; r < R; ++r) {
+      for (std::size_t u = 0; u < T; ++u) s[r][u] = vzero();
+    }
     for (std::size_t d = 0; d < dim; ++d) {
-      const vf kv = vload(kt + d * kLanes);
-      for (std::size_t r = 0; r < R; ++r) s[r] = vfma(vset1(q[r][d]), kv, s[r]);
+      vf kv[T];
+      for (std::size_t u = 0; u < T; ++u) kv[u] = vload(kt + (u * dim + d) * kLanes);
+      for (std::size_t r = 0; r < R; ++r) {
+        const vf qd = vset1(q[r][d]);
+        for (std::size_t u = 0; u < T; ++u) s[r][u] = vfma(qd, kv[u], s[r][u]);
+      }
     }
     for (std::size_t r = 0; r < R; ++r) {
       const std::size_t last = a.causal ? i0 + r : a.n_keys - 1;
-      const vf sr = vmask_keys_after(vmul(s[r], scale), j0, last, kNegInf);
-      const float tile_max = vhmax(sr);
-      if (tile_max == kNegInf) {  // this row sees no key of the tile
-        vstore(p[r], vzero());
+      vf top = vset1(kNegInf);
+      for (std::size_t u = 0; u < T; ++u) {
+        s[r][u] = vmask_keys_after(vmul(s[r][u], scale), j0 + u * kLanes, last, kNegInf);
+        top = vmax(top, s[r][u]);
+      }
+      const float step_max = vhmax(top);
+      if (step_max == kNegInf) {  // this row sees no key of the step
+        for (std::size_t u = 0; u < T; ++u) vstore(p[r] + u * kLanes, vzero());
         continue;
       }
-      if (tile_max > m[r]) {  // the running max grows: rescale what was accumulated
-        const vf cv = vset1(std::exp(m[r] - tile_max));
+      if (step_max > m[r]) {  // the running max grows: rescale what was accumulated
+        const vf cv = vset1(std::exp(m[r] - step_max));
         l[r] = vmul(l[r], cv);
         for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vmul(acc[r][v], cv);
-        m[r] = tile_max;
+        m[r] = step_max;
       }
-      const vf e = vmask_keys_after(vexp(vsub(sr, vset1(m[r]))), j0, last, 0.0f);
-      l[r] = vadd(l[r], e);
-      vstore(p[r], e);
+      const vf mv = vset1(m[r]);
+      for (std::size_t u = 0; u < T; ++u) {
+        const vf e = vmask_keys_after(vexp(vsub(s[r][u], mv)), j0 + u * kLanes, last, 0.0f);
+        l[r] = vadd(l[r], e);
+        vstore(p[r] + u * kLanes, e);
+      }
     }
-    const std::size_t valid = std::min(kLanes, visible - j0);
+    // The sums run in a local copy: GCC keeps acc itself (captured by reference) in memory
+    // and would store every accumulator on every key.
+    vf o[R][NV];
+    for (std::size_t r = 0; r < R; ++r) {
+      for (std::size_t v = 0; v < NV; ++v) o[r][v] = acc[r][v];
+    }
+    const std::size_t valid = std::min(T * kLanes, visible - j0);
     for (std::size_t j = 0; j < valid; ++j) {
       const float* vrow = a.v + (j0 + j) * a.v_stride;
       vf vv[NV];
-      for (std::size_t v = 0; v < NV; ++v) vv[v] = load_vec(vrow, v, dim);
+      for (std::size_t v = 0; v < NV; ++v) vv[v] = full ? vload(vrow + v * kLanes) : load_vec(vrow, v, dim);
       for (std::size_t r = 0; r < R; ++r) {
         const vf w = vset1(p[r][j]);
-        for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vfma(w, vv[v], acc[r][v]);
+        for (std::size_t v = 0; v < NV; ++v) o[r][v] = vfma(w, vv[v], o[r][v]);
       }
     }
-  }
+    for (std::size_t r = 0; r < R; ++r) {
+      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = o[r][v];
+    }
+  };
+  std::size_t t = 0;
+  for (; t + KT <= tiles; t += KT) step.template operator()<KT>(t);
+  for (; t < tiles; ++t) step.template operator()<1>(t);
   for (std::size_t r = 0; r < R; ++r) {
     float* o = a.out + (i0 + r) * a.out_stride;
     const float denom = vsum(l[r]);
@@ -240,14 +270,22 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
   }
 }
 
-// Rows per group: as many as keep the accumulators within the register file.
+// Query rows per group (R) and key tiles per softmax step (KT): as many as keep the R x NV
+// accumulators, the R x KT scores and the loaded K vectors within the register file (32
+// vectors on AVX-512, 16 on AVX2); more spill, fewer reload K and V more often.
+template <std::size_t NV>
+struct DenseBlocking {
+  static constexpr bool kWide = kLanes == 16;  // AVX-512
+  static constexpr std::size_t kRows = NV <= 2 ? 4 : NV <= 4 ? (kWide ? 4 : 2) : (kWide ? 2 : 1);
+  static constexpr std::size_t kKeyTiles = NV <= 2 ? (kWide ? 4 : 1) : 2;
+};
+
 template <std::size_t NV>
 void dense_rows_nv(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
-  // AVX-512 has 32 vector registers: 4 rows x 4 accumulators still fit at dim 64.
-  constexpr std::size_t kRows = NV <= 2 ? 4 : (NV <= 4 ? (kLanes == 16 ? 4 : 2) : 1);
+  constexpr std::size_t kRows = DenseBlocking<NV>::kRows, kKeyTiles = DenseBlocking<NV>::kKeyTiles;
   std::size_t i = begin;
-  for (; i + kRows <= end; i += kRows) dense_group<kRows, NV>(a, i);
-  for (; i < end; ++i) dense_group<1, NV>(a, i);
+  for (; i + kRows <= end; i += kRows) dense_group<kRows, NV, kKeyTiles>(a, i);
+  for (; i < end; ++i) dense_group<1, NV, kKeyTiles>(a, i);
 }
 
 void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
