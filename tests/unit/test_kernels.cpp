@@ -78,6 +78,21 @@ TEST_CASE("fast dense and sparse kernels agree with the scalar reference", "[ker
   }
 }
 
+TEST_CASE("fast dense kernel: keys in several L2 ranges, odd row counts", "[kernels]") {
+  // The dense kernel feeds keys to a work item's row groups in ranges of 256 KiB of K and V
+  // (512 keys at dim 64 on both ISAs): 1100 keys make three ranges, the last one partial,
+  // and rows whose causal extent ends inside each of them.
+  for (Isa isa : fast_isas()) {
+    for (bool causal : {true, false}) {
+      INFO("isa " << kernels::isa_name(isa) << " causal " << causal);
+      const Qkv x = generate_qkv(GenKind::kNormal, 1100, 2, 1, 64, causal ? 5 : 6);
+      const attn::ExecOptions ref{1, Isa::kScalar}, fast{2, isa};
+      CHECK(test::max_abs_diff(attn::dense_attention(x.q, x.k, x.v, causal, fast),
+                               attn::dense_attention(x.q, x.k, x.v, causal, ref)) < 2e-6);
+    }
+  }
+}
+
 TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide windows, no landmarks", "[kernels]") {
   for (Isa isa : fast_isas()) {
     for (std::size_t seq : {1u, 2u, 15u, 16u, 17u, 33u, 100u, 257u}) {

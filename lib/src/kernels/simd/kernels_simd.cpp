@@ -177,30 +177,45 @@ float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src
   return sum;
 }
 
-// R query rows (i0 .. i0+R-1) of one head; NV vectors cover dim (the last may be partial).
-// Keys go KT tiles per softmax step: one horizontal max and one rescale check per row for
-// KT * kLanes keys, and each broadcast query element feeds KT FMAs.
+// The running state of R query rows (i0 .. i0+R-1) of one head: output accumulators (NV
+// vectors cover dim, the last may be partial), softmax denominators and maxima. Keys are
+// fed in ranges of tiles (see dense_rows_nv), KT tiles per softmax step: one horizontal
+// max and one rescale check per row for KT * kLanes keys, and each broadcast query element
+// feeds KT FMAs.
 template <std::size_t R, std::size_t NV, std::size_t KT>
-void dense_group(const DenseHeadArgs& a, std::size_t i0) {
-  const std::size_t dim = a.dim;
-  const std::size_t visible = a.causal ? std::min(i0 + R, a.n_keys) : a.n_keys;
-  const std::size_t tiles = (visible + kLanes - 1) / kLanes;
-  const float* q[R];
+struct DenseGroup {
   vf acc[R][NV];
   vf l[R];  // running softmax denominators, kept per lane; summed once at the end
   float m[R];
-  alignas(64) float p[R][KT * kLanes];
-  for (std::size_t r = 0; r < R; ++r) {
-    q[r] = a.q + (i0 + r) * a.q_stride;
-    m[r] = kNegInf;
-    l[r] = vzero();
-    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vzero();
+
+  void start() {
+    for (std::size_t r = 0; r < R; ++r) {
+      m[r] = kNegInf;
+      l[r] = vzero();
+      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vzero();
+    }
   }
-  const vf scale = vset1(a.scale);
-  const bool full = dim == NV * kLanes;  // no partial vector in a V row
+
+  // Tiles the rows see at all: causal rows stop at the group's last row.
+  static std::size_t tiles(const DenseHeadArgs& a, std::size_t i0) {
+    const std::size_t visible = a.causal ? std::min(i0 + R, a.n_keys) : a.n_keys;
+    return (visible + kLanes - 1) / kLanes;
+  }
+
+  // Keys of tiles [t_begin, t_end).
+  void keys(const DenseHeadArgs& a, std::size_t i0, std::size_t t_begin, std::size_t t_end) {
+    std::size_t t = t_begin;
+    for (; t + KT <= t_end; t += KT) step<KT>(a, i0, t);
+    for (; t < t_end; ++t) step<1>(a, i0, t);
+  }
+
   // Keys of tiles [t, t + T): scores, the online softmax update, the weighted V sum.
-  auto step = [&]<std::size_t T>(std::size_t t) {
-    const std::size_t j0 = t * kLanes;
+  template <std::size_t T>
+  void step(const DenseHeadArgs& a, std::size_t i0, std::size_t t) {
+    const std::size_t dim = a.dim, j0 = t * kLanes;
+    const std::size_t visible = a.causal ? std::min(i0 + R, a.n_keys) : a.n_keys;
+    const float* q[R];
+    for (std::size_t r = 0; r < R; ++r) q[r] = a.q + (i0 + r) * a.q_stride;
     const float* kt = a.k_tiles + t * dim * kLanes;
     vf s[R][T];
     for (std::size_t r = 0; r < R; ++r) {
@@ -214,6 +229,8 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
         for (std::size_t u = 0; u < T; ++u) s[r][u] = vfma(qd, kv[u], s[r][u]);
       }
     }
+    const vf scale = vset1(a.scale);
+    alignas(64) float p[R][T * kLanes];
     for (std::size_t r = 0; r < R; ++r) {
       const std::size_t last = a.causal ? i0 + r : a.n_keys - 1;
       vf top = vset1(kNegInf);
@@ -239,12 +256,13 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
         vstore(p[r] + u * kLanes, e);
       }
     }
-    // The sums run in a local copy: GCC keeps acc itself (captured by reference) in memory
-    // and would store every accumulator on every key.
+    // The sums run in a local copy, which the compiler keeps in registers (it would store
+    // the members on every key).
     vf o[R][NV];
     for (std::size_t r = 0; r < R; ++r) {
       for (std::size_t v = 0; v < NV; ++v) o[r][v] = acc[r][v];
     }
+    const bool full = dim == NV * kLanes;  // no partial vector in a V row
     const std::size_t valid = std::min(T * kLanes, visible - j0);
     for (std::size_t j = 0; j < valid; ++j) {
       const float* vrow = a.v + (j0 + j) * a.v_stride;
@@ -258,17 +276,17 @@ void dense_group(const DenseHeadArgs& a, std::size_t i0) {
     for (std::size_t r = 0; r < R; ++r) {
       for (std::size_t v = 0; v < NV; ++v) acc[r][v] = o[r][v];
     }
-  };
-  std::size_t t = 0;
-  for (; t + KT <= tiles; t += KT) step.template operator()<KT>(t);
-  for (; t < tiles; ++t) step.template operator()<1>(t);
-  for (std::size_t r = 0; r < R; ++r) {
-    float* o = a.out + (i0 + r) * a.out_stride;
-    const float denom = vsum(l[r]);
-    const vf inv = vset1(denom > 0.0f ? 1.0f / denom : 0.0f);
-    for (std::size_t v = 0; v < NV; ++v) store_vec(o, v, dim, vmul(acc[r][v], inv));
   }
-}
+
+  void finish(const DenseHeadArgs& a, std::size_t i0) const {
+    for (std::size_t r = 0; r < R; ++r) {
+      float* out = a.out + (i0 + r) * a.out_stride;
+      const float denom = vsum(l[r]);
+      const vf inv = vset1(denom > 0.0f ? 1.0f / denom : 0.0f);
+      for (std::size_t v = 0; v < NV; ++v) store_vec(out, v, a.dim, vmul(acc[r][v], inv));
+    }
+  }
+};
 
 // Query rows per group (R) and key tiles per softmax step (KT): as many as keep the R x NV
 // accumulators, the R x KT scores and the loaded K vectors within the register file (32
@@ -280,12 +298,40 @@ struct DenseBlocking {
   static constexpr std::size_t kKeyTiles = NV <= 2 ? (kWide ? 4 : 1) : 2;
 };
 
+// The groups of rows [begin, end) take the keys in ranges of about kRangeBytes of K and V,
+// every group one range before the next: the range stays in L2 while the groups reuse it
+// (one group after the other over all keys reread K and V from L3 once they outgrow L2).
 template <std::size_t NV>
 void dense_rows_nv(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
   constexpr std::size_t kRows = DenseBlocking<NV>::kRows, kKeyTiles = DenseBlocking<NV>::kKeyTiles;
+  constexpr std::size_t kMaxGroups = 16, kRangeBytes = std::size_t{256} << 10;
+  using Group = DenseGroup<kRows, NV, kKeyTiles>;
+  const std::size_t tile_bytes = 2 * kLanes * NV * kLanes * sizeof(float);  // K and V of one tile
+  const std::size_t range = std::max<std::size_t>(1, kRangeBytes / tile_bytes / kKeyTiles) * kKeyTiles;
   std::size_t i = begin;
-  for (; i + kRows <= end; i += kRows) dense_group<kRows, NV, kKeyTiles>(a, i);
-  for (; i < end; ++i) dense_group<1, NV, kKeyTiles>(a, i);
+  while (i + kRows <= end) {
+    const std::size_t n = std::min(kMaxGroups, (end - i) / kRows);
+    Group groups[kMaxGroups];
+    std::size_t most = 0;
+    for (std::size_t g = 0; g < n; ++g) {
+      groups[g].start();
+      most = std::max(most, Group::tiles(a, i + g * kRows));
+    }
+    for (std::size_t t0 = 0; t0 < most; t0 += range) {
+      for (std::size_t g = 0; g < n; ++g) {
+        const std::size_t i0 = i + g * kRows, tiles = Group::tiles(a, i0);
+        if (t0 < tiles) groups[g].keys(a, i0, t0, std::min(tiles, t0 + range));
+      }
+    }
+    for (std::size_t g = 0; g < n; ++g) groups[g].finish(a, i + g * kRows);
+    i += n * kRows;
+  }
+  for (; i < end; ++i) {
+    DenseGroup<1, NV, kKeyTiles> row;
+    row.start();
+    row.keys(a, i, 0, DenseGroup<1, NV, kKeyTiles>::tiles(a, i));
+    row.finish(a, i);
+  }
 }
 
 void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
