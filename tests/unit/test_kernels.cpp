@@ -97,7 +97,7 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
   for (Isa isa : fast_isas()) {
     for (std::size_t seq : {1u, 2u, 15u, 16u, 17u, 33u, 100u, 257u}) {
       for (bool causal : {true, false}) {
-        for (std::size_t window : {0u, 3u, 40u, 300u}) {
+        for (std::size_t window : {0u, 3u, 16u, 40u, 300u}) {
           INFO("isa " << kernels::isa_name(isa) << " seq " << seq << " causal " << causal << " window " << window);
           const Qkv x = generate_qkv(GenKind::kNormal, seq, 4, 2, 20, seq * 31 + window);
           const attn::ExecOptions ref{1, Isa::kScalar}, fast{2, isa};

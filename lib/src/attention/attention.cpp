@@ -96,13 +96,17 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
   });
 }
 
-// dim rows of seq + 2 * pad floats with zeroed pads. Every position in between is written
-// (by a transpose or the kernel) before it is read, so the rows are never cleared.
+// dim rows of pad + seq + at least 2 * pad floats with zeroed padding, each row starting
+// on a multiple of pad floats (pad = the kernel's lanes: vector-aligned, so the kernel can
+// read a run of window columns as aligned vector pairs, whose second vector reaches one
+// tile past the padding a single column reads). Every position in between is written (by
+// a transpose) before it is read, so the rows are never cleared.
 class PaddedRows {
  public:
-  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t pad) { return dim * (seq + 2 * pad); }
+  static std::size_t stride(std::size_t seq, std::size_t pad) { return (seq + 4 * pad - 1) / pad * pad; }
+  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t pad) { return dim * stride(seq, pad); }
   PaddedRows(float* memory, std::size_t dim, std::size_t seq, std::size_t pad)
-      : stride_(seq + 2 * pad), at0_(memory + pad) {
+      : stride_(stride(seq, pad)), at0_(memory + pad) {
     for (std::size_t d = 0; d < dim; ++d) {
       std::fill(memory + d * stride_, memory + d * stride_ + pad, 0.0f);
       std::fill(memory + d * stride_ + pad + seq, memory + (d + 1) * stride_, 0.0f);

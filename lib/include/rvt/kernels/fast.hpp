@@ -47,7 +47,8 @@ struct SparseTileArgs {
   const float* q = nullptr;  // query row i of the head at q + i * q_stride
   std::size_t q_stride = 0;
   // The kv head's K and V transposed: element d of key j at kt[d * t_stride + j], for j in
-  // [-lanes, n + lanes) (zero padding), so lanes past either end read only padding.
+  // [-lanes, n + 2 * lanes) (zero padding), so lanes past either end read only padding;
+  // kt + d * t_stride is vector-aligned (t_stride a multiple of lanes).
   const float* kt = nullptr;
   const float* vt = nullptr;
   std::size_t t_stride = 0;

@@ -5,12 +5,16 @@
 // vertical vector operations: no horizontal reductions, no per-row bookkeeping.
 //
 // Relative columns read kLanes contiguous keys of the transposed K/V (one vector per
-// dim element); global and block columns broadcast one row. Masked lanes score -inf and
-// weigh exactly 0. Queries come in and outputs go out through in-register transposes.
-// Scratch: [columns][kLanes] scores, then softmax numerators.
+// dim element); global and block columns broadcast one row. A window run (kLanes relative
+// columns with consecutive offsets, the lowest key position vector-aligned) reads two
+// aligned vectors per dim element and shifts them in registers once per column: two loads
+// where kLanes unaligned ones (mostly split across cache lines) read the same keys.
+// Masked lanes score -inf and weigh exactly 0. Queries come in and outputs go out through
+// in-register transposes. Scratch: [columns][kLanes] scores, then softmax numerators.
 #include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <span>
 #include <type_traits>
 #include <utility>
 
@@ -26,6 +30,28 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // AVX2). A chunk is square (kLanes rows x kLanes dims), so the queries come in and the
 // output goes out through one in-register transpose.
 constexpr std::size_t kChunk = kLanes;
+
+// Calls fn(integral_constant<K>) for K in Ks..., unrolled.
+template <typename Fn, std::size_t... K>
+inline void unroll(std::index_sequence<K...>, Fn&& fn) {
+  (fn(std::integral_constant<std::size_t, K>{}), ...);
+}
+
+// Whether relative columns [c, c + kLanes) are a window run: consecutive offsets, the key
+// position of the last one's lane 0 (row0 - at) a multiple of kLanes (row0 is one).
+inline bool window_run(std::span<const TileColumn> rel, std::size_t c) {
+  if (c + kLanes > rel.size() || ((rel[c].at - 1) & static_cast<std::int64_t>(kLanes - 1)) != 0) return false;
+  for (std::size_t k = 1; k < kLanes; ++k) {
+    if (rel[c + k].at != rel[c].at + static_cast<std::int64_t>(k)) return false;
+  }
+  return true;
+}
+
+// The aligned base of a run starting at column offset `at`: column k (offset at + k) reads
+// kLanes keys from base + kLanes - 1 - k on.
+inline const float* run_base(const float* t, std::ptrdiff_t row0, std::int64_t at, std::size_t d0, std::size_t t_stride) {
+  return t + (row0 - at - static_cast<std::ptrdiff_t>(kLanes - 1)) + static_cast<std::ptrdiff_t>(d0 * t_stride);
+}
 
 // The tile's rows, dims [d0, d0 + ND), as ND vectors over the rows (rows past the tile's
 // end read as 0), times scale.
@@ -53,14 +79,36 @@ void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows,
     vstore(w, first ? sum : vadd(vload(w), sum));
     w += kLanes;
   };
-  for (const TileColumn& c : cols.relative) {
-    const float* kt = a.kt + (row0 - c.at) + static_cast<std::ptrdiff_t>(d0 * a.t_stride);
+  const std::span<const TileColumn> rel = cols.relative;
+  for (std::size_t c = 0; c < rel.size();) {
+    if (window_run(rel, c)) {
+      // Half a run at a time: kLanes / 2 score accumulators next to the chunk's queries.
+      const float* base = run_base(a.kt, row0, rel[c].at, d0, a.t_stride);
+      constexpr std::size_t kHalf = kLanes / 2;
+      unroll(std::make_index_sequence<2>{}, [&](auto half) {
+        constexpr std::size_t k0 = decltype(half)::value * kHalf;
+        vf s[kHalf];
+        for (std::size_t k = 0; k < kHalf; ++k) s[k] = vzero();
+        for (std::size_t e = 0; e < ND; ++e) {
+          const vf lo = vload_aligned(base + e * a.t_stride), hi = vload_aligned(base + e * a.t_stride + kLanes);
+          unroll(std::make_index_sequence<kHalf>{}, [&](auto k) {
+            constexpr std::size_t kk = decltype(k)::value;
+            s[kk] = vfma(qv[e], vshift_pair<static_cast<int>(kLanes - 1 - k0 - kk)>(lo, hi), s[kk]);
+          });
+        }
+        for (std::size_t k = 0; k < kHalf; ++k) finish(s[k], vzero());
+      });
+      c += kLanes;
+      continue;
+    }
+    const float* kt = a.kt + (row0 - rel[c].at) + static_cast<std::ptrdiff_t>(d0 * a.t_stride);
     vf s0 = vzero(), s1 = vzero();  // two chains: half the FMA latency per column
     for (std::size_t e = 0; e < ND; e += 2) {
       s0 = vfma(qv[e], vload(kt + e * a.t_stride), s0);
       if (e + 1 < ND) s1 = vfma(qv[e + 1], vload(kt + (e + 1) * a.t_stride), s1);
     }
     finish(s0, s1);
+    ++c;
   }
   auto broadcast_columns = [&](std::span<const TileColumn> group, const float* base, std::size_t stride) {
     for (const TileColumn& c : group) {
@@ -95,11 +143,29 @@ void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows,
                  const float* w, std::size_t d0, vf inv) {
   vf acc[ND];
   for (std::size_t e = 0; e < ND; ++e) acc[e] = vzero();
-  for (const TileColumn& c : cols.relative) {
+  const std::span<const TileColumn> rel = cols.relative;
+  for (std::size_t c = 0; c < rel.size();) {
+    if (window_run(rel, c)) {
+      const float* base = run_base(a.vt, row0, rel[c].at, d0, a.t_stride);
+      for (std::size_t e = 0; e < ND; ++e) {
+        const vf lo = vload_aligned(base + e * a.t_stride), hi = vload_aligned(base + e * a.t_stride + kLanes);
+        vf even = acc[e], odd = vzero();  // two chains per dim
+        unroll(std::make_index_sequence<kLanes>{}, [&](auto k) {
+          constexpr std::size_t kk = decltype(k)::value;
+          vf& chain = kk % 2 == 0 ? even : odd;
+          chain = vfma(vload(w + kk * kLanes), vshift_pair<static_cast<int>(kLanes - 1 - kk)>(lo, hi), chain);
+        });
+        acc[e] = vadd(even, odd);
+      }
+      w += kLanes * kLanes;
+      c += kLanes;
+      continue;
+    }
     const vf wv = vload(w);
-    const float* vt = a.vt + (row0 - c.at) + static_cast<std::ptrdiff_t>(d0 * a.t_stride);
+    const float* vt = a.vt + (row0 - rel[c].at) + static_cast<std::ptrdiff_t>(d0 * a.t_stride);
     for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vload(vt + e * a.t_stride), acc[e]);
     w += kLanes;
+    ++c;
   }
   for (const TileColumn& c : cols.globals) {
     const vf wv = vload(w);

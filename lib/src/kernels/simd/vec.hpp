@@ -89,6 +89,14 @@ inline void vtranspose(vf r[16]) {
 inline vf vselect_lanes(vf fill, vf x, std::uint32_t bits) {
   return _mm512_mask_mov_ps(fill, static_cast<__mmask16>(bits), x);
 }
+inline vf vload_aligned(const float* p) { return _mm512_load_ps(p); }
+// Lanes S .. S + kLanes - 1 of the pair (lo, hi): what an unaligned load S floats past lo's
+// address reads, from two aligned vectors.
+template <int S>
+inline vf vshift_pair(vf lo, vf hi) {
+  if constexpr (S == 0) return lo;
+  else return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), S));
+}
 // Bit-level helpers for the non-finite scan: masked exponent bits compare as integers.
 inline vf vbits(std::uint32_t b) { return _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(b))); }
 inline vf vand(vf a, vf b) { return _mm512_and_ps(a, b); }
@@ -169,6 +177,18 @@ inline void vtranspose(vf r[8]) {
   for (int i = 0; i < 4; ++i) {
     r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
     r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+inline vf vload_aligned(const float* p) { return _mm256_load_ps(p); }
+template <int S>
+inline vf vshift_pair(vf lo, vf hi) {  // alignr works within 128-bit halves: via the middle pair
+  if constexpr (S == 0) return lo;
+  const vf mid = _mm256_permute2f128_ps(lo, hi, 0x21);  // lanes 4..11 of the pair
+  if constexpr (S == 4) return mid;
+  else if constexpr (S < 4) {
+    return _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(mid), _mm256_castps_si256(lo), S * 4));
+  } else {
+    return _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(hi), _mm256_castps_si256(mid), (S - 4) * 4));
   }
 }
 inline vf vselect_lanes(vf fill, vf x, std::uint32_t bits) {
