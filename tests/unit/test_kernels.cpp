@@ -132,6 +132,28 @@ TEST_CASE("tiled sparse kernel: several workers give the single-worker result ex
   }
 }
 
+TEST_CASE("SIMD key-tile transpose writes exactly transpose_key_tiles' values", "[kernels]") {
+  for (Isa isa : fast_isas()) {
+    const kernels::KernelTable& table = *kernels::kernel_table(isa);
+    for (std::size_t n : {1u, 7u, 16u, 17u, 40u, 300u}) {
+      for (std::size_t dim : {1u, 8u, 16u, 20u, 33u}) {
+        INFO("isa " << kernels::isa_name(isa) << " n " << n << " dim " << dim);
+        const std::size_t stride = dim + 3;  // rows of a wider tensor, as a kv head's are
+        std::vector<float> x(n * stride);
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.5f - 7.0f;
+        const std::size_t floats = kernels::tile_floats(n, dim, table.lanes);
+        std::vector<float> want(floats), got(floats, 0.0f);  // lanes past n: 0 in both
+        kernels::transpose_key_tiles(x.data(), stride, n, dim, table.lanes, want.data());
+        // In two calls, split at a tile boundary, as the threads split it.
+        const std::size_t split = std::min(n, table.lanes * 2);
+        table.transpose(x.data(), stride, 0, split, dim, got.data());
+        table.transpose(x.data(), stride, split, n, dim, got.data());
+        CHECK(got == want);
+      }
+    }
+  }
+}
+
 TEST_CASE("SIMD block means are bit-identical to the scalar loop", "[kernels]") {
   const Qkv x = generate_qkv(GenKind::kNormal, 203, 2, 3, 36, 5);  // 3 x 36 = 108 floats per row: a partial piece
   for (Isa isa : fast_isas()) {

@@ -66,59 +66,40 @@ class Workspace {
   bool* in_use_ = nullptr;
 };
 
-void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
-                 const AttentionShape& s, unsigned threads, Tensor& out) {
-  const std::size_t per_head = kernels::tile_floats(s.seq, s.dim, table.lanes);
-  const Workspace tiles(per_head * s.kv_heads);
-  for (std::size_t h = 0; h < s.kv_heads; ++h) {
-    kernels::transpose_key_tiles(k.row(0, h), s.kv_heads * s.dim, s.seq, s.dim, table.lanes,
-                                 tiles.data() + h * per_head);
-  }
-  const std::size_t items_per_head = (s.seq + kDenseRowsPerItem - 1) / kDenseRowsPerItem;
-  parallel_for(s.q_heads * items_per_head, threads, [&](std::size_t begin, std::size_t end, unsigned) {
-    for (std::size_t item = begin; item < end; ++item) {
-      const std::size_t h = item / items_per_head, kvh = h / s.group();
-      const std::size_t r0 = (item % items_per_head) * kDenseRowsPerItem;
-      kernels::DenseHeadArgs a;
-      a.q = q.row(0, h);
-      a.q_stride = s.q_heads * s.dim;
-      a.k_tiles = tiles.data() + kvh * per_head;
-      a.v = v.row(0, kvh);
-      a.v_stride = s.kv_heads * s.dim;
-      a.out = out.row(0, h);
-      a.out_stride = s.q_heads * s.dim;
-      a.n_keys = s.seq;
-      a.dim = s.dim;
-      a.causal = causal;
-      a.scale = s.scale();
-      table.dense_rows(a, r0, std::min(s.seq, r0 + kDenseRowsPerItem));
-    }
-  });
-}
 
-// dim rows of pad + seq + at least 2 * pad floats with zeroed padding, each row starting
-// on a multiple of pad floats (pad = the kernel's lanes: vector-aligned, so the kernel can
-// read a run of window columns as aligned vector pairs, whose second vector reaches one
-// tile past the padding a single column reads). Every position in between is written (by
-// a transpose) before it is read, so the rows are never cleared.
-class PaddedRows {
+// K or V of one kv head in key tiles of `lanes` rows (KernelTable::transpose), with
+// `before` and `after` zeroed tiles around them and the lanes past seq in the last tile
+// zeroed. Every other value is written by a transpose before it is read, so the tiles are
+// never cleared.
+class KeyTiles {
  public:
-  static std::size_t stride(std::size_t seq, std::size_t pad) { return (seq + 4 * pad - 1) / pad * pad; }
-  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t pad) { return dim * stride(seq, pad); }
-  PaddedRows(float* memory, std::size_t dim, std::size_t seq, std::size_t pad)
-      : stride_(stride(seq, pad)), at0_(memory + pad) {
-    for (std::size_t d = 0; d < dim; ++d) {
-      std::fill(memory + d * stride_, memory + d * stride_ + pad, 0.0f);
-      std::fill(memory + d * stride_ + pad + seq, memory + (d + 1) * stride_, 0.0f);
-    }
+  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t lanes, std::size_t before, std::size_t after) {
+    return (before + (seq + lanes - 1) / lanes + after) * dim * lanes;
   }
-  float* at0() const { return at0_; }  // position 0 of dim row 0
-  std::size_t stride() const { return stride_; }
+  KeyTiles(float* memory, std::size_t dim, std::size_t seq, std::size_t lanes, std::size_t before, std::size_t after)
+      : at0_(memory + before * dim * lanes) {
+    const std::size_t tile = dim * lanes, tiles = (seq + lanes - 1) / lanes;
+    std::fill(memory, at0_, 0.0f);
+    if (seq % lanes != 0) {
+      float* last = at0_ + (tiles - 1) * tile;
+      for (std::size_t d = 0; d < dim; ++d) std::fill(last + d * lanes + seq % lanes, last + (d + 1) * lanes, 0.0f);
+    }
+    std::fill(at0_ + tiles * tile, at0_ + (tiles + after) * tile, 0.0f);
+  }
+  float* at0() const { return at0_; }  // tile 0
 
  private:
-  std::size_t stride_;
   float* at0_;
 };
+
+// Rows [0, seq) of x into key tiles at out, in chunks of kTransposeRows over the threads.
+void transpose_rows(const kernels::KernelTable& table, const float* x, std::size_t x_stride, std::size_t seq,
+                    std::size_t dim, unsigned threads, float* out) {
+  constexpr std::size_t kTransposeRows = 256;  // a multiple of every ISA's lanes
+  parallel_for((seq + kTransposeRows - 1) / kTransposeRows, threads, [&](std::size_t b, std::size_t e, unsigned) {
+    table.transpose(x, x_stride, b * kTransposeRows, std::min(seq, e * kTransposeRows), dim, out);
+  });
+}
 
 // Every tile's columns, built once per call (in parallel) and shared by all heads: about
 // 40 columns of 16 bytes per tile of 16 rows.
@@ -162,32 +143,57 @@ class TileColumnSet {
 // Sparse attention on the tiled kernel, one kv head at a time: its keys and values are
 // transposed into padded buffers (2 x N x dim floats: all the extra memory), tiles of
 // `lanes` consecutive rows go to the workers; the tiles' columns are built once per call.
+void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                 const AttentionShape& s, unsigned threads, Tensor& out) {
+  const std::size_t per_head = KeyTiles::floats(s.dim, s.seq, table.lanes, 0, 0);
+  const Workspace tiles(per_head * s.kv_heads);
+  for (std::size_t h = 0; h < s.kv_heads; ++h) {
+    const KeyTiles kt(tiles.data() + h * per_head, s.dim, s.seq, table.lanes, 0, 0);
+    transpose_rows(table, k.row(0, h), s.kv_heads * s.dim, s.seq, s.dim, threads, kt.at0());
+  }
+  const std::size_t items_per_head = (s.seq + kDenseRowsPerItem - 1) / kDenseRowsPerItem;
+  parallel_for(s.q_heads * items_per_head, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+    for (std::size_t item = begin; item < end; ++item) {
+      const std::size_t h = item / items_per_head, kvh = h / s.group();
+      const std::size_t r0 = (item % items_per_head) * kDenseRowsPerItem;
+      kernels::DenseHeadArgs a;
+      a.q = q.row(0, h);
+      a.q_stride = s.q_heads * s.dim;
+      a.k_tiles = tiles.data() + kvh * per_head;
+      a.v = v.row(0, kvh);
+      a.v_stride = s.kv_heads * s.dim;
+      a.out = out.row(0, h);
+      a.out_stride = s.q_heads * s.dim;
+      a.n_keys = s.seq;
+      a.dim = s.dim;
+      a.causal = causal;
+      a.scale = s.scale();
+      table.dense_rows(a, r0, std::min(s.seq, r0 + kDenseRowsPerItem));
+    }
+  });
+}
+
 void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                   const SparseConfig& config, const AttentionShape& s, const BlockMeans& means, unsigned threads,
                   Tensor& out) {
   const std::size_t lanes = table.lanes;
-  const std::size_t per = PaddedRows::floats(s.dim, s.seq, lanes);
+  const std::size_t per = KeyTiles::floats(s.dim, s.seq, lanes, 1, 2);
   const Workspace memory(2 * per);
-  const PaddedRows kt(memory.data(), s.dim, s.seq, lanes), vt(memory.data() + per, s.dim, s.seq, lanes);
+  const KeyTiles kt(memory.data(), s.dim, s.seq, lanes, 1, 2), vt(memory.data() + per, s.dim, s.seq, lanes, 1, 2);
   const TileColumnSet columns(s.seq, config, lanes, threads);
   std::vector<AlignedFloats> scratch(std::max(1u, threads));  // per worker: [columns][lanes] scores
-  constexpr std::size_t kTransposeRows = 256;
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.kt = kt.at0();
   a.vt = vt.at0();
-  a.t_stride = kt.stride();
   a.kv_stride = s.kv_heads * s.dim;
   a.mean_stride = means.kv_heads * means.dim;
   a.out_stride = s.q_heads * s.dim;
   a.dim = s.dim;
   a.scale = s.scale();
   for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
-    parallel_for((s.seq + kTransposeRows - 1) / kTransposeRows, threads, [&](std::size_t b, std::size_t e, unsigned) {
-      const std::size_t begin = b * kTransposeRows, end = std::min(s.seq, e * kTransposeRows);
-      table.transpose(k.row(0, kvh), a.kv_stride, begin, end, s.dim, 1.0f, kt.at0(), kt.stride());
-      table.transpose(v.row(0, kvh), a.kv_stride, begin, end, s.dim, 1.0f, vt.at0(), vt.stride());
-    });
+    transpose_rows(table, k.row(0, kvh), a.kv_stride, s.seq, s.dim, threads, kt.at0());
+    transpose_rows(table, v.row(0, kvh), a.kv_stride, s.seq, s.dim, threads, vt.at0());
     a.k = k.row(0, kvh);
     a.v = v.row(0, kvh);
     if (config.landmarks) {
