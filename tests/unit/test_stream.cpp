@@ -56,6 +56,16 @@ TEST_CASE("streaming every token reproduces forward row by row", "[stream]") {
   }
 }
 
+TEST_CASE("long streams, where the decoder prefetches far rows, still reproduce forward", "[stream]") {
+  // 4500 tokens of 8 kv heads x 64: past 16 MiB of K/V (as f32) the decoder prefetches
+  // each step's log-stride rows for the next step, from the f32 or the f16 rows.
+  const Qkv x = generate_qkv(GenKind::kNormal, 4500, 8, 8, 64, 23);
+  const attn::SparseConfig cfg = config(16, 32);
+  const Tensor forward = attn::sparse_attention(x.q, x.k, x.v, cfg);
+  CHECK(test::max_abs_diff(stream_all(x, cfg), forward) < 1e-5);
+  CHECK(rel_l1(stream_all(x, cfg, KvDType::kF16), forward) < 1e-3);
+}
+
 TEST_CASE("non-causal streaming equals the last row of forward at each length", "[stream]") {
   const Qkv x = generate_qkv(GenKind::kNormal, 40, 2, 2, 8, 4);
   attn::SparseConfig cfg = config(4, 8);

@@ -46,6 +46,21 @@ KvCache::KvCache(std::size_t capacity, std::size_t kv_heads, std::size_t dim, st
   }
 }
 
+void KvCache::prefetch(std::size_t s) const {
+  if (s >= capacity_) return;
+  auto lines = [](const void* p, std::size_t bytes) {
+    for (std::size_t at = 0; at < bytes; at += 64) __builtin_prefetch(static_cast<const char*>(p) + at);
+  };
+  const std::size_t row = kv_heads_ * dim_;
+  if (dtype_ == KvDType::kF32) {
+    lines(k32_.data() + s * row, row * sizeof(float));
+    lines(v32_.data() + s * row, row * sizeof(float));
+  } else {
+    lines(k16_.data() + s * row, row * sizeof(std::uint16_t));
+    lines(v16_.data() + s * row, row * sizeof(std::uint16_t));
+  }
+}
+
 std::size_t KvCache::bytes() const {
   return (k32_.size() + v32_.size() + mean_k_.size() + mean_v_.size() + scores_.size()) * sizeof(float) +
          (k16_.size() + v16_.size()) * sizeof(std::uint16_t) + block_count_.size() * sizeof(std::uint32_t) +

@@ -60,6 +60,9 @@ class KvCache {
   const std::uint16_t* k_f16(std::size_t s, std::size_t h) const { return k16_.data() + (s * kv_heads_ + h) * dim_; }
   const std::uint16_t* v_f16(std::size_t s, std::size_t h) const { return v16_.data() + (s * kv_heads_ + h) * dim_; }
   std::size_t row_stride() const { return kv_heads_ * dim_; }
+  // Starts loading slot s's K and V rows (every kv head) into the CPU caches, a hint only;
+  // slots past the capacity are ignored.
+  void prefetch(std::size_t s) const;
 
   // Landmarks: block b's mean K/V for kv head h, and how many tokens it holds now.
   const float* mean_k(std::size_t b, std::size_t h) const { return mean_k_.data() + (b * kv_heads_ + h) * dim_; }
