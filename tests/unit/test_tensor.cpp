@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 using namespace rvt;
 
@@ -19,6 +20,29 @@ TEST_CASE("tensor layout is [seq][heads][dim], zero-filled, 64-byte aligned", "[
   t.at(2, 1, 4) = 7.0f;
   REQUIRE(t.data()[(2 * 2 + 1) * 5 + 4] == 7.0f);
   REQUIRE(t.row(2, 1) == t.data() + 25);
+}
+
+TEST_CASE("a large block freed and taken again: a zero-filled tensor is zero, every size is aligned", "[tensor]") {
+  // Blocks of 64 KiB and more are kept after a free and handed out again for the same
+  // size: a default tensor must still come back zero-filled, whatever the last owner wrote.
+  for (int round = 0; round < 3; ++round) {
+    {
+      Tensor dirty(1000, 4, 32, Tensor::Uninitialized{});  // 512,000 bytes
+      for (float& v : dirty.values()) v = 7.0f;
+    }
+    Tensor clean(1000, 4, 32);
+    REQUIRE(reinterpret_cast<std::uintptr_t>(clean.data()) % 64 == 0);
+    for (float v : clean.values()) REQUIRE(v == 0.0f);
+  }
+  std::vector<void*> held;  // more than the 64 MiB the cache keeps: the oldest go back
+  for (int i = 0; i < 40; ++i) held.push_back(allocate_aligned(std::size_t{3} << 20, 64));
+  for (void* p : held) {
+    REQUIRE(reinterpret_cast<std::uintptr_t>(p) % (std::size_t{2} << 20) == 0);  // >= 2 MiB: huge-page aligned
+    deallocate_aligned(p, std::size_t{3} << 20, 64);
+  }
+  void* again = allocate_aligned(std::size_t{3} << 20, 64);
+  REQUIRE(reinterpret_cast<std::uintptr_t>(again) % (std::size_t{2} << 20) == 0);
+  deallocate_aligned(again, std::size_t{3} << 20, 64);
 }
 
 TEST_CASE("tensor shapes whose size overflows are a bad-input error", "[tensor]") {
