@@ -221,6 +221,18 @@ TEST_CASE("fast decode steps agree with the scalar reference, f32 and f16 caches
   }
 }
 
+TEST_CASE("inputs_finite skips the scan and changes no result on finite inputs", "[kernels]") {
+  const Qkv x = generate_qkv(GenKind::kNormal, 200, 4, 2, 32, 9);
+  for (Isa isa : fast_isas()) {
+    attn::ExecOptions scanned{2, isa}, trusted{2, isa};
+    trusted.inputs_finite = true;
+    CHECK(test::max_abs_diff(attn::dense_attention(x.q, x.k, x.v, true, trusted),
+                             attn::dense_attention(x.q, x.k, x.v, true, scanned)) == 0.0);
+    CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, trusted),
+                             attn::sparse_attention(x.q, x.k, x.v, attn::SparseConfig{}, scanned)) == 0.0);
+  }
+}
+
 TEST_CASE("non-finite inputs give the reference's NaN pattern on every ISA", "[kernels]") {
   for (Isa isa : fast_isas()) {
     for (int where = 0; where < 3; ++where) {  // NaN in Q, K or V at position 7

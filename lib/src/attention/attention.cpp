@@ -219,10 +219,10 @@ void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tens
 // NaN; max reductions order NaNs differently). Non-finite inputs take the scalar
 // reference, whose NaN/Inf propagation is the documented behaviour on every ISA.
 // The scan is the table's SIMD one, split over the worker threads.
-const kernels::KernelTable* pick_kernels(kernels::Isa requested, const Tensor& q, const Tensor& k, const Tensor& v,
+const kernels::KernelTable* pick_kernels(const ExecOptions& exec, const Tensor& q, const Tensor& k, const Tensor& v,
                                          unsigned threads) {
-  const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(requested));
-  if (!table) return nullptr;
+  const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(exec.isa));
+  if (!table || exec.inputs_finite) return table;
   auto scan = [&](std::span<const float> x) {  // chunks over the workers; stops at the first hit
     constexpr std::size_t kChunk = std::size_t{1} << 16;
     std::atomic<bool> found{false};
@@ -266,7 +266,7 @@ BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size,
 Tensor dense_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                        const ExecOptions& exec) {
   const AttentionShape s = check_qkv(q, k, v);
-  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v, exec.threads);
+  const kernels::KernelTable* table = pick_kernels(exec, q, k, v, exec.threads);
   if (!table) {
     Tensor out(s.seq, s.q_heads, s.dim);
     if (s.seq > 0) dense_reference(q, k, v, causal, s, exec.threads, out);
@@ -290,7 +290,7 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   const unsigned threads =
       tiled ? static_cast<unsigned>(std::clamp<std::size_t>(s.seq / kMinRowsPerWorker, 1, std::max(1u, exec.threads)))
             : exec.threads;
-  const kernels::KernelTable* table = pick_kernels(exec.isa, q, k, v, threads);
+  const kernels::KernelTable* table = pick_kernels(exec, q, k, v, threads);
   const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
   const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads, table) : BlockMeans{};
   if (table && tiled && s.seq > 0) {

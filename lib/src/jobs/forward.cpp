@@ -110,7 +110,8 @@ JobResult run_attention_forward(const AttentionRequest& r) {
       throw_usage("--pattern-row " + std::to_string(row) + " is out of range for seq " + std::to_string(shape.seq));
     }
   }
-  const attn::ExecOptions exec{r.threads};
+  attn::ExecOptions exec{r.threads};
+  exec.inputs_finite = !r.input.from_files() || !r.input.allow_nonfinite;  // checked by load_inputs
   const auto start = Clock::now();
   const Tensor out = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, r.sparse.causal, exec)
                                                         : attn::sparse_attention(x.q, x.k, x.v, r.sparse, exec);

@@ -22,6 +22,11 @@ namespace rvt::attn {
 struct ExecOptions {
   unsigned threads = 1;
   kernels::Isa isa = kernels::Isa::kAuto;  // kScalar runs the plain reference kernels
+  // The caller has checked Q/K/V for NaN/Inf already (the CLI does when it reads files;
+  // generated inputs are finite): skip the scan that otherwise sends non-finite inputs to
+  // the reference kernels. Given non-finite values anyway, the SIMD kernels' NaN pattern
+  // then depends on the ISA.
+  bool inputs_finite = false;
 };
 
 // Landmark keys/values: per block b and kv head h, the plain mean of the K rows / V rows
