@@ -81,7 +81,7 @@ struct KernelTable {
   void (*transpose)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
                     float* out);
   // out[e] = the mean of x[t * stride + e] over t < count, for e < len: summed in double in
-  // token order: exactly block_mean_ref's numbers (the same loop, compiled for this ISA).
+  // token order: exactly block_mean_ref's numbers (the same sums, one lane per element).
   void (*block_mean)(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out);
   // True if any of x[0, n) is NaN or +-Inf (the guard that sends such inputs to the reference).
   bool (*any_nonfinite)(const float* x, std::size_t n);

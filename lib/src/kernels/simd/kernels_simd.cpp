@@ -372,17 +372,31 @@ void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
   }
 }
 
-void block_mean(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out) {
-  constexpr std::size_t kPiece = 64;  // doubles per pass: the accumulators stay in registers
-  for (std::size_t e0 = 0; e0 < len; e0 += kPiece) {
-    const std::size_t n = std::min(kPiece, len - e0);
-    double acc[kPiece] = {};
-    for (std::size_t t = 0; t < count; ++t) {
-      const float* row = x + t * stride + e0;
-      for (std::size_t e = 0; e < n; ++e) acc[e] += row[e];
+// block_mean_ref's sums (double, token order, per element) for elements [e0, e0 + V * kLanes)
+// in vector accumulators.
+template <std::size_t V>
+void block_mean_pass(const float* x, std::size_t stride, std::size_t count, std::size_t e0, float* out) {
+  vd lo[V], hi[V];
+  for (std::size_t v = 0; v < V; ++v) lo[v] = hi[v] = vd_zero();
+  for (std::size_t t = 0; t < count; ++t) {
+    const float* row = x + t * stride + e0;
+    for (std::size_t v = 0; v < V; ++v) {
+      const vf xv = vload(row + v * kLanes);
+      lo[v] = vd_add(lo[v], vd_lo(xv));
+      hi[v] = vd_add(hi[v], vd_hi(xv));
     }
-    for (std::size_t e = 0; e < n; ++e) out[e0 + e] = static_cast<float>(acc[e] / static_cast<double>(count));
   }
+  const vd n = vd_set1(static_cast<double>(count));
+  for (std::size_t v = 0; v < V; ++v) vstore(out + e0 + v * kLanes, vf_from_halves(vd_div(lo[v], n), vd_div(hi[v], n)));
+}
+
+// Four vectors of elements per pass over the rows, then one; the last few elements as
+// block_mean_ref does them.
+void block_mean(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out) {
+  std::size_t e0 = 0;
+  for (; e0 + 4 * kLanes <= len; e0 += 4 * kLanes) block_mean_pass<4>(x, stride, count, e0, out);
+  for (; e0 + kLanes <= len; e0 += kLanes) block_mean_pass<1>(x, stride, count, e0, out);
+  if (e0 < len) block_mean_ref(x + e0, stride, count, len - e0, out + e0);
 }
 
 bool any_nonfinite(const float* x, std::size_t n) {
