@@ -119,15 +119,19 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
 }
 
 TEST_CASE("tiled sparse kernel: several workers give the single-worker result exactly", "[kernels]") {
-  // Long enough that the tiled path really splits the rows (one worker per 8192 rows).
+  // Long enough that the tiled path really splits one head's rows (one worker per 8192 rows).
   const Qkv x = generate_qkv(GenKind::kNormal, 20000, 2, 1, 16, 41);
   attn::SparseConfig c;
   c.window = 16;
   c.block_size = 32;
+  // GQA with three kv heads: workers take whole heads (2 workers: 2 + 1 heads; 3: one each).
+  const Qkv g = generate_qkv(GenKind::kNormal, 700, 6, 3, 32, 43);
   for (Isa isa : fast_isas()) {
     const Tensor one = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, isa});
+    const Tensor g_one = attn::sparse_attention(g.q, g.k, g.v, c, attn::ExecOptions{1, isa});
     for (unsigned threads : {2u, 3u}) {
       CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), one) == 0.0);
+      CHECK(test::max_abs_diff(attn::sparse_attention(g.q, g.k, g.v, c, attn::ExecOptions{threads, isa}), g_one) == 0.0);
     }
   }
 }

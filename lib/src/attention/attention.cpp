@@ -173,15 +173,15 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
   });
 }
 
-void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                  const SparseConfig& config, const AttentionShape& s, const BlockMeans& means, unsigned threads,
-                  Tensor& out) {
+// One kv head's query heads, tiles [0, tiles) over `threads` workers: K and V of the head
+// transposed into the workspace of the calling thread, then the tiles.
+void sparse_tiled_head(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
+                       const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
+                       const TileColumnSet& columns, std::size_t kvh, unsigned threads, Tensor& out) {
   const std::size_t lanes = table.lanes;
   const std::size_t per = KeyTiles::floats(s.dim, s.seq, lanes, 1, 2);
   const Workspace memory(2 * per);
   const KeyTiles kt(memory.data(), s.dim, s.seq, lanes, 1, 2), vt(memory.data() + per, s.dim, s.seq, lanes, 1, 2);
-  const TileColumnSet columns(s.seq, config, lanes, threads);
-  std::vector<AlignedFloats> scratch(std::max(1u, threads));  // per worker: [columns][lanes] scores
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.kt = kt.at0();
@@ -191,27 +191,45 @@ void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tens
   a.out_stride = s.q_heads * s.dim;
   a.dim = s.dim;
   a.scale = s.scale();
-  for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
-    transpose_rows(table, k.row(0, kvh), a.kv_stride, s.seq, s.dim, threads, kt.at0());
-    transpose_rows(table, v.row(0, kvh), a.kv_stride, s.seq, s.dim, threads, vt.at0());
-    a.k = k.row(0, kvh);
-    a.v = v.row(0, kvh);
-    if (config.landmarks) {
-      a.mean_k = means.k_row(0, kvh);
-      a.mean_v = means.v_row(0, kvh);
+  transpose_rows(table, k.row(0, kvh), a.kv_stride, s.seq, s.dim, threads, kt.at0());
+  transpose_rows(table, v.row(0, kvh), a.kv_stride, s.seq, s.dim, threads, vt.at0());
+  a.k = k.row(0, kvh);
+  a.v = v.row(0, kvh);
+  if (config.landmarks) {
+    a.mean_k = means.k_row(0, kvh);
+    a.mean_v = means.v_row(0, kvh);
+  }
+  parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
+    thread_local AlignedFloats scratch;  // [columns][lanes] scores
+    if (scratch.size() < lanes * columns.max_columns()) scratch.resize(lanes * columns.max_columns());
+    for (std::size_t t = begin; t < end; ++t) {
+      const std::size_t row0 = t * lanes;
+      for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
+        kernels::SparseTileArgs ah = a;
+        ah.q = q.row(0, h);
+        ah.out = out.row(0, h);
+        table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), columns.columns(t), scratch.data());
+      }
     }
-    parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned w) {
-      if (scratch[w].empty()) scratch[w].resize(lanes * columns.max_columns());
-      for (std::size_t t = begin; t < end; ++t) {
-        const std::size_t row0 = t * lanes;
-        for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
-          kernels::SparseTileArgs ah = a;
-          ah.q = q.row(0, h);
-          ah.out = out.row(0, h);
-          table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), columns.columns(t), scratch[w].data());
-        }
+  });
+}
+
+// With as many kv heads as workers, each worker takes whole heads (its own transposed K/V,
+// in its own core's caches); otherwise the heads go one after the other, their tiles split.
+void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
+                  const SparseConfig& config, const AttentionShape& s, const BlockMeans& means, unsigned threads,
+                  Tensor& out) {
+  const TileColumnSet columns(s.seq, config, table.lanes, threads);
+  if (threads > 1 && s.kv_heads >= threads) {
+    parallel_for(s.kv_heads, threads, [&](std::size_t first, std::size_t last, unsigned) {
+      for (std::size_t kvh = first; kvh < last; ++kvh) {
+        sparse_tiled_head(table, q, k, v, config, s, means, columns, kvh, 1, out);
       }
     });
+    return;
+  }
+  for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
+    sparse_tiled_head(table, q, k, v, config, s, means, columns, kvh, threads, out);
   }
 }
 
@@ -281,15 +299,20 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const ExecOptions& exec) {
   config.validate();
   const AttentionShape s = check_qkv(q, k, v);
-  // The tiled path (and its scan and block means) uses at most one worker per
-  // kMinRowsPerWorker rows: below that a second thread made it slower on the 2-core machine
-  // (bench preset, N = 4096: 2.1-2.3 ms with 2 threads against 1.75-1.9 ms with 1; N = 8192:
-  // 1.08x; N = 1M: 1.48x). The result is the same for every thread count.
+  // The tiled path gives each worker whole kv heads where there are at least two (each
+  // worker's transposed K/V stay in its own core's caches: bench preset, 2 threads, 1.3x at
+  // N = 1024, 1.8x at 2048 - 8192). Splitting one head's tiles between workers, which share
+  // its K/V, made N = 4096 slower on the 2-core machine (2.1-2.3 ms against 1.75-1.9 ms with
+  // one worker; N = 8192: 1.08x; N = 1M: 1.48x): that split uses at most one worker per
+  // kMinRowsPerWorker rows. The result is the same for every thread count.
   constexpr std::size_t kMinRowsPerWorker = 8192;
   const bool tiled = TilePattern::supports(config);
-  const unsigned threads =
-      tiled ? static_cast<unsigned>(std::clamp<std::size_t>(s.seq / kMinRowsPerWorker, 1, std::max(1u, exec.threads)))
-            : exec.threads;
+  unsigned threads = exec.threads;
+  if (tiled) {
+    const std::size_t by_rows = std::clamp<std::size_t>(s.seq / kMinRowsPerWorker, 1, std::max(1u, exec.threads));
+    const std::size_t by_heads = std::min<std::size_t>(std::max(1u, exec.threads), s.kv_heads);
+    threads = static_cast<unsigned>(std::max(by_rows, by_heads >= 2 ? by_heads : 1));
+  }
   const kernels::KernelTable* table = pick_kernels(exec, q, k, v, threads);
   const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
   const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads, table) : BlockMeans{};
