@@ -214,13 +214,13 @@ void sparse_tiled_head(const kernels::KernelTable& table, const Tensor& q, const
   });
 }
 
-// With as many kv heads as workers, each worker takes whole heads (its own transposed K/V,
-// in its own core's caches); otherwise the heads go one after the other, their tiles split.
+// split_heads: each worker takes whole kv heads (its own transposed K/V, in its own core's
+// caches); otherwise the heads go one after the other, their tiles split between workers.
 void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                   const SparseConfig& config, const AttentionShape& s, const BlockMeans& means, unsigned threads,
-                  Tensor& out) {
+                  bool split_heads, Tensor& out) {
   const TileColumnSet columns(s.seq, config, table.lanes, threads);
-  if (threads > 1 && s.kv_heads >= threads) {
+  if (split_heads) {
     parallel_for(s.kv_heads, threads, [&](std::size_t first, std::size_t last, unsigned) {
       for (std::size_t kvh = first; kvh < last; ++kvh) {
         sparse_tiled_head(table, q, k, v, config, s, means, columns, kvh, 1, out);
@@ -299,20 +299,21 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const ExecOptions& exec) {
   config.validate();
   const AttentionShape s = check_qkv(q, k, v);
-  // The tiled path gives each worker whole kv heads where there are at least two (each
-  // worker's transposed K/V stay in its own core's caches: bench preset, 2 threads, 1.3x at
-  // N = 1024, 1.8x at 2048 - 8192). Splitting one head's tiles between workers, which share
-  // its K/V, made N = 4096 slower on the 2-core machine (2.1-2.3 ms against 1.75-1.9 ms with
-  // one worker; N = 8192: 1.08x; N = 1M: 1.48x): that split uses at most one worker per
-  // kMinRowsPerWorker rows. The result is the same for every thread count.
-  constexpr std::size_t kMinRowsPerWorker = 8192;
+  // Workers of the tiled path. Up to kMaxSplitHeadRows rows with two or more kv heads, each
+  // worker takes whole heads: its transposed K/V stay in its own core's caches (bench preset,
+  // 2 threads against 1: 1.3x at N = 1024, 1.8x at 2048 - 8192, 1.6x at 16K - 32K; at 131072
+  // 78 ms against 81 for the tile split; at 1M the tile split was faster, 902-910 ms against
+  // 985-1584, and holds one transposed head instead of one per worker). Otherwise one head's
+  // tiles are split between the workers, which share its K/V: below kMinRowsPerWorker rows per
+  // worker that was slower than one worker on the 2-core machine (N = 4096: 2.1-2.3 ms against
+  // 1.75-1.9 ms). The result is the same for every thread count.
+  constexpr std::size_t kMinRowsPerWorker = 8192, kMaxSplitHeadRows = std::size_t{1} << 18;
   const bool tiled = TilePattern::supports(config);
-  unsigned threads = exec.threads;
-  if (tiled) {
-    const std::size_t by_rows = std::clamp<std::size_t>(s.seq / kMinRowsPerWorker, 1, std::max(1u, exec.threads));
-    const std::size_t by_heads = std::min<std::size_t>(std::max(1u, exec.threads), s.kv_heads);
-    threads = static_cast<unsigned>(std::max(by_rows, by_heads >= 2 ? by_heads : 1));
-  }
+  const std::size_t asked = std::max(1u, exec.threads);
+  const bool split_heads = tiled && asked > 1 && s.kv_heads >= 2 && s.seq <= kMaxSplitHeadRows;
+  const unsigned threads = !tiled      ? exec.threads
+                           : split_heads ? static_cast<unsigned>(std::min<std::size_t>(asked, s.kv_heads))
+                                         : static_cast<unsigned>(std::clamp<std::size_t>(s.seq / kMinRowsPerWorker, 1, asked));
   const kernels::KernelTable* table = pick_kernels(exec, q, k, v, threads);
   const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
   const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads, table) : BlockMeans{};
@@ -323,7 +324,7 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
     if (threads > 1) {
       for (std::size_t i = 0; i < out.size(); i += 1024) out.data()[i] = 0.0f;
     }
-    sparse_tiled(*table, q, k, v, config, s, means, threads, out);
+    sparse_tiled(*table, q, k, v, config, s, means, threads, split_heads, out);
     return out;
   }
   Tensor out(s.seq, s.q_heads, s.dim);
