@@ -12,13 +12,3 @@ if(RVT_FUZZ)
   target_link_options(rvt_options INTERFACE -fsanitize=address,undefined)
 endif()
 
-# The build's git commit, recorded in every report.
-execute_process(
-  COMMAND git describe --always --dirty --abbrev=12
-  WORKING_DIRECTORY "${CMAKE_SOURCE_DIR}"
-  OUTPUT_VARIABLE RVT_GIT_COMMIT
-  OUTPUT_STRIP_TRAILING_WHITESPACE
-  ERROR_QUIET)
-if(NOT RVT_GIT_COMMIT)
-  set(RVT_GIT_COMMIT "unknown")
-endif()

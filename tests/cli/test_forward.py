@@ -9,6 +9,7 @@ import contextlib
 import json
 import math
 import os
+import subprocess
 import re
 import struct
 import sys
@@ -301,6 +302,24 @@ class TestEdges(ForwardCase):
         self.assertEqual(res["edges"]["per_head"], 0)
         self.assertEqual(res["edges"]["sparsity"], 0.0)
         self.assertEqual(res["output"]["stats"]["count"], 0)
+
+
+class TestBuildInfo(CliTestCase):
+    def test_git_commit_is_the_source_trees_commit(self):
+        # Recorded at build time (cmake/GitCommit.cmake), so a build after a new commit names
+        # that commit, not the one CMake was last configured at.
+        here = os.path.dirname(os.path.abspath(__file__))
+        try:
+            described = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=here,
+                                       capture_output=True, text=True, timeout=30)
+        except OSError:
+            self.skipTest("git is not installed")
+        if described.returncode != 0:
+            self.skipTest("not a git checkout")
+        p, r = run_json("forward", "--seq", "8")
+        self.assertExit(p, OK)
+        # The tree may have been committed or edited since the build: compare the commit part.
+        self.assertEqual(r["tool"]["git_commit"].removesuffix("-dirty"), described.stdout.strip().removesuffix("-dirty"))
 
 
 class TestConfigAndPresets(ForwardCase):

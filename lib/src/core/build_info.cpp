@@ -1,5 +1,7 @@
 #include "rvt/core/build_info.hpp"
 
+#include "rvt_git_commit.h"  // generated at build time: RVT_GIT_COMMIT
+
 namespace rvt {
 
 const BuildInfo& build_info() {
