@@ -66,7 +66,6 @@ class Workspace {
   bool* in_use_ = nullptr;
 };
 
-
 // K or V of one kv head in key tiles of `lanes` rows (KernelTable::transpose), with
 // `before` and `after` zeroed tiles around them and the lanes past seq in the last tile
 // zeroed. Every other value is written by a transpose before it is read, so the tiles are
@@ -140,9 +139,8 @@ class TileColumnSet {
   std::size_t max_columns_ = 0;
 };
 
-// Sparse attention on the tiled kernel, one kv head at a time: its keys and values are
-// transposed into padded buffers (2 x N x dim floats: all the extra memory), tiles of
-// `lanes` consecutive rows go to the workers; the tiles' columns are built once per call.
+// Dense attention on the SIMD kernel: every kv head's keys in key tiles (the thread's
+// workspace), then items of kDenseRowsPerItem rows of one query head to the workers.
 void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                  const AttentionShape& s, unsigned threads, Tensor& out) {
   const std::size_t per_head = KeyTiles::floats(s.dim, s.seq, table.lanes, 0, 0);
@@ -173,8 +171,9 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
   });
 }
 
-// One kv head's query heads, tiles [0, tiles) over `threads` workers: K and V of the head
-// transposed into the workspace of the calling thread, then the tiles.
+// Sparse attention on the tiled kernel for one kv head's query heads: its keys and values
+// transposed into key tiles in the calling thread's workspace (2 x N x dim floats: all the
+// extra memory), then the tiles of `lanes` consecutive rows over `threads` workers.
 void sparse_tiled_head(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                        const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
                        const TileColumnSet& columns, std::size_t kvh, unsigned threads, Tensor& out) {
