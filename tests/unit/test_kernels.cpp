@@ -136,7 +136,7 @@ TEST_CASE("tiled sparse kernel: several workers give the single-worker result ex
   }
 }
 
-TEST_CASE("SIMD key-tile transpose writes exactly transpose_key_tiles' values", "[kernels]") {
+TEST_CASE("SIMD transposes write exactly the scalar layouts", "[kernels]") {
   for (Isa isa : fast_isas()) {
     const kernels::KernelTable& table = *kernels::kernel_table(isa);
     for (std::size_t n : {1u, 7u, 16u, 17u, 40u, 300u}) {
@@ -145,14 +145,25 @@ TEST_CASE("SIMD key-tile transpose writes exactly transpose_key_tiles' values", 
         const std::size_t stride = dim + 3;  // rows of a wider tensor, as a kv head's are
         std::vector<float> x(n * stride);
         for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.5f - 7.0f;
+        // Key tiles (dense): against transpose_key_tiles, in two calls split at a tile
+        // boundary, as the threads split it.
         const std::size_t floats = kernels::tile_floats(n, dim, table.lanes);
         std::vector<float> want(floats), got(floats, 0.0f);  // lanes past n: 0 in both
         kernels::transpose_key_tiles(x.data(), stride, n, dim, table.lanes, want.data());
-        // In two calls, split at a tile boundary, as the threads split it.
         const std::size_t split = std::min(n, table.lanes * 2);
-        table.transpose(x.data(), stride, 0, split, dim, got.data());
-        table.transpose(x.data(), stride, split, n, dim, got.data());
+        table.transpose_tiles(x.data(), stride, 0, split, dim, got.data());
+        table.transpose_tiles(x.data(), stride, split, n, dim, got.data());
         CHECK(got == want);
+        // Rows (sparse): element d of row j at d * out_stride + j, nothing else written.
+        const std::size_t out_stride = n + 5;
+        std::vector<float> rows(dim * out_stride, -1.0f);
+        table.transpose(x.data(), stride, 0, split, dim, rows.data(), out_stride);
+        table.transpose(x.data(), stride, split, n, dim, rows.data(), out_stride);
+        bool same = true;
+        for (std::size_t d = 0; d < dim; ++d) {
+          for (std::size_t j = 0; j < out_stride; ++j) same &= rows[d * out_stride + j] == (j < n ? x[j * stride + d] : -1.0f);
+        }
+        CHECK(same);
       }
     }
   }

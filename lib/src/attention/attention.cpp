@@ -66,24 +66,19 @@ class Workspace {
   bool* in_use_ = nullptr;
 };
 
-// K or V of one kv head in key tiles of `lanes` rows (KernelTable::transpose), with
-// `before` and `after` zeroed tiles around them and the lanes past seq in the last tile
-// zeroed. Every other value is written by a transpose before it is read, so the tiles are
-// never cleared.
+// K of one kv head in key tiles of `lanes` rows (KernelTable::transpose_tiles), the lanes
+// past seq in the last tile zeroed. Every other value is written by the transpose before it
+// is read, so the tiles are never cleared.
 class KeyTiles {
  public:
-  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t lanes, std::size_t before, std::size_t after) {
-    return (before + (seq + lanes - 1) / lanes + after) * dim * lanes;
+  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t lanes) {
+    return (seq + lanes - 1) / lanes * dim * lanes;
   }
-  KeyTiles(float* memory, std::size_t dim, std::size_t seq, std::size_t lanes, std::size_t before, std::size_t after)
-      : at0_(memory + before * dim * lanes) {
-    const std::size_t tile = dim * lanes, tiles = (seq + lanes - 1) / lanes;
-    std::fill(memory, at0_, 0.0f);
+  KeyTiles(float* memory, std::size_t dim, std::size_t seq, std::size_t lanes) : at0_(memory) {
     if (seq % lanes != 0) {
-      float* last = at0_ + (tiles - 1) * tile;
+      float* last = memory + (seq / lanes) * dim * lanes;
       for (std::size_t d = 0; d < dim; ++d) std::fill(last + d * lanes + seq % lanes, last + (d + 1) * lanes, 0.0f);
     }
-    std::fill(at0_ + tiles * tile, at0_ + (tiles + after) * tile, 0.0f);
   }
   float* at0() const { return at0_; }  // tile 0
 
@@ -91,12 +86,37 @@ class KeyTiles {
   float* at0_;
 };
 
-// Rows [0, seq) of x into key tiles at out, in chunks of kTransposeRows over the threads.
-void transpose_rows(const kernels::KernelTable& table, const float* x, std::size_t x_stride, std::size_t seq,
-                    std::size_t dim, unsigned threads, float* out) {
+// dim rows of pad + seq + at least 2 * pad floats with zeroed padding, each row starting
+// on a multiple of pad floats (pad = the kernel's lanes: vector-aligned, so the kernel can
+// read a run of window columns as aligned vector pairs, whose second vector reaches one
+// tile past the padding a single column reads). Every position in between is written (by
+// a transpose) before it is read, so the rows are never cleared.
+class PaddedRows {
+ public:
+  static std::size_t stride(std::size_t seq, std::size_t pad) { return (seq + 4 * pad - 1) / pad * pad; }
+  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t pad) { return dim * stride(seq, pad); }
+  PaddedRows(float* memory, std::size_t dim, std::size_t seq, std::size_t pad)
+      : stride_(stride(seq, pad)), at0_(memory + pad) {
+    for (std::size_t d = 0; d < dim; ++d) {
+      std::fill(memory + d * stride_, memory + d * stride_ + pad, 0.0f);
+      std::fill(memory + d * stride_ + pad + seq, memory + (d + 1) * stride_, 0.0f);
+    }
+  }
+  float* at0() const { return at0_; }  // position 0 of dim row 0
+  std::size_t stride() const { return stride_; }
+
+ private:
+  std::size_t stride_;
+  float* at0_;
+};
+
+// Calls fn(begin, end) for rows [0, seq) in chunks of kTransposeRows over the threads: the
+// transposes' work split.
+template <typename Fn>
+void for_row_chunks(std::size_t seq, unsigned threads, Fn&& fn) {
   constexpr std::size_t kTransposeRows = 256;  // a multiple of every ISA's lanes
   parallel_for((seq + kTransposeRows - 1) / kTransposeRows, threads, [&](std::size_t b, std::size_t e, unsigned) {
-    table.transpose(x, x_stride, b * kTransposeRows, std::min(seq, e * kTransposeRows), dim, out);
+    fn(b * kTransposeRows, std::min(seq, e * kTransposeRows));
   });
 }
 
@@ -143,11 +163,13 @@ class TileColumnSet {
 // workspace), then items of kDenseRowsPerItem rows of one query head to the workers.
 void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                  const AttentionShape& s, unsigned threads, Tensor& out) {
-  const std::size_t per_head = KeyTiles::floats(s.dim, s.seq, table.lanes, 0, 0);
+  const std::size_t per_head = KeyTiles::floats(s.dim, s.seq, table.lanes);
   const Workspace tiles(per_head * s.kv_heads);
   for (std::size_t h = 0; h < s.kv_heads; ++h) {
-    const KeyTiles kt(tiles.data() + h * per_head, s.dim, s.seq, table.lanes, 0, 0);
-    transpose_rows(table, k.row(0, h), s.kv_heads * s.dim, s.seq, s.dim, threads, kt.at0());
+    const KeyTiles kt(tiles.data() + h * per_head, s.dim, s.seq, table.lanes);
+    for_row_chunks(s.seq, threads, [&](std::size_t begin, std::size_t end) {
+      table.transpose_tiles(k.row(0, h), s.kv_heads * s.dim, begin, end, s.dim, kt.at0());
+    });
   }
   const std::size_t items_per_head = (s.seq + kDenseRowsPerItem - 1) / kDenseRowsPerItem;
   parallel_for(s.q_heads * items_per_head, threads, [&](std::size_t begin, std::size_t end, unsigned) {
@@ -172,26 +194,29 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
 }
 
 // Sparse attention on the tiled kernel for one kv head's query heads: its keys and values
-// transposed into key tiles in the calling thread's workspace (2 x N x dim floats: all the
+// transposed into padded rows in the calling thread's workspace (2 x N x dim floats: all the
 // extra memory), then the tiles of `lanes` consecutive rows over `threads` workers.
 void sparse_tiled_head(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                        const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
                        const TileColumnSet& columns, std::size_t kvh, unsigned threads, Tensor& out) {
   const std::size_t lanes = table.lanes;
-  const std::size_t per = KeyTiles::floats(s.dim, s.seq, lanes, 1, 2);
+  const std::size_t per = PaddedRows::floats(s.dim, s.seq, lanes);
   const Workspace memory(2 * per);
-  const KeyTiles kt(memory.data(), s.dim, s.seq, lanes, 1, 2), vt(memory.data() + per, s.dim, s.seq, lanes, 1, 2);
+  const PaddedRows kt(memory.data(), s.dim, s.seq, lanes), vt(memory.data() + per, s.dim, s.seq, lanes);
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.kt = kt.at0();
   a.vt = vt.at0();
+  a.t_stride = kt.stride();
   a.kv_stride = s.kv_heads * s.dim;
   a.mean_stride = means.kv_heads * means.dim;
   a.out_stride = s.q_heads * s.dim;
   a.dim = s.dim;
   a.scale = s.scale();
-  transpose_rows(table, k.row(0, kvh), a.kv_stride, s.seq, s.dim, threads, kt.at0());
-  transpose_rows(table, v.row(0, kvh), a.kv_stride, s.seq, s.dim, threads, vt.at0());
+  for_row_chunks(s.seq, threads, [&](std::size_t begin, std::size_t end) {
+    table.transpose(k.row(0, kvh), a.kv_stride, begin, end, s.dim, kt.at0(), kt.stride());
+    table.transpose(v.row(0, kvh), a.kv_stride, begin, end, s.dim, vt.at0(), vt.stride());
+  });
   a.k = k.row(0, kvh);
   a.v = v.row(0, kvh);
   if (config.landmarks) {

@@ -46,12 +46,12 @@ struct TileColumns {
 struct SparseTileArgs {
   const float* q = nullptr;  // query row i of the head at q + i * q_stride
   std::size_t q_stride = 0;
-  // The kv head's K and V in key tiles (KernelTable::transpose): element d of key j at
-  // kt[tile(j) * dim * lanes + d * lanes + j - tile(j) * lanes], tile(j) = floor(j / lanes),
-  // for j in [-lanes, n + 2 * lanes) (zero padding), so lanes past either end read only
-  // padding. The dims of a tile are contiguous: a column reads one or two short runs.
+  // The kv head's K and V transposed: element d of key j at kt[d * t_stride + j], for j in
+  // [-lanes, n + 2 * lanes) (zero padding), so lanes past either end read only padding;
+  // kt + d * t_stride is vector-aligned (t_stride a multiple of lanes).
   const float* kt = nullptr;
   const float* vt = nullptr;
+  std::size_t t_stride = 0;
   const float* k = nullptr;  // row-major K/V of the kv head (global columns): key j at k + j * kv_stride
   const float* v = nullptr;
   std::size_t kv_stride = 0;
@@ -74,12 +74,16 @@ struct KernelTable {
   void (*dense_rows)(const DenseHeadArgs&, std::size_t row_begin, std::size_t row_end);
   // Rows [row0, row0 + rows), rows <= lanes; scratch holds lanes * (all columns) floats.
   void (*sparse_tile)(const SparseTileArgs&, std::size_t row0, std::size_t rows, const TileColumns&, float* scratch);
-  // Rows [begin, end) of x (row j at x + j * x_stride, dim elements; begin a multiple of
-  // lanes) into key tiles of `lanes` rows, transposed: element d of row j to
-  // out[(j / lanes) * dim * lanes + d * lanes + j % lanes]. The SIMD twin of
-  // transpose_key_tiles; lanes of a partial last tile are not written.
+  // Rows [begin, end) of x (row j at x + j * x_stride, dim elements) transposed: element d
+  // of row j to out[d * out_stride + j] (the sparse kernel's K/V).
   void (*transpose)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
-                    float* out);
+                    float* out, std::size_t out_stride);
+  // Rows [begin, end) of x (begin a multiple of lanes) into key tiles of `lanes` rows,
+  // transposed: element d of row j to out[(j / lanes) * dim * lanes + d * lanes + j % lanes]
+  // (the dense kernel's K). The SIMD twin of transpose_key_tiles; lanes of a partial last
+  // tile are not written.
+  void (*transpose_tiles)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
+                          float* out);
   // out[e] = the mean of x[t * stride + e] over t < count, for e < len: summed in double in
   // token order: exactly block_mean_ref's numbers (the same sums, one lane per element).
   void (*block_mean)(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out);
@@ -96,7 +100,7 @@ const KernelTable* kernel_table(Isa isa);
 
 // K rows of one kv head (k + j * k_stride, j < n) into tiles of `lanes` keys, transposed:
 // tile t holds dim rows of `lanes` floats, zero-padded past n; out must hold
-// tile_floats(n, dim, lanes) floats. The scalar reference of KernelTable::transpose.
+// tile_floats(n, dim, lanes) floats. The scalar reference of KernelTable::transpose_tiles.
 std::size_t tile_floats(std::size_t n, std::size_t dim, std::size_t lanes);
 void transpose_key_tiles(const float* k, std::size_t k_stride, std::size_t n, std::size_t dim, std::size_t lanes,
                          float* out);
