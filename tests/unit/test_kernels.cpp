@@ -148,7 +148,7 @@ TEST_CASE("SIMD transposes write exactly the scalar layouts", "[kernels]") {
         // Key tiles (dense): against transpose_key_tiles, in two calls split at a tile
         // boundary, as the threads split it.
         const std::size_t floats = kernels::tile_floats(n, dim, table.lanes);
-        std::vector<float> want(floats), got(floats, 0.0f);  // lanes past n: 0 in both
+        std::vector<float> want(floats), got(floats, -1.0f);  // lanes past n: the kernel writes 0
         kernels::transpose_key_tiles(x.data(), stride, n, dim, table.lanes, want.data());
         const std::size_t split = std::min(n, table.lanes * 2);
         table.transpose_tiles(x.data(), stride, 0, split, dim, got.data());

@@ -66,26 +66,6 @@ class Workspace {
   bool* in_use_ = nullptr;
 };
 
-// K of one kv head in key tiles of `lanes` rows (KernelTable::transpose_tiles), the lanes
-// past seq in the last tile zeroed. Every other value is written by the transpose before it
-// is read, so the tiles are never cleared.
-class KeyTiles {
- public:
-  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t lanes) {
-    return (seq + lanes - 1) / lanes * dim * lanes;
-  }
-  KeyTiles(float* memory, std::size_t dim, std::size_t seq, std::size_t lanes) : at0_(memory) {
-    if (seq % lanes != 0) {
-      float* last = memory + (seq / lanes) * dim * lanes;
-      for (std::size_t d = 0; d < dim; ++d) std::fill(last + d * lanes + seq % lanes, last + (d + 1) * lanes, 0.0f);
-    }
-  }
-  float* at0() const { return at0_; }  // tile 0
-
- private:
-  float* at0_;
-};
-
 // dim rows of pad + seq + at least 2 * pad floats with zeroed padding, each row starting
 // on a multiple of pad floats (pad = the kernel's lanes: vector-aligned, so the kernel can
 // read a run of window columns as aligned vector pairs, whose second vector reaches one
@@ -163,12 +143,11 @@ class TileColumnSet {
 // workspace), then items of kDenseRowsPerItem rows of one query head to the workers.
 void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                  const AttentionShape& s, unsigned threads, Tensor& out) {
-  const std::size_t per_head = KeyTiles::floats(s.dim, s.seq, table.lanes);
+  const std::size_t per_head = kernels::tile_floats(s.seq, s.dim, table.lanes);
   const Workspace tiles(per_head * s.kv_heads);
   for (std::size_t h = 0; h < s.kv_heads; ++h) {
-    const KeyTiles kt(tiles.data() + h * per_head, s.dim, s.seq, table.lanes);
     for_row_chunks(s.seq, threads, [&](std::size_t begin, std::size_t end) {
-      table.transpose_tiles(k.row(0, h), s.kv_heads * s.dim, begin, end, s.dim, kt.at0());
+      table.transpose_tiles(k.row(0, h), s.kv_heads * s.dim, begin, end, s.dim, tiles.data() + h * per_head);
     });
   }
   const std::size_t items_per_head = (s.seq + kDenseRowsPerItem - 1) / kDenseRowsPerItem;

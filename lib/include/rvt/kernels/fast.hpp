@@ -80,8 +80,8 @@ struct KernelTable {
                     float* out, std::size_t out_stride);
   // Rows [begin, end) of x (begin a multiple of lanes) into key tiles of `lanes` rows,
   // transposed: element d of row j to out[(j / lanes) * dim * lanes + d * lanes + j % lanes]
-  // (the dense kernel's K). The SIMD twin of transpose_key_tiles; lanes of a partial last
-  // tile are not written.
+  // (the dense kernel's K). The SIMD twin of transpose_key_tiles: a partial last tile's lanes
+  // past end are 0.
   void (*transpose_tiles)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
                           float* out);
   // out[e] = the mean of x[t * stride + e] over t < count, for e < len: summed in double in

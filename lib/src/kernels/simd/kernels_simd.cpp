@@ -196,11 +196,11 @@ struct DenseGroup {
     }
   }
 
-  // Tiles the rows see at all: causal rows stop at the group's last row.
-  static std::size_t tiles(const DenseHeadArgs& a, std::size_t i0) {
-    const std::size_t visible = a.causal ? std::min(i0 + R, a.n_keys) : a.n_keys;
-    return (visible + kLanes - 1) / kLanes;
+  // Keys the rows see at all (causal rows stop at the group's last row), and their tiles.
+  static std::size_t visible(const DenseHeadArgs& a, std::size_t i0) {
+    return a.causal ? std::min(i0 + R, a.n_keys) : a.n_keys;
   }
+  static std::size_t tiles(const DenseHeadArgs& a, std::size_t i0) { return (visible(a, i0) + kLanes - 1) / kLanes; }
 
   // Keys of tiles [t_begin, t_end).
   void keys(const DenseHeadArgs& a, std::size_t i0, std::size_t t_begin, std::size_t t_end) {
@@ -213,7 +213,6 @@ struct DenseGroup {
   template <std::size_t T>
   void step(const DenseHeadArgs& a, std::size_t i0, std::size_t t) {
     const std::size_t dim = a.dim, j0 = t * kLanes;
-    const std::size_t visible = a.causal ? std::min(i0 + R, a.n_keys) : a.n_keys;
     const float* q[R];
     for (std::size_t r = 0; r < R; ++r) q[r] = a.q + (i0 + r) * a.q_stride;
     const float* kt = a.k_tiles + t * dim * kLanes;
@@ -263,7 +262,7 @@ struct DenseGroup {
       for (std::size_t v = 0; v < NV; ++v) o[r][v] = acc[r][v];
     }
     const bool full = dim == NV * kLanes;  // no partial vector in a V row
-    const std::size_t valid = std::min(T * kLanes, visible - j0);
+    const std::size_t valid = std::min(T * kLanes, visible(a, i0) - j0);
     for (std::size_t j = 0; j < valid; ++j) {
       const float* vrow = a.v + (j0 + j) * a.v_stride;
       vf vv[NV];
@@ -298,40 +297,41 @@ struct DenseBlocking {
   static constexpr std::size_t kKeyTiles = NV <= 2 ? (kWide ? 4 : 1) : 2;
 };
 
-// The groups of rows [begin, end) take the keys in ranges of about kRangeBytes of K and V,
+// n groups of R rows from row i take the keys in ranges of about kRangeBytes of K and V,
 // every group one range before the next: the range stays in L2 while the groups reuse it
 // (one group after the other over all keys reread K and V from L3 once they outgrow L2).
-template <std::size_t NV>
-void dense_rows_nv(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
-  constexpr std::size_t kRows = DenseBlocking<NV>::kRows, kKeyTiles = DenseBlocking<NV>::kKeyTiles;
+// A range is a whole number of softmax steps, so the groups' numbers do not depend on it.
+template <std::size_t R, std::size_t NV, std::size_t KT>
+void dense_groups(const DenseHeadArgs& a, std::size_t i, std::size_t n) {
   constexpr std::size_t kMaxGroups = 16, kRangeBytes = std::size_t{256} << 10;
-  using Group = DenseGroup<kRows, NV, kKeyTiles>;
+  using Group = DenseGroup<R, NV, KT>;
   const std::size_t tile_bytes = 2 * kLanes * NV * kLanes * sizeof(float);  // K and V of one tile
-  const std::size_t range = std::max<std::size_t>(1, kRangeBytes / tile_bytes / kKeyTiles) * kKeyTiles;
-  std::size_t i = begin;
-  while (i + kRows <= end) {
-    const std::size_t n = std::min(kMaxGroups, (end - i) / kRows);
-    Group groups[kMaxGroups];
+  const std::size_t range = std::max<std::size_t>(1, kRangeBytes / tile_bytes / KT) * KT;
+  Group groups[kMaxGroups];
+  for (; n > 0; i += kMaxGroups * R, n -= std::min(n, kMaxGroups)) {
+    const std::size_t now = std::min(n, kMaxGroups);
     std::size_t most = 0;
-    for (std::size_t g = 0; g < n; ++g) {
+    for (std::size_t g = 0; g < now; ++g) {
       groups[g].start();
-      most = std::max(most, Group::tiles(a, i + g * kRows));
+      most = std::max(most, Group::tiles(a, i + g * R));
     }
     for (std::size_t t0 = 0; t0 < most; t0 += range) {
-      for (std::size_t g = 0; g < n; ++g) {
-        const std::size_t i0 = i + g * kRows, tiles = Group::tiles(a, i0);
+      for (std::size_t g = 0; g < now; ++g) {
+        const std::size_t i0 = i + g * R, tiles = Group::tiles(a, i0);
         if (t0 < tiles) groups[g].keys(a, i0, t0, std::min(tiles, t0 + range));
       }
     }
-    for (std::size_t g = 0; g < n; ++g) groups[g].finish(a, i + g * kRows);
-    i += n * kRows;
+    for (std::size_t g = 0; g < now; ++g) groups[g].finish(a, i + g * R);
   }
-  for (; i < end; ++i) {
-    DenseGroup<1, NV, kKeyTiles> row;
-    row.start();
-    row.keys(a, i, 0, DenseGroup<1, NV, kKeyTiles>::tiles(a, i));
-    row.finish(a, i);
-  }
+}
+
+// Rows [begin, end): groups of kRows, the rows left over one by one.
+template <std::size_t NV>
+void dense_rows_nv(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
+  constexpr std::size_t kRows = DenseBlocking<NV>::kRows, kKeyTiles = DenseBlocking<NV>::kKeyTiles;
+  const std::size_t groups = (end - begin) / kRows, rest = begin + groups * kRows;
+  dense_groups<kRows, NV, kKeyTiles>(a, begin, groups);
+  dense_groups<1, NV, kKeyTiles>(a, rest, end - rest);
 }
 
 void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {

@@ -225,18 +225,23 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   for_dim_chunks(dim, [&](auto nd, std::size_t d0) { value_chunk<decltype(nd)::value>(a, r0, rows, cols, w, d0, inv); });
 }
 
-// kLanes x kLanes blocks through registers (vtranspose), the edges element by element.
+// Rows j .. j + kLanes - 1 of x, dims d .. d + kLanes - 1, through registers (vtranspose):
+// dim d + i's kLanes values (one per row) to out + i * out_step.
+inline void transpose_block(const float* x, std::size_t x_stride, std::size_t j, std::size_t d, float* out,
+                            std::size_t out_step) {
+  vf r[kLanes];
+  for (std::size_t i = 0; i < kLanes; ++i) r[i] = vload(x + (j + i) * x_stride + d);
+  vtranspose(r);
+  for (std::size_t i = 0; i < kLanes; ++i) vstore(out + i * out_step, r[i]);
+}
+
+// kLanes x kLanes blocks through registers, the edges element by element.
 void transpose(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim, float* out,
                std::size_t out_stride) {
   std::size_t j = begin;
   for (; j + kLanes <= end; j += kLanes) {
     std::size_t d = 0;
-    for (; d + kLanes <= dim; d += kLanes) {
-      vf r[kLanes];
-      for (std::size_t i = 0; i < kLanes; ++i) r[i] = vload(x + (j + i) * x_stride + d);
-      vtranspose(r);
-      for (std::size_t i = 0; i < kLanes; ++i) vstore(out + (d + i) * out_stride + j, r[i]);
-    }
+    for (; d + kLanes <= dim; d += kLanes) transpose_block(x, x_stride, j, d, out + d * out_stride + j, out_stride);
     for (; d < dim; ++d) {
       for (std::size_t i = 0; i < kLanes; ++i) out[d * out_stride + j + i] = x[(j + i) * x_stride + d];
     }
@@ -246,7 +251,7 @@ void transpose(const float* x, std::size_t x_stride, std::size_t begin, std::siz
   }
 }
 
-// The same blocks, each stored as one key tile.
+// The same blocks, each stored as one key tile; a partial last tile's lanes past end are 0.
 void transpose_tiles(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
                      float* out) {
   for (std::size_t j = begin; j < end; j += kLanes) {
@@ -254,15 +259,10 @@ void transpose_tiles(const float* x, std::size_t x_stride, std::size_t begin, st
     const std::size_t rows = std::min(kLanes, end - j);
     std::size_t d = 0;
     if (rows == kLanes) {
-      for (; d + kLanes <= dim; d += kLanes) {
-        vf r[kLanes];
-        for (std::size_t i = 0; i < kLanes; ++i) r[i] = vload(x + (j + i) * x_stride + d);
-        vtranspose(r);
-        for (std::size_t i = 0; i < kLanes; ++i) vstore(tile + (d + i) * kLanes, r[i]);
-      }
+      for (; d + kLanes <= dim; d += kLanes) transpose_block(x, x_stride, j, d, tile + d * kLanes, kLanes);
     }
     for (; d < dim; ++d) {
-      for (std::size_t i = 0; i < rows; ++i) tile[d * kLanes + i] = x[(j + i) * x_stride + d];
+      for (std::size_t i = 0; i < kLanes; ++i) tile[d * kLanes + i] = i < rows ? x[(j + i) * x_stride + d] : 0.0f;
     }
   }
 }
