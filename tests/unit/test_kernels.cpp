@@ -145,7 +145,7 @@ TEST_CASE("SIMD transposes write exactly the scalar layouts", "[kernels]") {
         const std::size_t stride = dim + 3;  // rows of a wider tensor, as a kv head's are
         std::vector<float> x(n * stride);
         for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.5f - 7.0f;
-        // Key tiles (dense): against transpose_key_tiles, in two calls split at a tile
+        // Key tiles: against transpose_key_tiles, in two calls split at a tile
         // boundary, as the threads split it.
         const std::size_t floats = kernels::tile_floats(n, dim, table.lanes);
         std::vector<float> want(floats), got(floats, -1.0f);  // lanes past n: the kernel writes 0
@@ -154,16 +154,6 @@ TEST_CASE("SIMD transposes write exactly the scalar layouts", "[kernels]") {
         table.transpose_tiles(x.data(), stride, 0, split, dim, got.data());
         table.transpose_tiles(x.data(), stride, split, n, dim, got.data());
         CHECK(got == want);
-        // Rows (sparse): element d of row j at d * out_stride + j, nothing else written.
-        const std::size_t out_stride = n + 5;
-        std::vector<float> rows(dim * out_stride, -1.0f);
-        table.transpose(x.data(), stride, 0, split, dim, rows.data(), out_stride);
-        table.transpose(x.data(), stride, split, n, dim, rows.data(), out_stride);
-        bool same = true;
-        for (std::size_t d = 0; d < dim; ++d) {
-          for (std::size_t j = 0; j < out_stride; ++j) same &= rows[d * out_stride + j] == (j < n ? x[j * stride + d] : -1.0f);
-        }
-        CHECK(same);
       }
     }
   }

@@ -66,28 +66,25 @@ class Workspace {
   bool* in_use_ = nullptr;
 };
 
-// dim rows of pad + seq + at least 2 * pad floats with zeroed padding, each row starting
-// on a multiple of pad floats (pad = the kernel's lanes: vector-aligned, so the kernel can
-// read a run of window columns as aligned vector pairs, whose second vector reaches one
-// tile past the padding a single column reads). Every position in between is written (by
-// a transpose) before it is read, so the rows are never cleared.
-class PaddedRows {
+// One kv head's K (or V) in key tiles of `lanes` keys (KernelTable::transpose_tiles), with
+// one zero tile before key 0 and two past the last tile, so the kernel's columns (which
+// reach up to a tile before and two past the keys they use) read zeros there. The tiles in
+// between are written by the transpose before they are read, so they are never cleared.
+class PaddedTiles {
  public:
-  static std::size_t stride(std::size_t seq, std::size_t pad) { return (seq + 4 * pad - 1) / pad * pad; }
-  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t pad) { return dim * stride(seq, pad); }
-  PaddedRows(float* memory, std::size_t dim, std::size_t seq, std::size_t pad)
-      : stride_(stride(seq, pad)), at0_(memory + pad) {
-    for (std::size_t d = 0; d < dim; ++d) {
-      std::fill(memory + d * stride_, memory + d * stride_ + pad, 0.0f);
-      std::fill(memory + d * stride_ + pad + seq, memory + (d + 1) * stride_, 0.0f);
-    }
+  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t lanes) {
+    return (kernels::tile_floats(seq, dim, lanes) / (dim * lanes) + 3) * dim * lanes;
   }
-  float* at0() const { return at0_; }  // position 0 of dim row 0
-  std::size_t stride() const { return stride_; }
+  PaddedTiles(float* memory, std::size_t dim, std::size_t seq, std::size_t lanes)
+      : tile0_(memory + dim * lanes) {
+    const std::size_t tile = dim * lanes, used = kernels::tile_floats(seq, dim, lanes);
+    std::fill(memory, tile0_, 0.0f);
+    std::fill(tile0_ + used, tile0_ + used + 2 * tile, 0.0f);
+  }
+  float* tile0() const { return tile0_; }  // the tile of keys 0 .. lanes - 1
 
  private:
-  std::size_t stride_;
-  float* at0_;
+  float* tile0_;
 };
 
 // Calls fn(begin, end) for rows [0, seq) in chunks of kTransposeRows over the threads: the
@@ -179,22 +176,21 @@ void sparse_tiled_head(const kernels::KernelTable& table, const Tensor& q, const
                        const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
                        const TileColumnSet& columns, std::size_t kvh, unsigned threads, Tensor& out) {
   const std::size_t lanes = table.lanes;
-  const std::size_t per = PaddedRows::floats(s.dim, s.seq, lanes);
+  const std::size_t per = PaddedTiles::floats(s.dim, s.seq, lanes);
   const Workspace memory(2 * per);
-  const PaddedRows kt(memory.data(), s.dim, s.seq, lanes), vt(memory.data() + per, s.dim, s.seq, lanes);
+  const PaddedTiles kt(memory.data(), s.dim, s.seq, lanes), vt(memory.data() + per, s.dim, s.seq, lanes);
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
-  a.kt = kt.at0();
-  a.vt = vt.at0();
-  a.t_stride = kt.stride();
+  a.kt = kt.tile0();
+  a.vt = vt.tile0();
   a.kv_stride = s.kv_heads * s.dim;
   a.mean_stride = means.kv_heads * means.dim;
   a.out_stride = s.q_heads * s.dim;
   a.dim = s.dim;
   a.scale = s.scale();
   for_row_chunks(s.seq, threads, [&](std::size_t begin, std::size_t end) {
-    table.transpose(k.row(0, kvh), a.kv_stride, begin, end, s.dim, kt.at0(), kt.stride());
-    table.transpose(v.row(0, kvh), a.kv_stride, begin, end, s.dim, vt.at0(), vt.stride());
+    table.transpose_tiles(k.row(0, kvh), a.kv_stride, begin, end, s.dim, kt.tile0());
+    table.transpose_tiles(v.row(0, kvh), a.kv_stride, begin, end, s.dim, vt.tile0());
   });
   a.k = k.row(0, kvh);
   a.v = v.row(0, kvh);

@@ -46,12 +46,12 @@ struct TileColumns {
 struct SparseTileArgs {
   const float* q = nullptr;  // query row i of the head at q + i * q_stride
   std::size_t q_stride = 0;
-  // The kv head's K and V transposed: element d of key j at kt[d * t_stride + j], for j in
-  // [-lanes, n + 2 * lanes) (zero padding), so lanes past either end read only padding;
-  // kt + d * t_stride is vector-aligned (t_stride a multiple of lanes).
+  // The kv head's K and V in key tiles (KernelTable::transpose_tiles): element d of key j
+  // at kt[tile(j) * dim * lanes + d * lanes + j - tile(j) * lanes], tile(j) = floor(j / lanes),
+  // for j in [-lanes, n + 2 * lanes) (zero padding), so lanes past either end read only
+  // padding. The dims of a tile are contiguous: a column reads one or two short runs.
   const float* kt = nullptr;
   const float* vt = nullptr;
-  std::size_t t_stride = 0;
   const float* k = nullptr;  // row-major K/V of the kv head (global columns): key j at k + j * kv_stride
   const float* v = nullptr;
   std::size_t kv_stride = 0;
@@ -74,13 +74,9 @@ struct KernelTable {
   void (*dense_rows)(const DenseHeadArgs&, std::size_t row_begin, std::size_t row_end);
   // Rows [row0, row0 + rows), rows <= lanes; scratch holds lanes * (all columns) floats.
   void (*sparse_tile)(const SparseTileArgs&, std::size_t row0, std::size_t rows, const TileColumns&, float* scratch);
-  // Rows [begin, end) of x (row j at x + j * x_stride, dim elements) transposed: element d
-  // of row j to out[d * out_stride + j] (the sparse kernel's K/V).
-  void (*transpose)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
-                    float* out, std::size_t out_stride);
   // Rows [begin, end) of x (begin a multiple of lanes) into key tiles of `lanes` rows,
   // transposed: element d of row j to out[(j / lanes) * dim * lanes + d * lanes + j % lanes]
-  // (the dense kernel's K). The SIMD twin of transpose_key_tiles: a partial last tile's lanes
+  // (K for both kernels, V for the sparse one). The SIMD twin of transpose_key_tiles: a partial last tile's lanes
   // past end are 0.
   void (*transpose_tiles)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
                           float* out);

@@ -434,8 +434,6 @@ double fma_peak_work(std::size_t iterations) {
 // sparse_tile.cpp
 void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, const TileColumns& cols,
                  float* scratch);
-void transpose(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim, float* out,
-               std::size_t out_stride);
 void transpose_tiles(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
                      float* out);
 
@@ -446,6 +444,6 @@ const KernelTable kTable{
 #else
     Isa::kAvx2,
 #endif
-    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose, &transpose_tiles, &block_mean, &any_nonfinite, &fma_peak_work};
+    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_mean, &any_nonfinite, &fma_peak_work};
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS

@@ -4,11 +4,13 @@
 // rvt/attention/tile_pattern.hpp), so every score, the softmax and the value sums are
 // vertical vector operations: no horizontal reductions, no per-row bookkeeping.
 //
-// Relative columns read kLanes contiguous keys of the transposed K/V (one vector per
-// dim element); global and block columns broadcast one row. A window run (kLanes relative
-// columns with consecutive offsets, the lowest key position vector-aligned) reads two
-// aligned vectors per dim element and shifts them in registers once per column: two loads
-// where kLanes unaligned ones (mostly split across cache lines) read the same keys.
+// Relative columns read kLanes contiguous keys of K/V in key tiles (one vector per dim
+// element: one aligned load when the keys start a tile, else two and a shift in
+// registers); global and block columns broadcast one row. A window run (kLanes relative
+// columns with consecutive offsets, the lowest key starting a tile) reads two aligned
+// vectors per dim element and shifts them once per column: two loads where kLanes
+// columns read the same keys. A tile's dims are contiguous, so a column reads one or two
+// 2 KiB runs (dim 32, AVX-512) where dim-major rows made it touch one page per dim.
 // Masked lanes score -inf and weigh exactly 0. Queries come in and outputs go out through
 // in-register transposes. Scratch: [columns][kLanes] scores, then softmax numerators.
 #include <algorithm>
@@ -47,10 +49,23 @@ inline bool window_run(std::span<const TileColumn> rel, std::size_t c) {
   return true;
 }
 
-// The aligned base of a run starting at column offset `at`: column k (offset at + k) reads
-// kLanes keys from base + kLanes - 1 - k on.
-inline const float* run_base(const float* t, std::ptrdiff_t row0, std::int64_t at, std::size_t d0, std::size_t t_stride) {
-  return t + (row0 - at - static_cast<std::ptrdiff_t>(kLanes - 1)) + static_cast<std::ptrdiff_t>(d0 * t_stride);
+// Where the kLanes keys from position p (>= -kLanes) start in key tiles t, dims from d0:
+// dim d0 + e of the tile holding p is at `tile + e * kLanes`, the next tile's at
+// `tile + e * kLanes + next`; p is lane `shift` of its tile.
+struct KeySpan {
+  const float* tile;
+  std::size_t next, shift;
+};
+inline KeySpan key_span(const float* t, std::ptrdiff_t p, std::size_t dim, std::size_t d0) {
+  const auto lanes = static_cast<std::ptrdiff_t>(kLanes);
+  const std::ptrdiff_t tile = (p + lanes) / lanes - 1;  // floor(p / lanes): p + lanes >= 0
+  return {t + tile * static_cast<std::ptrdiff_t>(dim * kLanes) + static_cast<std::ptrdiff_t>(d0 * kLanes), dim * kLanes,
+          static_cast<std::size_t>(p - tile * lanes)};
+}
+// A run starting at column offset `at`: column k (offset at + k) reads keys from
+// row0 - at - k = lowest + kLanes - 1 - k, lowest starting a tile.
+inline KeySpan run_span(const float* t, std::ptrdiff_t row0, std::int64_t at, std::size_t dim, std::size_t d0) {
+  return key_span(t, row0 - at - static_cast<std::ptrdiff_t>(kLanes - 1), dim, d0);
 }
 
 // The tile's rows, dims [d0, d0 + ND), as ND vectors over the rows (rows past the tile's
@@ -83,14 +98,14 @@ void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows,
   for (std::size_t c = 0; c < rel.size();) {
     if (window_run(rel, c)) {
       // Half a run at a time: kLanes / 2 score accumulators next to the chunk's queries.
-      const float* base = run_base(a.kt, row0, rel[c].at, d0, a.t_stride);
+      const KeySpan ks = run_span(a.kt, row0, rel[c].at, a.dim, d0);
       constexpr std::size_t kHalf = kLanes / 2;
       unroll(std::make_index_sequence<2>{}, [&](auto half) {
         constexpr std::size_t k0 = decltype(half)::value * kHalf;
         vf s[kHalf];
         for (std::size_t k = 0; k < kHalf; ++k) s[k] = vzero();
         for (std::size_t e = 0; e < ND; ++e) {
-          const vf lo = vload_aligned(base + e * a.t_stride), hi = vload_aligned(base + e * a.t_stride + kLanes);
+          const vf lo = vload_aligned(ks.tile + e * kLanes), hi = vload_aligned(ks.tile + ks.next + e * kLanes);
           unroll(std::make_index_sequence<kHalf>{}, [&](auto k) {
             constexpr std::size_t kk = decltype(k)::value;
             s[kk] = vfma(qv[e], vshift_pair<static_cast<int>(kLanes - 1 - k0 - kk)>(lo, hi), s[kk]);
@@ -101,11 +116,22 @@ void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows,
       c += kLanes;
       continue;
     }
-    const float* kt = a.kt + (row0 - rel[c].at) + static_cast<std::ptrdiff_t>(d0 * a.t_stride);
+    const KeySpan ks = key_span(a.kt, row0 - rel[c].at, a.dim, d0);
     vf s0 = vzero(), s1 = vzero();  // two chains: half the FMA latency per column
-    for (std::size_t e = 0; e < ND; e += 2) {
-      s0 = vfma(qv[e], vload(kt + e * a.t_stride), s0);
-      if (e + 1 < ND) s1 = vfma(qv[e + 1], vload(kt + (e + 1) * a.t_stride), s1);
+    if (ks.shift == 0) {
+      for (std::size_t e = 0; e < ND; e += 2) {
+        s0 = vfma(qv[e], vload_aligned(ks.tile + e * kLanes), s0);
+        if (e + 1 < ND) s1 = vfma(qv[e + 1], vload_aligned(ks.tile + (e + 1) * kLanes), s1);
+      }
+    } else {
+      const vidx shift = vshift_index(ks.shift);
+      auto keys = [&](std::size_t e) {
+        return vshift_var(vload_aligned(ks.tile + e * kLanes), vload_aligned(ks.tile + ks.next + e * kLanes), shift);
+      };
+      for (std::size_t e = 0; e < ND; e += 2) {
+        s0 = vfma(qv[e], keys(e), s0);
+        if (e + 1 < ND) s1 = vfma(qv[e + 1], keys(e + 1), s1);
+      }
     }
     finish(s0, s1);
     ++c;
@@ -146,9 +172,9 @@ void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows,
   const std::span<const TileColumn> rel = cols.relative;
   for (std::size_t c = 0; c < rel.size();) {
     if (window_run(rel, c)) {
-      const float* base = run_base(a.vt, row0, rel[c].at, d0, a.t_stride);
+      const KeySpan ks = run_span(a.vt, row0, rel[c].at, a.dim, d0);
       for (std::size_t e = 0; e < ND; ++e) {
-        const vf lo = vload_aligned(base + e * a.t_stride), hi = vload_aligned(base + e * a.t_stride + kLanes);
+        const vf lo = vload_aligned(ks.tile + e * kLanes), hi = vload_aligned(ks.tile + ks.next + e * kLanes);
         vf even = acc[e], odd = vzero();  // two chains per dim
         unroll(std::make_index_sequence<kLanes>{}, [&](auto k) {
           constexpr std::size_t kk = decltype(k)::value;
@@ -162,8 +188,16 @@ void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows,
       continue;
     }
     const vf wv = vload(w);
-    const float* vt = a.vt + (row0 - rel[c].at) + static_cast<std::ptrdiff_t>(d0 * a.t_stride);
-    for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vload(vt + e * a.t_stride), acc[e]);
+    const KeySpan ks = key_span(a.vt, row0 - rel[c].at, a.dim, d0);
+    if (ks.shift == 0) {
+      for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vload_aligned(ks.tile + e * kLanes), acc[e]);
+    } else {
+      const vidx shift = vshift_index(ks.shift);
+      for (std::size_t e = 0; e < ND; ++e) {
+        const vf values = vshift_var(vload_aligned(ks.tile + e * kLanes), vload_aligned(ks.tile + ks.next + e * kLanes), shift);
+        acc[e] = vfma(wv, values, acc[e]);
+      }
+    }
     w += kLanes;
     ++c;
   }
@@ -235,23 +269,8 @@ inline void transpose_block(const float* x, std::size_t x_stride, std::size_t j,
   for (std::size_t i = 0; i < kLanes; ++i) vstore(out + i * out_step, r[i]);
 }
 
-// kLanes x kLanes blocks through registers, the edges element by element.
-void transpose(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim, float* out,
-               std::size_t out_stride) {
-  std::size_t j = begin;
-  for (; j + kLanes <= end; j += kLanes) {
-    std::size_t d = 0;
-    for (; d + kLanes <= dim; d += kLanes) transpose_block(x, x_stride, j, d, out + d * out_stride + j, out_stride);
-    for (; d < dim; ++d) {
-      for (std::size_t i = 0; i < kLanes; ++i) out[d * out_stride + j + i] = x[(j + i) * x_stride + d];
-    }
-  }
-  for (; j < end; ++j) {
-    for (std::size_t d = 0; d < dim; ++d) out[d * out_stride + j] = x[j * x_stride + d];
-  }
-}
-
-// The same blocks, each stored as one key tile; a partial last tile's lanes past end are 0.
+// Rows [begin, end) into key tiles, kLanes x kLanes blocks through registers, the edges
+// element by element; a partial last tile's lanes past end are 0.
 void transpose_tiles(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
                      float* out) {
   for (std::size_t j = begin; j < end; j += kLanes) {

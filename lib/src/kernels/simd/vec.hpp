@@ -90,6 +90,13 @@ inline vf vselect_lanes(vf fill, vf x, std::uint32_t bits) {
   return _mm512_mask_mov_ps(fill, static_cast<__mmask16>(bits), x);
 }
 inline vf vload_aligned(const float* p) { return _mm512_load_ps(p); }
+// A runtime shift of the pair (lo, hi), as vshift_pair: index vector from vshift_index(S).
+using vidx = __m512i;
+inline vidx vshift_index(std::size_t s) {
+  return _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                          _mm512_set1_epi32(static_cast<int>(s)));
+}
+inline vf vshift_var(vf lo, vf hi, vidx i) { return _mm512_permutex2var_ps(lo, i, hi); }
 // Lanes S .. S + kLanes - 1 of the pair (lo, hi): what an unaligned load S floats past lo's
 // address reads, from two aligned vectors.
 template <int S>
@@ -191,6 +198,14 @@ inline void vtranspose(vf r[8]) {
   }
 }
 inline vf vload_aligned(const float* p) { return _mm256_load_ps(p); }
+using vidx = __m256i;
+inline vidx vshift_index(std::size_t s) {
+  return _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(s)));
+}
+inline vf vshift_var(vf lo, vf hi, vidx i) {  // lane l: lo[i_l] for i_l < 8, else hi[i_l - 8]
+  const vf from_hi = _mm256_castsi256_ps(_mm256_cmpgt_epi32(i, _mm256_set1_epi32(7)));
+  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, i), _mm256_permutevar8x32_ps(hi, i), from_hi);
+}
 template <int S>
 inline vf vshift_pair(vf lo, vf hi) {  // alignr works within 128-bit halves: via the middle pair
   if constexpr (S == 0) return lo;
