@@ -35,6 +35,7 @@ struct SparseConfig {
   LandmarkMode landmark_mode = LandmarkMode::kMean;
 
   void validate() const;  // block_size > 0; throws rvt::Error(kUsage)
+  bool operator==(const SparseConfig&) const = default;
 };
 
 // The checked shape of one attention call.
