@@ -381,9 +381,8 @@ void block_mean_pass(const float* x, std::size_t stride, std::size_t count, std:
   for (std::size_t t = 0; t < count; ++t) {
     const float* row = x + t * stride + e0;
     for (std::size_t v = 0; v < V; ++v) {
-      const vf xv = vload(row + v * kLanes);
-      lo[v] = vd_add(lo[v], vd_lo(xv));
-      hi[v] = vd_add(hi[v], vd_hi(xv));
+      lo[v] = vd_add(lo[v], vd_load_half(row + v * kLanes));
+      hi[v] = vd_add(hi[v], vd_load_half(row + v * kLanes + kLanes / 2));
     }
   }
   const vd n = vd_set1(static_cast<double>(count));
