@@ -172,6 +172,36 @@ TEST_CASE("SIMD block means are bit-identical to the scalar loop", "[kernels]") 
   }
 }
 
+TEST_CASE("block means over many work items: every block, partial last one", "[kernels]") {
+  // 1000 tokens in blocks of 24: 42 blocks, the last of 16 tokens; workers take runs of
+  // blocks, so several runs and a short last run. Checked against sums written out here.
+  const Qkv x = generate_qkv(GenKind::kNormal, 1000, 2, 2, 16, 9);
+  const std::size_t block = 24, row = 2 * 16;
+  std::vector<const kernels::KernelTable*> tables{nullptr};
+  for (Isa isa : fast_isas()) tables.push_back(kernels::kernel_table(isa));
+  for (const kernels::KernelTable* table : tables) {
+    for (unsigned threads : {1u, 3u}) {
+      const attn::BlockMeans m = attn::block_means(x.k, x.v, block, threads, table);
+      REQUIRE(m.n_blocks == 42);
+      bool all = true;
+      for (std::size_t b = 0; b < m.n_blocks; ++b) {
+        const std::size_t count = std::min<std::size_t>(block, 1000 - b * block);
+        all &= m.counts[b] == count;
+        for (std::size_t e = 0; e < row; ++e) {
+          double k = 0.0, v = 0.0;
+          for (std::size_t t = b * block; t < b * block + count; ++t) {
+            k += x.k.data()[t * row + e];
+            v += x.v.data()[t * row + e];
+          }
+          all &= m.k[b * row + e] == static_cast<float>(k / static_cast<double>(count)) &&
+                 m.v[b * row + e] == static_cast<float>(v / static_cast<double>(count));
+        }
+      }
+      CHECK(all);
+    }
+  }
+}
+
 TEST_CASE("fast kernels: large scores and threads", "[kernels]") {
   for (Isa isa : fast_isas()) {
     Qkv x = generate_qkv(GenKind::kNormal, 300, 4, 4, 32, 17);
