@@ -119,19 +119,23 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
 }
 
 TEST_CASE("tiled sparse kernel: several workers give the single-worker result exactly", "[kernels]") {
-  // Long enough that the tiled path really splits one head's rows (one worker per 8192 rows).
-  const Qkv x = generate_qkv(GenKind::kNormal, 20000, 2, 1, 16, 41);
   attn::SparseConfig c;
   c.window = 16;
   c.block_size = 32;
-  // GQA with three kv heads: workers take whole heads (2 workers: 2 + 1 heads; 3: one each).
-  const Qkv g = generate_qkv(GenKind::kNormal, 700, 6, 3, 32, 43);
+  // Each way of sharing the work: one head long enough that its tiles are split (one worker
+  // per 2048 rows times query heads); GQA with three kv heads, workers taking whole kv heads
+  // (2 workers: 2 + 1 heads; 3: one each); MQA, one kv head whose tiles (three query heads
+  // each) are split between workers.
+  const std::vector<Qkv> inputs{generate_qkv(GenKind::kNormal, 5000, 1, 1, 16, 41),
+                                generate_qkv(GenKind::kNormal, 700, 6, 3, 32, 43),
+                                generate_qkv(GenKind::kNormal, 2100, 3, 1, 32, 47)};
   for (Isa isa : fast_isas()) {
-    const Tensor one = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, isa});
-    const Tensor g_one = attn::sparse_attention(g.q, g.k, g.v, c, attn::ExecOptions{1, isa});
-    for (unsigned threads : {2u, 3u}) {
-      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), one) == 0.0);
-      CHECK(test::max_abs_diff(attn::sparse_attention(g.q, g.k, g.v, c, attn::ExecOptions{threads, isa}), g_one) == 0.0);
+    for (const Qkv& x : inputs) {
+      INFO("isa " << kernels::isa_name(isa) << " seq " << x.q.seq() << " heads " << x.q.heads() << ":" << x.k.heads());
+      const Tensor one = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, isa});
+      for (unsigned threads : {2u, 3u}) {
+        CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), one) == 0.0);
+      }
     }
   }
 }

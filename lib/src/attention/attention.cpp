@@ -347,17 +347,22 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   // worker takes whole heads: its transposed K/V stay in its own core's caches (bench preset,
   // 2 threads against 1: 1.3x at N = 1024, 1.8x at 2048 - 8192, 1.6x at 16K - 32K; at 131072
   // 78 ms against 81 for the tile split; at 1M the tile split was faster, 902-910 ms against
-  // 985-1584, and holds one transposed head instead of one per worker). Otherwise one head's
-  // tiles are split between the workers, which share its K/V: below kMinRowsPerWorker rows per
-  // worker that was slower than one worker on the 2-core machine (N = 4096: 2.1-2.3 ms against
-  // 1.75-1.9 ms). The result is the same for every thread count.
-  constexpr std::size_t kMinRowsPerWorker = 8192, kMaxSplitHeadRows = std::size_t{1} << 18;
+  // 985-1584, and holds one transposed head instead of one per worker). Otherwise one kv head's
+  // tiles, each with all the query heads of its group, are split between the workers, which
+  // share its K/V; one worker per kMinHeadRowsPerWorker rows times query heads per kv head.
+  // Below that a second worker cost more than it saved on the 2-core machine (one head:
+  // N = 1024 0.093 ms against 0.064); MQA with 4 query heads gains from N = 1024 (0.20-0.22 ms
+  // against 0.24-0.29; 4096: 0.94-0.97 against 1.38-1.63; whole query heads per worker, the
+  // K/V reads no longer shared by a tile's heads, were slower from 16K: 7.3 ms against 5.4).
+  // The result is the same for every thread count.
+  constexpr std::size_t kMinHeadRowsPerWorker = 2048, kMaxSplitHeadRows = std::size_t{1} << 18;
   const bool tiled = TilePattern::supports(config);
   const std::size_t asked = std::max(1u, exec.threads);
   const bool split_heads = tiled && asked > 1 && s.kv_heads >= 2 && s.seq <= kMaxSplitHeadRows;
+  const std::size_t head_rows = s.seq * s.group();
   const unsigned threads = !tiled      ? exec.threads
                            : split_heads ? static_cast<unsigned>(std::min<std::size_t>(asked, s.kv_heads))
-                                         : static_cast<unsigned>(std::clamp<std::size_t>(s.seq / kMinRowsPerWorker, 1, asked));
+                                         : static_cast<unsigned>(std::clamp<std::size_t>(head_rows / kMinHeadRowsPerWorker, 1, asked));
   const kernels::KernelTable* table = pick_kernels(exec, q, k, v, threads);
   const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
   const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads, table) : BlockMeans{};

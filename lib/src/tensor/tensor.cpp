@@ -5,6 +5,8 @@
 #include <malloc.h>
 #endif
 
+#include <atomic>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -147,10 +149,17 @@ Tensor::Tensor(std::size_t seq, std::size_t heads, std::size_t dim, Uninitialize
   allocate(false);
 }
 
+namespace {
+std::atomic<bool> g_poison_uninitialized{false};
+}  // namespace
+
+void poison_uninitialized(bool on) { g_poison_uninitialized.store(on, std::memory_order_relaxed); }
+
 void Tensor::allocate(bool zero) {
   const std::size_t n = checked_numel(shape_);
   try {
     if (zero) data_.assign(n, 0.0f);
+    else if (g_poison_uninitialized.load(std::memory_order_relaxed)) data_.assign(n, std::numeric_limits<float>::quiet_NaN());
     else data_.resize(n);
   } catch (const std::bad_alloc&) {
     throw_bad_input("tensor " + shape_.str() + " needs " + std::to_string(n * 4) +

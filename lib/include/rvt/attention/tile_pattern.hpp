@@ -2,8 +2,8 @@
 // (kernels::TileColumn), for the tiled sparse kernel: one SIMD lane per row.
 //
 // Row i's tokens are the keys i - o for the relative offsets o of the window and the
-// log-stride (the same offsets for every row, so a column reads `lanes` contiguous keys of
-// the transposed K/V), plus the global tokens that neither of those already holds. Its
+// log-stride (the same offsets for every row, so a column reads `lanes` consecutive keys
+// of the K/V key tiles), plus the global tokens that neither of those already holds. Its
 // blocks are those of for_each_landmark_block. A column's lane mask says which rows hold
 // it; expanding the columns lane by lane gives exactly PatternBuilder's sets (tested).
 // Only the mean landmark mode: kMass takes the row kernel.

@@ -34,7 +34,7 @@ struct DenseHeadArgs {
 // Sparse rows in tiles of `lanes` consecutive query rows of one head, one SIMD lane per
 // row (see attention/tile_pattern.hpp for the columns). A column is a candidate shared by
 // the rows of the tile: a relative column is key row - at for every lane (read from the
-// transposed K/V, where those keys are contiguous), a global column is key `at`, a block
+// K/V key tiles: one tile, or two and a shift), a global column is key `at`, a block
 // column is landmark block `at` (both broadcast); `lanes` masks the rows it belongs to.
 struct TileColumn {
   std::int64_t at = 0;

@@ -69,6 +69,11 @@ struct TensorShape {
 // on a size no machine could hold.
 std::size_t checked_numel(const TensorShape& shape, const std::string& what = "tensor");
 
+// Test hook: while on, tensors made Uninitialized are filled with NaN, so a kernel that
+// leaves part of its output unwritten fails a comparison instead of passing on the stale
+// values a recycled block still holds. Off by default (the unit tests turn it on).
+void poison_uninitialized(bool on);
+
 class Tensor {
  public:
   Tensor() = default;
