@@ -145,7 +145,7 @@ class TileColumnSet {
 // The column set for (seq, config, lanes), kept from call to call for the last few shapes
 // asked: a model's layers and bench's repetitions call again with the same shape, and
 // building the set (a TilePattern per tile) took 10-16 us of a 150 us call (N = 1024, bench
-// preset, 2 threads). Sets over kKeptBytes (N past ~64K at window 16) are not kept.
+// preset, 2 threads). Sets over kKeptBytes (N past ~80K at window 16) are not kept.
 std::shared_ptr<const TileColumnSet> tile_columns(std::size_t seq, const SparseConfig& config, std::size_t lanes,
                                                   unsigned threads) {
   struct Entry {
