@@ -180,11 +180,11 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
                  const AttentionShape& s, unsigned threads, Tensor& out) {
   const std::size_t per_head = kernels::tile_floats(s.seq, s.dim, table.lanes);
   const Workspace tiles(per_head * s.kv_heads);
-  for (std::size_t h = 0; h < s.kv_heads; ++h) {
-    for_row_chunks(s.seq, threads, [&](std::size_t begin, std::size_t end) {
+  for_row_chunks(s.seq, threads, [&](std::size_t begin, std::size_t end) {  // one pass over the rows, every head
+    for (std::size_t h = 0; h < s.kv_heads; ++h) {
       table.transpose_tiles(k.row(0, h), s.kv_heads * s.dim, begin, end, s.dim, tiles.data() + h * per_head);
-    });
-  }
+    }
+  });
   const std::size_t items_per_head = (s.seq + kDenseRowsPerItem - 1) / kDenseRowsPerItem;
   parallel_for(s.q_heads * items_per_head, threads, [&](std::size_t begin, std::size_t end, unsigned) {
     for (std::size_t item = begin; item < end; ++item) {
@@ -208,8 +208,8 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
 }
 
 // Sparse attention on the tiled kernel for one kv head's query heads: its keys and values
-// transposed into padded rows in the calling thread's workspace (2 x N x dim floats: all the
-// extra memory), then the tiles of `lanes` consecutive rows over `threads` workers.
+// in padded key tiles in the calling thread's workspace (2 x N x dim floats: all the extra
+// memory), then the tiles of `lanes` consecutive rows over `threads` workers.
 void sparse_tiled_head(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                        const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
                        const TileColumnSet& columns, std::size_t kvh, unsigned threads, Tensor& out) {
@@ -302,13 +302,13 @@ BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size,
   m.n_blocks = block_count(k.seq(), block_size);
   m.kv_heads = k.heads();
   m.dim = k.dim();
-  m.k.assign(m.n_blocks * m.kv_heads * m.dim, 0.0f);
-  m.v.assign(m.k.size(), 0.0f);
-  m.counts.assign(m.n_blocks, 0);
-  const std::size_t row = m.kv_heads * m.dim;  // one token's K (or V), all kv heads
+  m.k.resize(m.n_blocks * m.kv_heads * m.dim);  // every value written below
+  m.v.resize(m.k.size());
+  m.counts.reserve(m.n_blocks);
   for (std::size_t b = 0; b < m.n_blocks; ++b) {
-    m.counts[b] = static_cast<std::uint32_t>(std::min((b + 1) * block_size, k.seq()) - b * block_size);
+    m.counts.push_back(static_cast<std::uint32_t>(std::min((b + 1) * block_size, k.seq()) - b * block_size));
   }
+  const std::size_t row = m.kv_heads * m.dim;  // one token's K (or V), all kv heads
   // Workers take runs of blocks of at least kRowsPerItem tokens: a block of the bench preset
   // is ~0.4 us of work, and handed out one at a time (the counts written next to each
   // other by both workers) two threads took 13.5 us at N = 1024, one 12.9; runs: 8.5.

@@ -33,7 +33,7 @@ struct ExecOptions {
 // of the block's tokens [b*B, min((b+1)*B, N)). Stored [n_blocks][kv_heads][dim].
 struct BlockMeans {
   std::size_t n_blocks = 0, kv_heads = 0, dim = 0, block_size = 0;
-  AlignedFloats k, v;
+  UninitFloats k, v;
   std::vector<std::uint32_t> counts;  // tokens in each block
 
   const float* k_row(std::size_t b, std::size_t h) const { return k.data() + (b * kv_heads + h) * dim; }
