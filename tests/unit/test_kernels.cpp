@@ -124,10 +124,12 @@ TEST_CASE("tiled sparse kernel: several workers give the single-worker result ex
   c.block_size = 32;
   // Each way of sharing the work: one head long enough that its tiles are split (one worker
   // per 2048 rows times query heads); GQA with three kv heads, workers taking whole kv heads
-  // (2 workers: 2 + 1 heads; 3: one each); MQA, one kv head whose tiles (three query heads
-  // each) are split between workers.
+  // (2 workers: 2 + 1 heads; 3: one each); five kv heads, where a worker done with its heads
+  // helps run the tiles of another's (OwnedWork); MQA, one kv head whose tiles (three query
+  // heads each) are split between workers.
   const std::vector<Qkv> inputs{generate_qkv(GenKind::kNormal, 5000, 1, 1, 16, 41),
                                 generate_qkv(GenKind::kNormal, 700, 6, 3, 32, 43),
+                                generate_qkv(GenKind::kNormal, 3000, 5, 5, 32, 53),
                                 generate_qkv(GenKind::kNormal, 2100, 3, 1, 32, 47)};
   for (Isa isa : fast_isas()) {
     for (const Qkv& x : inputs) {

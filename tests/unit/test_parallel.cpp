@@ -1,12 +1,17 @@
 // parallel_for on the persistent worker pool: every index exactly once for any thread
 // count, exceptions reach the caller, nested calls run serially, and back-to-back jobs
 // with different worker counts (the pool's generation handshake) never lose a worker.
+// OwnedWork: whole items per worker, idle workers helping, owners released safely.
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <optional>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
+#include "rvt/core/owned_work.hpp"
 #include "rvt/core/parallel.hpp"
 
 using rvt::parallel_for;
@@ -63,4 +68,59 @@ TEST_CASE("parallel_for rethrows a worker's exception and nested calls run seria
   std::atomic<int> after{0};
   parallel_for(10, 2, [&](std::size_t b, std::size_t e, unsigned) { after.fetch_add(static_cast<int>(e - b)); });
   CHECK(after.load() == 10);
+}
+
+TEST_CASE("OwnedWork: every piece runs once, an idle worker helps, owners release only after their helpers",
+          "[parallel]") {
+  constexpr std::size_t kItems = 3, kParts = 40;
+  rvt::OwnedWork work(kItems, kParts, 4);
+  std::vector<std::atomic<int>> runs(kItems * kParts);
+  std::vector<std::atomic<int>> runner(kItems * kParts);  // 1 + the worker that ran the piece
+  std::vector<std::atomic<int>> owner(kItems);            // 1 + the worker that took the item
+  std::vector<std::atomic<bool>> released(kItems);
+  std::atomic<int> after_release{0};
+  std::atomic<bool> helping{false};
+  auto worker = [&](int w) {
+    auto pieces = [&](std::size_t item, std::size_t begin, std::size_t end) {
+      for (std::size_t p = begin; p < end; ++p) {
+        runs[item * kParts + p].fetch_add(1);
+        runner[item * kParts + p].store(w + 1);
+      }
+      if (released[item].load()) after_release.fetch_add(1);
+      // Worker 0's first run waits (up to 2 s) for worker 1 to start helping, and a helper's
+      // run outlasts the owner's remaining ones: the owner must wait for it.
+      const bool own = owner[item].load() == w + 1;
+      if (!own) helping.store(true);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (own && w == 0 && !helping.load() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(own ? 100 : 3000));
+      if (released[item].load()) after_release.fetch_add(1);
+    };
+    while (const std::optional<std::size_t> item = work.take()) {
+      owner[*item].store(w + 1);
+      // Worker 0 sets up slowly: worker 1 is done with its own items and waits to help
+      // when worker 0 publishes its first.
+      if (w == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      work.publish(*item);
+      work.run(*item, pieces);
+      work.wait_helpers(*item);
+      released[*item].store(true);
+    }
+    work.help(pieces);
+  };
+  std::thread other(worker, 1);
+  worker(0);
+  other.join();
+  for (std::size_t i = 0; i < runs.size(); ++i) REQUIRE(runs[i].load() == 1);
+  CHECK(after_release.load() == 0);  // no piece of an item ran once its owner had moved on
+  // Worker 0 took at least one item (it starts first) and worker 1 ran some of its pieces.
+  int helped = 0;
+  for (std::size_t item = 0; item < kItems; ++item) {
+    for (std::size_t p = 0; p < kParts; ++p) {
+      if (owner[item].load() == 1 && runner[item * kParts + p].load() == 2) ++helped;
+    }
+  }
+  CHECK(helped > 0);
 }

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "rvt/attention/tile_pattern.hpp"
+#include "rvt/core/owned_work.hpp"
 #include "rvt/core/parallel.hpp"
 #include "rvt/core/stats.hpp"
 #include "rvt/kernels/fast.hpp"
@@ -207,16 +209,14 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
   });
 }
 
-// Sparse attention on the tiled kernel for one kv head's query heads: its keys and values
-// in padded key tiles in the calling thread's workspace (2 x N x dim floats: all the extra
-// memory), then the tiles of `lanes` consecutive rows over `threads` workers.
-void sparse_tiled_head(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                       const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
-                       const TileColumnSet& columns, std::size_t kvh, unsigned threads, Tensor& out) {
-  const std::size_t lanes = table.lanes;
-  const std::size_t per = PaddedTiles::floats(s.dim, s.seq, lanes);
-  const Workspace memory(2 * per);
-  const PaddedTiles kt(memory.data(), s.dim, s.seq, lanes), vt(memory.data() + per, s.dim, s.seq, lanes);
+// One kv head's share of the tiled sparse pass: its keys and values in padded key tiles
+// (2 x PaddedTiles::floats, all the extra memory), transposed by `threads` workers, and
+// the kernel arguments for its query heads' tiles.
+kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Tensor& k, const Tensor& v,
+                                     const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
+                                     std::size_t kvh, unsigned threads, float* memory) {
+  const std::size_t per = PaddedTiles::floats(s.dim, s.seq, table.lanes);
+  const PaddedTiles kt(memory, s.dim, s.seq, table.lanes), vt(memory + per, s.dim, s.seq, table.lanes);
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.kt = kt.tile0();
@@ -236,39 +236,85 @@ void sparse_tiled_head(const kernels::KernelTable& table, const Tensor& q, const
     a.mean_k = means.k_row(0, kvh);
     a.mean_v = means.v_row(0, kvh);
   }
-  parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
-    thread_local AlignedFloats scratch;  // [columns][lanes] scores
-    if (scratch.size() < lanes * columns.max_columns()) scratch.resize(lanes * columns.max_columns());
-    for (std::size_t t = begin; t < end; ++t) {
-      const std::size_t row0 = t * lanes;
-      for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
-        kernels::SparseTileArgs ah = a;
-        ah.q = q.row(0, h);
-        ah.out = out.row(0, h);
-        table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), columns.columns(t), scratch.data());
-      }
+  return a;
+}
+
+// The calling thread's scratch for the tile kernel ([columns][lanes] scores), sized for
+// `columns`: taken before a worker runs tiles, so running them allocates nothing.
+float* tile_scratch(const TileColumnSet& columns, std::size_t lanes) {
+  thread_local AlignedFloats scratch;
+  if (scratch.size() < lanes * columns.max_columns()) scratch.resize(lanes * columns.max_columns());
+  return scratch.data();
+}
+
+// Tiles [begin, end) of kv head kvh (arguments from prepare_head), each for all the query
+// heads of its group, on the calling thread.
+void run_tiles(const kernels::KernelTable& table, const Tensor& q, const AttentionShape& s,
+               const TileColumnSet& columns, const kernels::SparseTileArgs& a, std::size_t kvh, std::size_t begin,
+               std::size_t end, float* scratch, Tensor& out) {
+  const std::size_t lanes = table.lanes;
+  for (std::size_t t = begin; t < end; ++t) {
+    const std::size_t row0 = t * lanes;
+    for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
+      kernels::SparseTileArgs ah = a;
+      ah.q = q.row(0, h);
+      ah.out = out.row(0, h);
+      table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), columns.columns(t), scratch);
     }
+  }
+}
+
+// The kv heads one after the other, each transposed and then its tiles split between the
+// workers, which share its K/V.
+void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
+                           const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
+                           const TileColumnSet& columns, unsigned threads, Tensor& out) {
+  const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq, table.lanes));
+  for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
+    const kernels::SparseTileArgs a = prepare_head(table, k, v, config, s, means, kvh, threads, memory.data());
+    parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
+      run_tiles(table, q, s, columns, a, kvh, begin, end, tile_scratch(columns, table.lanes), out);
+    });
+  }
+}
+
+// Each worker takes whole kv heads (rvt/core/owned_work.hpp): it transposes a head's K/V
+// into its own workspace (its own core's caches) and runs the head's tiles, kTilesPerClaim
+// at a time; a worker left without a head helps run the tiles of heads others still run.
+// Helping: on this VM one core often runs ~30% slower than the other for minutes (its
+// neighbours); with 4 heads on 2 workers the fast one waited idle for the slow one's second
+// head (N = 4096, 2 threads, interleaved runs in such a phase: 0.68 ms against 0.84).
+void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
+                           const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
+                           const TileColumnSet& columns, unsigned threads, Tensor& out) {
+  constexpr std::size_t kTilesPerClaim = 8;  // 128 rows on AVX-512: the run's window keys stay in cache
+  OwnedWork work(s.kv_heads, columns.tiles(), kTilesPerClaim);
+  std::vector<kernels::SparseTileArgs> args(s.kv_heads);  // each head's, written by its owner before publish
+  parallel_for(threads, threads, [&](std::size_t, std::size_t, unsigned) {
+    // What can throw comes before a head is taken (see owned_work.hpp).
+    const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq, table.lanes));
+    float* scratch = tile_scratch(columns, table.lanes);
+    auto tiles = [&](std::size_t h, std::size_t begin, std::size_t end) {
+      run_tiles(table, q, s, columns, args[h], h, begin, end, scratch, out);
+    };
+    while (const std::optional<std::size_t> h = work.take()) {
+      args[*h] = prepare_head(table, k, v, config, s, means, *h, 1, memory.data());
+      work.publish(*h);
+      work.run(*h, tiles);
+      work.wait_helpers(*h);  // then the workspace may take the next head
+    }
+    work.help(tiles);
   });
 }
 
-// split_heads: each worker takes whole kv heads (its own transposed K/V, in its own core's
-// caches); otherwise the heads go one after the other, their tiles split between workers.
+// split_heads: each worker takes whole kv heads; otherwise the heads go one after the other,
+// their tiles split between workers.
 void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                   const SparseConfig& config, const AttentionShape& s, const BlockMeans& means, unsigned threads,
                   bool split_heads, Tensor& out) {
   const std::shared_ptr<const TileColumnSet> kept = tile_columns(s.seq, config, table.lanes, threads);
-  const TileColumnSet& columns = *kept;
-  if (split_heads) {
-    parallel_for(s.kv_heads, threads, [&](std::size_t first, std::size_t last, unsigned) {
-      for (std::size_t kvh = first; kvh < last; ++kvh) {
-        sparse_tiled_head(table, q, k, v, config, s, means, columns, kvh, 1, out);
-      }
-    });
-    return;
-  }
-  for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
-    sparse_tiled_head(table, q, k, v, config, s, means, columns, kvh, threads, out);
-  }
+  if (split_heads) sparse_tiled_by_heads(table, q, k, v, config, s, means, *kept, threads, out);
+  else sparse_tiled_by_tiles(table, q, k, v, config, s, means, *kept, threads, out);
 }
 
 // The SIMD kernels assume finite inputs (a masked lane's 0 weight times a NaN value is

@@ -1,0 +1,82 @@
+// Work in items of `parts` pieces each, for workers that take whole items and help each
+// other at the end. An item's setup (for the sparse kernel: a kv head's K/V transposed
+// into its taker's workspace, in that core's caches) is done by the worker that takes it,
+// its owner; its pieces (tiles) are then claimed in runs by the owner and by any worker
+// left without an item to take. With few items per worker (4 heads on 2 workers) a worker
+// that finishes early, on a core slowed by its neighbours, no longer waits idle for the
+// other's last item.
+//
+// An owner may reuse the item's memory once wait_helpers() returns: a helper counts itself
+// in the item's `active` before it claims pieces, and claims fail once the owner has seen
+// the pieces run out, so no helper reads the item after that.
+//
+// A worker's loop:
+//   while (auto item = work.take()) { set *item up; work.publish(*item); work.run(*item, fn); work.wait_helpers(*item); }
+//   work.help(fn);
+// Nothing between take() and wait_helpers() may throw: a helper would wait for the item's
+// publication forever, or read memory its owner freed.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace rvt {
+
+class OwnedWork {
+ public:
+  // claim: pieces per run (> 0).
+  OwnedWork(std::size_t items, std::size_t parts, std::size_t claim)
+      : parts_(parts), claim_(std::max<std::size_t>(1, claim)), items_(items) {}
+
+  // The next item for the caller to own, or nullopt once every item is taken.
+  std::optional<std::size_t> take() {
+    const std::size_t item = next_item_.fetch_add(1);
+    return item < items_.size() ? std::optional<std::size_t>(item) : std::nullopt;
+  }
+  // The owner has set `item` up: its pieces may now be run by others.
+  void publish(std::size_t item) { items_[item].published.store(true); }
+  // Runs fn(item, begin, end) over runs of unclaimed pieces of `item` until none are left.
+  template <typename Fn>
+  void run(std::size_t item, Fn&& fn) {
+    for (std::size_t p; (p = items_[item].next.fetch_add(claim_)) < parts_;) fn(item, p, std::min(parts_, p + claim_));
+  }
+  // After run(): returns once no helper runs pieces of `item`.
+  void wait_helpers(std::size_t item) {
+    while (items_[item].active.load() != 0) std::this_thread::yield();
+  }
+  // For a worker with nothing left to take: runs pieces of published items until every
+  // item is taken, published and claimed to the end.
+  template <typename Fn>
+  void help(Fn&& fn) {
+    for (bool waiting = true; waiting;) {
+      waiting = false;
+      for (std::size_t i = 0; i < items_.size(); ++i) {
+        Item& it = items_[i];
+        if (!it.published.load()) {  // its owner is still setting it up
+          waiting = true;
+        } else if (it.next.load() < parts_) {
+          it.active.fetch_add(1);
+          run(i, fn);
+          it.active.fetch_sub(1);
+        }
+      }
+      if (waiting) std::this_thread::yield();
+    }
+  }
+
+ private:
+  struct Item {
+    std::atomic<bool> published{false};
+    std::atomic<std::size_t> next{0};    // the first unclaimed piece
+    std::atomic<unsigned> active{0};     // helpers that may be running its pieces
+  };
+  std::size_t parts_, claim_;
+  std::vector<Item> items_;
+  std::atomic<std::size_t> next_item_{0};
+};
+
+}  // namespace rvt
