@@ -74,10 +74,17 @@ class BenchReport(CliTestCase):
         if m["isa"] == "scalar":
             self.assertFalse(peak["valid"])
             self.assertIsNone(peak["single_core_gflops"])
+            self.assertEqual(peak["per_cpu_all_busy"], [])
         else:
             self.assertTrue(peak["valid"])
             self.assertGreater(peak["single_core_gflops"], 0)
             self.assertAlmostEqual(peak["reference_gflops"], peak["single_core_gflops"] * 1)
+            cpus = peak["per_cpu_all_busy"]  # one entry per CPU the process may run on
+            self.assertTrue(1 <= len(cpus) <= m["logical_cpus"], cpus)
+            for c in cpus:
+                self.assertGreater(c["gflops"], 0)
+            pinned = [c["cpu"] for c in cpus if c["cpu"] >= 0]
+            self.assertEqual(len(pinned), len(set(pinned)))
 
     def test_prefill_rows(self):
         r = self.report["result"]

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -193,7 +194,17 @@ TEST_CASE("bench peak: FMA probe per ISA, none for scalar") {
     CHECK(p.valid);
     CHECK(p.gflops > 0.0);
     CHECK(p.iterations > 0);
+    // Every CPU busy at once: one entry per CPU this process may use, each pinned to a
+    // different CPU, each with a rate.
+    const std::vector<CpuPeak> cpus = measure_fma_per_cpu(best, p.iterations / 4 + 1, 2);
+    REQUIRE_FALSE(cpus.empty());
+    std::set<int> seen;
+    for (const CpuPeak& c : cpus) {
+      CHECK(c.gflops > 0.0);
+      if (c.cpu >= 0) CHECK(seen.insert(c.cpu).second);
+    }
   }
+  CHECK(measure_fma_per_cpu(kernels::Isa::kScalar, 1000).empty());
 }
 
 TEST_CASE("bench run: structure, edge ratios, extrapolation and decode rows") {

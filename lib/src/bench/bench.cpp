@@ -1,6 +1,10 @@
 #include "rvt/bench/bench.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -195,6 +199,41 @@ FmaPeak measure_fma_peak(kernels::Isa resolved, double seconds) {
   return p;
 }
 
+std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t iterations, int pieces) {
+  const kernels::KernelTable* table = kernels::kernel_table(resolved);
+  if (table == nullptr || table->fma_peak_work == nullptr || iterations == 0) return {};
+  std::vector<int> cpus;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+    }
+  }
+  if (cpus.empty()) cpus.push_back(-1);
+  std::vector<CpuPeak> peaks(cpus.size());
+  std::atomic<std::size_t> ready{0};
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < cpus.size(); ++i) {
+    threads.emplace_back([&, i] {
+      CpuPeak& p = peaks[i];
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      if (cpus[i] >= 0) CPU_SET(cpus[i], &one);
+      p.cpu = cpus[i] >= 0 && pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0 ? cpus[i] : -1;
+      ready.fetch_add(1);
+      while (ready.load() < cpus.size()) std::this_thread::yield();  // all start together
+      for (int piece = 0; piece < pieces; ++piece) {
+        const auto start = Clock::now();
+        const double flops = table->fma_peak_work(iterations);
+        p.gflops = std::max(p.gflops, gflops(flops, ms_between(start, Clock::now())));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return peaks;
+}
+
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
@@ -296,6 +335,11 @@ Json run_bench(const BenchConfig& config_in) {
   pj["pieces"] = 4;
   pj["seconds"] = peak.seconds;
   pj["note"] = peak.valid ? Json(nullptr) : Json(peak.note);
+  Json per_cpu = Json::array();
+  for (const CpuPeak& cp : measure_fma_per_cpu(isa, peak.valid ? peak.iterations : 0)) {
+    per_cpu.push_back(Json{{"cpu", cp.cpu}, {"gflops", cp.gflops}});
+  }
+  pj["per_cpu_all_busy"] = per_cpu;
   j["fma_peak"] = pj;
   stage_done("fma peak");
 

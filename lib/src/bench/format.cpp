@@ -155,6 +155,19 @@ std::string peak_line(const Json& r) {
          fixed(p["reference_gflops"].get<double>(), 1) + " GFLOP/s (threads x one core)";
 }
 
+// Each CPU's rate with all of them busy, or "" when not measured.
+std::string per_cpu_peak_line(const Json& r) {
+  const Json& p = r["fma_peak"];
+  if (!p.contains("per_cpu_all_busy") || p["per_cpu_all_busy"].empty()) return "";
+  std::string cpus;
+  for (const Json& c : p["per_cpu_all_busy"]) {
+    const int cpu = c["cpu"].get<int>();
+    cpus += (cpus.empty() ? "" : ", ") + (cpu >= 0 ? "cpu" + std::to_string(cpu) : std::string("unpinned")) + " " +
+            fixed(c["gflops"].get<double>(), 1);
+  }
+  return "fma peak with every CPU busy: " + cpus + " GFLOP/s";
+}
+
 std::string fit_text(const Json& f) {
   if (!f["valid"].get<bool>()) return "-";
   return "N^" + fixed(f["exponent"].get<double>(), 3) + " (r2 " + fixed(f["r2"].get<double>(), 4) + ", " +
@@ -289,6 +302,7 @@ std::string format_text(const Json& r) {
   std::string s = "rvtemporal bench: " + title_line(r) + "\n";
   s += "machine: " + machine_line(r) + "\n";
   s += peak_line(r) + "\n";
+  if (const std::string cpus = per_cpu_peak_line(r); !cpus.empty()) s += cpus + "\n";
   if (r["machine"]["build_type"] != "Release") s += "warning: not a Release build; timings are not representative\n";
   s += "\nprefill (forward), median of the timed runs:\n" + render_text(prefill_table(r));
   if (any_extrapolated(r)) s += "* dense not run above N=" + std::to_string(r["params"]["no_dense_above"].get<std::uint64_t>()) + ": extrapolated from the dense growth exponent\n";
@@ -306,6 +320,7 @@ std::string format_markdown(const Json& r) {
   std::string s = "### rvtemporal bench: " + title_line(r) + "\n\n";
   s += "- machine: " + machine_line(r) + "\n";
   s += "- " + peak_line(r) + "\n";
+  if (const std::string cpus = per_cpu_peak_line(r); !cpus.empty()) s += "- " + cpus + "\n";
   s += "- " + fits_line(r) + "\n\n";
   s += render_markdown(prefill_table(r));
   if (any_extrapolated(r)) {

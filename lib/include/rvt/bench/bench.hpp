@@ -70,6 +70,17 @@ struct FmaPeak {
 };
 FmaPeak measure_fma_peak(kernels::Isa resolved, double seconds = 0.2);
 
+// Each CPU's FMA rate with every CPU busy at once: one thread pinned to each CPU this
+// process may run on, all started together, each timing `pieces` runs of `iterations`
+// (the best counts). A VM whose host takes time from some of its CPUs shows it here
+// (on this project's 2-CPU VM one often ran 25-30% slower than the other for minutes),
+// which is what the thread-scaling columns then show. Empty for an ISA without a probe.
+struct CpuPeak {
+  int cpu = -1;  // the CPU the thread was pinned to; -1 if pinning failed
+  double gflops = 0.0;
+};
+std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t iterations, int pieces = 4);
+
 // CPU model (from /proc/cpuinfo), logical CPUs, the 1/5/15-minute load average at the
 // start, the ISA and thread count, compiler, build type, git commit, UTC timestamp.
 report::Json machine_json(kernels::Isa resolved, unsigned threads);
