@@ -73,7 +73,7 @@ TEST_CASE("parallel_for rethrows a worker's exception and nested calls run seria
 TEST_CASE("OwnedWork: every piece runs once, an idle worker helps, owners release only after their helpers",
           "[parallel]") {
   constexpr std::size_t kItems = 3, kParts = 40;
-  rvt::OwnedWork work(kItems, kParts, 4);
+  rvt::OwnedWork work(kItems, kParts, 4, 2);
   std::vector<std::atomic<int>> runs(kItems * kParts);
   std::vector<std::atomic<int>> runner(kItems * kParts);  // 1 + the worker that ran the piece
   std::vector<std::atomic<int>> owner(kItems);            // 1 + the worker that took the item
@@ -98,7 +98,7 @@ TEST_CASE("OwnedWork: every piece runs once, an idle worker helps, owners releas
       std::this_thread::sleep_for(std::chrono::microseconds(own ? 100 : 3000));
       if (released[item].load()) after_release.fetch_add(1);
     };
-    while (const std::optional<std::size_t> item = work.take()) {
+    while (const std::optional<std::size_t> item = work.take(static_cast<unsigned>(w))) {
       owner[*item].store(w + 1);
       // Worker 0 sets up slowly: worker 1 is done with its own items and waits to help
       // when worker 0 publishes its first.
@@ -115,7 +115,7 @@ TEST_CASE("OwnedWork: every piece runs once, an idle worker helps, owners releas
   other.join();
   for (std::size_t i = 0; i < runs.size(); ++i) REQUIRE(runs[i].load() == 1);
   CHECK(after_release.load() == 0);  // no piece of an item ran once its owner had moved on
-  // Worker 0 took at least one item (it starts first) and worker 1 ran some of its pieces.
+  // Worker 0 took its share (item 0) and worker 1 ran some of its pieces.
   int helped = 0;
   for (std::size_t item = 0; item < kItems; ++item) {
     for (std::size_t p = 0; p < kParts; ++p) {
@@ -123,4 +123,13 @@ TEST_CASE("OwnedWork: every piece runs once, an idle worker helps, owners releas
     }
   }
   CHECK(helped > 0);
+}
+
+TEST_CASE("OwnedWork: a worker takes its own share first, then the others' untaken items", "[parallel]") {
+  rvt::OwnedWork work(5, 1, 1, 2);  // shares: worker 0 items 0-1, worker 1 items 2-4
+  std::vector<std::size_t> taken;
+  for (unsigned w : {1u, 1u, 1u, 1u, 0u}) taken.push_back(work.take(w).value());
+  CHECK(taken == std::vector<std::size_t>{2, 3, 4, 0, 1});
+  CHECK_FALSE(work.take(0).has_value());
+  CHECK_FALSE(work.take(1).has_value());
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <optional>
 
 #include "rvt/attention/tile_pattern.hpp"
@@ -90,14 +91,44 @@ class PaddedTiles {
   float* tile0_;
 };
 
-// Calls fn(begin, end) for rows [0, seq) in chunks of kTransposeRows over the threads: the
-// transposes' work split.
+// Calls fn(begin, end) for rows [0, seq) in chunks of about 256 rows, a multiple of
+// `multiple_of` (the lanes, and for the sparse pass also the block size, so that no block
+// straddles two chunks), over the threads: the transposes' work split.
 template <typename Fn>
-void for_row_chunks(std::size_t seq, unsigned threads, Fn&& fn) {
-  constexpr std::size_t kTransposeRows = 256;  // a multiple of every ISA's lanes
-  parallel_for((seq + kTransposeRows - 1) / kTransposeRows, threads, [&](std::size_t b, std::size_t e, unsigned) {
-    fn(b * kTransposeRows, std::min(seq, e * kTransposeRows));
+void for_row_chunks(std::size_t seq, std::size_t multiple_of, unsigned threads, Fn&& fn) {
+  constexpr std::size_t kTransposeRows = 256;
+  const std::size_t rows = (kTransposeRows + multiple_of - 1) / multiple_of * multiple_of;
+  parallel_for((seq + rows - 1) / rows, threads, [&](std::size_t b, std::size_t e, unsigned) {
+    fn(b * rows, std::min(seq, e * rows));
   });
+}
+
+// BlockMeans for k's shape with the counts set; the means are left for fill_block_means.
+BlockMeans unfilled_block_means(const Tensor& k, std::size_t block_size) {
+  BlockMeans m;
+  m.block_size = block_size;
+  m.n_blocks = block_count(k.seq(), block_size);
+  m.kv_heads = k.heads();
+  m.dim = k.dim();
+  m.k.resize(m.n_blocks * m.kv_heads * m.dim);
+  m.v.resize(m.k.size());
+  m.counts.reserve(m.n_blocks);
+  for (std::size_t b = 0; b < m.n_blocks; ++b) {
+    m.counts.push_back(static_cast<std::uint32_t>(std::min((b + 1) * block_size, k.seq()) - b * block_size));
+  }
+  return m;
+}
+
+using BlockMeansFn = decltype(kernels::KernelTable::block_means);
+
+// The means of the blocks starting in rows [begin, end) (begin a multiple of the block size),
+// kv heads [h0, h0 + heads), of k into m.k and of v into m.v: each element's sum is the same
+// whichever heads and rows a call covers.
+void fill_block_means(BlockMeansFn means, const Tensor& k, const Tensor& v, std::size_t begin, std::size_t end,
+                      std::size_t h0, std::size_t heads, BlockMeans& m) {
+  const std::size_t row = m.kv_heads * m.dim, first = begin / m.block_size;
+  means(k.row(begin, h0), row, m.block_size, end - begin, heads * m.dim, m.k.data() + first * row + h0 * m.dim, row);
+  means(v.row(begin, h0), row, m.block_size, end - begin, heads * m.dim, m.v.data() + first * row + h0 * m.dim, row);
 }
 
 // Every tile's columns, built once per call (in parallel) and shared by all heads: about
@@ -182,7 +213,7 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
                  const AttentionShape& s, unsigned threads, Tensor& out) {
   const std::size_t per_head = kernels::tile_floats(s.seq, s.dim, table.lanes);
   const Workspace tiles(per_head * s.kv_heads);
-  for_row_chunks(s.seq, threads, [&](std::size_t begin, std::size_t end) {  // one pass over the rows, every head
+  for_row_chunks(s.seq, table.lanes, threads, [&](std::size_t begin, std::size_t end) {  // every head
     for (std::size_t h = 0; h < s.kv_heads; ++h) {
       table.transpose_tiles(k.row(0, h), s.kv_heads * s.dim, begin, end, s.dim, tiles.data() + h * per_head);
     }
@@ -210,11 +241,15 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
 }
 
 // One kv head's share of the tiled sparse pass: its keys and values in padded key tiles
-// (2 x PaddedTiles::floats, all the extra memory), transposed by `threads` workers, and
-// the kernel arguments for its query heads' tiles.
+// (2 x PaddedTiles::floats, all the extra memory) and, with landmarks, its block means (the
+// head's elements of `means`), both in one pass over its rows by `threads` workers; then the
+// kernel arguments for its query heads' tiles. The means come from the rows the transposes
+// just read, on the core that will read them: computed apart, by both workers over every
+// head, landmarks added ~30 us to a two-thread call at N = 1024 (0.165 ms against 0.136
+// without landmarks), more than the whole means pass takes on one thread (13 - 17 us).
 kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Tensor& k, const Tensor& v,
-                                     const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
-                                     std::size_t kvh, unsigned threads, float* memory) {
+                                     const AttentionShape& s, BlockMeans* means, std::size_t kvh, unsigned threads,
+                                     float* memory) {
   const std::size_t per = PaddedTiles::floats(s.dim, s.seq, table.lanes);
   const PaddedTiles kt(memory, s.dim, s.seq, table.lanes), vt(memory + per, s.dim, s.seq, table.lanes);
   kernels::SparseTileArgs a;
@@ -222,19 +257,21 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
   a.kt = kt.tile0();
   a.vt = vt.tile0();
   a.kv_stride = s.kv_heads * s.dim;
-  a.mean_stride = means.kv_heads * means.dim;
   a.out_stride = s.q_heads * s.dim;
   a.dim = s.dim;
   a.scale = s.scale();
-  for_row_chunks(s.seq, threads, [&](std::size_t begin, std::size_t end) {
+  const std::size_t chunk_multiple = means ? std::lcm(table.lanes, means->block_size) : table.lanes;
+  for_row_chunks(s.seq, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
     table.transpose_tiles(k.row(0, kvh), a.kv_stride, begin, end, s.dim, kt.tile0());
     table.transpose_tiles(v.row(0, kvh), a.kv_stride, begin, end, s.dim, vt.tile0());
+    if (means) fill_block_means(table.block_means, k, v, begin, end, kvh, 1, *means);
   });
   a.k = k.row(0, kvh);
   a.v = v.row(0, kvh);
-  if (config.landmarks) {
-    a.mean_k = means.k_row(0, kvh);
-    a.mean_v = means.v_row(0, kvh);
+  if (means) {
+    a.mean_k = means->k_row(0, kvh);
+    a.mean_v = means->v_row(0, kvh);
+    a.mean_stride = means->kv_heads * means->dim;
   }
   return a;
 }
@@ -267,38 +304,45 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
 // The kv heads one after the other, each transposed and then its tiles split between the
 // workers, which share its K/V.
 void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                           const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
-                           const TileColumnSet& columns, unsigned threads, Tensor& out) {
+                           const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
+                           Tensor& out) {
   const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq, table.lanes));
   for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
-    const kernels::SparseTileArgs a = prepare_head(table, k, v, config, s, means, kvh, threads, memory.data());
+    const kernels::SparseTileArgs a = prepare_head(table, k, v, s, means, kvh, threads, memory.data());
     parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
       run_tiles(table, q, s, columns, a, kvh, begin, end, tile_scratch(columns, table.lanes), out);
     });
   }
 }
 
-// Each worker takes whole kv heads (rvt/core/owned_work.hpp): it transposes a head's K/V
-// into its own workspace (its own core's caches) and runs the head's tiles, kTilesPerClaim
-// at a time; a worker left without a head helps run the tiles of heads others still run.
-// Helping: on this VM one core often runs ~30% slower than the other for minutes (its
-// neighbours); with 4 heads on 2 workers the fast one waited idle for the slow one's second
-// head (N = 4096, 2 threads, interleaved runs in such a phase: 0.68 ms against 0.84).
+// Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (the same
+// heads every call: their rows of Q, K, V and the output stay in its core's caches); it
+// transposes a head's K/V and block means into its own workspace and runs the head's
+// tiles, kTilesPerClaim at a time; a worker left without a head helps run the tiles of
+// heads others still run while more than a quarter of them are unclaimed. On this VM one core often runs slower
+// than the other for minutes (its neighbours): with 4 heads on 2 workers the fast one
+// waited idle for the slow one's second head. Against whole heads with no help and shared
+// block means (2 threads, interleaved, medians of 5 rounds): with a busy-loop taking half of
+// one core, N = 1024 0.164 against 0.351 ms, 4096 0.99 against 1.13; without it, 4096 0.63
+// against 0.70 and 1.07 against 1.16 in two phases of the VM, 2048 0.44 against 0.47 in
+// one and 0.32 against 0.29 in the other, 1024 0.14 - 0.19 against 0.13 - 0.20. Helping to
+// the end, without the own shares and per-head means, was up to 30% slower than no help in
+// some phases (N = 1024: 0.174 against 0.133 ms): the tiles' data moved between the cores.
 void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                           const SparseConfig& config, const AttentionShape& s, const BlockMeans& means,
-                           const TileColumnSet& columns, unsigned threads, Tensor& out) {
+                           const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
+                           Tensor& out) {
   constexpr std::size_t kTilesPerClaim = 8;  // 128 rows on AVX-512: the run's window keys stay in cache
-  OwnedWork work(s.kv_heads, columns.tiles(), kTilesPerClaim);
+  OwnedWork work(s.kv_heads, columns.tiles(), kTilesPerClaim, threads);
   std::vector<kernels::SparseTileArgs> args(s.kv_heads);  // each head's, written by its owner before publish
-  parallel_for(threads, threads, [&](std::size_t, std::size_t, unsigned) {
+  parallel_for(threads, threads, [&](std::size_t, std::size_t, unsigned worker) {
     // What can throw comes before a head is taken (see owned_work.hpp).
     const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq, table.lanes));
     float* scratch = tile_scratch(columns, table.lanes);
     auto tiles = [&](std::size_t h, std::size_t begin, std::size_t end) {
       run_tiles(table, q, s, columns, args[h], h, begin, end, scratch, out);
     };
-    while (const std::optional<std::size_t> h = work.take()) {
-      args[*h] = prepare_head(table, k, v, config, s, means, *h, 1, memory.data());
+    while (const std::optional<std::size_t> h = work.take(worker)) {
+      args[*h] = prepare_head(table, k, v, s, means, *h, 1, memory.data());
       work.publish(*h);
       work.run(*h, tiles);
       work.wait_helpers(*h);  // then the workspace may take the next head
@@ -308,13 +352,14 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
 }
 
 // split_heads: each worker takes whole kv heads; otherwise the heads go one after the other,
-// their tiles split between workers.
+// their tiles split between workers. Each head's block means are filled with its transposes.
 void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                  const SparseConfig& config, const AttentionShape& s, const BlockMeans& means, unsigned threads,
-                  bool split_heads, Tensor& out) {
+                  const SparseConfig& config, const AttentionShape& s, unsigned threads, bool split_heads, Tensor& out) {
   const std::shared_ptr<const TileColumnSet> kept = tile_columns(s.seq, config, table.lanes, threads);
-  if (split_heads) sparse_tiled_by_heads(table, q, k, v, config, s, means, *kept, threads, out);
-  else sparse_tiled_by_tiles(table, q, k, v, config, s, means, *kept, threads, out);
+  BlockMeans unfilled = config.landmarks ? unfilled_block_means(k, config.block_size) : BlockMeans{};
+  BlockMeans* means = config.landmarks ? &unfilled : nullptr;
+  if (split_heads) sparse_tiled_by_heads(table, q, k, v, s, means, *kept, threads, out);
+  else sparse_tiled_by_tiles(table, q, k, v, s, means, *kept, threads, out);
 }
 
 // The SIMD kernels assume finite inputs (a masked lane's 0 weight times a NaN value is
@@ -343,30 +388,15 @@ const kernels::KernelTable* pick_kernels(const ExecOptions& exec, const Tensor& 
 
 BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size, unsigned threads,
                        const kernels::KernelTable* table) {
-  BlockMeans m;
-  m.block_size = block_size;
-  m.n_blocks = block_count(k.seq(), block_size);
-  m.kv_heads = k.heads();
-  m.dim = k.dim();
-  m.k.resize(m.n_blocks * m.kv_heads * m.dim);  // every value written below
-  m.v.resize(m.k.size());
-  m.counts.reserve(m.n_blocks);
-  for (std::size_t b = 0; b < m.n_blocks; ++b) {
-    m.counts.push_back(static_cast<std::uint32_t>(std::min((b + 1) * block_size, k.seq()) - b * block_size));
-  }
-  const std::size_t row = m.kv_heads * m.dim;  // one token's K (or V), all kv heads
+  BlockMeans m = unfilled_block_means(k, block_size);
   // Workers take runs of blocks of at least kRowsPerItem tokens: a block of the bench preset
   // is ~0.4 us of work, and handed out one at a time (the counts written next to each
   // other by both workers) two threads took 13.5 us at N = 1024, one 12.9; runs: 8.5.
   constexpr std::size_t kRowsPerItem = 256;
-  const std::size_t per_item = std::max<std::size_t>(1, kRowsPerItem / block_size);
-  const auto block_mean = table ? table->block_mean : &kernels::block_mean_ref;
-  parallel_for((m.n_blocks + per_item - 1) / per_item, threads, [&](std::size_t first, std::size_t last, unsigned) {
-    for (std::size_t b = first * per_item; b < std::min(m.n_blocks, last * per_item); ++b) {
-      const std::size_t begin = b * block_size;
-      block_mean(k.row(begin, 0), row, m.counts[b], row, m.k.data() + b * row);
-      block_mean(v.row(begin, 0), row, m.counts[b], row, m.v.data() + b * row);
-    }
+  const std::size_t rows_per_item = std::max<std::size_t>(1, kRowsPerItem / block_size) * block_size;
+  const BlockMeansFn means = table ? table->block_means : &kernels::block_means_ref;
+  parallel_for((k.seq() + rows_per_item - 1) / rows_per_item, threads, [&](std::size_t first, std::size_t last, unsigned) {
+    fill_block_means(means, k, v, first * rows_per_item, std::min(k.seq(), last * rows_per_item), 0, m.kv_heads, m);
   });
   return m;
 }
@@ -410,8 +440,6 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                            : split_heads ? static_cast<unsigned>(std::min<std::size_t>(asked, s.kv_heads))
                                          : static_cast<unsigned>(std::clamp<std::size_t>(head_rows / kMinHeadRowsPerWorker, 1, asked));
   const kernels::KernelTable* table = pick_kernels(exec, q, k, v, threads);
-  const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
-  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads, table) : BlockMeans{};
   if (table && tiled && s.seq > 0) {
     Tensor out(s.seq, s.q_heads, s.dim, Tensor::Uninitialized{});  // the tiles write every value
     // Fault the fresh pages in on this thread: workers first-touching them together contend
@@ -419,11 +447,13 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
     if (threads > 1) {
       for (std::size_t i = 0; i < out.size(); i += 1024) out.data()[i] = 0.0f;
     }
-    sparse_tiled(*table, q, k, v, config, s, means, threads, split_heads, out);
+    sparse_tiled(*table, q, k, v, config, s, threads, split_heads, out);
     return out;
   }
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;
+  const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
+  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads, table) : BlockMeans{};
   const float scale = s.scale();
   const std::size_t kv_stride = s.kv_heads * s.dim;
   // Per-worker pattern builders (O(N) stamps each) and score scratch, made on first use.

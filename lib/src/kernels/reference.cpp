@@ -40,6 +40,13 @@ void block_mean_ref(const float* x, std::size_t stride, std::size_t count, std::
   }
 }
 
+void block_means_ref(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t len,
+                     float* out, std::size_t out_stride) {
+  for (std::size_t b = 0; b * block < rows; ++b) {
+    block_mean_ref(x + b * block * stride, stride, std::min(block, rows - b * block), len, out + b * out_stride);
+  }
+}
+
 template <typename T>
 float sparse_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> src,
                      std::span<const std::uint32_t> tokens, const LandmarkSource& lm,

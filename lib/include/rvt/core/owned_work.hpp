@@ -6,12 +6,17 @@
 // that finishes early, on a core slowed by its neighbours, no longer waits idle for the
 // other's last item.
 //
+// Worker w first takes the items of its own share, [w * items / workers, (w + 1) * items /
+// workers), the same from call to call, so that what an item touches (a head's rows of the
+// inputs and the output) stays in the caches of the core that last used it; only then does
+// it take items left in other shares.
+//
 // An owner may reuse the item's memory once wait_helpers() returns: a helper counts itself
 // in the item's `active` before it claims pieces, and claims fail once the owner has seen
 // the pieces run out, so no helper reads the item after that.
 //
-// A worker's loop:
-//   while (auto item = work.take()) { set *item up; work.publish(*item); work.run(*item, fn); work.wait_helpers(*item); }
+// Worker w's loop:
+//   while (auto item = work.take(w)) { set *item up; work.publish(*item); work.run(*item, fn); work.wait_helpers(*item); }
 //   work.help(fn);
 // Nothing between take() and wait_helpers() may throw: a helper would wait for the item's
 // publication forever, or read memory its owner freed.
@@ -28,14 +33,25 @@ namespace rvt {
 
 class OwnedWork {
  public:
-  // claim: pieces per run (> 0).
-  OwnedWork(std::size_t items, std::size_t parts, std::size_t claim)
-      : parts_(parts), claim_(std::max<std::size_t>(1, claim)), items_(items) {}
+  // claim: pieces per run (> 0); workers: how many call take() (> 0).
+  OwnedWork(std::size_t items, std::size_t parts, std::size_t claim, unsigned workers)
+      : parts_(parts), claim_(std::max<std::size_t>(1, claim)), items_(items), shares_(std::max(1u, workers)) {
+    for (std::size_t w = 0; w < shares_.size(); ++w) {
+      shares_[w].next.store(w * items / shares_.size());
+      shares_[w].end = (w + 1) * items / shares_.size();
+    }
+  }
 
-  // The next item for the caller to own, or nullopt once every item is taken.
-  std::optional<std::size_t> take() {
-    const std::size_t item = next_item_.fetch_add(1);
-    return item < items_.size() ? std::optional<std::size_t>(item) : std::nullopt;
+  // The next item for worker `worker` to own (its own share first, then the others'), or
+  // nullopt once every item is taken.
+  std::optional<std::size_t> take(unsigned worker) {
+    for (std::size_t i = 0; i < shares_.size(); ++i) {
+      Share& share = shares_[(worker + i) % shares_.size()];
+      if (share.next.load() >= share.end) continue;
+      const std::size_t item = share.next.fetch_add(1);
+      if (item < share.end) return item;
+    }
+    return std::nullopt;
   }
   // The owner has set `item` up: its pieces may now be run by others.
   void publish(std::size_t item) { items_[item].published.store(true); }
@@ -49,18 +65,25 @@ class OwnedWork {
     while (items_[item].active.load() != 0) std::this_thread::yield();
   }
   // For a worker with nothing left to take: runs pieces of published items until every
-  // item is taken, published and claimed to the end.
+  // item is taken, published, and has fewer than a quarter of its pieces unclaimed. The
+  // owner runs that last quarter alone: when the workers are about as fast, the one that
+  // finishes first finds little left, and taking it would cost more (the item's data moving
+  // to this core's caches) than it saves.
   template <typename Fn>
   void help(Fn&& fn) {
+    const std::size_t keep = parts_ / 4;
     for (bool waiting = true; waiting;) {
       waiting = false;
       for (std::size_t i = 0; i < items_.size(); ++i) {
         Item& it = items_[i];
         if (!it.published.load()) {  // its owner is still setting it up
           waiting = true;
-        } else if (it.next.load() < parts_) {
+        } else if (it.next.load() + keep < parts_) {
           it.active.fetch_add(1);
-          run(i, fn);
+          for (std::size_t p; (p = it.next.load()) + keep < parts_;) {
+            if (!it.next.compare_exchange_weak(p, p + claim_)) continue;
+            fn(i, p, std::min(parts_, p + claim_));
+          }
           it.active.fetch_sub(1);
         }
       }
@@ -69,14 +92,18 @@ class OwnedWork {
   }
 
  private:
-  struct Item {
+  struct alignas(64) Item {  // a cache line each: owners of different items claim at once
     std::atomic<bool> published{false};
     std::atomic<std::size_t> next{0};    // the first unclaimed piece
     std::atomic<unsigned> active{0};     // helpers that may be running its pieces
   };
+  struct alignas(64) Share {
+    std::atomic<std::size_t> next{0};  // the share's first untaken item
+    std::size_t end = 0;
+  };
   std::size_t parts_, claim_;
   std::vector<Item> items_;
-  std::atomic<std::size_t> next_item_{0};
+  std::vector<Share> shares_;
 };
 
 }  // namespace rvt

@@ -80,9 +80,12 @@ struct KernelTable {
   // past end are 0.
   void (*transpose_tiles)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
                           float* out);
-  // out[e] = the mean of x[t * stride + e] over t < count, for e < len: summed in double in
-  // token order: exactly block_mean_ref's numbers (the same sums, one lane per element).
-  void (*block_mean)(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out);
+  // The means of the consecutive blocks of `block` rows (the last one shorter) in rows
+  // [0, rows) of x (row t at x + t * stride), elements [0, len) of each: block b's to
+  // out + b * out_stride. Exactly block_means_ref's numbers (the same double sums in token
+  // order, one lane per element; short element runs take several blocks per pass).
+  void (*block_means)(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t len,
+                      float* out, std::size_t out_stride);
   // True if any of x[0, n) is NaN or +-Inf (the guard that sends such inputs to the reference).
   bool (*any_nonfinite)(const float* x, std::size_t n);
   // Runs `iterations` rounds of 12 independent vector FMAs (enough to cover FMA latency x

@@ -47,7 +47,11 @@ void dense_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> s
                    float* out);
 
 // Block mean: out[e] = the mean of x[t * stride + e] over t < count, for e < len, summed in
-// double in token order (KernelTable::block_mean computes exactly these numbers).
+// double in token order.
 void block_mean_ref(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out);
+// block_mean_ref over each block of `block` rows in rows [0, rows), the last one shorter:
+// block b's means to out + b * out_stride (KernelTable::block_means computes exactly these).
+void block_means_ref(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t len,
+                     float* out, std::size_t out_stride);
 
 }  // namespace rvt::kernels

@@ -372,30 +372,72 @@ void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
   }
 }
 
-// block_mean_ref's sums (double, token order, per element) for elements [e0, e0 + V * kLanes)
-// in vector accumulators.
-template <std::size_t V>
-void block_mean_pass(const float* x, std::size_t stride, std::size_t count, std::size_t e0, float* out) {
-  vd lo[V], hi[V];
-  for (std::size_t v = 0; v < V; ++v) lo[v] = hi[v] = vd_zero();
+// block_mean_ref's sums (double, token order, per element) of P blocks of `count` rows
+// (block p's rows from x + p * count * stride), elements [e0, e0 + V * kLanes), in 2 * P * V
+// independent vector chains.
+template <std::size_t P, std::size_t V>
+void block_mean_pass(const float* x, std::size_t stride, std::size_t count, std::size_t e0, float* out,
+                     std::size_t out_stride) {
+  vd lo[P][V], hi[P][V];
+  for (std::size_t p = 0; p < P; ++p) {
+    for (std::size_t v = 0; v < V; ++v) lo[p][v] = hi[p][v] = vd_zero();
+  }
   for (std::size_t t = 0; t < count; ++t) {
-    const float* row = x + t * stride + e0;
-    for (std::size_t v = 0; v < V; ++v) {
-      lo[v] = vd_add(lo[v], vd_load_half(row + v * kLanes));
-      hi[v] = vd_add(hi[v], vd_load_half(row + v * kLanes + kLanes / 2));
+    for (std::size_t p = 0; p < P; ++p) {
+      const float* row = x + (p * count + t) * stride + e0;
+      for (std::size_t v = 0; v < V; ++v) {
+        lo[p][v] = vd_add(lo[p][v], vd_load_half(row + v * kLanes));
+        hi[p][v] = vd_add(hi[p][v], vd_load_half(row + v * kLanes + kLanes / 2));
+      }
     }
   }
   const vd n = vd_set1(static_cast<double>(count));
-  for (std::size_t v = 0; v < V; ++v) vstore(out + e0 + v * kLanes, vf_from_halves(vd_div(lo[v], n), vd_div(hi[v], n)));
+  for (std::size_t p = 0; p < P; ++p) {
+    for (std::size_t v = 0; v < V; ++v) {
+      vstore(out + p * out_stride + e0 + v * kLanes, vf_from_halves(vd_div(lo[p][v], n), vd_div(hi[p][v], n)));
+    }
+  }
 }
 
-// Four vectors of elements per pass over the rows, then one; the last few elements as
-// block_mean_ref does them.
-void block_mean(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out) {
-  std::size_t e0 = 0;
-  for (; e0 + 4 * kLanes <= len; e0 += 4 * kLanes) block_mean_pass<4>(x, stride, count, e0, out);
-  for (; e0 + kLanes <= len; e0 += kLanes) block_mean_pass<1>(x, stride, count, e0, out);
-  if (e0 < len) block_mean_ref(x + e0, stride, count, len - e0, out + e0);
+// Elements [e0, e0 + V * kLanes) of every block in rows [0, rows): 4 / V blocks per pass, so
+// that a short run of elements (one kv head's dim 32: two vectors) still has eight chains
+// in flight rather than `block` dependent adds per vector alone.
+template <std::size_t V>
+void block_means_part(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t e0,
+                      float* out, std::size_t out_stride) {
+  constexpr std::size_t kBlocksPerPass = std::max<std::size_t>(1, 4 / V);
+  const std::size_t full = rows / block;
+  std::size_t b = 0;
+  for (; b + kBlocksPerPass <= full; b += kBlocksPerPass) {
+    block_mean_pass<kBlocksPerPass, V>(x + b * block * stride, stride, block, e0, out + b * out_stride, out_stride);
+  }
+  for (; b < full; ++b) block_mean_pass<1, V>(x + b * block * stride, stride, block, e0, out + b * out_stride, out_stride);
+  if (rows > full * block) {
+    block_mean_pass<1, V>(x + full * block * stride, stride, rows - full * block, e0, out + full * out_stride, out_stride);
+  }
+}
+
+// Spans of four blocks (their rows read while in cache), the elements of each span four
+// vectors at a time, then the rest of the whole vectors; the last few elements as
+// block_means_ref does them.
+void block_means(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t len, float* out,
+                 std::size_t out_stride) {
+  constexpr std::size_t kSpan = 4;
+  for (std::size_t r0 = 0; r0 < rows; r0 += kSpan * block) {
+    const float* xs = x + r0 * stride;
+    float* os = out + r0 / block * out_stride;
+    const std::size_t span = std::min(rows - r0, kSpan * block);
+    std::size_t e0 = 0;
+    for (; e0 + 4 * kLanes <= len; e0 += 4 * kLanes) block_means_part<4>(xs, stride, block, span, e0, os, out_stride);
+    switch ((len - e0) / kLanes) {
+      case 3: block_means_part<3>(xs, stride, block, span, e0, os, out_stride); break;
+      case 2: block_means_part<2>(xs, stride, block, span, e0, os, out_stride); break;
+      case 1: block_means_part<1>(xs, stride, block, span, e0, os, out_stride); break;
+      default: break;
+    }
+    e0 += (len - e0) / kLanes * kLanes;
+    if (e0 < len) block_means_ref(xs + e0, stride, block, span, len - e0, os + e0, out_stride);
+  }
 }
 
 bool any_nonfinite(const float* x, std::size_t n) {
@@ -443,6 +485,6 @@ const KernelTable kTable{
 #else
     Isa::kAvx2,
 #endif
-    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_mean, &any_nonfinite, &fma_peak_work};
+    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_means, &any_nonfinite, &fma_peak_work};
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS
