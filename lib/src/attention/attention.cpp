@@ -315,19 +315,18 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
   }
 }
 
-// Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (the same
-// heads every call: their rows of Q, K, V and the output stay in its core's caches); it
-// transposes a head's K/V and block means into its own workspace and runs the head's
-// tiles, kTilesPerClaim at a time; a worker left without a head helps run the tiles of
-// heads others still run while more than a quarter of them are unclaimed. On this VM one core often runs slower
-// than the other for minutes (its neighbours): with 4 heads on 2 workers the fast one
-// waited idle for the slow one's second head. Against whole heads with no help and shared
-// block means (2 threads, interleaved, medians of 5 rounds): with a busy-loop taking half of
-// one core, N = 1024 0.164 against 0.351 ms, 4096 0.99 against 1.13; without it, 4096 0.63
-// against 0.70 and 1.07 against 1.16 in two phases of the VM, 2048 0.44 against 0.47 in
-// one and 0.32 against 0.29 in the other, 1024 0.14 - 0.19 against 0.13 - 0.20. Helping to
-// the end, without the own shares and per-head means, was up to 30% slower than no help in
-// some phases (N = 1024: 0.174 against 0.133 ms): the tiles' data moved between the cores.
+// Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (the same heads
+// every call: their rows of Q, K, V and the output stay in its core's caches); it transposes a
+// head's K/V and block means into its own workspace and runs the head's tiles, kTilesPerClaim at a
+// time; a worker left without a head helps run the tiles of heads others still run while more than
+// a quarter of them are unclaimed. On this VM one core often runs slower than the other for minutes
+// (its neighbours): with 4 heads on 2 workers the fast one waited idle for the slow one's second
+// head. Against whole heads with no help and shared block means (2 threads, interleaved, medians of
+// 5 rounds): with a busy-loop taking half of one core, N = 1024 0.164 against 0.351 ms, 4096 0.99
+// against 1.13; without it, 4096 0.63 against 0.70 and 1.07 against 1.16 in two phases of the VM,
+// 2048 0.44 against 0.47 in one and 0.32 against 0.29 in the other, 1024 0.14 - 0.19 against 0.13 -
+// 0.20. Helping to the end, without the own shares and per-head means, was up to 30% slower than no
+// help in some phases (N = 1024: 0.174 against 0.133 ms): the tiles' data moved between the cores.
 void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
                            Tensor& out) {
@@ -390,8 +389,8 @@ BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size,
                        const kernels::KernelTable* table) {
   BlockMeans m = unfilled_block_means(k, block_size);
   // Workers take runs of blocks of at least kRowsPerItem tokens: a block of the bench preset
-  // is ~0.4 us of work, and handed out one at a time (the counts written next to each
-  // other by both workers) two threads took 13.5 us at N = 1024, one 12.9; runs: 8.5.
+  // is ~0.4 us of work, and handed out one at a time two threads took 13.5 us at N = 1024,
+  // one 12.9; runs: 8.5.
   constexpr std::size_t kRowsPerItem = 256;
   const std::size_t rows_per_item = std::max<std::size_t>(1, kRowsPerItem / block_size) * block_size;
   const BlockMeansFn means = table ? table->block_means : &kernels::block_means_ref;
