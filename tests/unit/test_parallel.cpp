@@ -98,11 +98,16 @@ TEST_CASE("OwnedWork: every piece runs once, an idle worker helps, owners releas
       std::this_thread::sleep_for(std::chrono::microseconds(own ? 100 : 3000));
       if (released[item].load()) after_release.fetch_add(1);
     };
+    // Worker 1 starts once worker 0 holds its share (item 0), or it could take that too.
+    const auto start_by = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (w == 1 && owner[0].load() == 0 && std::chrono::steady_clock::now() < start_by) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
     while (const std::optional<std::size_t> item = work.take(static_cast<unsigned>(w))) {
       owner[*item].store(w + 1);
       // Worker 0 sets up slowly: worker 1 is done with its own items and waits to help
       // when worker 0 publishes its first.
-      if (w == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (w == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       work.publish(*item);
       work.run(*item, pieces);
       work.wait_helpers(*item);
