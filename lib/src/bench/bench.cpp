@@ -280,6 +280,28 @@ Json workload_json(const BenchConfig& c) {
   return j;
 }
 
+// The report's "fma_peak": the one-core probe, the reference %peak divides by (threads x
+// one core), then every CPU busy at once.
+Json fma_peak_json(kernels::Isa isa, unsigned threads, double seconds) {
+  const FmaPeak peak = measure_fma_peak(isa, seconds);
+  Json pj;
+  pj["isa"] = kernels::isa_name(isa);
+  pj["valid"] = peak.valid;
+  pj["single_core_gflops"] = nullable(peak.gflops, peak.valid);
+  pj["threads"] = threads;
+  pj["reference_gflops"] = nullable(peak.gflops * threads, peak.valid);  // what pct_of_peak divides by
+  pj["iterations_per_piece"] = peak.iterations;
+  pj["pieces"] = 4;
+  pj["seconds"] = peak.seconds;
+  pj["note"] = peak.valid ? Json(nullptr) : Json(peak.note);
+  Json per_cpu = Json::array();
+  for (const CpuPeak& cp : measure_fma_per_cpu(isa, peak.valid ? peak.iterations : 0)) {
+    per_cpu.push_back(Json{{"cpu", cp.cpu}, {"gflops", cp.gflops}});
+  }
+  pj["per_cpu_all_busy"] = per_cpu;
+  return pj;
+}
+
 Json run_bench(const BenchConfig& config_in) {
   BenchConfig c = config_in;
   c.validate();
@@ -323,23 +345,8 @@ Json run_bench(const BenchConfig& config_in) {
 
   // The FMA peak first, on a machine not yet warmed by the big runs.
   report_progress("fma peak");
-  const FmaPeak peak = measure_fma_peak(isa, c.peak_seconds);
-  const double peak_ref = peak.valid ? peak.gflops * c.threads : 0.0;
-  Json pj;
-  pj["isa"] = kernels::isa_name(isa);
-  pj["valid"] = peak.valid;
-  pj["single_core_gflops"] = nullable(peak.gflops, peak.valid);
-  pj["threads"] = c.threads;
-  pj["reference_gflops"] = nullable(peak_ref, peak.valid);  // what pct_of_peak divides by
-  pj["iterations_per_piece"] = peak.iterations;
-  pj["pieces"] = 4;
-  pj["seconds"] = peak.seconds;
-  pj["note"] = peak.valid ? Json(nullptr) : Json(peak.note);
-  Json per_cpu = Json::array();
-  for (const CpuPeak& cp : measure_fma_per_cpu(isa, peak.valid ? peak.iterations : 0)) {
-    per_cpu.push_back(Json{{"cpu", cp.cpu}, {"gflops", cp.gflops}});
-  }
-  pj["per_cpu_all_busy"] = per_cpu;
+  const Json pj = fma_peak_json(isa, c.threads, c.peak_seconds);
+  const double peak_ref = pj["valid"].get<bool>() ? pj["reference_gflops"].get<double>() : 0.0;
   j["fma_peak"] = pj;
   stage_done("fma peak");
 
