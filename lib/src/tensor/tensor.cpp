@@ -44,14 +44,12 @@ class BlockCache {
     static BlockCache* cache = new BlockCache;  // never destroyed: tensors may outlive statics
     return *cache;
   }
-  static bool eligible(std::size_t bytes) {
 #if defined(__SANITIZE_ADDRESS__) || RVT_HAS_ASAN
-    (void)bytes;
-    return false;
+  static constexpr bool kKeepBlocks = false;
 #else
-    return bytes >= kMinBytes && bytes <= kMaxBytes;
+  static constexpr bool kKeepBlocks = true;
 #endif
-  }
+  static bool eligible(std::size_t bytes) { return kKeepBlocks && bytes >= kMinBytes && bytes <= kMaxBytes; }
 
   void* take(std::size_t bytes, std::size_t align) {
     std::lock_guard lock(mutex_);
