@@ -292,11 +292,12 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
   const std::size_t lanes = table.lanes;
   for (std::size_t t = begin; t < end; ++t) {
     const std::size_t row0 = t * lanes;
+    const kernels::TileColumns cols = columns.columns(t);  // shared by the group's query heads
     for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
       kernels::SparseTileArgs ah = a;
       ah.q = q.row(0, h);
       ah.out = out.row(0, h);
-      table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), columns.columns(t), scratch);
+      table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), cols, scratch);
     }
   }
 }

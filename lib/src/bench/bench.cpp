@@ -166,6 +166,22 @@ void BenchConfig::validate() const {
   sparse.validate();
 }
 
+namespace {
+
+// The fastest of `pieces` timed runs of the FMA loop, in GFLOP/s: a busy machine can slow a
+// piece, nothing makes one faster than the hardware.
+double best_piece_gflops(const kernels::KernelTable& table, std::uint64_t iterations, int pieces) {
+  double best = 0.0;
+  for (int i = 0; i < pieces; ++i) {
+    const auto start = Clock::now();
+    const double flops = table.fma_peak_work(iterations);
+    best = std::max(best, gflops(flops, ms_between(start, Clock::now())));
+  }
+  return best;
+}
+
+}  // namespace
+
 FmaPeak measure_fma_peak(kernels::Isa resolved, double seconds) {
   FmaPeak p;
   p.isa = resolved;
@@ -188,12 +204,7 @@ FmaPeak measure_fma_peak(kernels::Isa resolved, double seconds) {
   constexpr int kPieces = 4;
   const double piece_ms = std::max(1.0, seconds * 1000.0 / kPieces);
   p.iterations = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(static_cast<double>(iters) * piece_ms / ms));
-  for (int i = 0; i < kPieces; ++i) {
-    const auto start = Clock::now();
-    const double flops = table->fma_peak_work(p.iterations);
-    const double t = ms_between(start, Clock::now());
-    p.gflops = std::max(p.gflops, gflops(flops, t));
-  }
+  p.gflops = best_piece_gflops(*table, p.iterations, kPieces);
   p.seconds = ms_between(probe_start, Clock::now()) / 1000.0;
   p.valid = p.gflops > 0.0;
   return p;
@@ -223,11 +234,7 @@ std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t it
       p.cpu = cpus[i] >= 0 && pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0 ? cpus[i] : -1;
       ready.fetch_add(1);
       while (ready.load() < cpus.size()) std::this_thread::yield();  // all start together
-      for (int piece = 0; piece < pieces; ++piece) {
-        const auto start = Clock::now();
-        const double flops = table->fma_peak_work(iterations);
-        p.gflops = std::max(p.gflops, gflops(flops, ms_between(start, Clock::now())));
-      }
+      p.gflops = best_piece_gflops(*table, iterations, pieces);
     });
   }
   for (auto& t : threads) t.join();
