@@ -93,13 +93,15 @@ class PaddedTiles {
 
 // Calls fn(begin, end) for rows [0, seq) in chunks of about 256 rows, a multiple of
 // `multiple_of` (the lanes, and for the sparse pass also the block size, so that no block
-// straddles two chunks), over the threads: the transposes' work split.
+// straddles two chunks), over the threads: the transposes' work split. One chunk per call
+// even on one thread, so the chunk's rows are still in L1/L2 when fn's later passes (V's
+// transpose, the block means) read them again.
 template <typename Fn>
 void for_row_chunks(std::size_t seq, std::size_t multiple_of, unsigned threads, Fn&& fn) {
   constexpr std::size_t kTransposeRows = 256;
   const std::size_t rows = (kTransposeRows + multiple_of - 1) / multiple_of * multiple_of;
   parallel_for((seq + rows - 1) / rows, threads, [&](std::size_t b, std::size_t e, unsigned) {
-    fn(b * rows, std::min(seq, e * rows));
+    for (std::size_t c = b; c < e; ++c) fn(c * rows, std::min(seq, (c + 1) * rows));
   });
 }
 
