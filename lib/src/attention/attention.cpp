@@ -94,8 +94,8 @@ class PaddedTiles {
 // Calls fn(begin, end) for rows [0, seq) in chunks of about 256 rows, a multiple of
 // `multiple_of` (the lanes, and for the sparse pass also the block size, so that no block
 // straddles two chunks), over the threads: the transposes' work split. One chunk per call
-// even on one thread, so the chunk's rows are still in L1/L2 when fn's later passes (V's
-// transpose, the block means) read them again.
+// even on one thread, so the rows the transposes read are still in L1/L2 when the block
+// means read them again (a whole head at once, N = 8192: the means re-read them from L3).
 template <typename Fn>
 void for_row_chunks(std::size_t seq, std::size_t multiple_of, unsigned threads, Fn&& fn) {
   constexpr std::size_t kTransposeRows = 256;
