@@ -92,10 +92,11 @@ class PaddedTiles {
 };
 
 // Calls fn(begin, end) for rows [0, seq) in chunks of about 256 rows, a multiple of
-// `multiple_of` (the lanes, and for the sparse pass also the block size, so that no block
-// straddles two chunks), over the threads: the transposes' work split. One chunk per call
-// even on one thread, so the rows the transposes read are still in L1/L2 when the block
-// means read them again (a whole head at once, N = 8192: the means re-read them from L3).
+// `multiple_of` (the lanes, and where block means are taken the block size, so that no
+// block straddles two chunks), over the threads: the transposes' and block means' work
+// split. One chunk per call even on one thread, so the rows the transposes read are still
+// in L1/L2 when the block means read them again (a whole head at once, N = 8192: the means
+// re-read them from L3).
 template <typename Fn>
 void for_row_chunks(std::size_t seq, std::size_t multiple_of, unsigned threads, Fn&& fn) {
   constexpr std::size_t kTransposeRows = 256;
@@ -391,14 +392,12 @@ const kernels::KernelTable* pick_kernels(const ExecOptions& exec, const Tensor& 
 BlockMeans block_means(const Tensor& k, const Tensor& v, std::size_t block_size, unsigned threads,
                        const kernels::KernelTable* table) {
   BlockMeans m = unfilled_block_means(k, block_size);
-  // Workers take runs of blocks of at least kRowsPerItem tokens: a block of the bench preset
-  // is ~0.4 us of work, and handed out one at a time two threads took 13.5 us at N = 1024,
-  // one 12.9; runs: 8.5.
-  constexpr std::size_t kRowsPerItem = 256;
-  const std::size_t rows_per_item = std::max<std::size_t>(1, kRowsPerItem / block_size) * block_size;
+  // Workers take runs of whole blocks, ~256 rows each: a block of the bench preset is ~0.4 us
+  // of work, and handed out one at a time two threads took 13.5 us at N = 1024, one 12.9;
+  // runs: 8.5.
   const BlockMeansFn means = table ? table->block_means : &kernels::block_means_ref;
-  parallel_for((k.seq() + rows_per_item - 1) / rows_per_item, threads, [&](std::size_t first, std::size_t last, unsigned) {
-    fill_block_means(means, k, v, first * rows_per_item, std::min(k.seq(), last * rows_per_item), 0, m.kv_heads, m);
+  for_row_chunks(k.seq(), block_size, threads, [&](std::size_t begin, std::size_t end) {
+    fill_block_means(means, k, v, begin, end, 0, m.kv_heads, m);
   });
   return m;
 }
