@@ -100,20 +100,24 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
     for (std::size_t seq : {1u, 2u, 15u, 16u, 17u, 33u, 100u, 257u}) {
       for (bool causal : {true, false}) {
         for (std::size_t window : {0u, 3u, 16u, 40u, 300u}) {
-          INFO("isa " << kernels::isa_name(isa) << " seq " << seq << " causal " << causal << " window " << window);
-          const Qkv x = generate_qkv(GenKind::kNormal, seq, 4, 2, 20, seq * 31 + window);
-          const attn::ExecOptions ref{1, Isa::kScalar}, fast{2, isa};
-          attn::SparseConfig c;
-          c.window = window;  // 300 is past TilePattern::kMaxWindow: the row kernel
-          c.block_size = 5;
-          c.causal = causal;
-          c.globals = {seq / 2, 0, seq / 2, seq + 4};  // a duplicate and one out of range
-          CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast),
-                                   attn::sparse_attention(x.q, x.k, x.v, c, ref)) < 4e-6);
-          c.landmarks = false;
-          c.log_stride = window != 3;
-          CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast),
-                                   attn::sparse_attention(x.q, x.k, x.v, c, ref)) < 4e-6);
+          // Block 16, a multiple of the lanes: causal tiles on the shifted grid (TileGrid).
+          for (std::size_t block : {5u, 16u}) {
+            INFO("isa " << kernels::isa_name(isa) << " seq " << seq << " causal " << causal << " window " << window
+                        << " block " << block);
+            const Qkv x = generate_qkv(GenKind::kNormal, seq, 4, 2, 20, seq * 31 + window);
+            const attn::ExecOptions ref{1, Isa::kScalar}, fast{2, isa};
+            attn::SparseConfig c;
+            c.window = window;  // 300 is past TilePattern::kMaxWindow: the row kernel
+            c.block_size = block;
+            c.causal = causal;
+            c.globals = {seq / 2, 0, seq / 2, seq + 4};  // a duplicate and one out of range
+            CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast),
+                                     attn::sparse_attention(x.q, x.k, x.v, c, ref)) < 4e-6);
+            c.landmarks = false;
+            c.log_stride = window != 3;
+            CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast),
+                                     attn::sparse_attention(x.q, x.k, x.v, c, ref)) < 4e-6);
+          }
         }
       }
     }
@@ -154,14 +158,19 @@ TEST_CASE("SIMD transposes write exactly the scalar layouts", "[kernels]") {
         std::vector<float> x(n * stride);
         for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.5f - 7.0f;
         // Key tiles: against transpose_key_tiles, in two calls split at a tile
-        // boundary, as the threads split it.
-        const std::size_t floats = kernels::tile_floats(n, dim, table.lanes);
-        std::vector<float> want(floats), got(floats, -1.0f);  // lanes past n: the kernel writes 0
-        kernels::transpose_key_tiles(x.data(), stride, n, dim, table.lanes, want.data());
-        const std::size_t split = std::min(n, table.lanes * 2);
-        table.transpose_tiles(x.data(), stride, 0, split, dim, got.data());
-        table.transpose_tiles(x.data(), stride, split, n, dim, got.data());
-        CHECK(got == want);
+        // boundary, as the threads split it; rows at their own positions and one on (the
+        // sparse kernel's causal grid, attention/tile_pattern.hpp).
+        for (std::size_t shift : {0u, 1u}) {
+          INFO("shift " << shift);
+          const std::size_t positions = n + shift;
+          const std::size_t floats = kernels::tile_floats(positions, dim, table.lanes);
+          std::vector<float> want(floats), got(floats, -1.0f);  // padding lanes: the kernel writes 0
+          kernels::transpose_key_tiles(x.data(), stride, n, shift, dim, table.lanes, want.data());
+          const std::size_t split = std::min(positions, table.lanes * 2);
+          table.transpose_tiles(x.data(), stride, shift, 0, split, dim, got.data());
+          table.transpose_tiles(x.data(), stride, shift, split, positions, dim, got.data());
+          CHECK(got == want);
+        }
       }
     }
   }

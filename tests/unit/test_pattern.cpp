@@ -166,8 +166,9 @@ TEST_CASE("tile columns expand to exactly PatternBuilder's candidate sets", "[pa
     for (std::size_t seq : {1u, 7u, 16u, 45u, 130u, 600u}) {
       for (bool causal : {true, false}) {
         for (std::size_t window : {0u, 1u, 5u, 16u, 200u}) {
-          for (int variant = 0; variant < 3; ++variant) {
-            SparseConfig c = make_config(window, variant == 2 ? 1 : 7);
+          for (int variant = 0; variant < 4; ++variant) {
+            // Block 16 (a multiple of the lanes): causal tiles take the shifted grid.
+            SparseConfig c = make_config(window, variant == 2 ? 1 : variant == 3 ? 16 : 7);
             c.causal = causal;
             c.log_stride = variant != 1;
             c.landmarks = variant != 1;
@@ -176,10 +177,16 @@ TEST_CASE("tile columns expand to exactly PatternBuilder's candidate sets", "[pa
                           << variant);
             PatternBuilder rows(seq, c);
             TilePattern tiles(seq, c, lanes);
-            for (std::size_t row0 = 0; row0 < seq; row0 += lanes) {
-              tiles.build(row0);
+            const TileGrid grid = TileGrid::for_config(seq, c, lanes);  // as the kernel tiles the rows
+            CHECK(grid.shift == (causal && c.landmarks && c.block_size % lanes == 0 ? 1u : 0u));
+            for (std::size_t t = 0; t < grid.tiles(); ++t) {
+              const std::size_t row0 = grid.row0(t);
+              tiles.build(row0, grid.rows(t));
               const rvt::kernels::TileColumns cols = tiles.columns();
               REQUIRE(cols.relative.size() + cols.globals.size() + cols.blocks.size() <= tiles.max_columns());
+              if (grid.shift == 1) {  // the point of the shift: every row of the tile has every block
+                for (const auto& col : cols.blocks) CHECK(col.lanes == (std::uint32_t{1} << grid.rows(t)) - 1);
+              }
               for (std::size_t r = 0; r < lanes; ++r) {
                 std::vector<std::uint32_t> tok, blk;
                 const std::uint32_t bit = std::uint32_t{1} << r;
@@ -192,7 +199,7 @@ TEST_CASE("tile columns expand to exactly PatternBuilder's candidate sets", "[pa
                 for (const auto& col : cols.blocks) {
                   if (col.lanes & bit) blk.push_back(static_cast<std::uint32_t>(col.at));
                 }
-                if (row0 + r >= seq) {  // lanes past the end hold nothing
+                if (r >= grid.rows(t)) {  // lanes past the tile's rows hold nothing
                   CHECK(tok.empty());
                   CHECK(blk.empty());
                   continue;

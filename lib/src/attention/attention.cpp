@@ -70,22 +70,23 @@ class Workspace {
   bool* in_use_ = nullptr;
 };
 
-// One kv head's K (or V) in key tiles of `lanes` keys (KernelTable::transpose_tiles), with
-// one zero tile before key 0 and two past the last tile, so the kernel's columns (which
-// reach up to a tile before and two past the keys they use) read zeros there. The tiles in
-// between are written by the transpose before they are read, so they are never cleared.
+// One kv head's K (or V) in key tiles of `lanes` key positions (KernelTable::transpose_tiles),
+// with one zero tile before position 0 and two past the last tile, so the kernel's columns
+// (which reach up to a tile before and two past the keys they use) read zeros there. The
+// tiles in between are written by the transpose before they are read, so they are never
+// cleared. positions: the keys plus the grid's shift.
 class PaddedTiles {
  public:
-  static std::size_t floats(std::size_t dim, std::size_t seq, std::size_t lanes) {
-    return (kernels::tile_floats(seq, dim, lanes) / (dim * lanes) + 3) * dim * lanes;
+  static std::size_t floats(std::size_t dim, std::size_t positions, std::size_t lanes) {
+    return (kernels::tile_floats(positions, dim, lanes) / (dim * lanes) + 3) * dim * lanes;
   }
-  PaddedTiles(float* memory, std::size_t dim, std::size_t seq, std::size_t lanes)
+  PaddedTiles(float* memory, std::size_t dim, std::size_t positions, std::size_t lanes)
       : tile0_(memory + dim * lanes) {
-    const std::size_t tile = dim * lanes, used = kernels::tile_floats(seq, dim, lanes);
+    const std::size_t tile = dim * lanes, used = kernels::tile_floats(positions, dim, lanes);
     std::fill(memory, tile0_, 0.0f);
     std::fill(tile0_ + used, tile0_ + used + 2 * tile, 0.0f);
   }
-  float* tile0() const { return tile0_; }  // the tile of keys 0 .. lanes - 1
+  float* tile0() const { return tile0_; }  // the tile of positions 0 .. lanes - 1
 
  private:
   float* tile0_;
@@ -139,12 +140,15 @@ void fill_block_means(BlockMeansFn means, const Tensor& k, const Tensor& v, std:
 class TileColumnSet {
  public:
   TileColumnSet(std::size_t seq, const SparseConfig& config, std::size_t lanes, unsigned threads)
-      : tiles_((seq + lanes - 1) / lanes), chunks_((tiles_ + kTilesPerChunk - 1) / kTilesPerChunk), where_(tiles_) {
+      : grid_(TileGrid::for_config(seq, config, lanes)),
+        tiles_(grid_.tiles()),
+        chunks_((tiles_ + kTilesPerChunk - 1) / kTilesPerChunk),
+        where_(tiles_) {
     parallel_for(chunks_.size(), threads, [&](std::size_t first, std::size_t last, unsigned) {
       TilePattern pattern(seq, config, lanes);
       for (std::size_t c = first; c < last; ++c) {
         for (std::size_t t = c * kTilesPerChunk; t < std::min(tiles_, (c + 1) * kTilesPerChunk); ++t) {
-          pattern.build(t * lanes);
+          pattern.build(grid_.row0(t), grid_.rows(t));
           const kernels::TileColumns cols = pattern.columns();
           where_[t] = {static_cast<std::uint32_t>(chunks_[c].size()), static_cast<std::uint32_t>(cols.relative.size()),
                        static_cast<std::uint32_t>(cols.globals.size()), static_cast<std::uint32_t>(cols.blocks.size())};
@@ -154,6 +158,7 @@ class TileColumnSet {
     });
     for (const Where& w : where_) max_columns_ = std::max<std::size_t>(max_columns_, w.relative + w.globals + w.blocks);
   }
+  const TileGrid& grid() const { return grid_; }
   std::size_t tiles() const { return tiles_; }
   std::size_t bytes() const {
     std::size_t columns = 0;
@@ -172,6 +177,7 @@ class TileColumnSet {
   struct Where {
     std::uint32_t start, relative, globals, blocks;
   };
+  TileGrid grid_;
   std::size_t tiles_;
   std::vector<std::vector<kernels::TileColumn>> chunks_;
   std::vector<Where> where_;
@@ -218,7 +224,7 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
   const Workspace tiles(per_head * s.kv_heads);
   for_row_chunks(s.seq, table.lanes, threads, [&](std::size_t begin, std::size_t end) {  // every head
     for (std::size_t h = 0; h < s.kv_heads; ++h) {
-      table.transpose_tiles(k.row(0, h), s.kv_heads * s.dim, begin, end, s.dim, tiles.data() + h * per_head);
+      table.transpose_tiles(k.row(0, h), s.kv_heads * s.dim, 0, begin, end, s.dim, tiles.data() + h * per_head);
     }
   });
   const std::size_t items_per_head = (s.seq + kDenseRowsPerItem - 1) / kDenseRowsPerItem;
@@ -251,23 +257,27 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
 // head, landmarks added ~30 us to a two-thread call at N = 1024 (0.165 ms against 0.136
 // without landmarks), more than the whole means pass takes on one thread (13 - 17 us).
 kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Tensor& k, const Tensor& v,
-                                     const AttentionShape& s, BlockMeans* means, std::size_t kvh, unsigned threads,
-                                     float* memory) {
-  const std::size_t per = PaddedTiles::floats(s.dim, s.seq, table.lanes);
-  const PaddedTiles kt(memory, s.dim, s.seq, table.lanes), vt(memory + per, s.dim, s.seq, table.lanes);
+                                     const AttentionShape& s, const TileGrid& grid, BlockMeans* means, std::size_t kvh,
+                                     unsigned threads, float* memory) {
+  const std::size_t positions = s.seq + grid.shift;
+  const std::size_t per = PaddedTiles::floats(s.dim, positions, table.lanes);
+  const PaddedTiles kt(memory, s.dim, positions, table.lanes), vt(memory + per, s.dim, positions, table.lanes);
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.kt = kt.tile0();
   a.vt = vt.tile0();
+  a.key_shift = grid.shift;
   a.kv_stride = s.kv_heads * s.dim;
   a.out_stride = s.q_heads * s.dim;
   a.dim = s.dim;
   a.scale = s.scale();
   const std::size_t chunk_multiple = means ? std::lcm(table.lanes, means->block_size) : table.lanes;
-  for_row_chunks(s.seq, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
-    table.transpose_tiles(k.row(0, kvh), a.kv_stride, begin, end, s.dim, kt.tile0());
-    table.transpose_tiles(v.row(0, kvh), a.kv_stride, begin, end, s.dim, vt.tile0());
-    if (means) fill_block_means(table.block_means, k, v, begin, end, kvh, 1, *means);
+  // Chunks of key positions; the means take the rows of the same numbers (one row on from
+  // the transposes' with the shift), so no block straddles two chunks.
+  for_row_chunks(positions, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
+    table.transpose_tiles(k.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, kt.tile0());
+    table.transpose_tiles(v.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, vt.tile0());
+    if (means && begin < s.seq) fill_block_means(table.block_means, k, v, begin, std::min(end, s.seq), kvh, 1, *means);
   });
   a.k = k.row(0, kvh);
   a.v = v.row(0, kvh);
@@ -292,15 +302,14 @@ float* tile_scratch(const TileColumnSet& columns, std::size_t lanes) {
 void run_tiles(const kernels::KernelTable& table, const Tensor& q, const AttentionShape& s,
                const TileColumnSet& columns, const kernels::SparseTileArgs& a, std::size_t kvh, std::size_t begin,
                std::size_t end, float* scratch, Tensor& out) {
-  const std::size_t lanes = table.lanes;
+  const TileGrid& grid = columns.grid();
   for (std::size_t t = begin; t < end; ++t) {
-    const std::size_t row0 = t * lanes;
     const kernels::TileColumns cols = columns.columns(t);  // shared by the group's query heads
     for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
       kernels::SparseTileArgs ah = a;
       ah.q = q.row(0, h);
       ah.out = out.row(0, h);
-      table.sparse_tile(ah, row0, std::min(lanes, s.seq - row0), cols, scratch);
+      table.sparse_tile(ah, grid.row0(t), grid.rows(t), cols, scratch);
     }
   }
 }
@@ -310,9 +319,9 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
 void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
                            Tensor& out) {
-  const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq, table.lanes));
+  const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq + columns.grid().shift, table.lanes));
   for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
-    const kernels::SparseTileArgs a = prepare_head(table, k, v, s, means, kvh, threads, memory.data());
+    const kernels::SparseTileArgs a = prepare_head(table, k, v, s, columns.grid(), means, kvh, threads, memory.data());
     parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
       run_tiles(table, q, s, columns, a, kvh, begin, end, tile_scratch(columns, table.lanes), out);
     });
@@ -339,13 +348,13 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
   std::vector<kernels::SparseTileArgs> args(s.kv_heads);  // each head's, written by its owner before publish
   parallel_for(threads, threads, [&](std::size_t, std::size_t, unsigned worker) {
     // What can throw comes before a head is taken (see owned_work.hpp).
-    const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq, table.lanes));
+    const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq + columns.grid().shift, table.lanes));
     float* scratch = tile_scratch(columns, table.lanes);
     auto tiles = [&](std::size_t h, std::size_t begin, std::size_t end) {
       run_tiles(table, q, s, columns, args[h], h, begin, end, scratch, out);
     };
     while (const std::optional<std::size_t> h = work.take(worker)) {
-      args[*h] = prepare_head(table, k, v, s, means, *h, 1, memory.data());
+      args[*h] = prepare_head(table, k, v, s, columns.grid(), means, *h, 1, memory.data());
       work.publish(*h);
       work.run(*h, tiles);
       work.wait_helpers(*h);  // then the workspace may take the next head

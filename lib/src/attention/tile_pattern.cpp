@@ -59,13 +59,25 @@ bool TilePattern::offset_is_relative(std::int64_t d) const {
   return config_.log_stride && (a & (a - 1)) == 0;  // a power of two (a > 0 here)
 }
 
+TileGrid TileGrid::for_config(std::size_t seq, const SparseConfig& config, std::size_t lanes) {
+  const bool aligned_blocks = config.causal && config.landmarks && config.block_size % lanes == 0;
+  return {seq, lanes, aligned_blocks && lanes > 1 ? std::size_t{1} : std::size_t{0}};
+}
+
 void TilePattern::build(std::size_t row0) {
   if (row0 >= seq_) throw std::out_of_range("TilePattern::build: tile outside the sequence");
+  build(row0, std::min(lanes_, seq_ - row0));
+}
+
+void TilePattern::build(std::size_t row0, std::size_t row_count) {
+  if (row0 >= seq_ || row_count == 0 || row_count > lanes_ || row_count > seq_ - row0) {
+    throw std::out_of_range("TilePattern::build: tile outside the sequence");
+  }
   relative_.clear();
   globals_.clear();
   blocks_.clear();
   const auto n = static_cast<std::int64_t>(seq_), r0 = static_cast<std::int64_t>(row0);
-  const std::int64_t rows = std::min<std::int64_t>(static_cast<std::int64_t>(lanes_), n - r0);
+  const auto rows = static_cast<std::int64_t>(row_count);
 
   // Key r0 + r - o must lie in [0, n): r in [o - r0, n - 1 - r0 + o].
   for (std::int64_t o : offsets_) {

@@ -19,14 +19,14 @@ std::size_t tile_floats(std::size_t n, std::size_t dim, std::size_t lanes) {
   return (n + lanes - 1) / lanes * dim * lanes;
 }
 
-void transpose_key_tiles(const float* k, std::size_t k_stride, std::size_t n, std::size_t dim, std::size_t lanes,
-                         float* out) {
-  const std::size_t tiles = (n + lanes - 1) / lanes;
-  std::fill(out, out + tiles * dim * lanes, 0.0f);
+void transpose_key_tiles(const float* k, std::size_t k_stride, std::size_t n, std::size_t shift, std::size_t dim,
+                         std::size_t lanes, float* out) {
+  std::fill(out, out + tile_floats(n + shift, dim, lanes), 0.0f);
   for (std::size_t j = 0; j < n; ++j) {
-    float* tile = out + (j / lanes) * dim * lanes;
+    const std::size_t p = j + shift;
+    float* tile = out + (p / lanes) * dim * lanes;
     const float* row = k + j * k_stride;
-    for (std::size_t d = 0; d < dim; ++d) tile[d * lanes + j % lanes] = row[d];
+    for (std::size_t d = 0; d < dim; ++d) tile[d * lanes + p % lanes] = row[d];
   }
 }
 

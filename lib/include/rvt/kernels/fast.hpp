@@ -46,12 +46,14 @@ struct TileColumns {
 struct SparseTileArgs {
   const float* q = nullptr;  // query row i of the head at q + i * q_stride
   std::size_t q_stride = 0;
-  // The kv head's K and V in key tiles (KernelTable::transpose_tiles): element d of key j
-  // at kt[tile(j) * dim * lanes + d * lanes + j - tile(j) * lanes], tile(j) = floor(j / lanes),
-  // for j in [-lanes, n + 2 * lanes) (zero padding), so lanes past either end read only
-  // padding. The dims of a tile are contiguous: a column reads one or two short runs.
+  // The kv head's K and V in key tiles (KernelTable::transpose_tiles), key j at position
+  // p = j + key_shift: element d at kt[tile(p) * dim * lanes + d * lanes + p - tile(p) * lanes],
+  // tile(p) = floor(p / lanes), for p in [-lanes, n + key_shift + 2 * lanes) (zero padding),
+  // so lanes past either end read only padding. The dims of a tile are contiguous: a column
+  // reads one or two short runs.
   const float* kt = nullptr;
   const float* vt = nullptr;
+  std::size_t key_shift = 0;  // the query tiles' shift (attention/tile_pattern.hpp, TileGrid)
   const float* k = nullptr;  // row-major K/V of the kv head (global columns): key j at k + j * kv_stride
   const float* v = nullptr;
   std::size_t kv_stride = 0;
@@ -74,12 +76,13 @@ struct KernelTable {
   void (*dense_rows)(const DenseHeadArgs&, std::size_t row_begin, std::size_t row_end);
   // Rows [row0, row0 + rows), rows <= lanes; scratch holds lanes * (all columns) floats.
   void (*sparse_tile)(const SparseTileArgs&, std::size_t row0, std::size_t rows, const TileColumns&, float* scratch);
-  // Rows [begin, end) of x (begin a multiple of lanes) into key tiles of `lanes` rows,
-  // transposed: element d of row j to out[(j / lanes) * dim * lanes + d * lanes + j % lanes]
-  // (K for both kernels, V for the sparse one). The SIMD twin of transpose_key_tiles: a partial last tile's lanes
-  // past end are 0.
-  void (*transpose_tiles)(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
-                          float* out);
+  // Key positions [begin, end) (begin a multiple of lanes) of x's rows into key tiles of
+  // `lanes` positions, transposed: position p holds row p - shift, its element d at
+  // out[(p / lanes) * dim * lanes + d * lanes + p % lanes] (K for both kernels, V for the
+  // sparse one). Positions below shift, and a partial last tile's lanes past end, are 0.
+  // The SIMD twin of transpose_key_tiles.
+  void (*transpose_tiles)(const float* x, std::size_t x_stride, std::size_t shift, std::size_t begin, std::size_t end,
+                          std::size_t dim, float* out);
   // The means of the consecutive blocks of `block` rows (the last one shorter) in rows
   // [0, rows) of x (row t at x + t * stride), elements [0, len) of each: block b's to
   // out + b * out_stride. Exactly block_means_ref's numbers (the same double sums in token
@@ -97,12 +100,13 @@ struct KernelTable {
 // The table for a resolved ISA (kAvx2 or kAvx512); nullptr for kScalar.
 const KernelTable* kernel_table(Isa isa);
 
-// K rows of one kv head (k + j * k_stride, j < n) into tiles of `lanes` keys, transposed:
-// tile t holds dim rows of `lanes` floats, zero-padded past n; out must hold
-// tile_floats(n, dim, lanes) floats. The scalar reference of KernelTable::transpose_tiles.
+// K rows of one kv head (k + j * k_stride, j < n) into tiles of `lanes` key positions,
+// transposed, row j at position j + shift: tile t holds dim rows of `lanes` floats, zero
+// below shift and past n + shift; out must hold tile_floats(n + shift, dim, lanes) floats.
+// The scalar reference of KernelTable::transpose_tiles.
 std::size_t tile_floats(std::size_t n, std::size_t dim, std::size_t lanes);
-void transpose_key_tiles(const float* k, std::size_t k_stride, std::size_t n, std::size_t dim, std::size_t lanes,
-                         float* out);
+void transpose_key_tiles(const float* k, std::size_t k_stride, std::size_t n, std::size_t shift, std::size_t dim,
+                         std::size_t lanes, float* out);
 
 namespace avx2 {
 extern const KernelTable kTable;

@@ -475,8 +475,8 @@ double fma_peak_work(std::size_t iterations) {
 // sparse_tile.cpp
 void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, const TileColumns& cols,
                  float* scratch);
-void transpose_tiles(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
-                     float* out);
+void transpose_tiles(const float* x, std::size_t x_stride, std::size_t shift, std::size_t begin, std::size_t end,
+                     std::size_t dim, float* out);
 
 extern const KernelTable kTable;
 const KernelTable kTable{

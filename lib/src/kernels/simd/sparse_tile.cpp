@@ -40,9 +40,11 @@ inline void unroll(std::index_sequence<K...>, Fn&& fn) {
 }
 
 // Whether relative columns [c, c + kLanes) are a window run: consecutive offsets, the key
-// position of the last one's lane 0 (row0 - at) a multiple of kLanes (row0 is one).
-inline bool window_run(std::span<const TileColumn> rel, std::size_t c) {
-  if (c + kLanes > rel.size() || ((rel[c].at - 1) & static_cast<std::int64_t>(kLanes - 1)) != 0) return false;
+// position of the last one's lane 0 (p0 - at - kLanes + 1, p0 the key position of lane 0's
+// row) a multiple of kLanes.
+inline bool window_run(std::span<const TileColumn> rel, std::size_t c, std::ptrdiff_t p0) {
+  const auto lowest = static_cast<std::int64_t>(p0) - rel[c].at - static_cast<std::int64_t>(kLanes - 1);
+  if (c + kLanes > rel.size() || (lowest & static_cast<std::int64_t>(kLanes - 1)) != 0) return false;
   for (std::size_t k = 1; k < kLanes; ++k) {
     if (rel[c + k].at != rel[c].at + static_cast<std::int64_t>(k)) return false;
   }
@@ -62,10 +64,10 @@ inline KeySpan key_span(const float* t, std::ptrdiff_t p, std::size_t dim, std::
   return {t + tile * static_cast<std::ptrdiff_t>(dim * kLanes) + static_cast<std::ptrdiff_t>(d0 * kLanes), dim * kLanes,
           static_cast<std::size_t>(p - tile * lanes)};
 }
-// A run starting at column offset `at`: column k (offset at + k) reads keys from
-// row0 - at - k = lowest + kLanes - 1 - k, lowest starting a tile.
-inline KeySpan run_span(const float* t, std::ptrdiff_t row0, std::int64_t at, std::size_t dim, std::size_t d0) {
-  return key_span(t, row0 - at - static_cast<std::ptrdiff_t>(kLanes - 1), dim, d0);
+// A run starting at column offset `at`: column k (offset at + k) reads keys from position
+// p0 - at - k = lowest + kLanes - 1 - k, lowest starting a tile.
+inline KeySpan run_span(const float* t, std::ptrdiff_t p0, std::int64_t at, std::size_t dim, std::size_t d0) {
+  return key_span(t, p0 - at - static_cast<std::ptrdiff_t>(kLanes - 1), dim, d0);
 }
 
 // The tile's rows, dims [d0, d0 + ND), as ND vectors over the rows (rows past the tile's
@@ -84,9 +86,10 @@ void load_queries(const SparseTileArgs& a, std::size_t row0, std::size_t rows, s
 
 // Adds dims [d0, d0 + ND) to every column's score (w: [columns][kLanes]); the first pass
 // stores instead of adding. The chunk's query vectors stay in registers across columns.
+// p0: the key position of row row0 (row0 + key_shift).
 template <std::size_t ND>
-void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows, const TileColumns& cols,
-                 std::size_t d0, bool first, float* w) {
+void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::ptrdiff_t p0, std::size_t rows,
+                 const TileColumns& cols, std::size_t d0, bool first, float* w) {
   vf qv[ND];
   load_queries<ND>(a, static_cast<std::size_t>(row0), rows, d0, qv);
   auto finish = [&](vf s0, vf s1) {
@@ -96,9 +99,9 @@ void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows,
   };
   const std::span<const TileColumn> rel = cols.relative;
   for (std::size_t c = 0; c < rel.size();) {
-    if (window_run(rel, c)) {
+    if (window_run(rel, c, p0)) {
       // Half a run at a time: kLanes / 2 score accumulators next to the chunk's queries.
-      const KeySpan ks = run_span(a.kt, row0, rel[c].at, a.dim, d0);
+      const KeySpan ks = run_span(a.kt, p0, rel[c].at, a.dim, d0);
       constexpr std::size_t kHalf = kLanes / 2;
       unroll(std::make_index_sequence<2>{}, [&](auto half) {
         constexpr std::size_t k0 = decltype(half)::value * kHalf;
@@ -116,7 +119,7 @@ void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows,
       c += kLanes;
       continue;
     }
-    const KeySpan ks = key_span(a.kt, row0 - rel[c].at, a.dim, d0);
+    const KeySpan ks = key_span(a.kt, p0 - rel[c].at, a.dim, d0);
     vf s0 = vzero(), s1 = vzero();  // two chains: half the FMA latency per column
     if (ks.shift == 0) {
       for (std::size_t e = 0; e < ND; e += 2) {
@@ -207,20 +210,20 @@ inline void add_window_run(const KeySpan& ks, const float* w, vf* acc) {
 
 // ot[d0 .. d0+ND) = sum over columns of weight * value, times inv.
 template <std::size_t ND>
-void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::size_t rows, const TileColumns& cols,
-                 const float* w, std::size_t d0, vf inv) {
+void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::ptrdiff_t p0, std::size_t rows,
+                 const TileColumns& cols, const float* w, std::size_t d0, vf inv) {
   vf acc[ND];
   for (std::size_t e = 0; e < ND; ++e) acc[e] = vzero();
   const std::span<const TileColumn> rel = cols.relative;
   for (std::size_t c = 0; c < rel.size();) {
-    if (window_run(rel, c)) {
-      add_window_run<ND>(run_span(a.vt, row0, rel[c].at, a.dim, d0), w, acc);
+    if (window_run(rel, c, p0)) {
+      add_window_run<ND>(run_span(a.vt, p0, rel[c].at, a.dim, d0), w, acc);
       w += kLanes * kLanes;
       c += kLanes;
       continue;
     }
     const vf wv = vload(w);
-    const KeySpan ks = key_span(a.vt, row0 - rel[c].at, a.dim, d0);
+    const KeySpan ks = key_span(a.vt, p0 - rel[c].at, a.dim, d0);
     if (ks.shift == 0) {
       for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vload_aligned(ks.tile + e * kLanes), acc[e]);
     } else {
@@ -261,8 +264,8 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   const std::size_t dim = a.dim;
 
   // Scores, dims in chunks; then masked lanes to -inf and the per-lane max.
-  const auto r0 = static_cast<std::ptrdiff_t>(row0);
-  for_dim_chunks(dim, [&](auto nd, std::size_t d0) { score_chunk<decltype(nd)::value>(a, r0, rows, cols, d0, d0 == 0, w); });
+  const auto r0 = static_cast<std::ptrdiff_t>(row0), p0 = static_cast<std::ptrdiff_t>(row0 + a.key_shift);
+  for_dim_chunks(dim, [&](auto nd, std::size_t d0) { score_chunk<decltype(nd)::value>(a, r0, p0, rows, cols, d0, d0 == 0, w); });
   const vf neg_inf = vset1(kNegInf);
   vf m = neg_inf;
   float* s = w;
@@ -288,7 +291,7 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
     }
   }
   const vf inv = vdiv(vset1(1.0f), vmax(sum, vset1(std::numeric_limits<float>::min())));
-  for_dim_chunks(dim, [&](auto nd, std::size_t d0) { value_chunk<decltype(nd)::value>(a, r0, rows, cols, w, d0, inv); });
+  for_dim_chunks(dim, [&](auto nd, std::size_t d0) { value_chunk<decltype(nd)::value>(a, r0, p0, rows, cols, w, d0, inv); });
 }
 
 // Rows j .. j + kLanes - 1 of x, dims d .. d + kLanes - 1, through registers (vtranspose):
@@ -301,19 +304,22 @@ inline void transpose_block(const float* x, std::size_t x_stride, std::size_t j,
   for (std::size_t i = 0; i < kLanes; ++i) vstore(out + i * out_step, r[i]);
 }
 
-// Rows [begin, end) into key tiles, kLanes x kLanes blocks through registers, the edges
-// element by element; a partial last tile's lanes past end are 0.
-void transpose_tiles(const float* x, std::size_t x_stride, std::size_t begin, std::size_t end, std::size_t dim,
-                     float* out) {
-  for (std::size_t j = begin; j < end; j += kLanes) {
-    float* tile = out + (j / kLanes) * dim * kLanes;
-    const std::size_t rows = std::min(kLanes, end - j);
+// Key positions [begin, end) into key tiles, position p holding row p - shift: kLanes x
+// kLanes blocks through registers, the edges element by element; positions below shift
+// and a partial last tile's lanes past end are 0.
+void transpose_tiles(const float* x, std::size_t x_stride, std::size_t shift, std::size_t begin, std::size_t end,
+                     std::size_t dim, float* out) {
+  for (std::size_t p = begin; p < end; p += kLanes) {
+    float* tile = out + (p / kLanes) * dim * kLanes;
     std::size_t d = 0;
-    if (rows == kLanes) {
-      for (; d + kLanes <= dim; d += kLanes) transpose_block(x, x_stride, j, d, tile + d * kLanes, kLanes);
+    if (p >= shift && p + kLanes <= end) {
+      for (; d + kLanes <= dim; d += kLanes) transpose_block(x, x_stride, p - shift, d, tile + d * kLanes, kLanes);
     }
     for (; d < dim; ++d) {
-      for (std::size_t i = 0; i < kLanes; ++i) tile[d * kLanes + i] = i < rows ? x[(j + i) * x_stride + d] : 0.0f;
+      for (std::size_t i = 0; i < kLanes; ++i) {
+        const bool row = p + i >= shift && p + i < end;
+        tile[d * kLanes + i] = row ? x[(p + i - shift) * x_stride + d] : 0.0f;
+      }
     }
   }
 }
