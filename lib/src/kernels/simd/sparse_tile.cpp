@@ -294,31 +294,38 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   for_dim_chunks(dim, [&](auto nd, std::size_t d0) { value_chunk<decltype(nd)::value>(a, r0, p0, rows, cols, w, d0, inv); });
 }
 
-// Rows j .. j + kLanes - 1 of x, dims d .. d + kLanes - 1, through registers (vtranspose):
-// dim d + i's kLanes values (one per row) to out + i * out_step.
-inline void transpose_block(const float* x, std::size_t x_stride, std::size_t j, std::size_t d, float* out,
-                            std::size_t out_step) {
+// Lanes [lo, hi) of a tile, lane i from row `first + (i - lo) * x_stride` (first: lane lo's
+// row), dims d .. d + kLanes - 1, through registers (vtranspose): dim d + e's kLanes values
+// (one per lane, 0 outside [lo, hi)) to out + e * out_step.
+template <bool kFull>
+inline void transpose_block(const float* first, std::size_t x_stride, std::size_t lo, std::size_t hi, std::size_t d,
+                            float* out, std::size_t out_step) {
   vf r[kLanes];
-  for (std::size_t i = 0; i < kLanes; ++i) r[i] = vload(x + (j + i) * x_stride + d);
+  for (std::size_t i = 0; i < kLanes; ++i) {
+    r[i] = kFull || (i >= lo && i < hi) ? vload(first + (i - lo) * x_stride + d) : vzero();
+  }
   vtranspose(r);
   for (std::size_t i = 0; i < kLanes; ++i) vstore(out + i * out_step, r[i]);
 }
 
 // Key positions [begin, end) into key tiles, position p holding row p - shift: kLanes x
-// kLanes blocks through registers, the edges element by element; positions below shift
-// and a partial last tile's lanes past end are 0.
+// kLanes blocks through registers (a tile's missing rows as zero vectors), the dims past
+// the last whole block element by element; positions below shift and a partial last
+// tile's lanes past end are 0.
 void transpose_tiles(const float* x, std::size_t x_stride, std::size_t shift, std::size_t begin, std::size_t end,
                      std::size_t dim, float* out) {
   for (std::size_t p = begin; p < end; p += kLanes) {
     float* tile = out + (p / kLanes) * dim * kLanes;
+    const std::size_t lo = p < shift ? shift - p : 0, hi = std::min(kLanes, end - p);  // the lanes with rows
+    const float* first = x + (p + lo - shift) * x_stride;
     std::size_t d = 0;
-    if (p >= shift && p + kLanes <= end) {
-      for (; d + kLanes <= dim; d += kLanes) transpose_block(x, x_stride, p - shift, d, tile + d * kLanes, kLanes);
+    for (; d + kLanes <= dim; d += kLanes) {
+      if (lo == 0 && hi == kLanes) transpose_block<true>(first, x_stride, 0, kLanes, d, tile + d * kLanes, kLanes);
+      else transpose_block<false>(first, x_stride, lo, hi, d, tile + d * kLanes, kLanes);
     }
     for (; d < dim; ++d) {
       for (std::size_t i = 0; i < kLanes; ++i) {
-        const bool row = p + i >= shift && p + i < end;
-        tile[d * kLanes + i] = row ? x[(p + i - shift) * x_stride + d] : 0.0f;
+        tile[d * kLanes + i] = i >= lo && i < hi ? first[(i - lo) * x_stride + d] : 0.0f;
       }
     }
   }
