@@ -124,6 +124,22 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
   }
 }
 
+TEST_CASE("tiled sparse kernel: outputs past 256 KiB, written with streaming stores, match the reference", "[kernels]") {
+  // 1100 x 4 x 32 floats (563 KB): the tiles stream whole output lines on AVX-512, one
+  // thread and with the heads split between two and three workers.
+  attn::SparseConfig c;
+  c.window = 16;
+  c.block_size = 32;
+  const Qkv x = generate_qkv(GenKind::kNormal, 1100, 4, 4, 32, 59);
+  const Tensor want = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
+  for (Isa isa : fast_isas()) {
+    for (unsigned threads : {1u, 2u, 3u}) {
+      INFO("isa " << kernels::isa_name(isa) << " threads " << threads);
+      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), want) < 4e-6);
+    }
+  }
+}
+
 TEST_CASE("tiled sparse kernel: several workers give the single-worker result exactly", "[kernels]") {
   attn::SparseConfig c;
   c.window = 16;

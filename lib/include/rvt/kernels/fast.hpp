@@ -62,6 +62,9 @@ struct SparseTileArgs {
   std::size_t mean_stride = 0;
   float* out = nullptr;  // output row i at out + i * out_stride
   std::size_t out_stride = 0;
+  // Write whole output lines with streaming stores (where the ISA's vector is a line and the
+  // rows are line-aligned), not through the caches; KernelTable::stream_fence after the tiles.
+  bool stream_out = false;
   std::size_t dim = 0;
   float scale = 1.0f;
 };
@@ -95,6 +98,9 @@ struct KernelTable {
   // ports) and returns the float operations done (2 per lane per FMA). Time it to get this
   // core's FMA peak; bench reports kernels as a fraction of it.
   double (*fma_peak_work)(std::size_t iterations);
+  // Orders this thread's streaming stores (SparseTileArgs::stream_out) before its later
+  // stores, such as the one that tells another thread the work is done.
+  void (*stream_fence)();
 };
 
 // The table for a resolved ISA (kAvx2 or kAvx512); nullptr for kScalar.

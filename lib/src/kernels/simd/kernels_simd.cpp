@@ -478,6 +478,8 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
 void transpose_tiles(const float* x, std::size_t x_stride, std::size_t shift, std::size_t begin, std::size_t end,
                      std::size_t dim, float* out);
 
+void stream_fence() { _mm_sfence(); }
+
 extern const KernelTable kTable;
 const KernelTable kTable{
 #if defined(RVT_SIMD_AVX512)
@@ -485,6 +487,7 @@ const KernelTable kTable{
 #else
     Isa::kAvx2,
 #endif
-    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_means, &any_nonfinite, &fma_peak_work};
+    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_means, &any_nonfinite, &fma_peak_work,
+    &stream_fence};
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS

@@ -15,6 +15,7 @@
 // in-register transposes. Scratch: [columns][kLanes] scores, then softmax numerators.
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <span>
 #include <type_traits>
@@ -251,9 +252,13 @@ void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::ptrdiff_t p0
   vf r[kLanes];  // back to rows: r[i] = row i's dims [d0, d0 + ND)
   for (std::size_t e = 0; e < kLanes; ++e) r[e] = e < ND ? vmul(acc[e], inv) : vzero();
   vtranspose(r);
+  // Each row's dims [d0, d0 + kLanes) are a whole line where the rows are line-aligned.
+  const bool stream = kStreamsLines && ND == kLanes && a.stream_out &&
+                      reinterpret_cast<std::uintptr_t>(a.out) % 64 == 0 && a.out_stride % kLanes == 0;
   for (std::size_t i = 0; i < rows; ++i) {
     float* o = a.out + (static_cast<std::size_t>(row0) + i) * a.out_stride + d0;
-    if (ND == kLanes) vstore(o, r[i]);
+    if (stream) vstream(o, r[i]);
+    else if (ND == kLanes) vstore(o, r[i]);
     else vstore_part(o, r[i], ND);
   }
 }

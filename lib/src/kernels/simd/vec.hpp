@@ -32,6 +32,9 @@ inline vf vload_part(const std::uint16_t* p, std::size_t n) {
 }
 inline void vstore(float* p, vf x) { _mm512_storeu_ps(p, x); }
 inline void vstore_part(float* p, vf x, std::size_t n) { _mm512_mask_storeu_ps(p, tail_mask(n), x); }
+// A whole cache line (p 64-byte aligned) past the caches; stream_fence() orders it.
+inline constexpr bool kStreamsLines = true;
+inline void vstream(float* p, vf x) { _mm512_stream_ps(p, x); }
 inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
 inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
@@ -152,6 +155,10 @@ inline vf vload_part(const std::uint16_t* p, std::size_t n) {
 }
 inline void vstore(float* p, vf x) { _mm256_storeu_ps(p, x); }
 inline void vstore_part(float* p, vf x, std::size_t n) { _mm256_maskstore_ps(p, tail_mask(n), x); }
+// A vector is half a line: the sparse kernel writes a line's halves at different times, so
+// streaming them would leave partial lines to the write-combining buffers. Plain stores.
+inline constexpr bool kStreamsLines = false;
+inline void vstream(float* p, vf x) { _mm256_storeu_ps(p, x); }
 inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
 inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
