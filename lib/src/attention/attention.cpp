@@ -253,9 +253,10 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
 // back, and through the caches each line is first read in (and, with heads split between
 // workers, lines of neighbouring heads bounce between the cores that write them). From
 // 256 KiB of output, larger than the caches would keep for a caller anyway (scratch loop,
-// bench preset, interleaved: N = 1024 two threads 0.149 against 0.162 ms, one 0.189 against
-// 0.194; 8192: 1.65 against 1.74 - 1.93, one 3.07 against 3.30). Smaller outputs (short
-// sequences, the temporal head's frames) stay in the caches for whoever reads them next.
+// bench preset, interleaved: N = 1024 two threads 0.143 against 0.157 ms, one 0.191 against
+// 0.195; 4096 two threads 0.737 against 0.858; 8192 two 1.82 against 1.92, one 2.53 against
+// 2.86). Smaller outputs (short sequences, the temporal head's frames) stay in the caches for
+// whoever reads them next.
 bool stream_output(const AttentionShape& s) {
   constexpr std::size_t kStreamOutBytes = std::size_t{256} << 10;
   return s.seq * s.q_heads * s.dim * sizeof(float) >= kStreamOutBytes;
