@@ -92,6 +92,11 @@ class PaddedTiles {
   float* tile0_;
 };
 
+// A worker's memory for one kv head's K and V tiles on `grid`.
+std::size_t head_tile_floats(const AttentionShape& s, const TileGrid& grid, std::size_t lanes) {
+  return 2 * PaddedTiles::floats(s.dim, s.seq + grid.shift, lanes);
+}
+
 // Calls fn(begin, end) for rows [0, seq) in chunks of about 256 rows, a multiple of
 // `multiple_of` (the lanes, and where block means are taken the block size, so that no
 // block straddles two chunks), over the threads: the transposes' and block means' work
@@ -333,7 +338,7 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
 void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
                            Tensor& out) {
-  const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq + columns.grid().shift, table.lanes));
+  const Workspace memory(head_tile_floats(s, columns.grid(), table.lanes));
   for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
     const kernels::SparseTileArgs a = prepare_head(table, k, v, s, columns.grid(), means, kvh, threads, memory.data());
     parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
@@ -363,7 +368,7 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
   std::vector<kernels::SparseTileArgs> args(s.kv_heads);  // each head's, written by its owner before publish
   parallel_for(threads, threads, [&](std::size_t, std::size_t, unsigned worker) {
     // What can throw comes before a head is taken (see owned_work.hpp).
-    const Workspace memory(2 * PaddedTiles::floats(s.dim, s.seq + columns.grid().shift, table.lanes));
+    const Workspace memory(head_tile_floats(s, columns.grid(), table.lanes));
     float* scratch = tile_scratch(columns, table.lanes);
     auto tiles = [&](std::size_t h, std::size_t begin, std::size_t end) {
       run_tiles(table, q, s, columns, args[h], h, begin, end, scratch, out);
