@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -374,8 +375,13 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
       run_tiles(table, q, s, columns, args[h], h, begin, end, scratch, out);
     };
     while (const std::optional<std::size_t> h = work.take(worker)) {
+      const auto setup_start = std::chrono::steady_clock::now();
       args[*h] = prepare_head(table, k, v, s, columns.grid(), means, *h, 1, memory.data());
       work.publish(*h);
+      // Tiles once every worker has transposed its head (OwnedWork::wait_setups); spinning for
+      // up to this head's setup time and then the pool's 50 us (parallel.cpp) before blocking.
+      const auto setup_time = std::chrono::steady_clock::now() - setup_start;
+      work.wait_setups(worker, setup_time + std::chrono::microseconds(50));
       work.run(*h, tiles);
       work.wait_helpers(*h);  // then the workspace may take the next head
     }
