@@ -12,6 +12,7 @@
 #include "rvt/attention/tile_pattern.hpp"
 #include "rvt/core/owned_work.hpp"
 #include "rvt/core/parallel.hpp"
+#include "rvt/core/spin.hpp"
 #include "rvt/core/stats.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "rvt/kernels/reference.hpp"
@@ -344,7 +345,7 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
     const kernels::SparseTileArgs a = prepare_head(table, k, v, s, columns.grid(), means, kvh, threads, memory.data());
     parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
       run_tiles(table, q, s, columns, a, kvh, begin, end, tile_scratch(columns, table.lanes), out);
-      table.stream_fence();
+      if (a.stream_out) table.stream_fence();
     });
   }
 }
@@ -379,14 +380,14 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
       args[*h] = prepare_head(table, k, v, s, columns.grid(), means, *h, 1, memory.data());
       work.publish(*h);
       // Tiles once every worker has transposed its head (OwnedWork::wait_setups); spinning for
-      // up to this head's setup time and then the pool's 50 us (parallel.cpp) before blocking.
+      // up to this head's setup time and then the usual short spin before blocking.
       const auto setup_time = std::chrono::steady_clock::now() - setup_start;
-      work.wait_setups(worker, setup_time + std::chrono::microseconds(50));
+      work.wait_setups(worker, setup_time + kSpinBeforeBlocking);
       work.run(*h, tiles);
       work.wait_helpers(*h);  // then the workspace may take the next head
     }
     work.help(tiles);
-    table.stream_fence();
+    if (stream_output(s)) table.stream_fence();
   });
 }
 

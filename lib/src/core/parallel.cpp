@@ -10,25 +10,12 @@
 #include <thread>
 #include <vector>
 
+#include "rvt/core/spin.hpp"
+
 namespace rvt {
 namespace {
 
 thread_local bool t_in_pool_job = false;  // set while a thread runs a pool job's body
-
-// Spins for up to ~50 us until done() holds; true if it did. Waking a thread blocked in
-// the kernel takes ~25 us on this kind of VM, longer than many of the loops it would run,
-// so workers and the caller spin briefly before they block (as OpenMP runtimes do).
-template <typename Done>
-bool spin_until(Done done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
-  for (unsigned i = 0;; ++i) {
-    if (done()) return true;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-    if (i % 64 == 63 && std::chrono::steady_clock::now() > deadline) return false;
-  }
-}
 
 // Worker threads kept for the life of the process: one sparse call runs several short
 // parallel loops (scan, block means, a transpose and the tiles per kv head), and starting
@@ -60,7 +47,7 @@ class Pool {
     body(0);
     t_in_pool_job = false;
     auto finished = [this] { return pending_.load(std::memory_order_acquire) == 0; };
-    if (!spin_until(finished)) {
+    if (!spin_until(finished, kSpinBeforeBlocking)) {
       std::unique_lock lock(mutex_);
       done_.wait(lock, finished);
     }
@@ -82,7 +69,7 @@ class Pool {
     std::uint64_t seen = 0;
     for (;;) {
       auto posted = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
-      if (!spin_until(posted)) {
+      if (!spin_until(posted, kSpinBeforeBlocking)) {
         std::unique_lock lock(mutex_);
         wake_.wait(lock, posted);
       }

@@ -33,6 +33,8 @@
 #include <thread>
 #include <vector>
 
+#include "rvt/core/spin.hpp"
+
 namespace rvt {
 
 class OwnedWork {
@@ -76,19 +78,11 @@ class OwnedWork {
     Share& own = shares_[worker % shares_.size()];
     const std::uint32_t mine = own.set_up.fetch_add(1) + 1;
     own.set_up.notify_all();
-    const auto spin_until = std::chrono::steady_clock::now() + spin;
+    const auto deadline = std::chrono::steady_clock::now() + spin;
     for (Share& other : shares_) {
-      for (unsigned i = 0;; ++i) {
-        const std::uint32_t seen = other.set_up.load();
-        if (seen >= mine) break;
-        if (i % 64 == 63 && std::chrono::steady_clock::now() > spin_until) {
-          other.set_up.wait(seen);  // until it changes
-          continue;
-        }
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-      }
+      auto ready = [&] { return other.set_up.load() >= mine; };
+      if (spin_until(ready, deadline - std::chrono::steady_clock::now())) continue;
+      for (std::uint32_t seen; (seen = other.set_up.load()) < mine;) other.set_up.wait(seen);  // until it changes
     }
   }
 
