@@ -188,17 +188,7 @@ TEST_CASE("tile columns expand to exactly PatternBuilder's candidate sets", "[pa
                 for (const auto& col : cols.blocks) CHECK(col.lanes == (std::uint32_t{1} << grid.rows(t)) - 1);
               }
               for (std::size_t r = 0; r < lanes; ++r) {
-                std::vector<std::uint32_t> tok, blk;
-                const std::uint32_t bit = std::uint32_t{1} << r;
-                for (const auto& col : cols.relative) {
-                  if (col.lanes & bit) tok.push_back(static_cast<std::uint32_t>(static_cast<std::int64_t>(row0 + r) - col.at));
-                }
-                for (const auto& col : cols.globals) {
-                  if (col.lanes & bit) tok.push_back(static_cast<std::uint32_t>(col.at));
-                }
-                for (const auto& col : cols.blocks) {
-                  if (col.lanes & bit) blk.push_back(static_cast<std::uint32_t>(col.at));
-                }
+                auto [tok, blk] = rvt::attn::lane_candidates(cols, row0, r);
                 if (r >= grid.rows(t)) {  // lanes past the tile's rows hold nothing
                   CHECK(tok.empty());
                   CHECK(blk.empty());

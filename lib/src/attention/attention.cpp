@@ -150,6 +150,7 @@ class TileColumnSet {
       : grid_(TileGrid::for_config(seq, config, lanes)),
         tiles_(grid_.tiles()),
         chunks_((tiles_ + kTilesPerChunk - 1) / kTilesPerChunk),
+        single_rows_(chunks_.size()),
         where_(tiles_) {
     parallel_for(chunks_.size(), threads, [&](std::size_t first, std::size_t last, unsigned) {
       TilePattern pattern(seq, config, lanes);
@@ -157,6 +158,7 @@ class TileColumnSet {
         for (std::size_t t = c * kTilesPerChunk; t < std::min(tiles_, (c + 1) * kTilesPerChunk); ++t) {
           pattern.build(grid_.row0(t), grid_.rows(t));
           const kernels::TileColumns cols = pattern.columns();
+          if (grid_.rows(t) == 1) single_rows_[c].push_back({t, lane_candidates(cols, grid_.row0(t), 0)});
           where_[t] = {static_cast<std::uint32_t>(chunks_[c].size()), static_cast<std::uint32_t>(cols.relative.size()),
                        static_cast<std::uint32_t>(cols.globals.size()), static_cast<std::uint32_t>(cols.blocks.size())};
           for (auto group : {cols.relative, cols.globals, cols.blocks}) chunks_[c].insert(chunks_[c].end(), group.begin(), group.end());
@@ -178,6 +180,16 @@ class TileColumnSet {
     return {{base, w.relative}, {base + w.relative, w.globals}, {base + w.relative + w.globals, w.blocks}};
   }
   std::size_t max_columns() const { return max_columns_; }
+  // The candidates of tile t's row where the tile holds one row (the grid's last when the
+  // sequence plus the shift is one past a multiple of the lanes, N = 1024 in the bench
+  // preset), else nullptr. Such a tile costs what a full one does; the row kernel takes it
+  // for a fraction of that (one of 65 tiles at N = 1024: ~2% of a call).
+  const LaneCandidates* single_row(std::size_t t) const {
+    for (const auto& [tile, candidates] : single_rows_[t / kTilesPerChunk]) {
+      if (tile == t) return &candidates;
+    }
+    return nullptr;
+  }
 
  private:
   static constexpr std::size_t kTilesPerChunk = 64;
@@ -187,6 +199,7 @@ class TileColumnSet {
   TileGrid grid_;
   std::size_t tiles_;
   std::vector<std::vector<kernels::TileColumn>> chunks_;
+  std::vector<std::vector<std::pair<std::size_t, LaneCandidates>>> single_rows_;  // per chunk, at most two tiles in all
   std::vector<Where> where_;
   std::size_t max_columns_ = 0;
 };
@@ -325,8 +338,17 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
                std::size_t end, float* scratch, Tensor& out) {
   const TileGrid& grid = columns.grid();
   for (std::size_t t = begin; t < end; ++t) {
+    const LaneCandidates* single = columns.single_row(t);
     const kernels::TileColumns cols = columns.columns(t);  // shared by the group's query heads
     for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
+      if (single) {  // scratch holds a tile's columns, more than the row's candidates
+        const std::size_t row = grid.row0(t);
+        kernels::LandmarkSource landmarks;
+        landmarks.rows = {a.mean_k, a.mean_v, a.mean_stride};
+        table.sparse_row_f32(q.row(row, h), s.dim, a.scale, {a.k, a.v, a.kv_stride}, single->tokens, landmarks,
+                             single->blocks, scratch, out.row(row, h));
+        continue;
+      }
       kernels::SparseTileArgs ah = a;
       ah.q = q.row(0, h);
       ah.out = out.row(0, h);

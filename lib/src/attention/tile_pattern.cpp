@@ -15,6 +15,22 @@ std::uint32_t lane_bits(std::int64_t lo, std::int64_t hi) {  // bits lo..hi (inc
 
 }  // namespace
 
+LaneCandidates lane_candidates(const kernels::TileColumns& columns, std::size_t row0, std::size_t lane) {
+  const std::uint32_t bit = std::uint32_t{1} << lane;
+  const auto row = static_cast<std::int64_t>(row0 + lane);
+  LaneCandidates c;
+  for (const kernels::TileColumn& col : columns.relative) {
+    if (col.lanes & bit) c.tokens.push_back(static_cast<std::uint32_t>(row - col.at));
+  }
+  for (const kernels::TileColumn& col : columns.globals) {
+    if (col.lanes & bit) c.tokens.push_back(static_cast<std::uint32_t>(col.at));
+  }
+  for (const kernels::TileColumn& col : columns.blocks) {
+    if (col.lanes & bit) c.blocks.push_back(static_cast<std::uint32_t>(col.at));
+  }
+  return c;
+}
+
 TilePattern::TilePattern(std::size_t seq, const SparseConfig& config, std::size_t lanes)
     : seq_(seq), lanes_(lanes), config_(config) {
   config_.validate();

@@ -36,6 +36,14 @@ struct TileGrid {
   std::size_t rows(std::size_t t) const { return std::min(seq, (t + 1) * lanes - shift) - row0(t); }
 };
 
+// One lane's candidates among a tile's columns (the tile's rows from row0): its tokens
+// (relative columns, then globals) and its landmark blocks; as sets, exactly the row's
+// PatternBuilder candidates (tested). For a tile of one row, which the row kernel takes.
+struct LaneCandidates {
+  std::vector<std::uint32_t> tokens, blocks;
+};
+LaneCandidates lane_candidates(const kernels::TileColumns& columns, std::size_t row0, std::size_t lane);
+
 class TilePattern {
  public:
   // lanes: rows per tile (<= 32). The offsets are fixed by the config and seq.
