@@ -140,6 +140,23 @@ TEST_CASE("OwnedWork: a worker takes its own share first, then the others' untak
   CHECK_FALSE(work.take(1).has_value());
 }
 
+TEST_CASE("OwnedWork: share_of names the share each item is first taken from", "[parallel]") {
+  for (std::size_t items = 1; items <= 9; ++items) {
+    for (unsigned workers = 1; workers <= 4; ++workers) {
+      for (unsigned w = 0; w < workers; ++w) {
+        INFO("items " << items << " workers " << workers << " worker " << w);
+        rvt::OwnedWork work(items, 1, 1, workers);
+        const std::size_t own = (w + 1) * items / workers - w * items / workers;
+        for (std::size_t i = 0; i < items; ++i) {
+          const std::size_t item = work.take(w).value();
+          if (i < own) CHECK(work.share_of(item) == w);  // its own share first
+          else CHECK(work.share_of(item) != w);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("OwnedWork: wait_setups returns once every worker has set up as many items or has none left",
           "[parallel]") {
   // Shares: worker 0 items 0-1, worker 1 items 2-4; worker 1 sets items up slowly, so worker 0

@@ -86,6 +86,9 @@ class OwnedWork {
     }
   }
 
+  // The share `item` belongs to (its owner's, unless another worker took it).
+  std::size_t share_of(std::size_t item) const { return ((item + 1) * shares_.size() - 1) / items_.size(); }
+
   // The owner has set `item` up: its pieces may now be run by others.
   void publish(std::size_t item) { items_[item].published.store(true); }
   // Runs fn(item, begin, end) over runs of unclaimed pieces of `item` until none are left.
