@@ -1,6 +1,6 @@
 // `rvtemporal bench`: dense vs sparse prefill timings over a list of N, the scalar
-// reference beside the fast kernel, the core's FMA peak, decode-step latency, and a
-// comparison with a saved report. The work is rvt::bench::run_bench_job.
+// reference beside the fast kernel, the core's FMA peak, thread scaling, decode-step
+// latency, and a comparison with a saved report. The work is rvt::bench::run_bench_job.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -25,6 +25,8 @@ struct BenchOptions {
   unsigned threads = 0;
   std::string isa = "auto";
   std::string decode_at = "1024,4096,16384";
+  std::string scaling_at = "none";
+  std::size_t scaling_rounds = 5;
   std::size_t decode_steps = 256, dense_decode_steps = 64;
   std::string format = "text";
   std::string plot, compare;
@@ -72,6 +74,8 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   c.threads = o.threads ? o.threads : default_threads();
   c.isa = kernels::parse_isa(o.isa);
   c.decode_at = (o.decode_at == "none") ? std::vector<std::size_t>{} : jobs::parse_index_list(o.decode_at, "--decode-at");
+  c.scaling_at = (o.scaling_at == "none") ? std::vector<std::size_t>{} : jobs::parse_index_list(o.scaling_at, "--scaling-at");
+  c.scaling_rounds = o.scaling_rounds;
   c.decode_steps = o.decode_steps;
   c.dense_decode_steps = o.dense_decode_steps;
   c.no_dense_above = o.no_dense_above;
@@ -106,6 +110,11 @@ void register_bench(CLI::App& root, Context& ctx) {
   cmd->add_option("--isa", o->isa, "auto | scalar | avx2 | avx512")->capture_default_str();
   cmd->add_option("--decode-at", o->decode_at, "Decode cache lengths T, comma-separated ('none': no decode table)")
       ->capture_default_str();
+  cmd->add_option("--scaling-at", o->scaling_at,
+                  "Sequence lengths N for a thread-scaling table, 1 against --threads, alternating ('none': no table)")
+      ->capture_default_str();
+  cmd->add_option("--scaling-rounds", o->scaling_rounds, "Alternating rounds of --reps calls per side for --scaling-at")
+      ->check(count_check())->capture_default_str();
   cmd->add_option("--decode-steps", o->decode_steps, "Timed sparse decode steps at each T (the last at T)")
       ->check(count_check())->capture_default_str();
   cmd->add_option("--dense-decode-steps", o->dense_decode_steps, "Timed dense (O(T) baseline) decode steps at each T")

@@ -230,6 +230,38 @@ class BenchOutputs(CliTestCase):
         self.assertExit(p, OK)
         self.assertEqual(report["result"]["shape"]["head_dim"], 64)
 
+    def test_thread_scaling(self):
+        p, report = bench_json(seq="64", threads="2", decode_at="none", no_dense_above="64",
+                               scaling_at="128,64", scaling_rounds="2")
+        self.assertExit(p, OK)
+        sc = report["result"]["scaling"]
+        self.assertEqual((sc["threads"], sc["rounds"], sc["reps_per_round"], sc["note"]), (2, 2, 2, None))
+        self.assertEqual([r["seq"] for r in sc["rows"]], [64, 128])
+        self.assertIsNone(sc["rows"][1]["dense"])  # above --no-dense-above
+        for row in sc["rows"]:
+            for kernel in ("dense", "sparse"):
+                k = row[kernel]
+                if k is None:
+                    continue
+                self.assertEqual(len(k["one_thread"]["samples_ms"]), 4)
+                self.assertEqual(len(k["threads"]["samples_ms"]), 4)
+                self.assertEqual(len(k["round_speedups"]), 2)
+                self.assertAlmostEqual(k["speedup"], k["one_thread"]["median_ms"] / k["threads"]["median_ms"])
+        self.assertEqual(report["result"]["params"]["scaling_at"], [64, 128])
+        md = run("bench", *small(seq="64", threads="2", decode_at="none", scaling_at="64", scaling_rounds="1"), "-q",
+                 "--format", "md")
+        self.assertExit(md, OK)
+        self.assertIn("| N | dense 1 thread ms | dense 2 threads ms | dense speedup |", md.stdout)
+        rows = list(csv.reader(io.StringIO(run("bench", *small(seq="64", threads="2", decode_at="none",
+                                                                  scaling_at="64", scaling_rounds="1"), "-q",
+                                                 "--format", "csv").stdout)))
+        self.assertEqual({r[2] for r in rows if r[0] == "scaling"}, {"dense@1", "dense@2", "sparse@1", "sparse@2"})
+        self.assertTrue(all(len(r) == len(CSV_COLUMNS) for r in rows))
+        p, report = bench_json(seq="64", threads="1", decode_at="none", scaling_at="64")
+        self.assertExit(p, OK)
+        self.assertEqual(report["result"]["scaling"]["rows"], [])
+        self.assertIn("--threads 2", report["result"]["scaling"]["note"])
+
     def test_usage_errors(self):
         for overrides, extra in (({"seq": "abc"}, ()), ({"seq": ""}, ()), ({"seq": "0"}, ()), ({"reps": "0"}, ()),
                                  ({"decode_at": "1,x"}, ()), ({"decode_steps": "0"}, ()),
@@ -237,7 +269,8 @@ class BenchOutputs(CliTestCase):
                                  ({}, ("--format", "xml")), ({}, ("--preset", "nope")), ({}, ("--tolerance", "-1")),
                                  ({}, ("--q-heads", "3", "--kv-heads", "2")), ({}, ("--bogus",)),
                                  ({"reps": "-1"}, ()), ({"threads": "-2"}, ()),
-                                 ({"warmup": "99999999999999999999"}, ())):
+                                 ({"warmup": "99999999999999999999"}, ()), ({"scaling_at": "0"}, ()),
+                                 ({"scaling_at": "64,x"}, ()), ({"scaling_rounds": "0"}, ())):
             p = run("bench", *small(**overrides), "-q", *extra)
             self.assertExit(p, USAGE)
             self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)

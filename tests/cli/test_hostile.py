@@ -138,16 +138,16 @@ class TestHostileOptions(CliTestCase):
 
     def test_bench_and_parity_counts_are_usage_errors(self):
         # bench's count options go through the same check (bb3b2b3); its list options (--seq,
-        # --decode-at) refuse anything but comma-separated digits. Nothing is run.
+        # --decode-at, --scaling-at) refuse anything but comma-separated digits. Nothing is run.
         for opt in ("--q-heads", "--kv-heads", "--dim", "--window", "--block", "--reps", "--warmup", "--threads",
-                    "--decode-steps", "--dense-decode-steps", "--no-dense-above"):
+                    "--decode-steps", "--dense-decode-steps", "--no-dense-above", "--scaling-rounds"):
             for value in ("-1", "99999999999999999999"):
                 with self.subTest(command="bench", opt=opt, value=value):
                     p = run("bench", "--seq", "32", "--decode-at", "none", opt, value)
                     self.assertExit(p, USAGE)
                     self.assertOneLineError(p, opt, value)
         for opt, value in (("--seq", "-5"), ("--seq", "64,-5"), ("--seq", "99999999999999999999"),
-                           ("--decode-at", "-1")):
+                           ("--decode-at", "-1"), ("--scaling-at", "-1")):
             with self.subTest(command="bench", opt=opt, value=value):
                 p = run("bench", opt, value) if opt == "--seq" else run("bench", "--seq", "32", opt, value)
                 self.assertExit(p, USAGE)
@@ -161,6 +161,7 @@ class TestHostileOptions(CliTestCase):
         # Well-formed but impossible sizes are refused before allocating (exit 3), as in forward.
         for args in (["bench", "--seq", "100000000000", "--decode-at", "none"],
                      ["bench", "--seq", "32", "--decode-at", "100000000000"],
+                     ["bench", "--seq", "32", "--decode-at", "none", "--threads", "2", "--scaling-at", "100000000000"],
                      ["parity", "--suite", "realistic", "--seq", "100000000000"]):
             with self.subTest(args=args):
                 p = run(*args, "-q")

@@ -172,6 +172,8 @@ TEST_CASE("bench config: validation names the option") {
   bad([](BenchConfig& b) { b.threads = 0; }, "--threads");
   bad([](BenchConfig& b) { b.decode_at = {0}; }, "--decode-at");
   bad([](BenchConfig& b) { b.dense_decode_steps = 0; }, "--dense-decode-steps");
+  bad([](BenchConfig& b) { b.scaling_at = {64, 0}; }, "--scaling-at");
+  bad([](BenchConfig& b) { b.scaling_rounds = 0; }, "--scaling-rounds");
   bad([](BenchConfig& b) { b.q_heads = 3; b.kv_heads = 2; }, "GQA");
 }
 
@@ -284,6 +286,59 @@ TEST_CASE("bench run: one measured dense size leaves nothing to extrapolate from
   CHECK(r["prefill"][1]["speedup"]["measured"].is_null());
   CHECK(r["prefill"][0]["sparse_ref"].is_null());
   CHECK(r["decode"]["rows"].empty());
+}
+
+TEST_CASE("bench run: thread scaling alternates one thread and --threads, round by round") {
+  BenchConfig c = tiny_config();
+  c.seqs = {32};
+  c.decode_at = {};
+  c.threads = 2;
+  c.no_dense_above = 64;
+  c.scaling_at = {128, 64, 64};  // unsorted, a duplicate
+  c.scaling_rounds = 3;
+  std::size_t last_done = 0, total = 0;
+  c.progress = [&](const Progress& p) {
+    last_done = p.done;
+    total = p.total;
+  };
+  const Json r = run_bench(c);
+  CHECK(last_done == total);
+  const Json& sc = r["scaling"];
+  CHECK(sc["threads"] == 2);
+  CHECK(sc["rounds"] == 3);
+  CHECK(sc["reps_per_round"] == 2);
+  CHECK(sc["note"].is_null());
+  REQUIRE(sc["rows"].size() == 2);
+  CHECK(sc["rows"][0]["seq"] == 64);
+  CHECK(sc["rows"][1]["seq"] == 128);
+  CHECK(sc["rows"][1]["dense"].is_null());  // above no_dense_above: never run
+  for (const Json& row : sc["rows"]) {
+    for (const char* kernel : {"dense", "sparse"}) {
+      const Json& k = row[kernel];
+      if (!k.is_object()) continue;
+      CHECK(k["one_thread"]["samples_ms"].size() == 6);  // rounds x reps on each side
+      CHECK(k["threads"]["samples_ms"].size() == 6);
+      CHECK(k["speedup"].get<double>() ==
+            Approx(k["one_thread"]["median_ms"].get<double>() / k["threads"]["median_ms"].get<double>()));
+      CHECK(k["round_speedups"].size() == 3);
+      if (!k["one_thread"]["pct_of_peak"].is_number()) continue;  // no FMA probe for this ISA
+      CHECK(k["threads"]["pct_of_peak"].get<double>() ==
+            Approx(k["one_thread"]["pct_of_peak"].get<double>() * k["one_thread"]["median_ms"].get<double>() /
+                   k["threads"]["median_ms"].get<double>() / 2.0));  // of two cores' peak
+    }
+  }
+  CHECK(format_text(r).find("thread scaling, 1 against 2 threads") != std::string::npos);
+  CHECK(format_markdown(r).find("| N | dense 1 thread ms | dense 2 threads ms |") != std::string::npos);
+  const std::string csv = format_csv(r);
+  CHECK(csv.find("scaling,64,dense@1,") != std::string::npos);
+  CHECK(csv.find("scaling,128,sparse@2,") != std::string::npos);
+  CHECK(csv.find("scaling,128,dense@") == std::string::npos);
+
+  c.threads = 1;  // nothing to compare: a note, no rows
+  const Json one = run_bench(c);
+  CHECK(one["scaling"]["rows"].empty());
+  CHECK(one["scaling"]["note"].get<std::string>().find("--threads 2") != std::string::npos);
+  CHECK(format_text(one).find("--threads 2") != std::string::npos);
 }
 
 TEST_CASE("bench format: csv columns, markdown tables, text, svg") {

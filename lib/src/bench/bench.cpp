@@ -138,6 +138,29 @@ Json decode_kernel_json(const std::vector<double>& samples_ns, const char* kerne
   return j;
 }
 
+// One kernel's thread scaling at one N (BenchConfig::scaling_at): rounds of `reps` calls on
+// one thread then `reps` on c.threads, warmed up before the first round; per side the
+// pooled samples, and each round's ratio of medians (their spread shows how steady the
+// machine was).
+Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, double peak_one,
+                         const std::function<Tensor(unsigned)>& call) {
+  std::vector<double> one, many, rounds;
+  for (std::size_t r = 0; r < c.scaling_rounds; ++r) {
+    const std::size_t warmup = r == 0 ? c.warmup : 0;
+    const std::vector<double> a = time_ms(warmup, c.reps, [&] { return call(1); });
+    const std::vector<double> b = time_ms(warmup, c.reps, [&] { return call(c.threads); });
+    one.insert(one.end(), a.begin(), a.end());
+    many.insert(many.end(), b.begin(), b.end());
+    rounds.push_back(sample_stats(a).median / sample_stats(b).median);
+  }
+  Json j;
+  j["one_thread"] = kernel_json(isa, one, flops, peak_one);
+  j["threads"] = kernel_json(isa, many, flops, peak_one * c.threads);
+  j["speedup"] = sample_stats(one).median / sample_stats(many).median;
+  j["round_speedups"] = rounds;
+  return j;
+}
+
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -156,6 +179,10 @@ void BenchConfig::validate() const {
   }
   if (reps == 0) throw_usage("--reps must be > 0");
   if (threads == 0) throw_usage("--threads must be > 0");
+  for (std::size_t n : scaling_at) {
+    if (n == 0) throw_usage("--scaling-at: sequence lengths must be > 0");
+  }
+  if (scaling_rounds == 0) throw_usage("--scaling-rounds must be > 0");
   if (decode_steps == 0) throw_usage("--decode-steps must be > 0");
   if (dense_decode_steps == 0) throw_usage("--dense-decode-steps must be > 0");
   if (q_heads == 0 || kv_heads == 0 || dim == 0) throw_usage("--q-heads, --kv-heads and --dim must be > 0");
@@ -320,8 +347,18 @@ Json run_bench(const BenchConfig& config_in) {
   const auto run_start = Clock::now();
 
   Progress prog;
+  std::sort(c.scaling_at.begin(), c.scaling_at.end());
+  c.scaling_at.erase(std::unique(c.scaling_at.begin(), c.scaling_at.end()), c.scaling_at.end());
+  const bool scaling = c.threads > 1;  // one thread against one thread would measure nothing
+  for (std::size_t n : c.scaling_at) {  // a size too large fails now, not after the other tables
+    checked_numel({n, std::max(c.q_heads, c.kv_heads), c.dim}, "--scaling-at");
+  }
+
   prog.total = 1 + 2 * c.decode_at.size();
   for (std::size_t n : c.seqs) prog.total += 1 + (n <= c.no_dense_above ? 1 : 0) + (c.reference ? 1 : 0);
+  if (scaling) {
+    for (std::size_t n : c.scaling_at) prog.total += 1 + (n <= c.no_dense_above ? 1 : 0);
+  }
   auto report_progress = [&](const std::string& label, bool n_done = false) {
     prog.label = label;
     prog.n_done = n_done;
@@ -345,6 +382,8 @@ Json run_bench(const BenchConfig& config_in) {
                      {"decode_steps", c.decode_steps},
                      {"dense_decode_steps", c.dense_decode_steps},
                      {"no_dense_above", c.no_dense_above},
+                     {"scaling_at", c.scaling_at},
+                     {"scaling_rounds", c.scaling_rounds},
                      {"reference", c.reference},
                      {"gen", "normal"},
                      {"seed", hex64(c.seed)}};
@@ -458,6 +497,39 @@ Json run_bench(const BenchConfig& config_in) {
   }
   j["prefill"] = rows;
   j["fits"] = Json{{"dense", fit_json(dense_fit)}, {"sparse", fit_json(sparse_fit)}, {"sparse_ref", fit_json(ref_fit)}};
+
+  Json scale;
+  scale["threads"] = c.threads;
+  scale["rounds"] = c.scaling_rounds;
+  scale["reps_per_round"] = c.reps;
+  scale["note"] = !c.scaling_at.empty() && !scaling ? Json("thread scaling needs --threads 2 or more") : Json(nullptr);
+  Json srows = Json::array();
+  const double peak_one = pj["valid"].get<bool>() ? pj["single_core_gflops"].get<double>() : 0.0;
+  for (std::size_t n : scaling ? c.scaling_at : std::vector<std::size_t>{}) {
+    const Qkv x = generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed);
+    const std::string at = "N=" + std::to_string(n) + " scaling";
+    Json r;
+    r["seq"] = n;
+    r["dense"] = nullptr;
+    if (n <= c.no_dense_above) {
+      report_progress(at + " dense");
+      r["dense"] = scaling_kernel_json(
+          c, isa, attention_flops(attn::dense_edges_per_head(n, c.sparse.causal), c.q_heads, c.dim), peak_one,
+          [&](unsigned t) { return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, {t, isa, true}); });
+      stage_done(at + " dense");
+    }
+    report_progress(at + " sparse");
+    r["sparse"] = scaling_kernel_json(
+        c, isa, attention_flops(attn::sparse_edges_per_head(n, c.sparse), c.q_heads, c.dim), peak_one,
+        [&](unsigned t) { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, {t, isa, true}); });
+    stage_done(at + " sparse");
+    std::string line = at + ": sparse " + fmt("%.2fx", r["sparse"]["speedup"].get<double>());
+    if (r["dense"].is_object()) line += ", dense " + fmt("%.2fx", r["dense"]["speedup"].get<double>());
+    report_progress(line + " on " + std::to_string(c.threads) + " threads", true);
+    srows.push_back(std::move(r));
+  }
+  scale["rows"] = srows;
+  j["scaling"] = scale;
 
   // Decode: prefill T - steps positions, then time `steps` single-token steps, the last at
   // cache length T. The dense decode (the O(T) baseline: every slot through the same row

@@ -120,6 +120,45 @@ Table decode_table(const Json& result) {
   return t;
 }
 
+// The thread-scaling rows (BenchConfig::scaling_at); none in reports without them.
+const Json& scaling_rows(const Json& result) {
+  static const Json kNone = Json::array();
+  return result.contains("scaling") && result["scaling"].is_object() ? result["scaling"]["rows"] : kNone;
+}
+
+Table scaling_table(const Json& result) {
+  const std::string t = std::to_string(result["scaling"]["threads"].get<unsigned>());
+  Table table;
+  table.header = {"N", "dense 1 thread ms", "dense " + t + " threads ms", "dense speedup", "sparse 1 thread ms",
+                  "sparse " + t + " threads ms", "sparse speedup", "sparse rounds"};
+  for (const Json& r : scaling_rows(result)) {
+    auto side = [](const Json& k, std::vector<std::string>& row) {
+      if (!k.is_object()) {
+        row.insert(row.end(), {"-", "-", "-"});
+        return;
+      }
+      row.insert(row.end(), {n4(num_at(k["one_thread"], "median_ms")), n4(num_at(k["threads"], "median_ms")),
+                             fixed(num_at(k, "speedup"), 2, "x")});
+    };
+    std::vector<std::string> row{std::to_string(r["seq"].get<std::uint64_t>())};
+    side(r["dense"], row);
+    side(r["sparse"], row);
+    const Json& rounds = r["sparse"]["round_speedups"];
+    const auto [lo, hi] = std::minmax_element(rounds.begin(), rounds.end(),
+                                              [](const Json& a, const Json& b) { return a.get<double>() < b.get<double>(); });
+    row.push_back(fixed(lo->get<double>(), 2) + " - " + fixed(hi->get<double>(), 2) + "x");
+    table.rows.push_back(std::move(row));
+  }
+  return table;
+}
+
+std::string scaling_title(const Json& r) {
+  const Json& sc = r["scaling"];
+  return "thread scaling, 1 against " + std::to_string(sc["threads"].get<unsigned>()) + " threads, medians of " +
+         std::to_string(sc["rounds"].get<std::uint64_t>()) + " alternating rounds of " +
+         std::to_string(sc["reps_per_round"].get<std::uint64_t>()) + " calls each";
+}
+
 std::string title_line(const Json& r) {
   const Json& s = r["shape"];
   const Json& c = r["config"];
@@ -307,6 +346,8 @@ std::string format_text(const Json& r) {
   s += "\nprefill (forward), median of the timed runs:\n" + render_text(prefill_table(r));
   if (any_extrapolated(r)) s += "* dense not run above N=" + std::to_string(r["params"]["no_dense_above"].get<std::uint64_t>()) + ": extrapolated from the dense growth exponent\n";
   s += fits_line(r) + "\n";
+  if (!scaling_rows(r).empty()) s += "\n" + scaling_title(r) + ":\n" + render_text(scaling_table(r));
+  if (r.contains("scaling") && r["scaling"]["note"].is_string()) s += "\n" + r["scaling"]["note"].get<std::string>() + "\n";
   if (!r["decode"]["rows"].empty()) {
     s += "\ndecode step (f32 cache, median ns per token over the timed steps):\n" + render_text(decode_table(r));
   }
@@ -326,6 +367,11 @@ std::string format_markdown(const Json& r) {
   if (any_extrapolated(r)) {
     s += "\n\\* dense not run above N=" + std::to_string(r["params"]["no_dense_above"].get<std::uint64_t>()) +
          ": extrapolated from the dense growth exponent\n";
+  }
+  if (!scaling_rows(r).empty()) {
+    std::string title = scaling_title(r);
+    title[0] = 'T';
+    s += "\n" + title + ":\n\n" + render_markdown(scaling_table(r));
   }
   if (!r["decode"]["rows"].empty()) {
     s += "\nDecode step (f32 cache, median ns per token):\n\n" + render_markdown(decode_table(r));
@@ -356,6 +402,21 @@ std::string format_csv(const Json& r) {
            k.contains("samples_ms") ? std::to_string(k["samples_ms"].size()) : "0", csv_num(num_at(k, "gflops")),
            csv_num(num_at(k, "pct_of_peak")), edges, is_sparse ? csv_num(num_at(p["edges"], "ratio")) : "",
            is_sparse ? csv_num(num_at(p["speedup"], "measured")) : "", is_sparse ? csv_num(num_at(p, "fast_vs_ref")) : ""});
+    }
+  }
+  // Thread scaling: kernel "dense@1" / "dense@T" (T the threads), speedup_vs_dense empty.
+  for (const Json& p : scaling_rows(r)) {
+    const std::string n = std::to_string(p["seq"].get<std::uint64_t>());
+    const std::string t = std::to_string(r["scaling"]["threads"].get<unsigned>());
+    for (const char* kernel : {"dense", "sparse"}) {
+      if (!p[kernel].is_object()) continue;
+      for (const auto& [side, threads] : {std::pair{"one_thread", std::string("1")}, std::pair{"threads", t}}) {
+        const Json& k = p[kernel][side];
+        row({"scaling", n, std::string(kernel) + "@" + threads, k["isa"].get<std::string>(), "false",
+             csv_num(num_at(k, "median_ms")), csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")),
+             csv_num(num_at(k, "stddev_ms")), "ms", std::to_string(k["samples_ms"].size()), csv_num(num_at(k, "gflops")),
+             csv_num(num_at(k, "pct_of_peak")), "", "", "", ""});
+      }
     }
   }
   for (const Json& d : r["decode"]["rows"]) {

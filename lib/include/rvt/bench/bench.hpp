@@ -1,7 +1,7 @@
 // `rvtemporal bench`: prefill (forward) timings of dense vs sparse attention over a list of
 // sequence lengths, the scalar reference sparse kernel beside the fast one, the core's FMA
-// peak measured in the same run, decode-step latency against a prefilled KV cache, and the
-// machine the numbers came from. One result schema (rvtemporal.bench/1); the CLI renders
+// peak measured in the same run, thread scaling (one thread against several, alternating),
+// decode-step latency against a prefilled KV cache, and the machine the numbers came from. One result schema (rvtemporal.bench/1); the CLI renders
 // it as JSON, text, markdown or CSV (format.hpp) and compares it with a baseline
 // (compare.hpp).
 //
@@ -49,6 +49,12 @@ struct BenchConfig {
   std::size_t dense_decode_steps = 64;  // timed dense (O(T) baseline) decode steps at each T
   std::size_t no_dense_above = 65536;  // dense at N > this is extrapolated, never run
   bool reference = true;               // time the scalar reference sparse kernel too
+  // Thread scaling: at each N here, dense (up to no_dense_above) and sparse on one thread and
+  // on `threads`, timed in `scaling_rounds` rounds that alternate the two (`reps` calls each
+  // per round), so that a slow stretch of a shared machine falls on both sides; speedup =
+  // one-thread median / threaded median. Empty: no scaling table.
+  std::vector<std::size_t> scaling_at;
+  std::size_t scaling_rounds = 5;
   std::uint64_t seed = 0x5EED;
   double peak_seconds = 0.2;           // FMA peak probe duration
   ProgressFn progress;                 // optional
