@@ -331,6 +331,18 @@ float* tile_scratch(const TileColumnSet& columns, std::size_t lanes) {
   return scratch.data();
 }
 
+// Asks for rows [row0, row0 + rows) of a head (row r at x + r * stride, `dim` floats) to be
+// brought into L1. The tiles use it on the next tile's queries: with heads side by side in
+// a row, a head's rows are a short run every few hundred bytes, a stream the hardware
+// prefetchers did not run ahead of once Q no longer fit in the caches (scratch loop, bench
+// preset, one thread, alternating: N = 8192 3.11 ms against 3.62; 1024 and 4096 level).
+void prefetch_rows(const float* x, std::size_t stride, std::size_t row0, std::size_t rows, std::size_t dim) {
+  constexpr std::size_t kLineFloats = 64 / sizeof(float);
+  for (std::size_t r = row0; r < row0 + rows; ++r) {
+    for (std::size_t d = 0; d < dim; d += kLineFloats) __builtin_prefetch(x + r * stride + d, 0, 3);
+  }
+}
+
 // Tiles [begin, end) of kv head kvh (arguments from prepare_head), each for all the query
 // heads of its group, on the calling thread.
 void run_tiles(const kernels::KernelTable& table, const Tensor& q, const AttentionShape& s,
@@ -352,6 +364,7 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
       kernels::SparseTileArgs ah = a;
       ah.q = q.row(0, h);
       ah.out = out.row(0, h);
+      if (t + 1 < grid.tiles()) prefetch_rows(ah.q, a.q_stride, grid.row0(t + 1), grid.rows(t + 1), s.dim);
       table.sparse_tile(ah, grid.row0(t), grid.rows(t), cols, scratch);
     }
   }
