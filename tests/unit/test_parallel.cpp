@@ -2,6 +2,7 @@
 // count, exceptions reach the caller, nested calls run serially, and back-to-back jobs
 // with different worker counts (the pool's generation handshake) never lose a worker.
 // OwnedWork: whole items per worker, idle workers helping, owners released safely.
+// spin_until: the spin the pool and OwnedWork wait with.
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -14,6 +15,7 @@
 
 #include "rvt/core/owned_work.hpp"
 #include "rvt/core/parallel.hpp"
+#include "rvt/core/spin.hpp"
 
 using rvt::parallel_for;
 
@@ -69,6 +71,20 @@ TEST_CASE("parallel_for rethrows a worker's exception and nested calls run seria
   std::atomic<int> after{0};
   parallel_for(10, 2, [&](std::size_t b, std::size_t e, unsigned) { after.fetch_add(static_cast<int>(e - b)); });
   CHECK(after.load() == 10);
+}
+
+TEST_CASE("spin_until: true once done holds, false once the limit has passed, yielding on the way", "[parallel]") {
+  int calls = 0;
+  CHECK(rvt::spin_until([&] { return ++calls >= 3; }, std::chrono::seconds(10)));
+  CHECK(calls == 3);
+  CHECK_FALSE(rvt::spin_until([] { return false; }, std::chrono::microseconds(300)));  // past kSpinBeforeYielding
+  std::atomic<bool> flag{false};  // set by another thread while the spinner yields
+  std::thread setter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    flag.store(true);
+  });
+  CHECK(rvt::spin_until([&] { return flag.load(); }, std::chrono::seconds(30)));
+  setter.join();
 }
 
 TEST_CASE("OwnedWork: every piece runs once, an idle worker helps, owners release only after their helpers",
