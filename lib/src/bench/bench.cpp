@@ -343,17 +343,16 @@ Json run_bench(const BenchConfig& config_in) {
   c.seqs.erase(std::unique(c.seqs.begin(), c.seqs.end()), c.seqs.end());
   std::sort(c.decode_at.begin(), c.decode_at.end());
   c.decode_at.erase(std::unique(c.decode_at.begin(), c.decode_at.end()), c.decode_at.end());
-  const kernels::Isa isa = kernels::resolve_isa(c.isa);
-  const auto run_start = Clock::now();
-
-  Progress prog;
   std::sort(c.scaling_at.begin(), c.scaling_at.end());
   c.scaling_at.erase(std::unique(c.scaling_at.begin(), c.scaling_at.end()), c.scaling_at.end());
   const bool scaling = c.threads > 1;  // one thread against one thread would measure nothing
   for (std::size_t n : c.scaling_at) {  // a size too large fails now, not after the other tables
     checked_numel({n, std::max(c.q_heads, c.kv_heads), c.dim}, "--scaling-at");
   }
+  const kernels::Isa isa = kernels::resolve_isa(c.isa);
+  const auto run_start = Clock::now();
 
+  Progress prog;
   prog.total = 1 + 2 * c.decode_at.size();
   for (std::size_t n : c.seqs) prog.total += 1 + (n <= c.no_dense_above ? 1 : 0) + (c.reference ? 1 : 0);
   if (scaling) {

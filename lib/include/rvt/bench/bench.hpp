@@ -1,9 +1,9 @@
 // `rvtemporal bench`: prefill (forward) timings of dense vs sparse attention over a list of
 // sequence lengths, the scalar reference sparse kernel beside the fast one, the core's FMA
 // peak measured in the same run, thread scaling (one thread against several, alternating),
-// decode-step latency against a prefilled KV cache, and the machine the numbers came from. One result schema (rvtemporal.bench/1); the CLI renders
-// it as JSON, text, markdown or CSV (format.hpp) and compares it with a baseline
-// (compare.hpp).
+// decode-step latency against a prefilled KV cache, and the machine the numbers came from.
+// One result schema (rvtemporal.bench/1); the CLI renders it as JSON, text, markdown or CSV
+// (format.hpp) and compares it with a baseline (compare.hpp).
 //
 // Timing: each kernel call is timed whole with steady_clock (allocation of the output
 // included, as a user of the API pays it), after `warmup` untimed calls; inputs are
