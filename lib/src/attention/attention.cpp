@@ -150,7 +150,6 @@ class TileColumnSet {
       : grid_(TileGrid::for_config(seq, config, lanes)),
         tiles_(grid_.tiles()),
         chunks_((tiles_ + kTilesPerChunk - 1) / kTilesPerChunk),
-        single_rows_(chunks_.size()),
         where_(tiles_) {
     parallel_for(chunks_.size(), threads, [&](std::size_t first, std::size_t last, unsigned) {
       TilePattern pattern(seq, config, lanes);
@@ -158,7 +157,6 @@ class TileColumnSet {
         for (std::size_t t = c * kTilesPerChunk; t < std::min(tiles_, (c + 1) * kTilesPerChunk); ++t) {
           pattern.build(grid_.row0(t), grid_.rows(t));
           const kernels::TileColumns cols = pattern.columns();
-          if (grid_.rows(t) == 1) single_rows_[c].push_back({t, lane_candidates(cols, grid_.row0(t), 0)});
           where_[t] = {static_cast<std::uint32_t>(chunks_[c].size()), static_cast<std::uint32_t>(cols.relative.size()),
                        static_cast<std::uint32_t>(cols.globals.size()), static_cast<std::uint32_t>(cols.blocks.size())};
           for (auto group : {cols.relative, cols.globals, cols.blocks}) chunks_[c].insert(chunks_[c].end(), group.begin(), group.end());
@@ -166,6 +164,9 @@ class TileColumnSet {
       }
     });
     for (const Where& w : where_) max_columns_ = std::max<std::size_t>(max_columns_, w.relative + w.globals + w.blocks);
+    for (std::size_t t = 0; t < tiles_; ++t) {  // the first and last tiles at most
+      if (grid_.rows(t) == 1) single_rows_.push_back({t, lane_candidates(columns(t), grid_.row0(t), 0)});
+    }
   }
   const TileGrid& grid() const { return grid_; }
   std::size_t tiles() const { return tiles_; }
@@ -180,15 +181,12 @@ class TileColumnSet {
     return {{base, w.relative}, {base + w.relative, w.globals}, {base + w.relative + w.globals, w.blocks}};
   }
   std::size_t max_columns() const { return max_columns_; }
-  // The candidates of tile t's row where the tile holds one row (the grid's last when the
-  // sequence plus the shift is one past a multiple of the lanes, N = 1024 in the bench
-  // preset), else nullptr. Such a tile costs what a full one does; the row kernel takes it
-  // for a fraction of that (one of 65 tiles at N = 1024: ~2% of a call).
-  const LaneCandidates* single_row(std::size_t t) const {
-    for (const auto& [tile, candidates] : single_rows_[t / kTilesPerChunk]) {
-      if (tile == t) return &candidates;
-    }
-    return nullptr;
+  // The candidates of tile t's row, where the tile holds one row (grid().rows(t) == 1: the
+  // grid's last when the sequence plus the shift is one past a multiple of the lanes, N =
+  // 1024 in the bench preset). Such a tile costs what a full one does; the row kernel takes
+  // it for a fraction of that (one of 65 tiles at N = 1024: ~2% of a call).
+  const LaneCandidates& single_row(std::size_t t) const {
+    return std::find_if(single_rows_.begin(), single_rows_.end(), [t](const auto& s) { return s.first == t; })->second;
   }
 
  private:
@@ -199,7 +197,7 @@ class TileColumnSet {
   TileGrid grid_;
   std::size_t tiles_;
   std::vector<std::vector<kernels::TileColumn>> chunks_;
-  std::vector<std::vector<std::pair<std::size_t, LaneCandidates>>> single_rows_;  // per chunk, at most two tiles in all
+  std::vector<std::pair<std::size_t, LaneCandidates>> single_rows_;  // (tile, its row's candidates)
   std::vector<Where> where_;
   std::size_t max_columns_ = 0;
 };
@@ -297,6 +295,7 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
   const PaddedTiles kt(memory, s.dim, positions, table.lanes), vt(memory + per, s.dim, positions, table.lanes);
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
+  a.seq = s.seq;
   a.kt = kt.tile0();
   a.vt = vt.tile0();
   a.key_shift = grid.shift;
@@ -331,18 +330,6 @@ float* tile_scratch(const TileColumnSet& columns, std::size_t lanes) {
   return scratch.data();
 }
 
-// Asks for rows [row0, row0 + rows) of a head (row r at x + r * stride, `dim` floats) to be
-// brought into L1. The tiles use it on the next tile's queries: with heads side by side in
-// a row, a head's rows are a short run every few hundred bytes, a stream the hardware
-// prefetchers did not run ahead of once Q no longer fit in the caches (scratch loop, bench
-// preset, one thread, alternating: N = 8192 3.11 ms against 3.62; 1024 and 4096 level).
-void prefetch_rows(const float* x, std::size_t stride, std::size_t row0, std::size_t rows, std::size_t dim) {
-  constexpr std::size_t kLineFloats = 64 / sizeof(float);
-  for (std::size_t r = row0; r < row0 + rows; ++r) {
-    for (std::size_t d = 0; d < dim; d += kLineFloats) __builtin_prefetch(x + r * stride + d, 0, 3);
-  }
-}
-
 // Tiles [begin, end) of kv head kvh (arguments from prepare_head), each for all the query
 // heads of its group, on the calling thread.
 void run_tiles(const kernels::KernelTable& table, const Tensor& q, const AttentionShape& s,
@@ -350,21 +337,22 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
                std::size_t end, float* scratch, Tensor& out) {
   const TileGrid& grid = columns.grid();
   for (std::size_t t = begin; t < end; ++t) {
-    const LaneCandidates* single = columns.single_row(t);
+    if (grid.rows(t) == 1) {  // the row kernel; scratch holds a tile's columns, more than its candidates
+      const LaneCandidates& single = columns.single_row(t);
+      const std::size_t row = grid.row0(t);
+      kernels::LandmarkSource landmarks;
+      landmarks.rows = {a.mean_k, a.mean_v, a.mean_stride};
+      for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
+        table.sparse_row_f32(q.row(row, h), s.dim, a.scale, {a.k, a.v, a.kv_stride}, single.tokens, landmarks,
+                             single.blocks, scratch, out.row(row, h));
+      }
+      continue;
+    }
     const kernels::TileColumns cols = columns.columns(t);  // shared by the group's query heads
     for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
-      if (single) {  // scratch holds a tile's columns, more than the row's candidates
-        const std::size_t row = grid.row0(t);
-        kernels::LandmarkSource landmarks;
-        landmarks.rows = {a.mean_k, a.mean_v, a.mean_stride};
-        table.sparse_row_f32(q.row(row, h), s.dim, a.scale, {a.k, a.v, a.kv_stride}, single->tokens, landmarks,
-                             single->blocks, scratch, out.row(row, h));
-        continue;
-      }
       kernels::SparseTileArgs ah = a;
       ah.q = q.row(0, h);
       ah.out = out.row(0, h);
-      if (t + 1 < grid.tiles()) prefetch_rows(ah.q, a.q_stride, grid.row0(t + 1), grid.rows(t + 1), s.dim);
       table.sparse_tile(ah, grid.row0(t), grid.rows(t), cols, scratch);
     }
   }

@@ -46,6 +46,7 @@ struct TileColumns {
 struct SparseTileArgs {
   const float* q = nullptr;  // query row i of the head at q + i * q_stride
   std::size_t q_stride = 0;
+  std::size_t seq = 0;  // query rows (= keys): a tile prefetches the rows of the next one below it
   // The kv head's K and V in key tiles (KernelTable::transpose_tiles), key j at position
   // p = j + key_shift: element d at kt[tile(p) * dim * lanes + d * lanes + p - tile(p) * lanes],
   // tile(p) = floor(p / lanes), for p in [-lanes, n + key_shift + 2 * lanes) (zero padding),
