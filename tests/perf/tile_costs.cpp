@@ -7,7 +7,8 @@
 // columns: the queries' and outputs' transposes, the softmax, one column), then with the
 // window run added, then the log-stride columns, then the landmark blocks (the whole tile).
 // The subsets alternate round by round, so a machine that slows down slows them alike; the
-// differences of their medians give the cost of one column of each kind.
+// differences of their medians give the cost of one column of each kind. Outputs go through
+// the caches (an attention call streams them past the caches from 256 KiB of output).
 //
 //   rvt_tile_costs [--preset bench] [--seq 1024] [--isa auto|avx2|avx512] [--rounds 15] [--passes 20]
 #include <algorithm>
