@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 
 #include "rvt/attention/attention.hpp"
 #include "rvt/attention/tile_pattern.hpp"
+#include "rvt/bench/stats.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/jobs/presets.hpp"
 #include "rvt/kernels/fast.hpp"
@@ -37,17 +39,13 @@ using kernels::TileColumn;
 
 struct Tile {
   std::size_t row0 = 0, rows = 0;
-  std::vector<TileColumn> window, strides, globals, blocks;  // the relative columns split at |at| <= window
+  std::vector<TileColumn> relative, globals, blocks;
+  std::size_t window = 0;  // relative[0, window) are the window's (TilePattern puts them first), the rest strides
 };
 
 // The subsets measured, each adding one kind of column to the one before.
 enum Subset { kGlobals, kWindow, kStrides, kWhole, kSubsets };
 const char* const kSubsetNames[kSubsets] = {"globals only", "+ window run", "+ log-stride columns", "whole tile"};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 int run(const std::string& preset_name, std::size_t seq, const std::string& isa_name, std::size_t rounds,
         std::size_t passes) {
@@ -80,10 +78,13 @@ int run(const std::string& preset_name, std::size_t seq, const std::string& isa_
     if (grid.rows(t) == 1) continue;  // attention runs one-row tiles through the row kernel
     pattern.build(grid.row0(t), grid.rows(t));
     const kernels::TileColumns cols = pattern.columns();
-    Tile tile{grid.row0(t), grid.rows(t), {}, {}, {cols.globals.begin(), cols.globals.end()},
-              {cols.blocks.begin(), cols.blocks.end()}};
-    for (const TileColumn& c : cols.relative) {
-      (static_cast<std::size_t>(std::abs(c.at)) <= config.window ? tile.window : tile.strides).push_back(c);
+    Tile tile{grid.row0(t), grid.rows(t), {cols.relative.begin(), cols.relative.end()},
+              {cols.globals.begin(), cols.globals.end()}, {cols.blocks.begin(), cols.blocks.end()}, 0};
+    auto in_window = [&](const TileColumn& c) { return static_cast<std::size_t>(std::abs(c.at)) <= config.window; };
+    tile.window = static_cast<std::size_t>(std::find_if_not(tile.relative.begin(), tile.relative.end(), in_window) -
+                                           tile.relative.begin());
+    if (std::any_of(tile.relative.begin() + static_cast<std::ptrdiff_t>(tile.window), tile.relative.end(), in_window)) {
+      throw std::logic_error("TilePattern no longer puts the window's columns first");
     }
     tiles.push_back(std::move(tile));
   }
@@ -109,15 +110,14 @@ int run(const std::string& preset_name, std::size_t seq, const std::string& isa_
   a.scale = 1.0f / std::sqrt(static_cast<float>(dim));
   AlignedFloats scratch(lanes * pattern.max_columns());
 
-  // One subset's time per tile: `passes` passes over every tile.
+  // One subset's time per tile: `passes` passes over every tile. Its relative columns are a
+  // prefix of the tile's (none, the window's, all).
   auto time_subset = [&](Subset subset) {
-    std::vector<TileColumn> relative;
     const auto start = std::chrono::steady_clock::now();
     for (std::size_t p = 0; p < passes; ++p) {
       for (const Tile& tile : tiles) {
-        relative.assign(tile.window.begin(), subset >= kWindow ? tile.window.end() : tile.window.begin());
-        if (subset >= kStrides) relative.insert(relative.end(), tile.strides.begin(), tile.strides.end());
-        const kernels::TileColumns cols{relative, tile.globals,
+        const std::size_t relative = subset == kGlobals ? 0 : subset == kWindow ? tile.window : tile.relative.size();
+        const kernels::TileColumns cols{std::span<const TileColumn>(tile.relative).first(relative), tile.globals,
                                         subset == kWhole ? std::span<const TileColumn>(tile.blocks)
                                                          : std::span<const TileColumn>()};
         table->sparse_tile(a, tile.row0, tile.rows, cols, scratch.data());
@@ -134,13 +134,15 @@ int run(const std::string& preset_name, std::size_t seq, const std::string& isa_
     }
   }
 
-  auto mean_count = [&](auto member) {
+  auto mean_count = [&](auto count) {
     double n = 0;
-    for (const Tile& tile : tiles) n += static_cast<double>((tile.*member).size());
+    for (const Tile& tile : tiles) n += static_cast<double>(count(tile));
     return n / static_cast<double>(tiles.size());
   };
-  const double added[kSubsets] = {mean_count(&Tile::globals), mean_count(&Tile::window), mean_count(&Tile::strides),
-                                  mean_count(&Tile::blocks)};
+  const double added[kSubsets] = {mean_count([](const Tile& t) { return t.globals.size(); }),
+                                  mean_count([](const Tile& t) { return t.window; }),
+                                  mean_count([](const Tile& t) { return t.relative.size() - t.window; }),
+                                  mean_count([](const Tile& t) { return t.blocks.size(); })};
   const char* const kinds[kSubsets] = {"global", "window", "log-stride", "block"};
   std::printf("tile costs: preset %s, seq %zu, isa %s (%zu lanes), head 0 of %zu, %zu tiles, median of %zu rounds x %zu passes\n",
               preset.name.c_str(), seq, kernels::isa_name(table->isa), lanes, preset.q_heads, tiles.size(), rounds,
@@ -148,7 +150,7 @@ int run(const std::string& preset_name, std::size_t seq, const std::string& isa_
   std::printf("%-22s %10s %16s %14s\n", "columns", "ns/tile", "columns added", "ns per column");
   double before = 0;
   for (std::size_t s = 0; s < kSubsets; ++s) {
-    const double ns = median(samples[s]);
+    const double ns = bench::median(samples[s]);
     if (s == 0) {
       std::printf("%-22s %10.1f %9.2f %-6s %14s\n", kSubsetNames[s], ns, added[s], kinds[s], "(fixed)");
     } else {
