@@ -47,10 +47,13 @@ Outcome run_stream_job(const StreamCliOptions& o) {
   s.out_path = o.out;
   s.parity = !o.no_parity;
   if (o.jsonl) {
-    s.on_step = [](const Json& record) { std::cout << record.dump() << '\n'; };
+    s.on_step = [](const Json& record) { std::cout << report::to_text(record) << '\n'; };
   }
   const attn::Backend backend = attn::parse_backend(o.backend);
   jobs::JobResult r;
+  if (o.dense_baseline && (o.blob.empty() || backend != attn::Backend::kDense)) {
+    throw_usage("--dense-baseline is for --blob with --backend dense (in attention mode --backend dense is the dense decode)");
+  }
   if (!o.blob.empty()) {
     jobs::ModelStreamRequest req;
     req.blob_path = o.blob;

@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <set>
+#include <utility>
+#include <vector>
 
 #include "cli.hpp"
 #include "rvt/core/build_info.hpp"
@@ -35,29 +38,114 @@ void setup_logging(int verbose, bool quiet, const std::string& level) {
   spdlog::set_level(lvl);
 }
 
-// Emits the report (stdout and/or file) and returns the process exit code.
-int finish(const Context& ctx, ExitCode code, Json result, const std::string& text,
-           const std::string& error, bool jsonl = false) {
-  if (!error.empty()) std::fprintf(stderr, "rvtemporal: error: %s\n", error.c_str());
-  const Json envelope = report::envelope(ctx.command, code, std::move(result), error);
+// Emits the report (stdout and/or file) and returns the process exit code. The file comes
+// first, so that when it cannot be written the report on stdout and the exit code say so.
+// `label` starts the stderr line: "error", or "usage error" for a command line the parser refused.
+int finish(const Context& ctx, ExitCode code, const Json& result, const std::string& text, std::string error,
+           bool jsonl = false, const char* label = "error") {
+  if (!error.empty()) std::fprintf(stderr, "rvtemporal: %s: %s\n", label, error.c_str());
+  Json envelope = report::envelope(ctx.command, code, result, error);
+  if (!ctx.out_report.empty()) {
+    try {
+      io::write_file_atomic(ctx.out_report, report::to_text(envelope, 2) + "\n");
+    } catch (const Error& e) {
+      std::fprintf(stderr, "rvtemporal: error: %s\n", e.what());
+      if (code == ExitCode::kOk) {
+        code = e.code();
+        error = e.what();
+        envelope = report::envelope(ctx.command, code, result, error);
+      }
+    }
+  }
   if (jsonl) {
-    std::cout << envelope.dump() << "\n";
+    std::cout << report::to_text(envelope) << "\n";
     if (!text.empty()) std::fputs(text.c_str(), stderr);
   } else if (ctx.json) {
-    std::cout << envelope.dump(2) << "\n";
+    std::cout << report::to_text(envelope, 2) << "\n";
   } else if (!text.empty()) {
     std::cout << text;
   }
   std::cout.flush();
-  if (!ctx.out_report.empty()) {
-    try {
-      io::write_file_atomic(ctx.out_report, envelope.dump(2) + "\n");
-    } catch (const Error& e) {
-      std::fprintf(stderr, "rvtemporal: error: %s\n", e.what());
-      return to_int(code == ExitCode::kOk ? e.code() : code);
+  return to_int(code);
+}
+
+const CLI::App* find_subcommand(const CLI::App& app, const std::string& name) {
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (sub->get_name() == name) return sub;
+  }
+  return nullptr;
+}
+
+// The report context of a command line the parser refused: its options were not all
+// parsed, so --json, --out-report and the command are read off argv as written.
+Context refused_context(const CLI::App& app, int argc, char** argv) {
+  Context ctx;
+  int report_at = 0;  // argv index of --out-report's value
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--json") ctx.json = true;
+    if (arg == "--out-report" && i + 1 < argc) {
+      ctx.out_report = argv[i + 1];
+      report_at = i + 1;
+    }
+    if (arg.rfind("--out-report=", 0) == 0) ctx.out_report = arg.substr(std::string("--out-report=").size());
+    const CLI::App* sub = ctx.command.empty() ? find_subcommand(app, arg) : nullptr;
+    if (sub != nullptr) {
+      ctx.command = arg;
+      if (i + 1 < argc && find_subcommand(*sub, argv[i + 1]) != nullptr) ctx.command += " " + std::string(argv[i + 1]);
     }
   }
-  return to_int(code);
+  // Not over a file the command line names otherwise (an input, say): refuse_suspect_values's
+  // check, with every word standing in for a path.
+  for (int i = 1; i < argc && !ctx.out_report.empty(); ++i) {
+    if (i != report_at && io::same_file(ctx.out_report, argv[i])) ctx.out_report.clear();
+  }
+  return ctx;
+}
+
+// The parser's message, or for a first word that is no command, which commands there are.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  if (argc > 1 && argv[1][0] != '-' && find_subcommand(app, argv[1]) == nullptr) {
+    return std::string("unknown command '") + argv[1] + "' (commands: blob, forward, stream, bench, parity)";
+  }
+  return std::string(e.what()) + " (see --help)";
+}
+
+// Given options, subcommands' too, as (option name, value) in command-line order.
+std::vector<std::pair<std::string, std::string>> given_values(const CLI::App& app) {
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_type_size() == 0) continue;  // a flag: no value
+    for (const std::string& v : opt->results()) values.emplace_back(opt->get_name(), v);
+  }
+  for (const CLI::App* sub : app.get_subcommands()) {
+    for (auto& item : given_values(*sub)) values.push_back(std::move(item));
+  }
+  return values;
+}
+
+// Values the parser accepts but no command should: an empty one ("$UNSET") is a mistake,
+// not "option not given" (an empty --q would run on generated data); an output naming an
+// input, or another output, would destroy it (and so would the report, when --out-report is one).
+void refuse_suspect_values(const CLI::App& app, Context& ctx) {
+  static const std::set<std::string> kReads = {"--q", "--k", "--v", "--blob", "--frames", "--compare", "file", "files"};
+  static const std::set<std::string> kWrites = {"--out", "--out-report", "--plot"};
+  const auto values = given_values(app);
+  for (const auto& [name, value] : values) {
+    if (value.empty()) throw_usage(name + ": empty value");
+  }
+  for (std::size_t w = 0; w < values.size(); ++w) {
+    if (!kWrites.contains(values[w].first)) continue;
+    for (std::size_t o = 0; o < values.size(); ++o) {
+      const bool other_write = kWrites.contains(values[o].first) && o != w;
+      if ((!kReads.contains(values[o].first) && !other_write) || !io::same_file(values[w].second, values[o].second)) continue;
+      const std::string& other = values[o].first;
+      if (values[w].first == "--out-report" || other == "--out-report") ctx.out_report.clear();  // not over it either
+      throw_usage(values[w].first + " " + values[w].second + ": the same file as " +
+                  (other[0] == '-' ? other : "the " + other + " argument") +
+                  (other_write ? " (both outputs)" : ", an input: it would be overwritten"));
+    }
+  }
 }
 
 }  // namespace
@@ -95,22 +183,24 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::fprintf(stderr, "rvtemporal: usage error: %s (see --help)\n", e.what());
-    return to_int(ExitCode::kUsage);
+    return finish(refused_context(app, argc, argv), ExitCode::kUsage, Json::object(), "",
+                  usage_message(app, e, argc, argv), false, "usage error");
   } catch (const std::exception& e) {
     // CLI11 2.1 converts flag values (--causal=N) with std::stoll and lets its
     // std::out_of_range / std::invalid_argument escape: still a bad command line.
-    std::fprintf(stderr, "rvtemporal: usage error: an option value is not a valid number (%s) (see --help)\n", e.what());
-    return to_int(ExitCode::kUsage);
+    return finish(refused_context(app, argc, argv), ExitCode::kUsage, Json::object(), "",
+                  std::string("an option value is not a valid number (") + e.what() + ") (see --help)", false,
+                  "usage error");
   }
 
   setup_logging(verbose, quiet, log_level);
   try {
+    refuse_suspect_values(app, ctx);
     // --isa works through RVT_ISA, which every kernel front end resolves (and reports).
     if (!isa.empty()) ::setenv("RVT_ISA", isa.c_str(), 1);
     kernels::resolve_isa(kernels::Isa::kAuto);  // refuse an unknown or unsupported ISA up front
     Outcome out = ctx.run();
-    return finish(ctx, out.code, std::move(out.result), out.text, out.error, out.jsonl);
+    return finish(ctx, out.code, out.result, out.text, out.error, out.jsonl);
   } catch (const Error& e) {
     return finish(ctx, e.code(), Json::object(), "", e.what());
   } catch (const std::bad_alloc&) {

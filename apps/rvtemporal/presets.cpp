@@ -26,11 +26,11 @@ const CLI::Validator& count_check() {
 }
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
-  cmd->add_option("--preset", o.preset, "default | aether | bench: heads, dim, window, block");
+  cmd->add_option("--preset", o.preset, "default | aether | bench | llama8x64: heads, dim, window, block");
   cmd->add_option("--q", o.q, "Query tensor, .npy [seq][q_heads][dim]");
   cmd->add_option("--k", o.k, "Key tensor, .npy [seq][kv_heads][dim]");
   cmd->add_option("--v", o.v, "Value tensor, .npy [seq][kv_heads][dim]");
-  cmd->add_option("--gen", o.gen, "Generate inputs: normal | uniform | sincos")->capture_default_str();
+  cmd->add_option("--gen", o.gen, "Generate inputs: normal | uniform | sincos | structured")->capture_default_str();
   cmd->add_option("--seed", o.seed, "Generator seed, decimal or 0x hex")->capture_default_str();
   cmd->add_option("--seq", o.seq, "Generated sequence length")->capture_default_str()->check(count_check());
   o.q_heads_opt = cmd->add_option("--q-heads", o.q_heads, "Generated query heads")->capture_default_str()->check(count_check());

@@ -23,6 +23,7 @@
 #include "test_support.hpp"
 
 using namespace rvt;
+using rvt::test::TempDir;
 using rvt::blob::Check;
 
 namespace {
@@ -88,24 +89,6 @@ void require_not_loadable(const Bytes& bytes, Check check, const std::string& fr
 
 Bytes zero_payload(std::size_t bytes) { return Bytes(bytes, 0); }
 
-// A scratch directory removed at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("rvt_test_blob_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-};
 
 }  // namespace
 

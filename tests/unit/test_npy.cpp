@@ -21,28 +21,13 @@
 #include "test_support.hpp"
 
 using namespace rvt;
+using rvt::test::TempDir;
 using namespace rvt::io;
 
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp dir, removed on scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("rvt_npy_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 using Bytes = std::vector<std::uint8_t>;
 

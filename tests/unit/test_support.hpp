@@ -1,11 +1,15 @@
 // Shared helpers of the unit tests.
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "rvt/tensor/tensor.hpp"
 
@@ -16,6 +20,25 @@ inline std::string data_path(const std::string& rel) {
   const char* env = std::getenv("RVT_DATA_DIR");
   return std::string(env ? env : RVT_DATA_DIR) + "/" + rel;
 }
+
+// A fresh directory under the system temp dir, removed with everything in it on scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int counter = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("rvt_unit_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
 
 // Largest elementwise |a - b| (in double), +inf where either holds a NaN; the shapes must match.
 inline double max_abs_diff(const Tensor& a, const Tensor& b) {

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <cstdio>
+#include <string_view>
 
 #include "rvt/core/error.hpp"
 
@@ -26,21 +27,18 @@ std::string hex32(std::uint32_t value) {
   return buf;
 }
 
-std::uint64_t parse_u64(const std::string& text, const std::string& what) {
-  std::string digits = text;
-  int base = 10;
-  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
-    digits = digits.substr(2);
-    base = 16;
-  }
-  if (digits.empty()) throw_usage(what + ": empty number");
+namespace {
+
+// `digits` in `base`; messages quote `text`, what the user typed.
+std::uint64_t parse_digits(std::string_view digits, int base, const std::string& text, const std::string& what) {
+  if (digits.empty()) throw_usage(what + ": '" + text + "' has no digits");
   std::uint64_t value = 0;
   for (char c : digits) {
     int d;
     if (c >= '0' && c <= '9') d = c - '0';
     else if (base == 16 && c >= 'a' && c <= 'f') d = c - 'a' + 10;
     else if (base == 16 && c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else throw_usage(what + ": '" + text + "' is not a " + (base == 16 ? "hex" : "decimal") + " number");
+    else throw_usage(what + ": '" + text + "' is not a " + (base == 16 ? "hex" : "decimal or 0x-hex") + " number");
     const auto b = static_cast<std::uint64_t>(base);
     if (value > (UINT64_MAX - static_cast<std::uint64_t>(d)) / b) {
       throw_usage(what + ": '" + text + "' does not fit in 64 bits");
@@ -48,6 +46,21 @@ std::uint64_t parse_u64(const std::string& text, const std::string& what) {
     value = value * b + static_cast<std::uint64_t>(d);
   }
   return value;
+}
+
+bool has_hex_prefix(std::string_view text) { return text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X'); }
+
+}  // namespace
+
+std::uint64_t parse_u64(const std::string& text, const std::string& what) {
+  if (text.empty()) throw_usage(what + ": empty number");
+  if (has_hex_prefix(text)) return parse_digits(std::string_view(text).substr(2), 16, text, what);
+  return parse_digits(text, 10, text, what);
+}
+
+std::uint64_t parse_hex_u64(const std::string& text, const std::string& what) {
+  if (text.empty()) throw_usage(what + ": empty number");
+  return parse_digits(std::string_view(text).substr(has_hex_prefix(text) ? 2 : 0), 16, text, what);
 }
 
 }  // namespace rvt

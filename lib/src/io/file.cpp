@@ -36,7 +36,44 @@ void write_all(int fd, const std::uint8_t* data, std::size_t size, const std::st
   }
 }
 
+// Writes straight into a device or a pipe: it holds no earlier contents to keep.
+void write_stream(const std::string& path, std::span<const std::uint8_t> bytes) {
+  FdGuard guard{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};
+  if (guard.fd < 0) throw_io(path + ": cannot open for writing: " + errno_text(errno));
+  write_all(guard.fd, bytes.data(), bytes.size(), path);
+  const int fd = guard.fd;
+  guard.fd = -1;
+  if (::close(fd) != 0) throw_io(path + ": close failed: " + errno_text(errno));
+}
+
+// Where `path` leads through symbolic links (the path itself when it is none); a dangling
+// link leads to the file it would create.
+std::filesystem::path link_target(const std::string& path) {
+  constexpr int kMaxHops = 40;  // Linux's own limit on links followed in one lookup
+  std::filesystem::path target = path;
+  std::error_code ec;
+  for (int hop = 0; hop < kMaxHops && std::filesystem::is_symlink(target, ec); ++hop) {
+    const std::filesystem::path next = std::filesystem::read_symlink(target, ec);
+    if (ec) break;
+    target = next.is_absolute() ? next : target.parent_path() / next;
+  }
+  return target;
+}
+
+constexpr std::size_t kMaxTempStem = 240;
+
 }  // namespace
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
+  if (a_exists && b_exists) return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  if (a_exists || b_exists) return false;
+  std::error_code ea, eb;
+  const auto pa = std::filesystem::weakly_canonical(std::filesystem::absolute(a, ea), ea);
+  const auto pb = std::filesystem::weakly_canonical(std::filesystem::absolute(b, eb), eb);
+  return !ea && !eb && pa == pb;
+}
 
 bool path_exists(const std::string& path) {
   struct stat st {};
@@ -73,28 +110,44 @@ std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_b
 void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes,
                        bool overwrite) {
   if (path.empty()) throw_io("output path is empty");
-  if (!overwrite && path_exists(path)) {
+  struct stat st {};
+  const bool exists = ::stat(path.c_str(), &st) == 0;  // through links
+  if (exists && S_ISDIR(st.st_mode)) throw_io(path + ": is a directory");
+  if (exists && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+    write_stream(path, bytes);  // /dev/null, /dev/stdout, a pipe: nothing to replace
+    return;
+  }
+  if (exists && !S_ISREG(st.st_mode)) throw_io(path + ": not a regular file, a character device or a pipe");
+  struct stat link_st {};
+  if (!overwrite && (exists || ::lstat(path.c_str(), &link_st) == 0)) {
     throw_io(path + ": exists (use --force to overwrite)");
   }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    throw_io(path + ": is a directory");
-  }
-  std::string tmpl = path + ".tmp.XXXXXX";
+  // A link stays a link: the file it points to is replaced, in that file's directory.
+  const std::filesystem::path target = link_target(path);
+  std::string name = target.filename().string();
+  if (name.size() > kMaxTempStem) name.resize(kMaxTempStem);  // NAME_MAX is 255: leave room for the suffix
+  std::string tmpl = (target.parent_path() / (name + ".tmp.XXXXXX")).string();
   FdGuard guard{::mkstemp(tmpl.data())};
   if (guard.fd < 0) throw_io(path + ": cannot create temp file: " + errno_text(errno));
   const std::string tmp = tmpl;
   try {
     write_all(guard.fd, bytes.data(), bytes.size(), path);
     if (::fsync(guard.fd) != 0) throw_io(path + ": flush failed: " + errno_text(errno));
-    // mkstemp creates 0600; give the file the usual permissions (umask applies).
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    ::fchmod(guard.fd, 0666 & ~mask);
+    // mkstemp creates 0600: a replaced file keeps its permissions, a new one gets the
+    // usual ones (umask applies).
+    mode_t mode = 0;
+    if (exists) {
+      mode = st.st_mode & 07777;
+    } else {
+      const mode_t mask = ::umask(0);
+      ::umask(mask);
+      mode = 0666 & ~mask;
+    }
+    ::fchmod(guard.fd, mode);
     const int fd = guard.fd;
     guard.fd = -1;
     if (::close(fd) != 0) throw_io(path + ": close failed: " + errno_text(errno));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (::rename(tmp.c_str(), target.c_str()) != 0) {
       throw_io(path + ": cannot rename temp file into place: " + errno_text(errno));
     }
   } catch (...) {

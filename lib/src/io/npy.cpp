@@ -354,7 +354,10 @@ DType classify_dtype(const PyValue& descr, const std::string& name) {
   if (!code.empty()) {
     if (const char* words = kind_words(code[0])) {
       what += " (" + std::string(words);
-      if (code[0] == 'f') what += " of " + std::string(code.substr(1)) + " bytes";
+      const std::string_view size = code.substr(1);
+      if (code[0] == 'f' && !size.empty() && size.find_first_not_of("0123456789") == std::string_view::npos) {
+        what += " of " + std::string(size) + " bytes";
+      }
       what += ")";
     }
   }

@@ -96,15 +96,7 @@ Json output_json(std::span<const float> values) {
 JobResult run_attention_forward(const AttentionRequest& r) {
   r.sparse.validate();
   const Qkv x = load_inputs(r.input);
-  attn::AttentionShape shape;
-  try {
-    shape = attn::check_qkv(x.q, x.k, x.v);
-  } catch (const Error& e) {
-    if (!r.input.from_files()) throw;
-    // check_qkv speaks of Q/K/V; say which files those are.
-    throw Error(e.code(), std::string(e.what()) + " (--q " + r.input.q_path + ", --k " + r.input.k_path +
-                              ", --v " + r.input.v_path + ")");
-  }
+  const attn::AttentionShape shape = attn::check_qkv(x.q, x.k, x.v);
   for (std::size_t row : r.pattern_rows) {
     if (row >= shape.seq) {
       throw_usage("--pattern-row " + std::to_string(row) + " is out of range for seq " + std::to_string(shape.seq));

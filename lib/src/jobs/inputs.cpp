@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "rvt/attention/config.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/stats.hpp"
@@ -56,6 +57,12 @@ Qkv load_inputs(const InputSpec& spec) {
   Tensor q = read_input(spec.q_path, spec.allow_nonfinite);
   Tensor k = read_input(spec.k_path, spec.allow_nonfinite);
   Tensor v = read_input(spec.v_path, spec.allow_nonfinite);
+  try {
+    attn::check_qkv(q, k, v);
+  } catch (const Error& e) {  // check_qkv speaks of Q/K/V; say which files those are
+    throw Error(e.code(), std::string(e.what()) + " (--q " + spec.q_path + ", --k " + spec.k_path + ", --v " +
+                              spec.v_path + ")");
+  }
   return Qkv{std::move(q), std::move(k), std::move(v)};
 }
 

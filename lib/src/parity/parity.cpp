@@ -411,6 +411,11 @@ void validate(const Request& r) {
     throw_usage("--q, --k and --v must be given together");
   }
   if (r.from_files() && r.gen) throw_usage("--gen and --q/--k/--v are exclusive");
+  if (r.from_files() && !selected("saturated") && !selected("realistic") && !selected("stream") &&
+      !selected("reference") && !selected("landmarks") && !selected("sweep")) {
+    throw_usage("--q/--k/--v: no selected suite reads them (saturated, realistic, stream, reference, landmarks "
+                "and sweep do)");
+  }
   if (r.threads == 0) throw_usage("--threads must be > 0");
 }
 

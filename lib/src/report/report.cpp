@@ -59,6 +59,10 @@ Json envelope(const std::string& command, ExitCode code, Json result, const std:
   return j;
 }
 
+std::string to_text(const Json& report, int indent) {
+  return report.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
 Json stats_json(const SummaryStats& s) {
   Json j;
   j["count"] = s.count;

@@ -26,4 +26,9 @@ void write_file_atomic(const std::string& path, const std::string& text, bool ov
 
 bool path_exists(const std::string& path);
 
+// Whether writing `a` would overwrite the regular file `b` names: the same inode when both
+// exist, else the same absolute, normalised path (links resolved as far as they exist).
+// Devices and pipes (/dev/null, /dev/stdout) never count: writing them destroys nothing.
+bool same_file(const std::string& a, const std::string& b);
+
 }  // namespace rvt::io

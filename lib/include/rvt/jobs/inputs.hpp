@@ -29,7 +29,7 @@ struct InputSpec {
 
 // Loads or generates Q/K/V. Files: all three are required (kUsage otherwise); each must be
 // a 3-d float .npy with finite values unless spec.allow_nonfinite (kBadInput naming the
-// file otherwise).
+// file otherwise), and the three must fit together (attn::check_qkv; its error names them).
 Qkv load_inputs(const InputSpec& spec);
 
 // Throws kBadInput if `values` (C order, of `shape`) holds a NaN or +-inf:

@@ -25,6 +25,11 @@ std::string utc_timestamp();  // ISO 8601, seconds, "Z"
 
 Json envelope(const std::string& command, ExitCode code, Json result, const std::string& error);
 
+// The report as text (indent < 0: one line). Reports carry what the user typed (paths, option
+// values) verbatim; bytes that are not UTF-8 (a Latin-1 file name) become U+FFFD instead of
+// making the dump throw.
+std::string to_text(const Json& report, int indent = -1);
+
 Json stats_json(const SummaryStats& stats);
 
 }  // namespace rvt::report

@@ -1,0 +1,244 @@
+"""What the CLI writes, and where: a report for every failure (the parser's refusals too),
+arguments that are not UTF-8, outputs that would destroy an input, destinations that are not
+regular files (devices, pipes, links), long names, and a replaced file's permissions.
+"""
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rvt_cli import *  # noqa: E402,F401,F403
+
+
+def run_bytes(*args):
+    """Runs rvtemporal with byte-string arguments (not all UTF-8); stdout/stderr decoded with
+    replacement, so a test sees what a terminal would."""
+    p = subprocess.run([os.fsencode(BIN), *[a if isinstance(a, bytes) else str(a).encode() for a in args]],
+                       capture_output=True, timeout=300)
+    p.stdout = p.stdout.decode("utf-8", errors="replace")
+    p.stderr = p.stderr.decode("utf-8", errors="replace")
+    return p
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class TestReports(CliTestCase):
+    def test_argument_that_is_not_utf8_is_reported_not_a_crash(self):
+        p = run_bytes("forward", "--seq", "8", "--backend", b"x\xff", "--json")
+        self.assertExit(p, USAGE)
+        report = json.loads(p.stdout)
+        self.assertEnvelope(report, "forward", USAGE)
+        self.assertIn("x\ufffd", report["error"]["message"])
+        self.assertOneLineError(p, "--backend")
+
+    def test_output_name_that_is_not_utf8_is_written_and_reported(self):
+        out = os.path.join(os.fsencode(self.tmp), b"o\xff.npy")
+        report_file = os.path.join(os.fsencode(self.tmp), b"r\xff.json")
+        p = run_bytes("forward", "--seq", "8", "--out", out, "--json", "--out-report", report_file)
+        self.assertExit(p, OK)
+        self.assertEnvelope(json.loads(p.stdout), "forward", OK)
+        self.assertTrue(os.path.exists(out))
+        self.assertEqual(json.loads(read(report_file))["exit_code"], OK)
+
+    def test_parser_refusals_still_print_and_write_the_report(self):
+        for args, command, fragment in [
+            (["forward", "--bogus"], "forward", "--bogus"),
+            (["forward", "--seq", "-1"], "forward", "--seq"),
+            (["blob", "verify"], "blob verify", "files is required"),
+            (["--isa", "avx2", "bench", "--reps", "x"], "bench", "--reps"),
+        ]:
+            with self.subTest(args=args):
+                out = self.path("r.json")
+                p = run(*args, "--json", "--out-report", out)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, "usage error", fragment)
+                for report in (json.loads(p.stdout), json.loads(read(out))):
+                    self.assertEnvelope(report, command, USAGE)
+                    self.assertIn(fragment, report["error"]["message"])
+                os.remove(out)
+
+    def test_refused_command_line_does_not_write_its_report_over_an_input(self):
+        q = self.path("q.npy")
+        self.assertExit(run("forward", "--seq", "8", "--out", q), OK)
+        before = read(q)
+        for report in (["--out-report", q], ["--out-report=" + q]):
+            p = run("forward", "--q", q, "--k", q, "--v", q, "--bogus", *report)
+            self.assertExit(p, USAGE)
+            self.assertEqual(read(q), before)
+
+    def test_unknown_command_is_named(self):
+        p = run("frobnicate", "--json")
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "unknown command 'frobnicate'", "forward")
+        self.assertEnvelope(json.loads(p.stdout), "", USAGE)
+
+    def test_report_file_that_cannot_be_written_shows_in_the_stdout_report(self):
+        p = run("forward", "--seq", "8", "--json", "--out-report", self.path("missing/r.json"))
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, "missing/r.json")
+        report = json.loads(p.stdout)
+        self.assertEnvelope(report, "forward", IO)
+        self.assertIn("missing/r.json", report["error"]["message"])
+
+
+class TestSuspectValues(CliTestCase):
+    def test_empty_values_are_usage_errors(self):
+        for args, option in [
+            (["forward", "--q", "", "--k", "", "--v", ""], "--q"),  # not "no files": generated data
+            (["forward", "--seq", "8", "--out", ""], "--out"),
+            (["forward", "--seq", "8", "--out-report", ""], "--out-report"),
+            (["bench", "--seq", "64", "--plot", ""], "--plot"),
+            (["blob", "init", "--out", ""], "--out"),
+            (["parity", "--suite", "sweep", "--plot-dir", ""], "--plot-dir"),
+        ]:
+            with self.subTest(args=args):
+                p = run(*args)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, option + ": empty value")
+
+    def test_output_that_names_an_input_is_refused_and_the_input_kept(self):
+        q = self.path("q.npy")
+        self.assertExit(run("forward", "--seq", "8", "--q-heads", "2", "--kv-heads", "2", "--dim", "4", "--out", q), OK)
+        before = read(q)
+        os.mkdir(self.path("d"))
+        os.link(q, self.path("hard.npy"))
+        files = ["--q", q, "--k", q, "--v", q]
+        for extra, fragment in [
+            (["--out", q], "--out " + q + ": the same file as --q"),
+            (["--out", self.path("d/../q.npy")], "the same file as --q"),
+            (["--out", self.path("hard.npy")], "the same file as --q"),
+            (["--out-report", q], "--out-report " + q + ": the same file as --q"),
+        ]:
+            with self.subTest(extra=extra):
+                p = run("forward", *files, *extra)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, fragment, "it would be overwritten")
+                self.assertEqual(read(q), before)
+
+    def test_two_outputs_on_one_file_are_refused(self):
+        same = self.path("same.npy")
+        p = run("forward", "--seq", "8", "--out", same, "--out-report", same)
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "--out-report " + same + ": the same file as --out (both outputs)")
+        self.assertFalse(os.path.exists(same))
+
+    def test_report_over_a_verified_blob_is_refused(self):
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        before = read(blob)
+        for args in (["blob", "verify", blob], ["blob", "inspect", blob]):
+            with self.subTest(args=args):
+                p = run(*args, "--out-report", blob)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, "the same file as the file", "argument, an input")
+                self.assertEqual(read(blob), before)
+
+    def test_parity_refuses_files_no_selected_suite_reads(self):
+        missing = self.path("nope.npy")
+        p = run("parity", "--suite", "gqa,model", "--q", missing, "--k", missing, "--v", missing)
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "--q/--k/--v: no selected suite reads them")
+
+    def test_stream_dense_baseline_only_with_a_dense_blob_head(self):
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        for args in (["--blob", blob, "--gen-frames", "4", "--dense-baseline"],
+                     ["--blob", blob, "--gen-frames", "4", "--dense-baseline", "--evict", "h2o", "--capacity", "40"],
+                     ["--seq", "8", "--dense-baseline"]):
+            with self.subTest(args=args):
+                p = run("stream", *args)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, "--dense-baseline is for --blob with --backend dense")
+        p = run("stream", "--blob", blob, "--gen-frames", "4", "--backend", "dense", "--dense-baseline")
+        self.assertExit(p, OK)
+
+    def test_number_messages_quote_what_was_typed(self):
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        for args, fragment in [
+            (["blob", "verify", blob, "--expect-xxh3", "zz"], "--expect-xxh3: 'zz' is not a hex number"),
+            (["forward", "--seq", "8", "--seed", "-1"], "--seed: '-1' is not a decimal or 0x-hex number"),
+            (["forward", "--seq", "8", "--seed", "0x"], "--seed: '0x' has no digits"),
+        ]:
+            with self.subTest(args=args):
+                p = run(*args)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, fragment)
+
+
+class TestDestinations(CliTestCase):
+    def null_device(self):
+        """A character device to write to. As root, a private node of /dev/null's kind: a
+        binary that replaced its destination would replace that one, not the system's."""
+        if os.geteuid() != 0:
+            return "/dev/null"  # not replaceable without root
+        node = self.path("null")
+        try:
+            os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        except OSError as e:
+            self.skipTest(f"cannot make a device node here: {e}")
+        return node
+
+    def test_character_device_is_written_not_replaced(self):
+        device = self.null_device()
+        for option in ("--out", "--out-report"):
+            with self.subTest(option=option):
+                p = run("forward", "--seq", "8", option, device)
+                self.assertExit(p, OK)
+                self.assertTrue(stat.S_ISCHR(os.lstat(device).st_mode))
+
+    def test_pipe_is_written_not_replaced(self):
+        fifo = self.path("fifo")
+        os.mkfifo(fifo)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(read(fifo)), daemon=True)
+        reader.start()
+        p = run("forward", "--seq", "8", "--out", fifo)
+        if stat.S_ISFIFO(os.lstat(fifo).st_mode):
+            try:  # release a reader still waiting for a writer (a binary that did not open the pipe)
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        reader.join(timeout=60)
+        self.assertExit(p, OK)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        self.assertTrue(got and got[0].startswith(b"\x93NUMPY"))
+
+    def test_link_stays_a_link_and_its_target_is_replaced(self):
+        for target_exists in (True, False):
+            with self.subTest(target_exists=target_exists):
+                target, link = self.path(f"target{target_exists}.npy"), self.path(f"link{target_exists}.npy")
+                if target_exists:
+                    with open(target, "wb") as f:
+                        f.write(b"old")
+                os.symlink(os.path.basename(target), link)
+                self.assertExit(run("forward", "--seq", "8", "--out", link), OK)
+                self.assertTrue(os.path.islink(link))
+                self.assertTrue(read(target).startswith(b"\x93NUMPY"))
+                self.assertEqual(self.no_temp_files(self.tmp), [])
+
+    def test_longest_legal_name_is_written(self):
+        name = self.path("a" * 251 + ".npy")  # 255 bytes, NAME_MAX
+        p = run("forward", "--seq", "8", "--out", name)
+        self.assertExit(p, OK)
+        self.assertTrue(os.path.exists(name))
+        self.assertEqual(self.no_temp_files(self.tmp), [])
+
+    def test_replaced_file_keeps_its_permissions(self):
+        out = self.path("o.npy")
+        with open(out, "wb") as f:
+            f.write(b"old")
+        os.chmod(out, 0o640)
+        self.assertExit(run("forward", "--seq", "8", "--out", out), OK)
+        self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o640)
+        self.assertTrue(read(out).startswith(b"\x93NUMPY"))
+
+
+if __name__ == "__main__":
+    main()
