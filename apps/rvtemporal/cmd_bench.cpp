@@ -86,6 +86,9 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   req.plot_path = o.plot;
   req.compare_path = o.compare;
   req.tolerance = o.tolerance;
+  if (ctx.json && (o.format == "md" || o.format == "csv")) {
+    throw_usage("--format " + o.format + " and --json both want stdout; pick one");
+  }
   if (o.format == "json") ctx.json = true;  // the full report envelope, as with --json
   bench::BenchOutcome r = bench::run_bench_job(req);
   return Outcome{r.code, std::move(r.result), std::move(r.text), std::move(r.error)};
@@ -106,7 +109,7 @@ void register_bench(CLI::App& root, Context& ctx) {
   cmd->add_option("--seq", o->seq, "Sequence lengths N, comma-separated")->capture_default_str();
   cmd->add_option("--reps", o->reps, "Timed runs per kernel and N")->check(count_check())->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Untimed runs before them")->check(count_check())->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Worker threads (default: all cores)")->check(count_check());
+  cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(count_check());
   cmd->add_option("--isa", o->isa, "auto | scalar | avx2 | avx512")->capture_default_str();
   cmd->add_option("--decode-at", o->decode_at, "Decode cache lengths T, comma-separated ('none': no decode table)")
       ->capture_default_str();

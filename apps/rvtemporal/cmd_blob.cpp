@@ -1,4 +1,6 @@
 // `rvtemporal blob init | inspect | verify`: RVNE weight blobs.
+#include <spdlog/spdlog.h>
+
 #include <optional>
 
 #include "cli.hpp"
@@ -20,6 +22,7 @@ struct InitOptions {
 
 Outcome run_init(const InitOptions& o) {
   const std::uint64_t seed = parse_u64(o.seed, "--seed");
+  if (seed == 0) spdlog::warn("--seed 0: the xorshift stream stays 0, so every weight is -0.1 (as in the reference)");
   const blob::DType dtype = blob::parse_dtype(o.dtype);
   std::vector<std::uint8_t> bytes;
   try {

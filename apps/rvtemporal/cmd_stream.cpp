@@ -84,7 +84,7 @@ void register_stream(CLI::App& root, Context& ctx) {
   CLI::App* cmd = root.add_subcommand("stream", "Token-by-token decode against a KV cache (or the head, frame by frame)");
   add_attention_options(cmd, o->attention);
   cmd->add_option("--backend", o->backend, "sparse | dense (dense = the O(T) baseline decode)")->capture_default_str();
-  cmd->add_option("--capacity", o->capacity, "KV cache capacity (default: the stream length)")->check(count_check());
+  cmd->add_option("--capacity", o->capacity, "KV cache capacity (default, or 0: the stream length)")->check(count_check());
   cmd->add_option("--kv-dtype", o->kv_dtype, "f32 | f16 cache storage")->capture_default_str();
   cmd->add_option("--evict", o->evict, "none | h2o (heavy-hitter eviction when full)")->capture_default_str();
   cmd->add_option("--out,-o", o->out, "Write the streamed rows (or per-frame logits) as .npy");

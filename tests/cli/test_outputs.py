@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rvt_cli import *  # noqa: E402,F401,F403
 
@@ -170,6 +172,30 @@ class TestSuspectValues(CliTestCase):
                 p = run(*args)
                 self.assertExit(p, USAGE)
                 self.assertOneLineError(p, fragment)
+
+
+class TestConflicts(CliTestCase):
+    def test_options_that_contradict_each_other_are_refused(self):
+        blob, frames = self.path("m.rvne"), self.path("frames.npy")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        np.save(frames, np.ones((5, 16), np.float32))
+        for args, fragment in [
+            (["forward", "--blob", blob, "--frames", frames, "--gen-frames", "3"], "--frames and --gen-frames are exclusive"),
+            (["stream", "--blob", blob, "--frames", frames, "--gen-frames", "3"], "--frames and --gen-frames are exclusive"),
+            (["bench", "--seq", "64", "--json", "--format", "md"], "--format md and --json both want stdout"),
+            (["bench", "--seq", "64", "--json", "--format", "csv"], "--format csv and --json both want stdout"),
+        ]:
+            with self.subTest(args=args):
+                p = run(*args)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, fragment)
+
+    def test_seed_zero_blob_is_written_with_a_warning(self):
+        p = run("blob", "init", "--out", self.path("zero.rvne"), "--seed", "0")
+        self.assertExit(p, OK)
+        self.assertOneLineError(p, "warning: --seed 0", "every weight is -0.1")
+        weights = np.frombuffer(read(self.path("zero.rvne"))[24:-4], dtype="<f4")
+        self.assertTrue(np.all(weights == np.float32(-0.1)))
 
 
 class TestDestinations(CliTestCase):

@@ -89,6 +89,7 @@ Tensor load_frames(const FrameSpec& spec, std::size_t input_dim) {
     if (spec.count == 0) throw_usage("give --frames FILE.npy or --gen-frames T (T >= 1)");
     return generate_frames(spec.gen, spec.count, input_dim, spec.seed);
   }
+  if (spec.count != 0) throw_usage("--frames and --gen-frames are exclusive: give one");
   const io::NpyArray a = io::read_npy(spec.path);
   if (a.shape.size() != 2) {
     throw_bad_input(spec.path + ": frames must be a 2-d [T][input_dim] array, got shape " +

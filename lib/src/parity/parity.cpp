@@ -297,7 +297,7 @@ Json Report::json() const {
 
 std::string Report::markdown() const {
   std::string md = std::string("## rvtemporal parity: ") + (pass() ? "PASS" : "FAIL") + "\n\n";
-  md += "preset `" + std::string(gate_preset_name(preset)) + "`, isa `" + isa + "`, " + std::to_string(threads) +
+  md += "gate preset `" + std::string(gate_preset_name(preset)) + "`, isa `" + isa + "`, " + std::to_string(threads) +
         " threads, " + std::to_string(suites.size()) + " suites, " + std::to_string(case_count()) + " cases, " +
         std::to_string(failed_count()) + " failed, " + format_double("%.2f", wall_ms / 1000.0) + " s\n\n";
   md += "| suite | case | result | max_abs | rel_l1 | cosine | other | gates |\n";
