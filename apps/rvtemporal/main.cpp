@@ -148,6 +148,19 @@ void refuse_suspect_values(const CLI::App& app, Context& ctx) {
   }
 }
 
+// A result whose output holds NaN or inf says so on stderr too: from finite inputs they mean
+// scores or values overflowed (float32, or past 65504 in a float16 cache), which the exit code
+// does not show.
+void warn_nonfinite_output(const Json& result) {
+  if (!result.is_object() || !result.contains("output") || !result["output"].contains("stats")) return;
+  const Json& stats = result["output"]["stats"];
+  const auto nan = stats.value("nan_count", std::uint64_t{0}), inf = stats.value("inf_count", std::uint64_t{0});
+  if (nan + inf == 0) return;
+  spdlog::warn("the output holds {} NaN and {} inf of {} values (output.stats); from finite inputs, scores or values "
+               "overflowed float32 (or float16 in an f16 cache)",
+               nan, inf, stats.value("count", std::uint64_t{0}));
+}
+
 }  // namespace
 }  // namespace rvt::cli
 
@@ -200,6 +213,7 @@ int main(int argc, char** argv) {
     if (!isa.empty()) ::setenv("RVT_ISA", isa.c_str(), 1);
     kernels::resolve_isa(kernels::Isa::kAuto);  // refuse an unknown or unsupported ISA up front
     Outcome out = ctx.run();
+    warn_nonfinite_output(out.result);
     return finish(ctx, out.code, out.result, out.text, out.error, out.jsonl);
   } catch (const Error& e) {
     return finish(ctx, e.code(), Json::object(), "", e.what());

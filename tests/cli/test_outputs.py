@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import threading
+import zlib
 
 import numpy as np
 
@@ -196,6 +197,39 @@ class TestConflicts(CliTestCase):
         self.assertOneLineError(p, "warning: --seed 0", "every weight is -0.1")
         weights = np.frombuffer(read(self.path("zero.rvne"))[24:-4], dtype="<f4")
         self.assertTrue(np.all(weights == np.float32(-0.1)))
+
+
+class TestNonFiniteOutputs(CliTestCase):
+    def test_overflowing_finite_inputs_warn_and_count(self):
+        x = (np.random.default_rng(1).standard_normal((16, 2, 8)) * 1e20).astype(np.float32)
+        q = self.path("big.npy")
+        np.save(q, x)
+        p, report = run_json("forward", "--q", q, "--k", q, "--v", q, "--backend", "dense", "--isa", "scalar")
+        self.assertExit(p, OK)
+        stats = report["result"]["output"]["stats"]
+        self.assertGreater(stats["nan_count"] + stats["inf_count"], 0)
+        self.assertOneLineError(p, "warning: the output holds", "NaN", "overflowed")
+        quiet = run("forward", "--q", q, "--k", q, "--v", q, "--backend", "dense", "--isa", "scalar", "-q")
+        self.assertExit(quiet, OK)
+        self.assertEqual(quiet.stderr, "")
+
+    def test_nan_logits_have_no_argmax(self):
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        data = bytearray(read(blob))
+        weights = np.frombuffer(bytes(data[24:-4]), dtype="<f4") * np.float32(1e29)
+        data[24:-4] = weights.astype("<f4").tobytes()
+        data[-4:] = (zlib.crc32(bytes(data[:-4])) & 0xFFFFFFFF).to_bytes(4, "little")
+        with open(blob, "wb") as f:
+            f.write(data)
+        p, report = run_json("forward", "--blob", blob, "--gen-frames", "4")
+        self.assertExit(p, OK)
+        result = report["result"]
+        self.assertIsNone(result["argmax"])
+        self.assertEqual(result["output"]["stats"]["nan_count"], 4)
+        for key in ("min", "max", "mean", "std"):
+            self.assertIsNone(result["output"]["stats"][key])
+        self.assertIn("argmax none (NaN logits)", run("forward", "--blob", blob, "--gen-frames", "4").stdout)
 
 
 class TestDestinations(CliTestCase):

@@ -2,6 +2,7 @@
 #include "rvt/jobs/forward.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 
@@ -183,14 +184,16 @@ JobResult run_model_forward(const ModelRequest& r) {
   j["threads"] = r.threads;
   j["wall_ms"] = wall_ms;
   j["logits"] = logits;
-  j["argmax"] = static_cast<std::size_t>(top - logits.begin());
+  // With a NaN among the logits no class is the largest (NaN compares false): null, not 0.
+  const bool any_nan = std::any_of(logits.begin(), logits.end(), [](float x) { return std::isnan(x); });
+  j["argmax"] = any_nan ? Json(nullptr) : Json(static_cast<std::size_t>(top - logits.begin()));
   j["output"] = output_json(logits);
   j["output"]["path"] = r.out_path.empty() ? Json(nullptr) : Json(r.out_path);
 
   res.text = std::string("temporal head (") + attn::backend_name(hc.backend) + ") over " +
              std::to_string(frames.seq()) + " frames: logits [";
   for (std::size_t c = 0; c < logits.size(); ++c) res.text += (c ? ", " : "") + format_double("%.6g", logits[c]);
-  res.text += "], argmax " + std::to_string(j["argmax"].get<std::size_t>()) + ", wall " + format_double("%.3f", wall_ms) + " ms\n";
+  res.text += "], argmax " + (any_nan ? std::string("none (NaN logits)") : std::to_string(j["argmax"].get<std::size_t>())) + ", wall " + format_double("%.3f", wall_ms) + " ms\n";
   return res;
 }
 

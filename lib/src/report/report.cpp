@@ -66,10 +66,12 @@ std::string to_text(const Json& report, int indent) {
 Json stats_json(const SummaryStats& s) {
   Json j;
   j["count"] = s.count;
-  j["min"] = s.min;
-  j["max"] = s.max;
-  j["mean"] = s.mean;
-  j["std"] = s.std;
+  // No finite value (empty, or all NaN/inf): no min/max/mean/std to give, rather than zeros.
+  const bool any = s.finite_count() > 0;
+  j["min"] = any ? Json(s.min) : Json(nullptr);
+  j["max"] = any ? Json(s.max) : Json(nullptr);
+  j["mean"] = any ? Json(s.mean) : Json(nullptr);
+  j["std"] = any ? Json(s.std) : Json(nullptr);
   j["nan_count"] = s.nan_count;
   j["inf_count"] = s.inf_count;
   return j;
