@@ -168,6 +168,7 @@ int main(int argc, char** argv) {
   using namespace rvt;
   using namespace rvt::cli;
 
+  io::remove_temp_files_on_signals();
   CLI::App app{"rvtemporal: sparse vs dense attention on temporal sequences"};
   app.fallthrough();  // global options may follow the subcommand
   app.require_subcommand(1);

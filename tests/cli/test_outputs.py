@@ -4,6 +4,8 @@ regular files (devices, pipes, links), long names, and a replaced file's permiss
 """
 import json
 import os
+import resource
+import signal
 import stat
 import subprocess
 import sys
@@ -230,6 +232,25 @@ class TestNonFiniteOutputs(CliTestCase):
         for key in ("min", "max", "mean", "std"):
             self.assertIsNone(result["output"]["stats"][key])
         self.assertIn("argmax none (NaN logits)", run("forward", "--blob", blob, "--gen-frames", "4").stdout)
+
+
+class TestSignals(CliTestCase):
+    def test_killed_mid_write_leaves_no_temp_file(self):
+        # A 1 KiB file-size limit with SIGXFSZ at its default action: the write past it ends the
+        # process by the signal, as Ctrl-C or a kill would, with the temp file half written.
+        out = self.path("o.npy")
+        with open(out, "wb") as f:
+            f.write(b"previous")
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1024, resource.RLIM_INFINITY))
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+
+        p = subprocess.run([BIN, "forward", "--seq", "64", "--out", out], capture_output=True, timeout=300,
+                           preexec_fn=limit)
+        self.assertEqual(p.returncode, -signal.SIGXFSZ, p.stderr)
+        self.assertEqual(self.no_temp_files(self.tmp), [])
+        self.assertEqual(read(out), b"previous")
 
 
 class TestDestinations(CliTestCase):

@@ -1,10 +1,12 @@
 #include "rvt/io/file.hpp"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 
@@ -36,6 +38,33 @@ void write_all(int fd, const std::uint8_t* data, std::size_t size, const std::st
   }
 }
 
+// The temp file being written, for remove_temp_files_on_signals' handler: a fixed buffer it
+// can read without allocating. One write at a time (the commands write from one thread).
+char g_temp_path[PATH_MAX];
+volatile std::sig_atomic_t g_temp_set = 0;
+
+extern "C" void remove_temp_and_reraise(int sig) {
+  if (g_temp_set) ::unlink(g_temp_path);  // async-signal-safe, as are the calls below
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(sig, &dfl, nullptr);
+  ::raise(sig);  // delivered on return, with the default action: the exit status still says which signal
+}
+
+// Registers the temp file for the handler while it exists.
+class TempRegistration {
+ public:
+  explicit TempRegistration(const std::string& path) {
+    if (path.size() >= sizeof g_temp_path) return;  // mkstemp would have failed first
+    std::memcpy(g_temp_path, path.c_str(), path.size() + 1);
+    g_temp_set = 1;
+  }
+  ~TempRegistration() { g_temp_set = 0; }
+  TempRegistration(const TempRegistration&) = delete;
+  TempRegistration& operator=(const TempRegistration&) = delete;
+};
+
 // Writes straight into a device or a pipe: it holds no earlier contents to keep.
 void write_stream(const std::string& path, std::span<const std::uint8_t> bytes) {
   FdGuard guard{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};
@@ -63,6 +92,17 @@ std::filesystem::path link_target(const std::string& path) {
 constexpr std::size_t kMaxTempStem = 240;
 
 }  // namespace
+
+void remove_temp_files_on_signals() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGXFSZ}) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) continue;  // ignored (nohup) or taken
+    struct sigaction sa {};
+    sa.sa_handler = remove_temp_and_reraise;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
 
 bool same_file(const std::string& a, const std::string& b) {
   struct stat sa {}, sb {};
@@ -130,6 +170,7 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
   FdGuard guard{::mkstemp(tmpl.data())};
   if (guard.fd < 0) throw_io(path + ": cannot create temp file: " + errno_text(errno));
   const std::string tmp = tmpl;
+  const TempRegistration registration(tmp);
   try {
     write_all(guard.fd, bytes.data(), bytes.size(), path);
     if (::fsync(guard.fd) != 0) throw_io(path + ": flush failed: " + errno_text(errno));

@@ -26,6 +26,12 @@ void write_file_atomic(const std::string& path, const std::string& text, bool ov
 
 bool path_exists(const std::string& path);
 
+// Makes SIGINT, SIGTERM, SIGHUP and SIGXFSZ (a file-size limit) remove the temp file of a write
+// in progress before the process ends by the signal as usual (Ctrl-C during a large --out
+// left NAME.tmp.XXXXXX behind). Signals that are ignored or already handled are left alone.
+// For a process's main(): it installs signal handlers.
+void remove_temp_files_on_signals();
+
 // Whether writing `a` would overwrite the regular file `b` names: the same inode when both
 // exist, else the same absolute, normalised path (links resolved as far as they exist).
 // Devices and pipes (/dev/null, /dev/stdout) never count: writing them destroys nothing.
