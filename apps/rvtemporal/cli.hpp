@@ -21,11 +21,12 @@ struct Outcome {
   Json result = Json::object();
   std::string text;
   std::string error;  // one line for stderr when code is not kOk (a failed check, say)
-  bool jsonl = false;  // stdout already carries JSONL records: end with the report as one line
 };
 
 struct Context {
   bool json = false;           // machine report on stdout instead of text
+  bool jsonl = false;          // stdout carries JSONL records (stream --jsonl): every ending, failures
+                               // too, is the report as one line, so a follower always gets it
   std::string out_report;      // also write the report to this file (atomically)
   std::string command;         // "blob inspect", ... set by the chosen subcommand
   std::function<Outcome()> run;

@@ -17,36 +17,20 @@ struct StreamCliOptions {
   std::string kv_dtype = "f32";
   std::string evict = "none";
   std::string out;
-  bool jsonl = false;
   bool no_parity = false;
   std::string blob, frames;
   std::size_t gen_frames = 0;
   bool dense_baseline = false;
 };
 
-Outcome run_stream_job(const StreamCliOptions& o);
-
-// With --jsonl a follower reads step records until the report line: a failure (before the
-// first step, or after the last one, e.g. writing --out) still ends stdout with the report.
-Outcome run_stream(const StreamCliOptions& o) {
-  if (!o.jsonl) return run_stream_job(o);
-  try {
-    return run_stream_job(o);
-  } catch (const Error& e) {
-    Outcome out{e.code(), Json::object(), "", e.what()};
-    out.jsonl = true;
-    return out;
-  }
-}
-
-Outcome run_stream_job(const StreamCliOptions& o) {
+Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
   jobs::StreamOptions s;
   s.capacity = o.capacity;
   s.dtype = stream::parse_kv_dtype(o.kv_dtype);
   s.evict = stream::parse_evict(o.evict);
   s.out_path = o.out;
   s.parity = !o.no_parity;
-  if (o.jsonl) {
+  if (jsonl) {
     s.on_step = [](const Json& record) { std::cout << report::to_text(record) << '\n'; };
   }
   const attn::Backend backend = attn::parse_backend(o.backend);
@@ -72,9 +56,7 @@ Outcome run_stream_job(const StreamCliOptions& o) {
     req.stream = s;
     r = jobs::run_attention_stream(req);
   }
-  Outcome out{ExitCode::kOk, std::move(r.result), std::move(r.text), ""};
-  out.jsonl = o.jsonl;
-  return out;
+  return Outcome{ExitCode::kOk, std::move(r.result), std::move(r.text), ""};
 }
 
 }  // namespace
@@ -88,13 +70,13 @@ void register_stream(CLI::App& root, Context& ctx) {
   cmd->add_option("--kv-dtype", o->kv_dtype, "f32 | f16 cache storage")->capture_default_str();
   cmd->add_option("--evict", o->evict, "none | h2o (heavy-hitter eviction when full)")->capture_default_str();
   cmd->add_option("--out,-o", o->out, "Write the streamed rows (or per-frame logits) as .npy");
-  cmd->add_flag("--jsonl", o->jsonl, "One JSON record per step on stdout, then the report as one line");
+  cmd->add_flag("--jsonl", ctx.jsonl, "One JSON record per step on stdout, then the report as one line");
   cmd->add_flag("--no-parity", o->no_parity, "Skip the comparison with the full forward pass");
   cmd->add_option("--blob", o->blob, "Stream the temporal head from this RVNE blob");
   cmd->add_option("--frames", o->frames, "Model input frames, a 2-d [T][input_dim] .npy");
   cmd->add_option("--gen-frames", o->gen_frames, "Generate T model input frames (with --gen, --seed)")->check(count_check());
   cmd->add_flag("--dense-baseline", o->dense_baseline, "Let a dense head stream with the O(T) dense decode");
-  bind(cmd, ctx, "stream", [o] { return run_stream(*o); });
+  bind(cmd, ctx, "stream", [o, &ctx] { return run_stream_job(*o, ctx.jsonl); });
 }
 
 }  // namespace rvt::cli

@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -26,10 +27,18 @@ void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Ou
 
 namespace {
 
-void setup_logging(int verbose, bool quiet, const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("rvtemporal");  // stdout is for machine output only
+const auto g_start = std::chrono::steady_clock::now();  // for finish's -v line
+
+// Logging goes to stderr (stdout is for machine output only), at warn until the options are
+// parsed: a refused command line logs like any other.
+void start_logging() {
+  auto logger = spdlog::stderr_color_mt("rvtemporal");
   logger->set_pattern("%^%l%$: %v");
   spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::warn);
+}
+
+void set_log_level(int verbose, bool quiet, const std::string& level) {
   spdlog::level::level_enum lvl = spdlog::level::warn;
   if (verbose == 1) lvl = spdlog::level::info;
   if (verbose >= 2) lvl = spdlog::level::debug;
@@ -42,7 +51,7 @@ void setup_logging(int verbose, bool quiet, const std::string& level) {
 // first, so that when it cannot be written the report on stdout and the exit code say so.
 // `label` starts the stderr line: "error", or "usage error" for a command line the parser refused.
 int finish(const Context& ctx, ExitCode code, const Json& result, const std::string& text, std::string error,
-           bool jsonl = false, const char* label = "error") {
+           const char* label = "error") {
   if (!error.empty()) std::fprintf(stderr, "rvtemporal: %s: %s\n", label, error.c_str());
   Json envelope = report::envelope(ctx.command, code, result, error);
   if (!ctx.out_report.empty()) {
@@ -57,7 +66,7 @@ int finish(const Context& ctx, ExitCode code, const Json& result, const std::str
       }
     }
   }
-  if (jsonl) {
+  if (ctx.jsonl) {
     std::cout << report::to_text(envelope) << "\n";
     if (!text.empty()) std::fputs(text.c_str(), stderr);
   } else if (ctx.json) {
@@ -66,6 +75,9 @@ int finish(const Context& ctx, ExitCode code, const Json& result, const std::str
     std::cout << text;
   }
   std::cout.flush();
+  if (!ctx.out_report.empty()) spdlog::debug("report written to {}", ctx.out_report);
+  spdlog::info("{}: exit {} ({}) after {:.1f} ms", ctx.command, to_int(code), exit_code_name(code),
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - g_start).count());
   return to_int(code);
 }
 
@@ -77,13 +89,14 @@ const CLI::App* find_subcommand(const CLI::App& app, const std::string& name) {
 }
 
 // The report context of a command line the parser refused: its options were not all
-// parsed, so --json, --out-report and the command are read off argv as written.
+// parsed, so --json, --jsonl, --out-report and the command are read off argv as written.
 Context refused_context(const CLI::App& app, int argc, char** argv) {
   Context ctx;
   int report_at = 0;  // argv index of --out-report's value
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--json") ctx.json = true;
+    if (arg == "--jsonl") ctx.jsonl = true;
     if (arg == "--out-report" && i + 1 < argc) {
       ctx.out_report = argv[i + 1];
       report_at = i + 1;
@@ -151,14 +164,35 @@ void refuse_suspect_values(const CLI::App& app, Context& ctx) {
 // A result whose output holds NaN or inf says so on stderr too: from finite inputs they mean
 // scores or values overflowed (float32, or past 65504 in a float16 cache), which the exit code
 // does not show.
-void warn_nonfinite_output(const Json& result) {
+void warn_nonfinite_output(const Json& result, bool nonfinite_inputs_allowed) {
   if (!result.is_object() || !result.contains("output") || !result["output"].contains("stats")) return;
   const Json& stats = result["output"]["stats"];
   const auto nan = stats.value("nan_count", std::uint64_t{0}), inf = stats.value("inf_count", std::uint64_t{0});
   if (nan + inf == 0) return;
-  spdlog::warn("the output holds {} NaN and {} inf of {} values (output.stats); from finite inputs, scores or values "
-               "overflowed float32 (or float16 in an f16 cache)",
-               nan, inf, stats.value("count", std::uint64_t{0}));
+  spdlog::warn("the output holds {} NaN and {} inf of {} values (output.stats); {}", nan, inf,
+               stats.value("count", std::uint64_t{0}),
+               nonfinite_inputs_allowed ? "--allow-nonfinite let non-finite inputs through, or finite ones overflowed"
+                                        : "the inputs were finite: scores or values overflowed float32 (or float16 in "
+                                          "an f16 cache)");
+}
+
+// Whether a flag of the chosen subcommand (or a global one) was given.
+bool flag_given(const CLI::App& app, const std::string& name) {
+  const CLI::Option* opt = app.get_option_no_throw(name);
+  if (opt != nullptr && opt->count() > 0) return true;
+  for (const CLI::App* sub : app.get_subcommands()) {
+    if (flag_given(*sub, name)) return true;
+  }
+  return false;
+}
+
+// -v: what runs (log_start) and how it ended (finish); -vv: every option value as parsed.
+void log_start(const CLI::App& app, const Context& ctx) {
+  const Json host = report::host_json();
+  spdlog::info("{}: rvtemporal {} ({}, {}), isa {} (best {}), {} cores", ctx.command, build_info().version,
+               build_info().git_commit, build_info().build_type, host.value("isa", ""), host.value("isa_best", ""),
+               host.value("cores", 0u));
+  for (const auto& [name, value] : given_values(app)) spdlog::debug("option {} = '{}'", name, value);
 }
 
 }  // namespace
@@ -169,6 +203,7 @@ int main(int argc, char** argv) {
   using namespace rvt::cli;
 
   io::remove_temp_files_on_signals();
+  start_logging();
   CLI::App app{"rvtemporal: sparse vs dense attention on temporal sequences"};
   app.fallthrough();  // global options may follow the subcommand
   app.require_subcommand(1);
@@ -198,24 +233,24 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     return finish(refused_context(app, argc, argv), ExitCode::kUsage, Json::object(), "",
-                  usage_message(app, e, argc, argv), false, "usage error");
+                  usage_message(app, e, argc, argv), "usage error");
   } catch (const std::exception& e) {
     // CLI11 2.1 converts flag values (--causal=N) with std::stoll and lets its
     // std::out_of_range / std::invalid_argument escape: still a bad command line.
     return finish(refused_context(app, argc, argv), ExitCode::kUsage, Json::object(), "",
-                  std::string("an option value is not a valid number (") + e.what() + ") (see --help)", false,
-                  "usage error");
+                  std::string("an option value is not a valid number (") + e.what() + ") (see --help)", "usage error");
   }
 
-  setup_logging(verbose, quiet, log_level);
+  set_log_level(verbose, quiet, log_level);
   try {
     refuse_suspect_values(app, ctx);
     // --isa works through RVT_ISA, which every kernel front end resolves (and reports).
     if (!isa.empty()) ::setenv("RVT_ISA", isa.c_str(), 1);
     kernels::resolve_isa(kernels::Isa::kAuto);  // refuse an unknown or unsupported ISA up front
+    log_start(app, ctx);
     Outcome out = ctx.run();
-    warn_nonfinite_output(out.result);
-    return finish(ctx, out.code, out.result, out.text, out.error, out.jsonl);
+    warn_nonfinite_output(out.result, flag_given(app, "--allow-nonfinite"));
+    return finish(ctx, out.code, out.result, out.text, out.error);
   } catch (const Error& e) {
     return finish(ctx, e.code(), Json::object(), "", e.what());
   } catch (const std::bad_alloc&) {

@@ -77,6 +77,34 @@ class TestReports(CliTestCase):
             self.assertExit(p, USAGE)
             self.assertEqual(read(q), before)
 
+    def test_jsonl_stream_ends_with_the_report_line_whatever_refused_it(self):
+        q = self.path("q.npy")
+        self.assertExit(run("forward", "--seq", "8", "--out", q), OK)
+        for args in (["--capacity", "-1"], ["--bogus"], ["--out", ""], ["--q", q, "--k", q, "--v", q, "--out", q],
+                     ["--evict", "lru"]):
+            with self.subTest(args=args):
+                p = run("stream", "--preset", "bench", "--seq", "10", *args, "--jsonl")
+                self.assertExit(p, USAGE)
+                lines = p.stdout.splitlines()
+                self.assertEqual(len(lines), 1, p.stdout)
+                self.assertEnvelope(json.loads(lines[0]), "stream", USAGE)
+
+    def test_verbose_logs_on_stderr_only(self):
+        plain = run("forward", "--seq", "8")
+        p = run("-v", "forward", "--seq", "8")
+        self.assertExit(p, OK)
+        self.assertEqual(p.stdout.splitlines()[:2], plain.stdout.splitlines()[:2])
+        lines = p.stderr.splitlines()
+        self.assertEqual(len(lines), 2, p.stderr)
+        self.assertRegex(lines[0], r"^info: forward: rvtemporal \S+ \(.*\), isa \w+ \(best \w+\), \d+ cores$")
+        self.assertRegex(lines[1], r"^info: forward: exit 0 \(ok\) after [0-9.]+ ms$")
+        debug = run("-vv", "forward", "--seq", "8", "--out-report", self.path("r.json"))
+        self.assertIn("debug: option --seq = '8'", debug.stderr)
+        self.assertIn("debug: report written to " + self.path("r.json"), debug.stderr)
+        refused = run("-v", "forward", "--bogus")
+        self.assertExit(refused, USAGE)
+        self.assertEqual(refused.stdout, "")  # logging never reaches stdout, not even before -v is parsed
+
     def test_unknown_command_is_named(self):
         p = run("frobnicate", "--json")
         self.assertExit(p, USAGE)
@@ -210,10 +238,19 @@ class TestNonFiniteOutputs(CliTestCase):
         self.assertExit(p, OK)
         stats = report["result"]["output"]["stats"]
         self.assertGreater(stats["nan_count"] + stats["inf_count"], 0)
-        self.assertOneLineError(p, "warning: the output holds", "NaN", "overflowed")
+        self.assertOneLineError(p, "warning: the output holds", "the inputs were finite", "overflowed")
         quiet = run("forward", "--q", q, "--k", q, "--v", q, "--backend", "dense", "--isa", "scalar", "-q")
         self.assertExit(quiet, OK)
         self.assertEqual(quiet.stderr, "")
+
+    def test_warning_names_allow_nonfinite_when_given(self):
+        x = np.ones((8, 2, 4), np.float32)
+        x[3, 1, 2] = np.nan
+        q = self.path("nan.npy")
+        np.save(q, x)
+        p = run("forward", "--q", q, "--k", q, "--v", q, "--allow-nonfinite")
+        self.assertExit(p, OK)
+        self.assertOneLineError(p, "warning: the output holds", "--allow-nonfinite let non-finite inputs through")
 
     def test_nan_logits_have_no_argmax(self):
         blob = self.path("m.rvne")
