@@ -169,9 +169,11 @@ class TestHostileOptions(CliTestCase):
                 self.assertOneLineError(p, "too large")
 
     def test_huge_seq_is_refused_before_allocating(self):
-        p = run("forward", "--dim", "4", "--seq", "100000000000")
-        self.assertExit(p, BAD_INPUT)
-        self.assertOneLineError(p, "too large")
+        for command in ("forward", "stream"):
+            with self.subTest(command=command):
+                p = run(command, "--dim", "4", "--seq", "100000000000")
+                self.assertExit(p, BAD_INPUT)
+                self.assertOneLineError(p, "too large", "(--seq 100000000000, --q-heads 4, --kv-heads 4, --dim 4)")
 
 
 class TestHostileOutputs(CliTestCase):

@@ -49,7 +49,13 @@ void require_finite(std::span<const float> values, const std::vector<std::size_t
 
 Qkv load_inputs(const InputSpec& spec) {
   if (!spec.from_files()) {
-    return generate_qkv(spec.gen, spec.seq, spec.q_heads, spec.kv_heads, spec.dim, spec.seed);
+    try {
+      return generate_qkv(spec.gen, spec.seq, spec.q_heads, spec.kv_heads, spec.dim, spec.seed);
+    } catch (const Error& e) {  // a size too large: say which options asked for it
+      throw Error(e.code(), std::string(e.what()) + " (--seq " + std::to_string(spec.seq) + ", --q-heads " +
+                                std::to_string(spec.q_heads) + ", --kv-heads " + std::to_string(spec.kv_heads) +
+                                ", --dim " + std::to_string(spec.dim) + ")");
+    }
   }
   if (spec.q_path.empty() || spec.k_path.empty() || spec.v_path.empty()) {
     throw_usage("--q, --k and --v must be given together");
