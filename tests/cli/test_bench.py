@@ -146,8 +146,10 @@ class BenchOutputs(CliTestCase):
         self.assertEqual([r["dense"]["attempted"] for r in rows], [True, True, False])
         self.assertEqual([r["dense"]["extrapolated"] for r in rows], [False, False, True])
         self.assertTrue(rows[2]["speedup"]["extrapolated"])
-        exp = report["result"]["fits"]["dense"]["exponent"]
-        self.assertAlmostEqual(rows[2]["dense"]["median_ms"], rows[1]["dense"]["median_ms"] * 2 ** exp, places=9)
+        # The largest measured N's time per dense edge, times the edges asked for.
+        ratio = rows[2]["edges"]["dense_per_head"] / rows[1]["edges"]["dense_per_head"]
+        self.assertAlmostEqual(rows[2]["dense"]["extrapolated_from"]["edges_ratio"], ratio, places=12)
+        self.assertAlmostEqual(rows[2]["dense"]["median_ms"], rows[1]["dense"]["median_ms"] * ratio, places=9)
         self.assertEqual(report["result"]["decode"]["rows"], [])
 
     def test_markdown(self):

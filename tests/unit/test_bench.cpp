@@ -133,15 +133,6 @@ TEST_CASE("bench fit: log-log least squares recovers exponents and skips bad poi
   CHECK_FALSE(fit_loglog(std::vector<double>{10, 20}, std::vector<double>{NAN, 2}).valid);
 }
 
-TEST_CASE("bench fit: extrapolation is anchored at the measured point") {
-  PowerFit f;
-  f.valid = true;
-  f.exponent = 2.0;
-  f.coefficient = 123.0;  // not used by the anchored form
-  CHECK(extrapolate(f, 8192, 100.0, 1048576) == Approx(100.0 * 128.0 * 128.0));
-  CHECK(extrapolate(f, 8192, 100.0, 8192) == Approx(100.0));
-}
-
 TEST_CASE("bench flops: 4 * dim * edges * heads, GFLOP/s") {
   const std::uint64_t dense = attn::dense_edges_per_head(1024, true);
   CHECK(dense == 1024u * 1025u / 2u);
@@ -248,12 +239,14 @@ TEST_CASE("bench run: structure, edge ratios, extrapolation and decode rows") {
     CHECK(row["dense"]["median_ms"].is_number());
     if (!over) CHECK(row["dense"]["flops"].get<double>() == attention_flops(dense, 2, 16));
   }
-  // Extrapolated = anchor (N=64) * 2^exponent of the dense fit.
-  const double exponent = r["fits"]["dense"]["exponent"].get<double>();
+  // Extrapolated = anchor (N=64) * dense edges(128) / dense edges(64): time per edge, whatever the fit says.
+  const double edges_ratio = r["prefill"][2]["edges"]["dense_per_head"].get<double>() /
+                             r["prefill"][1]["edges"]["dense_per_head"].get<double>();
   CHECK(r["fits"]["dense"]["points"] == 2);
   CHECK(r["prefill"][2]["dense"]["median_ms"].get<double>() ==
-        Approx(r["prefill"][1]["dense"]["median_ms"].get<double>() * std::pow(2.0, exponent)));
+        Approx(r["prefill"][1]["dense"]["median_ms"].get<double>() * edges_ratio));
   CHECK(r["prefill"][2]["dense"]["extrapolated_from"]["seq"] == 64);
+  CHECK(r["prefill"][2]["dense"]["extrapolated_from"]["edges_ratio"].get<double>() == Approx(edges_ratio));
   CHECK(r["fits"]["sparse"]["points"] == 3);
 
   REQUIRE(r["decode"]["rows"].size() == 2);
@@ -271,21 +264,26 @@ TEST_CASE("bench run: structure, edge ratios, extrapolation and decode rows") {
   CHECK(r["peak_rss_bytes"].get<std::uint64_t>() > 0);
 }
 
-TEST_CASE("bench run: one measured dense size leaves nothing to extrapolate from") {
+TEST_CASE("bench run: one measured dense size is enough to extrapolate from, none is not") {
   BenchConfig c = tiny_config();
   c.seqs = {32, 64};
   c.no_dense_above = 32;
   c.decode_at = {};
   c.reference = false;
-  const Json r = run_bench(c);
-  CHECK_FALSE(r["fits"]["dense"]["valid"].get<bool>());
-  const Json& d = r["prefill"][1]["dense"];
+  const Json one = run_bench(c);
+  CHECK_FALSE(one["fits"]["dense"]["valid"].get<bool>());  // no fit from one point, but its time per edge
+  CHECK(one["prefill"][1]["dense"]["extrapolated"] == true);
+  CHECK(one["prefill"][1]["dense"]["median_ms"].get<double>() > one["prefill"][0]["dense"]["median_ms"].get<double>());
+  CHECK(one["prefill"][0]["sparse_ref"].is_null());
+  CHECK(one["decode"]["rows"].empty());
+
+  c.no_dense_above = 16;
+  const Json none = run_bench(c);
+  const Json& d = none["prefill"][1]["dense"];
   CHECK(d["attempted"] == false);
   CHECK(d["extrapolated"] == false);
   CHECK(d["median_ms"].is_null());
-  CHECK(r["prefill"][1]["speedup"]["measured"].is_null());
-  CHECK(r["prefill"][0]["sparse_ref"].is_null());
-  CHECK(r["decode"]["rows"].empty());
+  CHECK(none["prefill"][1]["speedup"]["measured"].is_null());
 }
 
 TEST_CASE("bench run: thread scaling alternates one thread and --threads, round by round") {

@@ -344,7 +344,7 @@ std::string format_text(const Json& r) {
   if (const std::string cpus = per_cpu_peak_line(r); !cpus.empty()) s += cpus + "\n";
   if (r["machine"]["build_type"] != "Release") s += "warning: not a Release build; timings are not representative\n";
   s += "\nprefill (forward), median of the timed runs:\n" + render_text(prefill_table(r));
-  if (any_extrapolated(r)) s += "* dense not run above N=" + std::to_string(r["params"]["no_dense_above"].get<std::uint64_t>()) + ": extrapolated from the dense growth exponent\n";
+  if (any_extrapolated(r)) s += "* dense not run above N=" + std::to_string(r["params"]["no_dense_above"].get<std::uint64_t>()) + ": extrapolated from the largest measured N's time per dense edge\n";
   s += fits_line(r) + "\n";
   if (!scaling_rows(r).empty()) s += "\n" + scaling_title(r) + ":\n" + render_text(scaling_table(r));
   if (r.contains("scaling") && r["scaling"]["note"].is_string()) s += "\n" + r["scaling"]["note"].get<std::string>() + "\n";
@@ -366,7 +366,7 @@ std::string format_markdown(const Json& r) {
   s += render_markdown(prefill_table(r));
   if (any_extrapolated(r)) {
     s += "\n\\* dense not run above N=" + std::to_string(r["params"]["no_dense_above"].get<std::uint64_t>()) +
-         ": extrapolated from the dense growth exponent\n";
+         ": extrapolated from the largest measured N's time per dense edge\n";
   }
   if (!scaling_rows(r).empty()) {
     std::string title = scaling_title(r);

@@ -74,10 +74,6 @@ PowerFit fit_loglog(std::span<const double> x, std::span<const double> y) {
   return f;
 }
 
-double extrapolate(const PowerFit& fit, double x_anchor, double y_anchor, double x_target) {
-  return y_anchor * std::pow(x_target / x_anchor, fit.exponent);
-}
-
 double attention_flops(std::uint64_t edges_per_head, std::size_t heads, std::size_t dim) {
   return 4.0 * static_cast<double>(dim) * static_cast<double>(edges_per_head) * static_cast<double>(heads);
 }

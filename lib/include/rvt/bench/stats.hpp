@@ -33,11 +33,6 @@ struct PowerFit {
 };
 PowerFit fit_loglog(std::span<const double> x, std::span<const double> y);
 
-// y at x_target extrapolated from a measured anchor (x_anchor, y_anchor) with the fit's
-// exponent: y_anchor * (x_target / x_anchor)^exponent. Anchoring at the largest measured
-// size keeps the constant-overhead bias of small sizes out of the prediction.
-double extrapolate(const PowerFit& fit, double x_anchor, double y_anchor, double x_target);
-
 // Float operations of one attention pass that evaluates `edges_per_head` (query, key)
 // pairs in each of `heads` query heads: a QK dot product and a PV accumulation per edge,
 // dim multiply-adds each, a multiply-add counting 2: 4 * dim * edges * heads. The softmax
