@@ -358,7 +358,10 @@ class TestModelStream(StreamCase):
         r = self.stream_json("--blob", self.blob, "--gen-frames", "40")
         self.assertEqual(r["mode"], "model")
         self.assertEqual(r["backend"], "sparse")
-        self.assertEqual((r["frames"], r["tokens"]), (40, 40))
+        self.assertEqual(r["frames"], dict(source="generated", generator="normal", seed="0000000000005eed", count=40))
+        self.assertEqual(r["tokens"], 40)
+        self.assertEqual(r["head"], dict(input_dim=16, q_heads=4, kv_heads=1, head_dim=32, layers=2, classes=4,
+                                         window=32, block_size=16, causal=True))
         self.assertLess(r["parity"]["max_abs_err"], 1e-5)
         self.assertIn("last-token pooling", r["parity"]["against"])
         self.assertEqual(len(r["final_logits"]), 4)

@@ -143,20 +143,36 @@ JobResult run_attention_forward(const AttentionRequest& r) {
   return res;
 }
 
+BlobHead load_blob_head(const std::string& path, const model::HeadConfig& config) {
+  const std::vector<std::uint8_t> bytes = io::read_file(path);
+  BlobHead loaded;
+  try {
+    loaded.head = model::TemporalHead::from_blob(blob::parse(bytes), config);
+  } catch (const blob::BlobError& e) {
+    throw Error(ExitCode::kBadInput, path + ": " + e.what());
+  }
+  loaded.report = Json{{"path", path}, {"xxh3_file", hex64(xxh3_64(bytes))}};
+  return loaded;
+}
+
+Json frames_json(const FrameSpec& spec, std::size_t count) {
+  if (spec.path.empty()) {
+    return Json{{"source", "generated"}, {"generator", gen_kind_name(spec.gen)}, {"seed", hex64(spec.seed)},
+                {"count", count}};
+  }
+  return Json{{"source", "file"}, {"path", spec.path}, {"count", count}};
+}
+
+Json head_json(const model::TemporalHead& head) {
+  const model::HeadConfig& hc = head.config();
+  return Json{{"input_dim", head.input_dim()}, {"q_heads", hc.q_heads}, {"kv_heads", hc.kv_heads},
+              {"head_dim", hc.head_dim}, {"layers", head.n_layers()}, {"classes", head.n_classes()},
+              {"window", hc.window}, {"block_size", hc.block_size}, {"causal", hc.causal}};
+}
+
 JobResult run_model_forward(const ModelRequest& r) {
-  const std::vector<std::uint8_t> bytes = io::read_file(r.blob_path);
-  blob::Blob b;
-  try {
-    b = blob::parse(bytes);
-  } catch (const blob::BlobError& e) {
-    throw Error(ExitCode::kBadInput, r.blob_path + ": " + e.what());
-  }
-  model::TemporalHead head;
-  try {
-    head = model::TemporalHead::from_blob(b, r.head);
-  } catch (const blob::BlobError& e) {
-    throw Error(ExitCode::kBadInput, r.blob_path + ": " + e.what());
-  }
+  const BlobHead loaded = load_blob_head(r.blob_path, r.head);
+  const model::TemporalHead& head = loaded.head;
   const Tensor frames = load_frames(r.frames, head.input_dim());
   const auto start = Clock::now();
   const std::vector<float> logits = head.forward(frames.values(), frames.seq(), r.pool, {r.threads});
@@ -168,18 +184,10 @@ JobResult run_model_forward(const ModelRequest& r) {
   Json& j = res.result;
   j["mode"] = "model";
   j["backend"] = attn::backend_name(head.config().backend);
-  j["blob"] = Json{{"path", r.blob_path}, {"xxh3_file", hex64(xxh3_64(bytes))}};
-  if (r.frames.path.empty()) {
-    j["frames"] = Json{{"source", "generated"}, {"generator", gen_kind_name(r.frames.gen)},
-                       {"seed", hex64(r.frames.seed)}, {"count", frames.seq()}};
-  } else {
-    j["frames"] = Json{{"source", "file"}, {"path", r.frames.path}, {"count", frames.seq()}};
-  }
-  const model::HeadConfig& hc = head.config();
-  j["head"] = Json{{"input_dim", head.input_dim()}, {"q_heads", hc.q_heads}, {"kv_heads", hc.kv_heads},
-                   {"head_dim", hc.head_dim}, {"layers", head.n_layers()}, {"classes", head.n_classes()},
-                   {"window", hc.window}, {"block_size", hc.block_size}, {"causal", hc.causal},
-                   {"pool", model::pool_name(r.pool)}};
+  j["blob"] = loaded.report;
+  j["frames"] = frames_json(r.frames, frames.seq());
+  j["head"] = head_json(head);
+  j["head"]["pool"] = model::pool_name(r.pool);
   j["edges_per_head_all_layers"] = head.edges_per_head(frames.seq());
   j["threads"] = r.threads;
   j["wall_ms"] = wall_ms;
@@ -190,7 +198,7 @@ JobResult run_model_forward(const ModelRequest& r) {
   j["output"] = output_json(logits);
   j["output"]["path"] = r.out_path.empty() ? Json(nullptr) : Json(r.out_path);
 
-  res.text = std::string("temporal head (") + attn::backend_name(hc.backend) + ") over " +
+  res.text = std::string("temporal head (") + attn::backend_name(head.config().backend) + ") over " +
              std::to_string(frames.seq()) + " frames: logits [";
   for (std::size_t c = 0; c < logits.size(); ++c) res.text += (c ? ", " : "") + format_double("%.6g", logits[c]);
   res.text += "], argmax " + (any_nan ? std::string("none (NaN logits)") : std::to_string(j["argmax"].get<std::size_t>())) + ", wall " + format_double("%.3f", wall_ms) + " ms\n";

@@ -7,10 +7,7 @@
 #include <cstdio>
 #include <optional>
 
-#include "rvt/blob/blob.hpp"
 #include "rvt/core/error.hpp"
-#include "rvt/core/hash.hpp"
-#include "rvt/io/file.hpp"
 #include "rvt/io/npy.hpp"
 #include "rvt/kernels/reference.hpp"
 #include "rvt/stream/streaming_head.hpp"
@@ -177,13 +174,8 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
 }
 
 JobResult run_model_stream(const ModelStreamRequest& r) {
-  const std::vector<std::uint8_t> bytes = io::read_file(r.blob_path);
-  model::TemporalHead head;
-  try {
-    head = model::TemporalHead::from_blob(blob::parse(bytes), r.head);
-  } catch (const blob::BlobError& e) {
-    throw Error(ExitCode::kBadInput, r.blob_path + ": " + e.what());
-  }
+  const BlobHead loaded = load_blob_head(r.blob_path, r.head);
+  const model::TemporalHead& head = loaded.head;
   const Tensor frames = load_frames(r.frames, head.input_dim());
   const std::size_t n = frames.seq(), classes = head.n_classes();
   const std::size_t capacity = r.stream.capacity ? r.stream.capacity : n;
@@ -212,8 +204,9 @@ JobResult run_model_stream(const ModelStreamRequest& r) {
   Json& j = res.result;
   j["mode"] = "model";
   j["backend"] = attn::backend_name(head.config().backend);
-  j["blob"] = Json{{"path", r.blob_path}, {"xxh3_file", hex64(xxh3_64(bytes))}};
-  j["frames"] = n;
+  j["blob"] = loaded.report;
+  j["frames"] = frames_json(r.frames, n);
+  j["head"] = head_json(head);
   j["tokens"] = n;
   j["latency"] = latency_json(latency);
   j["cache"] = cache_json(r.stream, capacity, online.cache_bytes(), online.cache_len(), online.evicted());

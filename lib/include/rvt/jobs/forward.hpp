@@ -46,4 +46,16 @@ report::Json edges_json(std::size_t seq, std::size_t q_heads, attn::Backend back
 // Digest and stats of an output tensor's raw f32 bytes.
 report::Json output_json(std::span<const float> values);
 
+// The temporal head of a blob file, as forward and stream run it; a blob that fails to
+// parse or to build the head is kBadInput naming the file. report: the blob's {path, xxh3_file}.
+struct BlobHead {
+  model::TemporalHead head;
+  report::Json report;
+};
+BlobHead load_blob_head(const std::string& path, const model::HeadConfig& config);
+// Where the model's frames came from ({source, generator, seed | path, count}) and the head's
+// shape and pattern ({input_dim, q_heads, ..., causal}), as both commands report them.
+report::Json frames_json(const FrameSpec& spec, std::size_t count);
+report::Json head_json(const model::TemporalHead& head);
+
 }  // namespace rvt::jobs
