@@ -16,8 +16,10 @@
 #include "rvt/core/stats.hpp"
 #include "rvt/io/npy.hpp"
 #include "rvt/jobs/inputs.hpp"
+#include "test_support.hpp"
 
 using namespace rvt;
+using rvt::test::TempDir;
 
 namespace {
 
@@ -25,20 +27,6 @@ namespace fs = std::filesystem;
 
 constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "rvt_inputs_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // The error a callable throws (code and message); fails the test if it throws none.
 Error error_of(const std::function<void()>& f) {

@@ -18,8 +18,10 @@
 #include "rvt/parity/parity.hpp"
 #include "rvt/parity/plots.hpp"
 #include "rvt/report/svg.hpp"
+#include "test_support.hpp"
 
 using namespace rvt;
+using rvt::test::TempDir;
 using namespace rvt::parity;
 
 namespace {
@@ -57,18 +59,6 @@ void check_suite_passes(const std::string& name) {
   }
   CHECK(s.pass());
 }
-
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static int counter = 0;
-    path = std::filesystem::temp_directory_path() /
-           ("rvt_parity_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 }  // namespace
 

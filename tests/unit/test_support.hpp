@@ -25,11 +25,9 @@ inline std::string data_path(const std::string& rel) {
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
-    static int counter = 0;
-    path = std::filesystem::temp_directory_path() /
-           ("rvt_unit_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
+    std::string tmpl = (std::filesystem::temp_directory_path() / "rvt_unit_XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
