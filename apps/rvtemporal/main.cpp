@@ -109,9 +109,15 @@ Context refused_context(const CLI::App& app, int argc, char** argv) {
     }
   }
   // Not over a file the command line names otherwise (an input, say): refuse_suspect_values's
-  // check, with every word standing in for a path.
+  // check, with every word, and what follows '=' in it (--blob=m.rvne), standing in for a path.
   for (int i = 1; i < argc && !ctx.out_report.empty(); ++i) {
-    if (i != report_at && io::same_file(ctx.out_report, argv[i])) ctx.out_report.clear();
+    if (i == report_at) continue;
+    const std::string word = argv[i];
+    const std::size_t eq = word.find('=');
+    if (io::same_file(ctx.out_report, word) ||
+        (eq != std::string::npos && word.rfind("--out-report=", 0) != 0 && io::same_file(ctx.out_report, word.substr(eq + 1)))) {
+      ctx.out_report.clear();
+    }
   }
   return ctx;
 }
@@ -124,7 +130,8 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& e, int arg
   return std::string(e.what()) + " (see --help)";
 }
 
-// Given options, subcommands' too, as (option name, value) in command-line order.
+// Given options' values as (option name, value): the global ones, then the subcommands', each
+// in the order the options were declared.
 std::vector<std::pair<std::string, std::string>> given_values(const CLI::App& app) {
   std::vector<std::pair<std::string, std::string>> values;
   for (const CLI::Option* opt : app.get_options()) {
@@ -144,10 +151,7 @@ void refuse_suspect_values(const CLI::App& app, Context& ctx) {
   static const std::set<std::string> kReads = {"--q", "--k", "--v", "--blob", "--frames", "--compare", "file", "files"};
   static const std::set<std::string> kWrites = {"--out", "--out-report", "--plot"};
   const auto values = given_values(app);
-  for (const auto& [name, value] : values) {
-    if (value.empty()) throw_usage(name + ": empty value");
-  }
-  for (std::size_t w = 0; w < values.size(); ++w) {
+  for (std::size_t w = 0; w < values.size(); ++w) {  // first: it decides whether the report may be written
     if (!kWrites.contains(values[w].first)) continue;
     for (std::size_t o = 0; o < values.size(); ++o) {
       const bool other_write = kWrites.contains(values[o].first) && o != w;
@@ -158,6 +162,9 @@ void refuse_suspect_values(const CLI::App& app, Context& ctx) {
                   (other[0] == '-' ? other : "the " + other + " argument") +
                   (other_write ? " (both outputs)" : ", an input: it would be overwritten"));
     }
+  }
+  for (const auto& [name, value] : values) {
+    if (value.empty()) throw_usage(name + ": empty value");
   }
 }
 

@@ -72,10 +72,12 @@ class TestReports(CliTestCase):
         q = self.path("q.npy")
         self.assertExit(run("forward", "--seq", "8", "--out", q), OK)
         before = read(q)
-        for report in (["--out-report", q], ["--out-report=" + q]):
-            p = run("forward", "--q", q, "--k", q, "--v", q, "--bogus", *report)
-            self.assertExit(p, USAGE)
-            self.assertEqual(read(q), before)
+        for inputs in (["--q", q, "--k", q, "--v", q], ["--q=" + q, "--k=" + q, "--v=" + q]):
+            for report in (["--out-report", q], ["--out-report=" + q]):
+                with self.subTest(inputs=inputs[0], report=report[0]):
+                    p = run("forward", *inputs, "--bogus", *report)
+                    self.assertExit(p, USAGE)
+                    self.assertEqual(read(q), before)
 
     def test_jsonl_stream_ends_with_the_report_line_whatever_refused_it(self):
         q = self.path("q.npy")
@@ -153,6 +155,20 @@ class TestSuspectValues(CliTestCase):
                 self.assertExit(p, USAGE)
                 self.assertOneLineError(p, fragment, "it would be overwritten")
                 self.assertEqual(read(q), before)
+
+    def test_report_over_an_input_is_refused_before_an_empty_value(self):
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        before = read(blob)
+        p = run("forward", "--blob", blob, "--gen-frames", "8", "--out-report", blob, "--pool", "")
+        self.assertExit(p, USAGE)
+        self.assertEqual(read(blob), before)
+
+    def test_outputs_through_a_dangling_link_to_the_other_are_refused(self):
+        os.symlink("r.json", self.path("dl"))
+        p = run("forward", "--seq", "16", "--out", self.path("dl"), "--out-report", self.path("r.json"))
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "(both outputs)")
 
     def test_two_outputs_on_one_file_are_refused(self):
         same = self.path("same.npy")
@@ -299,8 +315,9 @@ class TestDestinations(CliTestCase):
         node = self.path("null")
         try:
             os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            os.close(os.open(node, os.O_WRONLY))  # a nodev mount makes the node but refuses to open it
         except OSError as e:
-            self.skipTest(f"cannot make a device node here: {e}")
+            self.skipTest(f"cannot make a usable device node here: {e}")
         return node
 
     def test_character_device_is_written_not_replaced(self):
@@ -310,6 +327,26 @@ class TestDestinations(CliTestCase):
                 p = run("forward", "--seq", "8", option, device)
                 self.assertExit(p, OK)
                 self.assertTrue(stat.S_ISCHR(os.lstat(device).st_mode))
+
+    def test_own_stdout_redirected_to_a_file_is_appended_to(self):
+        log = self.path("log.txt")
+        with open(log, "wb") as f:
+            f.write(b"previous line\n")
+        with open(log, "ab") as out:
+            p = subprocess.run([BIN, "forward", "--seq", "16", "--out", "/dev/stdout"], stdout=out,
+                               stderr=subprocess.PIPE, timeout=300)
+        self.assertEqual(p.returncode, OK, p.stderr)
+        data = read(log)
+        self.assertTrue(data.startswith(b"previous line\n\x93NUMPY"), data[:40])
+        self.assertIn(b"sparse attention: seq 16", data)  # the text report after the array, in order
+
+    def test_link_loop_is_an_io_error(self):
+        os.symlink("b", self.path("a"))
+        os.symlink("a", self.path("b"))
+        p = run("forward", "--seq", "16", "--out", self.path("a"))
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, "too many levels of symbolic links")
+        self.assertTrue(os.path.islink(self.path("a")))
 
     def test_pipe_is_written_not_replaced(self):
         fifo = self.path("fifo")
@@ -352,9 +389,9 @@ class TestDestinations(CliTestCase):
         out = self.path("o.npy")
         with open(out, "wb") as f:
             f.write(b"old")
-        os.chmod(out, 0o640)
+        os.chmod(out, 0o604)  # no umask gives this: a new file would not get it
         self.assertExit(run("forward", "--seq", "8", "--out", out), OK)
-        self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o640)
+        self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o604)
         self.assertTrue(read(out).startswith(b"\x93NUMPY"))
 
 

@@ -42,6 +42,8 @@ TEST_CASE("same_file: one inode or one normalised path, never a device") {
   CHECK(io::same_file(dir.file("new"), dir.file("sub/../new")));  // neither exists yet
   CHECK_FALSE(io::same_file(dir.file("new"), dir.file("other")));
   CHECK_FALSE(io::same_file("/dev/null", "/dev/null"));
+  fs::create_symlink("target-to-be", dir.path / "dangling");  // writing it creates target-to-be
+  CHECK(io::same_file(dir.file("dangling"), dir.file("target-to-be")));
 }
 
 TEST_CASE("write_file_atomic: a link stays a link, its target is replaced") {
@@ -57,8 +59,16 @@ TEST_CASE("write_file_atomic: a link stays a link, its target is replaced") {
   CHECK(read_text(dir.file("absent")) == "made");
   CHECK_FALSE(has_temp_files(dir));
   // Without overwrite a link counts as existing, dangling or not.
-  REQUIRE_THROWS_WITH(io::write_file_atomic(dir.file("dangling"), std::string("x"), false),
+  fs::create_symlink("nothing", dir.path / "still-dangling");
+  REQUIRE_THROWS_WITH(io::write_file_atomic(dir.file("still-dangling"), std::string("x"), false),
                       Catch::Contains("exists (use --force to overwrite)"));
+  CHECK_FALSE(fs::exists(dir.path / "nothing"));
+  // A loop is an error, and stays a loop.
+  fs::create_symlink("loop-b", dir.path / "loop-a");
+  fs::create_symlink("loop-a", dir.path / "loop-b");
+  REQUIRE_THROWS_WITH(io::write_file_atomic(dir.file("loop-a"), std::string("x")),
+                      Catch::Contains("too many levels of symbolic links"));
+  CHECK(fs::is_symlink(dir.path / "loop-a"));
 }
 
 TEST_CASE("write_file_atomic: a pipe is written into, not replaced") {
@@ -82,11 +92,11 @@ TEST_CASE("write_file_atomic: replaced files keep their mode, and 255-byte names
   TempDir dir;
   const std::string path = dir.file("kept");
   io::write_file_atomic(path, std::string("old"));
-  REQUIRE(::chmod(path.c_str(), 0640) == 0);
+  REQUIRE(::chmod(path.c_str(), 0604) == 0);  // no umask gives this: a new file would not get it
   io::write_file_atomic(path, std::string("new"));
   struct stat st {};
   REQUIRE(::stat(path.c_str(), &st) == 0);
-  CHECK((st.st_mode & 07777) == 0640);
+  CHECK((st.st_mode & 07777) == 0604);
 
   const std::string longest = dir.file(std::string(255, 'n'));
   io::write_file_atomic(longest, std::string("long"));

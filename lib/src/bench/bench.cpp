@@ -473,7 +473,7 @@ Json run_bench(const BenchConfig& config_in) {
     Json& d = r["dense"];
     const double sparse_ms = r["sparse"]["median_ms"].get<double>();
     if (!d["attempted"].get<bool>()) {
-      if (anchor_edges > 0.0) {
+      if (anchor_edges > 0.0 && anchor_ms > 0.0) {
         const double edges_ratio = r["edges"]["dense_per_head"].get<double>() / anchor_edges;
         d["extrapolated"] = true;
         d["median_ms"] = anchor_ms * edges_ratio;

@@ -5,10 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
+#include <optional>
 
 #include "rvt/core/error.hpp"
 
@@ -44,7 +48,9 @@ char g_temp_path[PATH_MAX];
 volatile std::sig_atomic_t g_temp_set = 0;
 
 extern "C" void remove_temp_and_reraise(int sig) {
-  if (g_temp_set) ::unlink(g_temp_path);  // async-signal-safe, as are the calls below
+  const bool set = g_temp_set != 0;
+  std::atomic_signal_fence(std::memory_order_acquire);  // the path was complete before the flag was set
+  if (set) ::unlink(g_temp_path);  // async-signal-safe, as are the calls below
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
@@ -56,8 +62,9 @@ extern "C" void remove_temp_and_reraise(int sig) {
 class TempRegistration {
  public:
   explicit TempRegistration(const std::string& path) {
-    if (path.size() >= sizeof g_temp_path) return;  // mkstemp would have failed first
+    if (path.empty() || path.size() >= sizeof g_temp_path) return;  // no file, or mkstemp would have failed
     std::memcpy(g_temp_path, path.c_str(), path.size() + 1);
+    std::atomic_signal_fence(std::memory_order_release);  // the handler sees the whole path once the flag is set
     g_temp_set = 1;
   }
   ~TempRegistration() { g_temp_set = 0; }
@@ -75,18 +82,49 @@ void write_stream(const std::string& path, std::span<const std::uint8_t> bytes) 
   if (::close(fd) != 0) throw_io(path + ": close failed: " + errno_text(errno));
 }
 
-// Where `path` leads through symbolic links (the path itself when it is none); a dangling
-// link leads to the file it would create.
-std::filesystem::path link_target(const std::string& path) {
+// The descriptor a path names when it is one of this process's own: /dev/stdout, /dev/stderr,
+// /dev/fd/N, /proc/self/fd/N. Through them a redirected stdout (`--out /dev/stdout >> log`) is
+// a regular file, which must be written at the descriptor's offset (and O_APPEND), not replaced.
+std::optional<int> own_descriptor(const std::filesystem::path& path) {
+  const std::string p = path.lexically_normal().string();
+  if (p == "/dev/stdout") return 1;
+  if (p == "/dev/stderr") return 2;
+  for (const std::string prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+    if (p.rfind(prefix, 0) != 0) continue;
+    const std::string digits = p.substr(prefix.size());
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) break;
+    return std::stoi(digits);
+  }
+  return std::nullopt;
+}
+
+// Where `path` leads through symbolic links (the path itself when it is none; a dangling link
+// leads to the file it would create), or the descriptor of this process it names on the way.
+struct LinkEnd {
+  std::filesystem::path target;
+  std::optional<int> descriptor;
+};
+LinkEnd follow_links(const std::string& path) {
   constexpr int kMaxHops = 40;  // Linux's own limit on links followed in one lookup
   std::filesystem::path target = path;
   std::error_code ec;
-  for (int hop = 0; hop < kMaxHops && std::filesystem::is_symlink(target, ec); ++hop) {
+  for (int hop = 0; hop <= kMaxHops; ++hop) {
+    if (const std::optional<int> fd = own_descriptor(target)) return {target, fd};
+    if (!std::filesystem::is_symlink(target, ec)) return {target, std::nullopt};
     const std::filesystem::path next = std::filesystem::read_symlink(target, ec);
-    if (ec) break;
+    if (ec) return {target, std::nullopt};
     target = next.is_absolute() ? next : target.parent_path() / next;
   }
-  return target;
+  throw_io(path + ": too many levels of symbolic links");
+}
+
+// Writes into one of this process's descriptors, after what the C and C++ streams still hold
+// for it, so that the bytes come in order.
+void write_descriptor(int fd, std::span<const std::uint8_t> bytes, const std::string& path) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  write_all(fd, bytes.data(), bytes.size(), path);
 }
 
 constexpr std::size_t kMaxTempStem = 240;
@@ -105,13 +143,16 @@ void remove_temp_files_on_signals() {
 }
 
 bool same_file(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty()) return false;  // names no file
   struct stat sa {}, sb {};
   const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
   if (a_exists && b_exists) return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   if (a_exists || b_exists) return false;
+  // Neither exists yet: compare where writing them would create a file (a dangling link
+  // creates its target), normalised.
   std::error_code ea, eb;
-  const auto pa = std::filesystem::weakly_canonical(std::filesystem::absolute(a, ea), ea);
-  const auto pb = std::filesystem::weakly_canonical(std::filesystem::absolute(b, eb), eb);
+  const auto pa = std::filesystem::weakly_canonical(std::filesystem::absolute(follow_links(a).target, ea), ea);
+  const auto pb = std::filesystem::weakly_canonical(std::filesystem::absolute(follow_links(b).target, eb), eb);
   return !ea && !eb && pa == pb;
 }
 
@@ -150,6 +191,12 @@ std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_b
 void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes,
                        bool overwrite) {
   if (path.empty()) throw_io("output path is empty");
+  // A link stays a link: the file it leads to is replaced, in that file's directory.
+  const LinkEnd end = follow_links(path);
+  if (end.descriptor) {
+    write_descriptor(*end.descriptor, bytes, path);
+    return;
+  }
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;  // through links
   if (exists && S_ISDIR(st.st_mode)) throw_io(path + ": is a directory");
@@ -162,23 +209,24 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
   if (!overwrite && (exists || ::lstat(path.c_str(), &link_st) == 0)) {
     throw_io(path + ": exists (use --force to overwrite)");
   }
-  // A link stays a link: the file it points to is replaced, in that file's directory.
-  const std::filesystem::path target = link_target(path);
+  const std::filesystem::path& target = end.target;
   std::string name = target.filename().string();
   if (name.size() > kMaxTempStem) name.resize(kMaxTempStem);  // NAME_MAX is 255: leave room for the suffix
   std::string tmpl = (target.parent_path() / (name + ".tmp.XXXXXX")).string();
   FdGuard guard{::mkstemp(tmpl.data())};
-  if (guard.fd < 0) throw_io(path + ": cannot create temp file: " + errno_text(errno));
+  const TempRegistration registration(guard.fd >= 0 ? tmpl : std::string());  // first: a signal from here on removes it
+  if (guard.fd < 0) {
+    throw_io(path + ": cannot create temp file in " + target.parent_path().string() + ": " + errno_text(errno));
+  }
   const std::string tmp = tmpl;
-  const TempRegistration registration(tmp);
   try {
     write_all(guard.fd, bytes.data(), bytes.size(), path);
     if (::fsync(guard.fd) != 0) throw_io(path + ": flush failed: " + errno_text(errno));
-    // mkstemp creates 0600: a replaced file keeps its permissions, a new one gets the
-    // usual ones (umask applies).
+    // mkstemp creates 0600: a replaced file keeps its permission bits (not setuid/setgid:
+    // the contents are new), a new one gets the usual ones (umask applies).
     mode_t mode = 0;
     if (exists) {
-      mode = st.st_mode & 07777;
+      mode = st.st_mode & 0777;
     } else {
       const mode_t mask = ::umask(0);
       ::umask(mask);

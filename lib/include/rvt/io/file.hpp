@@ -2,7 +2,9 @@
 //
 // Atomic write: the bytes go to a temp file in the destination's directory, which is
 // flushed (fsync) and then renamed over the destination. On any failure the temp file
-// is removed and the previous destination file, if any, is left untouched.
+// is removed and the previous destination file, if any, is left untouched. A link's target
+// is what gets replaced; devices, pipes and the process's own descriptors (/dev/stdout) are
+// written into instead (docs/hardening.md, "What is never written partially").
 #pragma once
 
 #include <cstdint>
@@ -33,7 +35,8 @@ bool path_exists(const std::string& path);
 void remove_temp_files_on_signals();
 
 // Whether writing `a` would overwrite the regular file `b` names: the same inode when both
-// exist, else the same absolute, normalised path (links resolved as far as they exist).
+// exist, else the same absolute, normalised path where writing would create the file (links
+// followed, a dangling one to its target).
 // Devices and pipes (/dev/null, /dev/stdout) never count: writing them destroys nothing.
 bool same_file(const std::string& a, const std::string& b);
 
