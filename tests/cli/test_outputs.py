@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import zlib
 
 import numpy as np
@@ -162,6 +163,7 @@ class TestSuspectValues(CliTestCase):
         before = read(blob)
         p = run("forward", "--blob", blob, "--gen-frames", "8", "--out-report", blob, "--pool", "")
         self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "the same file as --blob")
         self.assertEqual(read(blob), before)
 
     def test_outputs_through_a_dangling_link_to_the_other_are_refused(self):
@@ -329,16 +331,45 @@ class TestDestinations(CliTestCase):
                 self.assertTrue(stat.S_ISCHR(os.lstat(device).st_mode))
 
     def test_own_stdout_redirected_to_a_file_is_appended_to(self):
-        log = self.path("log.txt")
-        with open(log, "wb") as f:
-            f.write(b"previous line\n")
-        with open(log, "ab") as out:
-            p = subprocess.run([BIN, "forward", "--seq", "16", "--out", "/dev/stdout"], stdout=out,
-                               stderr=subprocess.PIPE, timeout=300)
-        self.assertEqual(p.returncode, OK, p.stderr)
-        data = read(log)
-        self.assertTrue(data.startswith(b"previous line\n\x93NUMPY"), data[:40])
-        self.assertIn(b"sparse attention: seq 16", data)  # the text report after the array, in order
+        for spelling in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1"):
+            with self.subTest(spelling=spelling):
+                log = self.path("log.txt")
+                with open(log, "wb") as f:
+                    f.write(b"previous line\n")
+                with open(log, "ab") as out:
+                    p = subprocess.run([BIN, "forward", "--seq", "16", "--out", spelling], stdout=out,
+                                       stderr=subprocess.PIPE, timeout=300)
+                self.assertEqual(p.returncode, OK, p.stderr)
+                data = read(log)
+                self.assertTrue(data.startswith(b"previous line\n\x93NUMPY"), data[:40])
+                self.assertIn(b"sparse attention: seq 16", data)  # the text report after the array, in order
+
+    def test_own_descriptor_keeps_the_force_rule(self):
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob), OK)
+        before = read(blob)
+        with open(blob, "r+b") as f:
+            p = subprocess.run([BIN, "blob", "init", "--out", f"/dev/fd/{f.fileno()}"], pass_fds=(f.fileno(),),
+                               capture_output=True, text=True, timeout=300)
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, "exists (use --force to overwrite)")
+        self.assertEqual(read(blob), before)
+
+    def test_own_stdout_as_a_non_blocking_pipe_gets_every_byte(self):
+        r, w = os.pipe()
+        os.set_blocking(w, False)  # the caller's choice, on the description rvtemporal shares
+        got = []
+        reader = threading.Thread(target=lambda: got.append(os.fdopen(r, "rb").read()), daemon=True)
+        p = subprocess.Popen([BIN, "forward", "--seq", "512", "--out", "/dev/stdout", "-q"], stdout=w,
+                             stderr=subprocess.PIPE)
+        os.close(w)
+        time.sleep(0.5)  # let the pipe fill before anyone reads it
+        reader.start()
+        err = p.communicate(timeout=300)[1]
+        reader.join(timeout=60)
+        self.assertEqual(p.returncode, OK, err)
+        self.assertTrue(got[0].startswith(b"\x93NUMPY"))
+        self.assertGreater(len(got[0]), 512 * 4 * 32 * 4)
 
     def test_link_loop_is_an_io_error(self):
         os.symlink("b", self.path("a"))
@@ -347,6 +378,11 @@ class TestDestinations(CliTestCase):
         self.assertExit(p, IO)
         self.assertOneLineError(p, "too many levels of symbolic links")
         self.assertTrue(os.path.islink(self.path("a")))
+        # Also where only the checks meet it: a refused command line, a loop as an input.
+        for args in (["--out-report", self.path("a"), "forward", "--bogus"],
+                     ["--out-report", self.path("r.json"), "forward", "--q=" + self.path("a"), "--bogus"]):
+            with self.subTest(args=args):
+                self.assertExit(run(*args), USAGE)
 
     def test_pipe_is_written_not_replaced(self):
         fifo = self.path("fifo")

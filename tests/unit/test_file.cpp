@@ -42,6 +42,9 @@ TEST_CASE("same_file: one inode or one normalised path, never a device") {
   CHECK(io::same_file(dir.file("new"), dir.file("sub/../new")));  // neither exists yet
   CHECK_FALSE(io::same_file(dir.file("new"), dir.file("other")));
   CHECK_FALSE(io::same_file("/dev/null", "/dev/null"));
+  CHECK_FALSE(io::same_file("/dev/stdout", "/dev/fd/1"));  // written at the descriptor, in turn
+  fs::create_symlink("loop", dir.path / "loop");
+  CHECK_FALSE(io::same_file(dir.file("loop"), dir.file("loop")));  // and no throw
   fs::create_symlink("target-to-be", dir.path / "dangling");  // writing it creates target-to-be
   CHECK(io::same_file(dir.file("dangling"), dir.file("target-to-be")));
 }

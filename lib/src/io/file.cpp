@@ -45,12 +45,11 @@ void write_all(int fd, const std::uint8_t* data, std::size_t size, const std::st
 // The temp file being written, for remove_temp_files_on_signals' handler: a fixed buffer it
 // can read without allocating. One write at a time (the commands write from one thread).
 char g_temp_path[PATH_MAX];
-volatile std::sig_atomic_t g_temp_set = 0;
+std::atomic<bool> g_temp_set{false};  // lock-free, so the handler may read it
+static_assert(std::atomic<bool>::is_always_lock_free);
 
 extern "C" void remove_temp_and_reraise(int sig) {
-  const bool set = g_temp_set != 0;
-  std::atomic_signal_fence(std::memory_order_acquire);  // the path was complete before the flag was set
-  if (set) ::unlink(g_temp_path);  // async-signal-safe, as are the calls below
+  if (g_temp_set.load(std::memory_order_acquire)) ::unlink(g_temp_path);  // async-signal-safe, as are the calls below
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
@@ -64,16 +63,24 @@ class TempRegistration {
   explicit TempRegistration(const std::string& path) {
     if (path.empty() || path.size() >= sizeof g_temp_path) return;  // no file, or mkstemp would have failed
     std::memcpy(g_temp_path, path.c_str(), path.size() + 1);
-    std::atomic_signal_fence(std::memory_order_release);  // the handler sees the whole path once the flag is set
-    g_temp_set = 1;
+    g_temp_set.store(true, std::memory_order_release);  // the handler sees the whole path once the flag is set
   }
-  ~TempRegistration() { g_temp_set = 0; }
+  ~TempRegistration() { g_temp_set.store(false, std::memory_order_release); }
   TempRegistration(const TempRegistration&) = delete;
   TempRegistration& operator=(const TempRegistration&) = delete;
 };
 
+// What the C and C++ streams still hold goes out first: a device or descriptor written
+// here may be the one they write to (--out /dev/stdout), and the bytes must come in order.
+void flush_own_streams() {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+}
+
 // Writes straight into a device or a pipe: it holds no earlier contents to keep.
 void write_stream(const std::string& path, std::span<const std::uint8_t> bytes) {
+  flush_own_streams();
   FdGuard guard{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};
   if (guard.fd < 0) throw_io(path + ": cannot open for writing: " + errno_text(errno));
   write_all(guard.fd, bytes.data(), bytes.size(), path);
@@ -82,18 +89,18 @@ void write_stream(const std::string& path, std::span<const std::uint8_t> bytes) 
   if (::close(fd) != 0) throw_io(path + ": close failed: " + errno_text(errno));
 }
 
-// The descriptor a path names when it is one of this process's own: /dev/stdout, /dev/stderr,
-// /dev/fd/N, /proc/self/fd/N. Through them a redirected stdout (`--out /dev/stdout >> log`) is
-// a regular file, which must be written at the descriptor's offset (and O_APPEND), not replaced.
+// The descriptor a path names when it is one of this process's own: an entry of its procfs fd
+// directory (/proc/self/fd/N, /proc/thread-self/fd/N, and so /dev/fd/N, /dev/stdout and any
+// other way there). Through them a redirected stdout (`--out /dev/stdout >> log`) is a regular
+// file that must be written at the descriptor's offset (and O_APPEND), not replaced.
 std::optional<int> own_descriptor(const std::filesystem::path& path) {
-  const std::string p = path.lexically_normal().string();
-  if (p == "/dev/stdout") return 1;
-  if (p == "/dev/stderr") return 2;
-  for (const std::string prefix : {"/dev/fd/", "/proc/self/fd/"}) {
-    if (p.rfind(prefix, 0) != 0) continue;
-    const std::string digits = p.substr(prefix.size());
-    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) break;
-    return std::stoi(digits);
+  const std::string name = path.filename().string();
+  if (name.empty() || name.size() > 9 || name.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec).parent_path(), ec);
+  if (ec) return std::nullopt;
+  for (const char* own : {"/proc/self/fd", "/proc/thread-self/fd"}) {
+    if (dir == std::filesystem::weakly_canonical(own, ec)) return std::stoi(name);
   }
   return std::nullopt;
 }
@@ -118,13 +125,21 @@ LinkEnd follow_links(const std::string& path) {
   throw_io(path + ": too many levels of symbolic links");
 }
 
-// Writes into one of this process's descriptors, after what the C and C++ streams still hold
-// for it, so that the bytes come in order.
-void write_descriptor(int fd, std::span<const std::uint8_t> bytes, const std::string& path) {
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
+// Writes into one of this process's descriptors that is a regular file, after what the C and
+// C++ streams still hold, so that the bytes come in order. Not over earlier contents unless
+// `overwrite` (blob init without --force, `>> existing`).
+void write_descriptor(int fd, std::span<const std::uint8_t> bytes, const std::string& path, bool overwrite) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_io(path + ": " + errno_text(errno));
+  if (!overwrite && st.st_size > 0) throw_io(path + ": exists (use --force to overwrite)");
+  flush_own_streams();
   write_all(fd, bytes.data(), bytes.size(), path);
+}
+
+// Whether a descriptor of this process is open on a regular file.
+bool regular_descriptor(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 constexpr std::size_t kMaxTempStem = 240;
@@ -142,18 +157,28 @@ void remove_temp_files_on_signals() {
   }
 }
 
-bool same_file(const std::string& a, const std::string& b) {
-  if (a.empty() || b.empty()) return false;  // names no file
+bool same_file(const std::string& a, const std::string& b) noexcept {
+  try {
+    if (a.empty() || b.empty()) return false;  // names no file
+    // This process's descriptors are written at the descriptor, in turn: nothing is replaced.
+    if (follow_links(a).descriptor || follow_links(b).descriptor) return false;
+  } catch (...) {
+    return false;  // a link loop: no file to share, and writing it fails on its own
+  }
   struct stat sa {}, sb {};
   const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
   if (a_exists && b_exists) return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   if (a_exists || b_exists) return false;
   // Neither exists yet: compare where writing them would create a file (a dangling link
   // creates its target), normalised.
-  std::error_code ea, eb;
-  const auto pa = std::filesystem::weakly_canonical(std::filesystem::absolute(follow_links(a).target, ea), ea);
-  const auto pb = std::filesystem::weakly_canonical(std::filesystem::absolute(follow_links(b).target, eb), eb);
-  return !ea && !eb && pa == pb;
+  try {
+    std::error_code ea, eb;
+    const auto pa = std::filesystem::weakly_canonical(std::filesystem::absolute(follow_links(a).target, ea), ea);
+    const auto pb = std::filesystem::weakly_canonical(std::filesystem::absolute(follow_links(b).target, eb), eb);
+    return !ea && !eb && pa == pb;
+  } catch (...) {
+    return false;
+  }
 }
 
 bool path_exists(const std::string& path) {
@@ -193,10 +218,10 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
   if (path.empty()) throw_io("output path is empty");
   // A link stays a link: the file it leads to is replaced, in that file's directory.
   const LinkEnd end = follow_links(path);
-  if (end.descriptor) {
-    write_descriptor(*end.descriptor, bytes, path);
+  if (end.descriptor && regular_descriptor(*end.descriptor)) {
+    write_descriptor(*end.descriptor, bytes, path, overwrite);
     return;
-  }
+  }  // a pipe or a terminal: opened again below, a description of our own (a caller's may be non-blocking)
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;  // through links
   if (exists && S_ISDIR(st.st_mode)) throw_io(path + ": is a directory");
@@ -216,7 +241,8 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
   FdGuard guard{::mkstemp(tmpl.data())};
   const TempRegistration registration(guard.fd >= 0 ? tmpl : std::string());  // first: a signal from here on removes it
   if (guard.fd < 0) {
-    throw_io(path + ": cannot create temp file in " + target.parent_path().string() + ": " + errno_text(errno));
+    const std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
+    throw_io(path + ": cannot create temp file in " + dir + ": " + errno_text(errno));
   }
   const std::string tmp = tmpl;
   try {

@@ -37,7 +37,9 @@ void remove_temp_files_on_signals();
 // Whether writing `a` would overwrite the regular file `b` names: the same inode when both
 // exist, else the same absolute, normalised path where writing would create the file (links
 // followed, a dangling one to its target).
-// Devices and pipes (/dev/null, /dev/stdout) never count: writing them destroys nothing.
-bool same_file(const std::string& a, const std::string& b);
+// Devices, pipes and this process's descriptors (/dev/null, /dev/stdout) never count: writing
+// them destroys nothing.
+// Never throws (a link loop is "not the same").
+bool same_file(const std::string& a, const std::string& b) noexcept;
 
 }  // namespace rvt::io
