@@ -28,6 +28,7 @@ struct Context {
   bool jsonl = false;          // stdout carries JSONL records (stream --jsonl): every ending, failures
                                // too, is the report as one line, so a follower always gets it
   std::string out_report;      // also write the report to this file (atomically)
+  bool text_to_stderr = false; // an output file is stdout itself (--out /dev/stdout): the text goes apart
   std::string command;         // "blob inspect", ... set by the chosen subcommand
   std::function<Outcome()> run;
 };

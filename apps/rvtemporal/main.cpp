@@ -72,7 +72,7 @@ int finish(const Context& ctx, ExitCode code, const Json& result, const std::str
   } else if (ctx.json) {
     std::cout << report::to_text(envelope, 2) << "\n";
   } else if (!text.empty()) {
-    std::cout << text;
+    (ctx.text_to_stderr ? std::cerr : std::cout) << text;
   }
   std::cout.flush();
   if (!ctx.out_report.empty()) spdlog::debug("report written to {}", ctx.out_report);
@@ -165,6 +165,13 @@ void refuse_suspect_values(const CLI::App& app, Context& ctx) {
   }
   for (const auto& [name, value] : values) {
     if (value.empty()) throw_usage(name + ": empty value");
+  }
+  // An output that is stdout itself carries data there: the text report goes to stderr, and
+  // a report or records on stdout would be mixed into the data.
+  for (const auto& [name, value] : values) {
+    if (!kWrites.contains(name) || !io::names_stdout(value)) continue;
+    if (ctx.json || ctx.jsonl) throw_usage(name + " " + value + " and --json" + (ctx.jsonl ? "l" : "") + " both want stdout; pick one");
+    ctx.text_to_stderr = true;
   }
 }
 

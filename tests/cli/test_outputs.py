@@ -342,7 +342,23 @@ class TestDestinations(CliTestCase):
                 self.assertEqual(p.returncode, OK, p.stderr)
                 data = read(log)
                 self.assertTrue(data.startswith(b"previous line\n\x93NUMPY"), data[:40])
-                self.assertIn(b"sparse attention: seq 16", data)  # the text report after the array, in order
+                self.assertEqual(len(data), len(b"previous line\n") + 128 + 16 * 4 * 32 * 4)  # the array alone
+                self.assertIn(b"sparse attention: seq 16", p.stderr)  # the text report went apart
+
+    def test_data_on_stdout_keeps_stdout_for_the_data(self):
+        blob = self.path("stdout.rvne")
+        with open(blob, "wb") as out:
+            p = subprocess.run([BIN, "blob", "init", "--out", "/dev/stdout"], stdout=out, stderr=subprocess.PIPE,
+                               timeout=300)
+        self.assertEqual(p.returncode, OK, p.stderr)
+        self.assertIn(b"wrote /dev/stdout", p.stderr)
+        self.assertExit(run("blob", "verify", blob, "--expect-xxh3", "7dfd4dd2b7a1928e"), OK)
+        for flag in ("--json", "--jsonl"):
+            with self.subTest(flag=flag):
+                command = "stream" if flag == "--jsonl" else "forward"
+                p = run(command, "--seq", "8", "--out", "/dev/stdout", flag)
+                self.assertExit(p, USAGE)
+                self.assertIn(f"--out /dev/stdout and {flag} both want stdout", p.stderr)
 
     def test_own_descriptor_keeps_the_force_rule(self):
         blob = self.path("m.rvne")

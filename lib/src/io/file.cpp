@@ -157,6 +157,14 @@ void remove_temp_files_on_signals() {
   }
 }
 
+bool names_stdout(const std::string& path) noexcept {
+  try {
+    return !path.empty() && follow_links(path).descriptor == 1;
+  } catch (...) {
+    return false;  // a link loop
+  }
+}
+
 bool same_file(const std::string& a, const std::string& b) noexcept {
   try {
     if (a.empty() || b.empty()) return false;  // names no file

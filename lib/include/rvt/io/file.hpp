@@ -39,6 +39,9 @@ void remove_temp_files_on_signals();
 // followed, a dangling one to its target).
 // Devices, pipes and this process's descriptors (/dev/null, /dev/stdout) never count: writing
 // them destroys nothing.
+// Whether writing `path` writes this process's stdout (/dev/stdout, /dev/fd/1, ...). Never throws.
+bool names_stdout(const std::string& path) noexcept;
+
 // Never throws (a link loop is "not the same").
 bool same_file(const std::string& a, const std::string& b) noexcept;
 
