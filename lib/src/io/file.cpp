@@ -168,24 +168,21 @@ bool names_stdout(const std::string& path) noexcept {
 bool same_file(const std::string& a, const std::string& b) noexcept {
   try {
     if (a.empty() || b.empty()) return false;  // names no file
+    const LinkEnd ea = follow_links(a), eb = follow_links(b);
     // This process's descriptors are written at the descriptor, in turn: nothing is replaced.
-    if (follow_links(a).descriptor || follow_links(b).descriptor) return false;
+    if (ea.descriptor || eb.descriptor) return false;
+    struct stat sa {}, sb {};
+    const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
+    if (a_exists && b_exists) return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (a_exists || b_exists) return false;
+    // Neither exists yet: compare where writing them would create a file (a dangling link
+    // creates its target), normalised.
+    std::error_code ca, cb;
+    const auto pa = std::filesystem::weakly_canonical(std::filesystem::absolute(ea.target, ca), ca);
+    const auto pb = std::filesystem::weakly_canonical(std::filesystem::absolute(eb.target, cb), cb);
+    return !ca && !cb && pa == pb;
   } catch (...) {
     return false;  // a link loop: no file to share, and writing it fails on its own
-  }
-  struct stat sa {}, sb {};
-  const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
-  if (a_exists && b_exists) return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-  if (a_exists || b_exists) return false;
-  // Neither exists yet: compare where writing them would create a file (a dangling link
-  // creates its target), normalised.
-  try {
-    std::error_code ea, eb;
-    const auto pa = std::filesystem::weakly_canonical(std::filesystem::absolute(follow_links(a).target, ea), ea);
-    const auto pb = std::filesystem::weakly_canonical(std::filesystem::absolute(follow_links(b).target, eb), eb);
-    return !ea && !eb && pa == pb;
-  } catch (...) {
-    return false;
   }
 }
 

@@ -47,15 +47,22 @@ void require_finite(std::span<const float> values, const std::vector<std::size_t
                   "); pass --allow-nonfinite to propagate it");
 }
 
+// fn(), its rvt::Error (if any) ending in " (note)": the options or files behind a message that
+// speaks only of shapes.
+template <typename Fn>
+auto noting(const std::string& note, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const Error& e) {
+    throw Error(e.code(), std::string(e.what()) + " (" + note + ")");
+  }
+}
+
 Qkv load_inputs(const InputSpec& spec) {
-  if (!spec.from_files()) {
-    try {
-      return generate_qkv(spec.gen, spec.seq, spec.q_heads, spec.kv_heads, spec.dim, spec.seed);
-    } catch (const Error& e) {  // a size too large: say which options asked for it
-      throw Error(e.code(), std::string(e.what()) + " (--seq " + std::to_string(spec.seq) + ", --q-heads " +
-                                std::to_string(spec.q_heads) + ", --kv-heads " + std::to_string(spec.kv_heads) +
-                                ", --dim " + std::to_string(spec.dim) + ")");
-    }
+  if (!spec.from_files()) {  // a size too large: say which options asked for it
+    return noting("--seq " + std::to_string(spec.seq) + ", --q-heads " + std::to_string(spec.q_heads) +
+                      ", --kv-heads " + std::to_string(spec.kv_heads) + ", --dim " + std::to_string(spec.dim),
+                  [&] { return generate_qkv(spec.gen, spec.seq, spec.q_heads, spec.kv_heads, spec.dim, spec.seed); });
   }
   if (spec.q_path.empty() || spec.k_path.empty() || spec.v_path.empty()) {
     throw_usage("--q, --k and --v must be given together");
@@ -63,12 +70,8 @@ Qkv load_inputs(const InputSpec& spec) {
   Tensor q = read_input(spec.q_path, spec.allow_nonfinite);
   Tensor k = read_input(spec.k_path, spec.allow_nonfinite);
   Tensor v = read_input(spec.v_path, spec.allow_nonfinite);
-  try {
-    attn::check_qkv(q, k, v);
-  } catch (const Error& e) {  // check_qkv speaks of Q/K/V; say which files those are
-    throw Error(e.code(), std::string(e.what()) + " (--q " + spec.q_path + ", --k " + spec.k_path + ", --v " +
-                              spec.v_path + ")");
-  }
+  // check_qkv speaks of Q/K/V: say which files those are.
+  noting("--q " + spec.q_path + ", --k " + spec.k_path + ", --v " + spec.v_path, [&] { return attn::check_qkv(q, k, v); });
   return Qkv{std::move(q), std::move(k), std::move(v)};
 }
 

@@ -144,6 +144,11 @@ std::vector<std::string> suite_metrics(const std::string& suite) {
   return {};
 }
 
+bool suite_reads_inputs(const std::string& suite) {
+  return suite == "saturated" || suite == "realistic" || suite == "stream" || suite == "reference" ||
+         suite == "landmarks" || suite == "sweep";
+}
+
 std::vector<SweepAxis> parse_sweep(const std::vector<std::string>& items) {
   std::vector<SweepAxis> axes;
   std::size_t settings = 1;
@@ -411,8 +416,7 @@ void validate(const Request& r) {
     throw_usage("--q, --k and --v must be given together");
   }
   if (r.from_files() && r.gen) throw_usage("--gen and --q/--k/--v are exclusive");
-  if (r.from_files() && !selected("saturated") && !selected("realistic") && !selected("stream") &&
-      !selected("reference") && !selected("landmarks") && !selected("sweep")) {
+  if (r.from_files() && std::none_of(r.suites.begin(), r.suites.end(), suite_reads_inputs)) {
     throw_usage("--q/--k/--v: no selected suite reads them (saturated, realistic, stream, reference, landmarks "
                 "and sweep do)");
   }

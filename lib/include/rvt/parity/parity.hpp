@@ -30,6 +30,8 @@ const std::vector<std::string>& suite_names();
 std::vector<std::string> parse_suites(const std::string& text);
 // The gateable metrics each suite reports.
 std::vector<std::string> suite_metrics(const std::string& suite);
+// Whether a suite runs on --q/--k/--v when they are given (gqa and model use shapes of their own).
+bool suite_reads_inputs(const std::string& suite);
 
 // One axis of the --sweep grid: window | block (integers), landmarks (mean|mass|off),
 // log_stride (on|off).
