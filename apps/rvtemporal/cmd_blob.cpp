@@ -58,7 +58,7 @@ Outcome run_inspect(const std::string& path) {
 
 Outcome run_verify(const std::vector<std::string>& paths, const std::string& expect) {
   std::optional<std::uint64_t> digest;
-  if (!expect.empty()) digest = parse_hex_u64(expect, "--expect-xxh3");
+  if (!expect.empty()) digest = parse_hex64_digest(expect, "--expect-xxh3");
   std::vector<blob::Verdict> verdicts;
   for (const std::string& p : paths) verdicts.push_back(blob::verify_file(p, digest));
   Outcome out;

@@ -457,6 +457,15 @@ class TestBlobVerify(BlobCase):
         p = run("blob", "verify", path, "--expect-xxh3", "not-hex")
         self.assertExit(p, USAGE)
         self.assertOneLineError(p, "--expect-xxh3")
+        # A digest pasted a digit short (or long) is a usage error, not a digest mismatch
+        # blamed on the file: it used to be zero-extended and compared.
+        for typed in (DEFAULT_XXH3[1:], "0x" + DEFAULT_XXH3[:8], DEFAULT_XXH3 + "0"):
+            with self.subTest(typed=typed):
+                p, r = run_json("blob", "verify", path, "--expect-xxh3", typed)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, "--expect-xxh3")
+                self.assertIn("an XXH3-64 has 16", p.stderr)
+                self.assertFalse(r["ok"])
 
     def verify_one(self, data, name="x.rvne"):
         path = self.write(name, data)

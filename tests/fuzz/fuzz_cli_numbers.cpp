@@ -1,5 +1,5 @@
 // libFuzzer target: the CLI's numeric option parsing. The input is split on NUL/newline
-// into tokens; the first token goes to parse_u64, parse_hex_u64 and parse_index_list, and all tokens
+// into tokens; the first token goes to parse_u64, parse_hex64_digest and parse_index_list, and all tokens
 // go through the attention options (CLI11 parse, then input_spec / sparse_config /
 // model_head_config). Contract: only rvt::Error (or, from the command line parse, CLI11's
 // ParseError and std::invalid_argument / std::out_of_range, which main() maps to exit 2) escapes.
@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   tokens.push_back(cur);
 
   RVT_FUZZ_ONLY_RVT_ERROR((void)rvt::parse_u64(tokens[0], "--seed"));
-  RVT_FUZZ_ONLY_RVT_ERROR((void)rvt::parse_hex_u64(tokens[0], "--expect-xxh3"));
+  RVT_FUZZ_ONLY_RVT_ERROR((void)rvt::parse_hex64_digest(tokens[0], "--expect-xxh3"));
   RVT_FUZZ_ONLY_RVT_ERROR((void)rvt::jobs::parse_index_list(tokens[0], "--globals"));
 
   RVT_FUZZ_ONLY_RVT_ERROR({

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <cstdio>
+#include <string>
 #include <string_view>
 
 #include "rvt/core/error.hpp"
@@ -58,9 +59,16 @@ std::uint64_t parse_u64(const std::string& text, const std::string& what) {
   return parse_digits(text, 10, text, what);
 }
 
-std::uint64_t parse_hex_u64(const std::string& text, const std::string& what) {
+std::uint64_t parse_hex64_digest(const std::string& text, const std::string& what) {
   if (text.empty()) throw_usage(what + ": empty number");
-  return parse_digits(std::string_view(text).substr(has_hex_prefix(text) ? 2 : 0), 16, text, what);
+  const std::string_view digits = std::string_view(text).substr(has_hex_prefix(text) ? 2 : 0);
+  // A digest pasted short (a digit lost in copying) would otherwise be zero-extended and
+  // reported as a mismatch, as if the file were wrong.
+  if (digits.size() != 16 && digits.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos) {
+    throw_usage(what + ": '" + text + "' has " + std::to_string(digits.size()) +
+                " hex digits; an XXH3-64 has 16, as blob inspect and verify print it");
+  }
+  return parse_digits(digits, 16, text, what);
 }
 
 }  // namespace rvt

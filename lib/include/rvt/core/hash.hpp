@@ -14,7 +14,7 @@ std::string hex32(std::uint32_t value);  // "0xdc807956"
 
 // Parses "0x..." hex or decimal into a u64; throws rvt::Error(kUsage) naming `what`.
 std::uint64_t parse_u64(const std::string& text, const std::string& what);
-// Parses hex, with or without "0x"; throws like parse_u64.
-std::uint64_t parse_hex_u64(const std::string& text, const std::string& what);
+// Parses a 64-bit digest: exactly 16 hex digits, with or without "0x"; throws like parse_u64.
+std::uint64_t parse_hex64_digest(const std::string& text, const std::string& what);
 
 }  // namespace rvt
