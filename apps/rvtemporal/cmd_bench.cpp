@@ -21,7 +21,7 @@ struct BenchOptions {
   std::string preset = "bench";
   std::size_t q_heads = 0, kv_heads = 0, dim = 0, window = 0, block = 0;  // 0: from the preset
   std::string seq = "256,512,1024,2048,4096";
-  std::size_t reps = 5, warmup = 1;
+  std::size_t reps = 5, warmup = 1, rounds = 1;
   unsigned threads = 0;
   std::string isa = "auto";
   std::string decode_at = "1024,4096,16384";
@@ -70,6 +70,7 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   c.sparse.block_size = o.block ? o.block : p.block_size;
   c.seqs = jobs::parse_index_list(o.seq, "--seq");
   c.reps = o.reps;
+  c.rounds = o.rounds;
   c.warmup = o.warmup;
   c.threads = o.threads ? o.threads : default_threads();
   c.isa = kernels::parse_isa(o.isa);
@@ -109,6 +110,8 @@ void register_bench(CLI::App& root, Context& ctx) {
   cmd->add_option("--seq", o->seq, "Sequence lengths N, comma-separated")->capture_default_str();
   cmd->add_option("--reps", o->reps, "Timed runs per kernel and N")->check(count_check())->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Untimed runs before them")->check(count_check())->capture_default_str();
+  cmd->add_option("--rounds", o->rounds, "Rounds in which each N's kernels take turns (--warmup, then --reps calls each)")
+      ->check(count_check())->capture_default_str();
   cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(count_check());
   cmd->add_option("--isa", o->isa, "auto | scalar | avx2 | avx512")->capture_default_str();
   cmd->add_option("--decode-at", o->decode_at, "Decode cache lengths T, comma-separated ('none': no decode table)")

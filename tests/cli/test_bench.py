@@ -264,6 +264,22 @@ class BenchOutputs(CliTestCase):
         self.assertEqual(report["result"]["scaling"]["rows"], [])
         self.assertIn("--threads 2", report["result"]["scaling"]["note"])
 
+    def test_rounds(self):
+        p, report = bench_json(seq="64", decode_at="none", rounds="3")
+        self.assertExit(p, OK)
+        r = report["result"]
+        self.assertEqual(r["params"]["rounds"], 3)
+        row = r["prefill"][0]
+        for kernel in ("dense", "sparse", "sparse_ref"):
+            self.assertEqual(len(row[kernel]["samples_ms"]), 6)  # 3 rounds x --reps 2, pooled
+        self.assertEqual(len(row["round_speedups"]), 3)
+        self.assertEqual(len(row["round_fast_vs_ref"]), 3)
+        p, one = bench_json(seq="64", decode_at="none")  # the default: one round
+        self.assertEqual((one["result"]["params"]["rounds"], len(one["result"]["prefill"][0]["round_speedups"])), (1, 1))
+        md = run("bench", *small(seq="64", decode_at="none", rounds="2"), "-q", "--format", "md")
+        self.assertExit(md, OK)
+        self.assertIn("| speedup rounds | fast/ref rounds |", md.stdout)
+
     def test_usage_errors(self):
         for overrides, extra in (({"seq": "abc"}, ()), ({"seq": ""}, ()), ({"seq": "0"}, ()), ({"reps": "0"}, ()),
                                  ({"decode_at": "1,x"}, ()), ({"decode_steps": "0"}, ()),
@@ -272,7 +288,7 @@ class BenchOutputs(CliTestCase):
                                  ({}, ("--q-heads", "3", "--kv-heads", "2")), ({}, ("--bogus",)),
                                  ({"reps": "-1"}, ()), ({"threads": "-2"}, ()),
                                  ({"warmup": "99999999999999999999"}, ()), ({"scaling_at": "0"}, ()),
-                                 ({"scaling_at": "64,x"}, ()), ({"scaling_rounds": "0"}, ())):
+                                 ({"scaling_at": "64,x"}, ()), ({"scaling_rounds": "0"}, ()), ({"rounds": "0"}, ())):
             p = run("bench", *small(**overrides), "-q", *extra)
             self.assertExit(p, USAGE)
             self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)

@@ -165,6 +165,7 @@ TEST_CASE("bench config: validation names the option") {
   bad([](BenchConfig& b) { b.dense_decode_steps = 0; }, "--dense-decode-steps");
   bad([](BenchConfig& b) { b.scaling_at = {64, 0}; }, "--scaling-at");
   bad([](BenchConfig& b) { b.scaling_rounds = 0; }, "--scaling-rounds");
+  bad([](BenchConfig& b) { b.rounds = 0; }, "--rounds");
   bad([](BenchConfig& b) { b.q_heads = 3; b.kv_heads = 2; }, "GQA");
 }
 
@@ -284,6 +285,49 @@ TEST_CASE("bench run: one measured dense size is enough to extrapolate from, non
   CHECK(d["extrapolated"] == false);
   CHECK(d["median_ms"].is_null());
   CHECK(none["prefill"][1]["speedup"]["measured"].is_null());
+}
+
+TEST_CASE("bench run: prefill kernels take turns over --rounds, samples pooled, each round's ratios kept") {
+  BenchConfig c = tiny_config();
+  c.seqs = {32, 128};
+  c.decode_at = {};
+  c.no_dense_above = 64;
+  c.rounds = 3;
+  std::vector<std::string> labels;
+  std::size_t last_done = 0, total = 0;
+  c.progress = [&](const Progress& p) {
+    labels.push_back(p.label);
+    last_done = p.done;
+    total = p.total;
+  };
+  const Json r = run_bench(c);
+  CHECK(last_done == total);
+  CHECK(r["params"]["rounds"] == 3);
+  // Round by round: dense, sparse, reference, then the next round.
+  std::vector<std::string> order;
+  for (const std::string& l : labels) {
+    if (l.rfind("N=32 ", 0) == 0 && l.find("(round") != std::string::npos && order.size() < 4 &&
+        (order.empty() || order.back() != l)) {
+      order.push_back(l);
+    }
+  }
+  CHECK(order == std::vector<std::string>{"N=32 dense (round 1 of 3)", "N=32 sparse (round 1 of 3)",
+                                          "N=32 sparse reference (round 1 of 3)", "N=32 dense (round 2 of 3)"});
+  for (const Json& row : r["prefill"]) {
+    const bool dense = row["seq"] == 32;
+    CHECK(row["sparse"]["samples_ms"].size() == 6);  // rounds x reps
+    CHECK(row["sparse_ref"]["samples_ms"].size() == 6);
+    CHECK(row["round_fast_vs_ref"].size() == 3);
+    CHECK(row["round_speedups"].size() == (dense ? 3u : 0u));  // 128: dense extrapolated, never run
+    if (dense) CHECK(row["dense"]["samples_ms"].size() == 6);
+    for (const Json& v : row["round_fast_vs_ref"]) CHECK(v.get<double>() > 0.0);
+  }
+  const std::string text = format_text(r);
+  CHECK(text.find("3 rounds taking turns") != std::string::npos);
+  CHECK(text.find("speedup rounds") != std::string::npos);
+  CHECK(format_markdown(r).find("| fast/ref | speedup rounds | fast/ref rounds |") != std::string::npos);
+  c.rounds = 1;  // one round: the table as before
+  CHECK(format_text(run_bench(c)).find("rounds") == std::string::npos);
 }
 
 TEST_CASE("bench run: thread scaling alternates one thread and --threads, round by round") {

@@ -178,6 +178,7 @@ void BenchConfig::validate() const {
     if (t == 0) throw_usage("--decode-at: cache lengths must be > 0");
   }
   if (reps == 0) throw_usage("--reps must be > 0");
+  if (rounds == 0) throw_usage("--rounds must be > 0");
   if (threads == 0) throw_usage("--threads must be > 0");
   for (std::size_t n : scaling_at) {
     if (n == 0) throw_usage("--scaling-at: sequence lengths must be > 0");
@@ -354,7 +355,7 @@ Json run_bench(const BenchConfig& config_in) {
 
   Progress prog;
   prog.total = 1 + 2 * c.decode_at.size();
-  for (std::size_t n : c.seqs) prog.total += 1 + (n <= c.no_dense_above ? 1 : 0) + (c.reference ? 1 : 0);
+  for (std::size_t n : c.seqs) prog.total += c.rounds * (1 + (n <= c.no_dense_above ? 1 : 0) + (c.reference ? 1 : 0));
   if (scaling) {
     for (std::size_t n : c.scaling_at) prog.total += 1 + (n <= c.no_dense_above ? 1 : 0);
   }
@@ -375,6 +376,7 @@ Json run_bench(const BenchConfig& config_in) {
   j["params"] = Json{{"seqs", c.seqs},
                      {"reps", c.reps},
                      {"warmup", c.warmup},
+                     {"rounds", c.rounds},
                      {"threads", c.threads},
                      {"isa_requested", kernels::isa_name(c.isa)},
                      {"decode_at", c.decode_at},
@@ -414,33 +416,42 @@ Json run_bench(const BenchConfig& config_in) {
                       {"sparse_per_head", sparse_edges},
                       {"ratio", sparse_edges ? static_cast<double>(dense_edges) / static_cast<double>(sparse_edges)
                                              : 0.0}};
-    if (n <= c.no_dense_above) {
-      report_progress(at + " dense");
-      r["dense"] = kernel_json(isa,
-                               time_ms(c.warmup, c.reps,
-                                       [&] { return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, fast); }),
-                               dense_flops, peak_ref);
-      stage_done(at + " dense");
+    // The kernels take turns, round by round (BenchConfig::rounds).
+    const bool run_dense = n <= c.no_dense_above;
+    std::vector<double> dense_ms, sparse_ms, ref_ms;
+    Json round_speedups = Json::array(), round_fast_vs_ref = Json::array();
+    auto timed = [&](std::vector<double>& pooled, const std::string& label, auto&& call) {
+      report_progress(label);
+      std::vector<double> samples = time_ms(c.warmup, c.reps, call);
+      pooled.insert(pooled.end(), samples.begin(), samples.end());
+      stage_done(label);
+      return sample_stats(samples).median;
+    };
+    for (std::size_t round = 1; round <= c.rounds; ++round) {
+      const std::string of =
+          c.rounds > 1 ? " (round " + std::to_string(round) + " of " + std::to_string(c.rounds) + ")" : "";
+      const double dense = run_dense ? timed(dense_ms, at + " dense" + of, [&] {
+        return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, fast);
+      }) : 0.0;
+      const double sparse =
+          timed(sparse_ms, at + " sparse" + of, [&] { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, fast); });
+      // The scalar reference has no FMA peak of its own: no pct_of_peak.
+      const double ref = c.reference ? timed(ref_ms, at + " sparse reference" + of, [&] {
+        return attn::sparse_attention(x.q, x.k, x.v, c.sparse, scalar);
+      }) : 0.0;
+      if (run_dense) round_speedups.push_back(nullable(dense / sparse, sparse > 0.0));
+      if (c.reference) round_fast_vs_ref.push_back(nullable(ref / sparse, sparse > 0.0));
+    }
+    if (run_dense) {
+      r["dense"] = kernel_json(isa, dense_ms, dense_flops, peak_ref);
     } else {
       r["dense"] = Json{{"isa", kernels::isa_name(isa)}, {"attempted", false}, {"extrapolated", false},
                         {"median_ms", nullptr}, {"flops", dense_flops}};
     }
-    report_progress(at + " sparse");
-    r["sparse"] = kernel_json(
-        isa, time_ms(c.warmup, c.reps, [&] { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, fast); }),
-        sparse_flops, peak_ref);
-    stage_done(at + " sparse");
-    if (c.reference) {
-      report_progress(at + " sparse reference");
-      // The scalar reference has no FMA peak of its own: no pct_of_peak.
-      r["sparse_ref"] = kernel_json(
-          kernels::Isa::kScalar,
-          time_ms(c.warmup, c.reps, [&] { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, scalar); }),
-          sparse_flops, 0.0);
-      stage_done(at + " sparse reference");
-    } else {
-      r["sparse_ref"] = nullptr;
-    }
+    r["sparse"] = kernel_json(isa, sparse_ms, sparse_flops, peak_ref);
+    r["sparse_ref"] = c.reference ? kernel_json(kernels::Isa::kScalar, ref_ms, sparse_flops, 0.0) : Json(nullptr);
+    r["round_speedups"] = round_speedups;
+    r["round_fast_vs_ref"] = round_fast_vs_ref;
     r["peak_rss_bytes"] = peak_rss_bytes();
     rows.push_back(std::move(r));
 

@@ -82,10 +82,27 @@ std::string render_text(const Table& t) {
 
 std::string pct(const Json& k) { return fixed(num_at(k, "pct_of_peak"), 1, "%"); }
 
+// "lo - hi" over an array of per-round ratios (nulls skipped); "-" when none.
+std::string range_cell(const Json& values, const char* unit) {
+  std::optional<double> lo, hi;
+  for (const Json& v : values) {
+    if (!v.is_number()) continue;
+    const double x = v.get<double>();
+    lo = lo ? std::min(*lo, x) : x;
+    hi = hi ? std::max(*hi, x) : x;
+  }
+  return lo ? fixed(lo, 2) + " - " + fixed(hi, 2) + unit : "-";
+}
+
+// Rounds of the prefill table (BenchConfig::rounds); reports from before it had one.
+std::uint64_t prefill_rounds(const Json& result) { return result["params"].value("rounds", std::uint64_t{1}); }
+
 Table prefill_table(const Json& result) {
   Table t;
   t.header = {"N",          "dense ms", "dense sd", "sparse ms", "sparse sd", "ref sparse ms", "speedup", "edge ratio",
               "efficiency", "dense GFLOP/s", "dense %peak", "sparse GFLOP/s", "sparse %peak", "fast/ref"};
+  const bool rounds = prefill_rounds(result) > 1;
+  if (rounds) t.header.insert(t.header.end(), {"speedup rounds", "fast/ref rounds"});
   for (const Json& r : result["prefill"]) {
     const Json& d = r["dense"];
     const Json& sp = r["sparse"];
@@ -101,6 +118,10 @@ Table prefill_table(const Json& result) {
                       fixed(num_at(r["edges"], "ratio"), 2, "x"), fixed(num_at(r["speedup"], "efficiency"), 2),
                       extra ? "-" : fixed(num_at(d, "gflops"), 1), extra ? "-" : pct(d), fixed(num_at(sp, "gflops"), 1),
                       pct(sp), fixed(num_at(r, "fast_vs_ref"), 1, "x")});
+    if (rounds) {
+      t.rows.back().insert(t.rows.back().end(), {range_cell(r.value("round_speedups", Json::array()), "x"),
+                                                 range_cell(r.value("round_fast_vs_ref", Json::array()), "x")});
+    }
   }
   return t;
 }
@@ -143,10 +164,7 @@ Table scaling_table(const Json& result) {
     std::vector<std::string> row{std::to_string(r["seq"].get<std::uint64_t>())};
     side(r["dense"], row);
     side(r["sparse"], row);
-    const Json& rounds = r["sparse"]["round_speedups"];
-    const auto [lo, hi] = std::minmax_element(rounds.begin(), rounds.end(),
-                                              [](const Json& a, const Json& b) { return a.get<double>() < b.get<double>(); });
-    row.push_back(fixed(lo->get<double>(), 2) + " - " + fixed(hi->get<double>(), 2) + "x");
+    row.push_back(range_cell(r["sparse"]["round_speedups"], "x"));
     table.rows.push_back(std::move(row));
   }
   return table;
@@ -170,7 +188,8 @@ std::string title_line(const Json& r) {
          "), isa " + r["machine"]["isa"].get<std::string>() + ", threads " +
          std::to_string(r["params"]["threads"].get<std::uint64_t>()) + ", reps " +
          std::to_string(r["params"]["reps"].get<std::uint64_t>()) + " after " +
-         std::to_string(r["params"]["warmup"].get<std::uint64_t>()) + " warmup";
+         std::to_string(r["params"]["warmup"].get<std::uint64_t>()) + " warmup" +
+         (prefill_rounds(r) > 1 ? ", " + std::to_string(prefill_rounds(r)) + " rounds taking turns" : "");
 }
 
 std::string machine_line(const Json& r) {

@@ -8,8 +8,8 @@
 // Timing: each kernel call is timed whole with steady_clock (allocation of the output
 // included, as a user of the API pays it), after `warmup` untimed calls; inputs are
 // generated once per N (normal, fixed seed) outside the timed region. Dense above
-// `no_dense_above` is never run: its time is extrapolated from the log-log fit of the
-// measured dense times, anchored at the largest measured N, and marked "extrapolated".
+// `no_dense_above` is never run: its time is the largest measured N's time per dense edge
+// times the edges asked for, marked "extrapolated".
 #pragma once
 
 #include <cstdint>
@@ -42,6 +42,11 @@ struct BenchConfig {
   attn::SparseConfig sparse;
   std::vector<std::size_t> seqs{256, 512, 1024, 2048, 4096};
   std::size_t reps = 5, warmup = 1;
+  // Prefill table: at each N the kernels (dense, sparse, the reference) take turns for
+  // `rounds` rounds of `warmup` untimed and `reps` timed calls each, so a slow stretch of a
+  // shared machine falls on all of them rather than on one; samples are pooled over the
+  // rounds, and each round's speedup and fast/ref (ratios of its medians) are kept.
+  std::size_t rounds = 1;
   unsigned threads = 1;
   kernels::Isa isa = kernels::Isa::kAuto;
   std::vector<std::size_t> decode_at{1024, 4096, 16384};
