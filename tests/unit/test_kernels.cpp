@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "rvt/attention/attention.hpp"
@@ -262,33 +261,16 @@ TEST_CASE("block means over many work items: every block, partial last one", "[k
 }
 
 TEST_CASE("fast kernels agree with the scalar reference on randomly drawn shapes and patterns", "[kernels]") {
-  // The grids above vary one thing at a time; this draws everything at once (fixed seed),
-  // so combinations nobody listed (GQA groups x odd dims x windows past the tile pattern x
-  // globals beyond the sequence x mass landmarks x thread counts) meet the tiled kernel too.
-  std::mt19937 rng(20261129);
-  auto pick = [&](std::size_t lo, std::size_t hi) { return std::uniform_int_distribution<std::size_t>(lo, hi)(rng); };
+  test::RandomDraws draws(20261129);
   for (int draw = 0; draw < 60; ++draw) {
-    const std::size_t kv_heads = pick(1, 3), group = pick(1, 3), dim = pick(1, 72);
-    const std::size_t seq = pick(0, 3) == 0 ? pick(1, 40) : pick(41, 700);
-    attn::SparseConfig c;
-    c.window = pick(0, 4) == 0 ? pick(100, 400) : pick(0, 70);
-    c.block_size = pick(1, 80);
-    c.causal = pick(0, 3) != 0;
-    c.log_stride = pick(0, 4) != 0;
-    c.landmarks = pick(0, 4) != 0;
-    c.landmark_mode = pick(0, 1) == 0 ? attn::LandmarkMode::kMean : attn::LandmarkMode::kMass;
-    c.globals.clear();
-    for (std::size_t g = pick(0, 3); g > 0; --g) c.globals.push_back(pick(0, seq + 5));
-    const Qkv x = generate_qkv(GenKind::kNormal, seq, kv_heads * group, kv_heads, dim, 1000 + draw);
+    const test::RandomDraws::Draw d = draws.next(700, 72, true);
+    const Qkv& x = d.x;
+    const attn::SparseConfig& c = d.config;
     const Tensor dense_ref = attn::dense_attention(x.q, x.k, x.v, c.causal, attn::ExecOptions{1, Isa::kScalar});
     const Tensor sparse_ref = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
     for (Isa isa : fast_isas()) {
-      const attn::ExecOptions fast{static_cast<unsigned>(pick(1, 3)), isa};
-      INFO("draw " << draw << " isa " << kernels::isa_name(isa) << " threads " << fast.threads << " seq " << seq
-                   << " heads " << kv_heads * group << ":" << kv_heads << " dim " << dim << " window " << c.window
-                   << " block " << c.block_size << " causal " << c.causal << " log_stride " << c.log_stride
-                   << " landmarks " << c.landmarks << " " << attn::landmark_mode_name(c.landmark_mode) << " globals "
-                   << c.globals.size());
+      const attn::ExecOptions fast{static_cast<unsigned>(draws.pick(1, 3)), isa};
+      INFO("draw " << draw << " isa " << kernels::isa_name(isa) << " threads " << fast.threads << " " << d.describe());
       CHECK(test::max_abs_diff(attn::dense_attention(x.q, x.k, x.v, c.causal, fast), dense_ref) < 4e-6);
       CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast), sparse_ref) < 4e-6);
     }

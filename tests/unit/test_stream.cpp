@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "rvt/attention/attention.hpp"
 #include "rvt/core/error.hpp"
@@ -58,24 +57,11 @@ TEST_CASE("streaming every token reproduces forward row by row", "[stream]") {
 }
 
 TEST_CASE("streaming reproduces forward on randomly drawn shapes and patterns", "[stream]") {
-  // Everything drawn at once (fixed seed): GQA groups, odd dims, windows and blocks of any
-  // size, globals beyond the stream, log-stride and landmarks on or off, both landmark modes.
-  std::mt19937 rng(20261129);
-  auto pick = [&](std::size_t lo, std::size_t hi) { return std::uniform_int_distribution<std::size_t>(lo, hi)(rng); };
+  test::RandomDraws draws(20261129);
   for (int draw = 0; draw < 40; ++draw) {
-    const std::size_t kv_heads = pick(1, 3), group = pick(1, 3), dim = pick(1, 48), seq = pick(1, 300);
-    attn::SparseConfig c = config(pick(0, 4) == 0 ? pick(100, 300) : pick(0, 40), pick(1, 50));
-    c.log_stride = pick(0, 4) != 0;
-    c.landmarks = pick(0, 4) != 0;
-    c.landmark_mode = pick(0, 1) == 0 ? attn::LandmarkMode::kMean : attn::LandmarkMode::kMass;
-    c.globals.clear();
-    for (std::size_t g = pick(0, 3); g > 0; --g) c.globals.push_back(pick(0, seq + 5));
-    const Qkv x = generate_qkv(GenKind::kNormal, seq, kv_heads * group, kv_heads, dim, 2000 + draw);
-    INFO("draw " << draw << " seq " << seq << " heads " << kv_heads * group << ":" << kv_heads << " dim " << dim
-                 << " window " << c.window << " block " << c.block_size << " log_stride " << c.log_stride
-                 << " landmarks " << c.landmarks << " " << attn::landmark_mode_name(c.landmark_mode) << " globals "
-                 << c.globals.size());
-    CHECK(test::max_abs_diff(stream_all(x, c), attn::sparse_attention(x.q, x.k, x.v, c)) < 1e-5);
+    const test::RandomDraws::Draw d = draws.next(300, 48, false);
+    INFO("draw " << draw << " " << d.describe());
+    CHECK(test::max_abs_diff(stream_all(d.x, d.config), attn::sparse_attention(d.x.q, d.x.k, d.x.v, d.config)) < 1e-5);
   }
 }
 

@@ -7,10 +7,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 
+#include "rvt/attention/config.hpp"
+#include "rvt/tensor/generate.hpp"
 #include "rvt/tensor/tensor.hpp"
 
 namespace rvt::test {
@@ -49,6 +53,46 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   }
   return m;
 }
+
+// Shapes and sparse patterns drawn at random (fixed seed), everything at once, where the
+// grids of the other tests vary one thing at a time: GQA groups, odd dims, short and long
+// sequences, windows past the tile pattern's, any block size, globals beyond the sequence,
+// log-stride and landmarks on or off, both landmark modes.
+struct RandomDraws {
+  std::mt19937 rng;
+  explicit RandomDraws(std::uint32_t seed) : rng(seed) {}
+  std::size_t pick(std::size_t lo, std::size_t hi) { return std::uniform_int_distribution<std::size_t>(lo, hi)(rng); }
+
+  struct Draw {
+    Qkv x;
+    attn::SparseConfig config;
+    std::string describe() const {
+      const attn::SparseConfig& c = config;
+      std::ostringstream s;
+      s << "seq " << x.q.seq() << " heads " << x.q.heads() << ":" << x.k.heads() << " dim " << x.q.dim() << " window "
+        << c.window << " block " << c.block_size << " causal " << c.causal << " log_stride " << c.log_stride
+        << " landmarks " << c.landmarks << " " << attn::landmark_mode_name(c.landmark_mode) << " globals "
+        << c.globals.size();
+      return s.str();
+    }
+  };
+  // Inputs from the normal generator; causal only when `any_causal` is false.
+  Draw next(std::size_t max_seq, std::size_t max_dim, bool any_causal) {
+    const std::size_t kv_heads = pick(1, 3), group = pick(1, 3), dim = pick(1, max_dim);
+    const std::size_t seq = pick(0, 3) == 0 ? pick(1, 40) : pick(41, max_seq);
+    attn::SparseConfig c;
+    c.window = pick(0, 4) == 0 ? pick(100, 400) : pick(0, 70);
+    c.block_size = pick(1, 80);
+    c.causal = !any_causal || pick(0, 3) != 0;
+    c.log_stride = pick(0, 4) != 0;
+    c.landmarks = pick(0, 4) != 0;
+    c.landmark_mode = pick(0, 1) == 0 ? attn::LandmarkMode::kMean : attn::LandmarkMode::kMass;
+    c.globals.clear();
+    for (std::size_t g = pick(0, 3); g > 0; --g) c.globals.push_back(pick(0, seq + 5));
+    const auto seed = static_cast<std::uint64_t>(pick(0, 1u << 30));
+    return {generate_qkv(GenKind::kNormal, seq, kv_heads * group, kv_heads, dim, seed), c};
+  }
+};
 
 // Every unit test runs with unwritten outputs poisoned (see rvt::poison_uninitialized).
 inline const bool kPoisonUninitialized = [] {
