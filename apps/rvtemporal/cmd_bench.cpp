@@ -45,7 +45,8 @@ bench::ProgressFn progress_printer() {
       if (p.n_done) return;
       const int width = 30;
       const int filled = p.total ? static_cast<int>(width * p.done / p.total) : 0;
-      std::fprintf(stderr, "\r[%s%s] %3d%% %-32s", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+      // \x1b[K clears what a longer label drawn before left on the line.
+      std::fprintf(stderr, "\r[%s%s] %3d%% %s\x1b[K", std::string(static_cast<std::size_t>(filled), '#').c_str(),
                    std::string(static_cast<std::size_t>(width - filled), '.').c_str(),
                    p.total ? static_cast<int>(100 * p.done / p.total) : 0, p.label.c_str());
       if (p.done == p.total) std::fputc('\n', stderr);

@@ -101,7 +101,7 @@ void register_blob(CLI::App& root, Context& ctx) {
   auto expect = std::make_shared<std::string>();
   CLI::App* verify_cmd = blob_cmd->add_subcommand("verify", "Check blobs; exit 1 if any fails");
   verify_cmd->add_option("files", *verify_paths, "Blob files")->required();
-  verify_cmd->add_option("--expect-xxh3", *expect, "Pin the XXH3-64 of the whole file (hex)");
+  verify_cmd->add_option("--expect-xxh3", *expect, "Pin the XXH3-64 of the whole file (16 hex digits, as inspect prints it)");
   bind(verify_cmd, ctx, "blob verify", [verify_paths, expect] { return run_verify(*verify_paths, *expect); });
 }
 

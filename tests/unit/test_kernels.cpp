@@ -268,8 +268,9 @@ TEST_CASE("fast kernels agree with the scalar reference on randomly drawn shapes
     const attn::SparseConfig& c = d.config;
     const Tensor dense_ref = attn::dense_attention(x.q, x.k, x.v, c.causal, attn::ExecOptions{1, Isa::kScalar});
     const Tensor sparse_ref = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
+    const auto threads = static_cast<unsigned>(draws.pick(1, 3));  // before the ISA loop: the draws are the same on every host
     for (Isa isa : fast_isas()) {
-      const attn::ExecOptions fast{static_cast<unsigned>(draws.pick(1, 3)), isa};
+      const attn::ExecOptions fast{threads, isa};
       INFO("draw " << draw << " isa " << kernels::isa_name(isa) << " threads " << fast.threads << " " << d.describe());
       CHECK(test::max_abs_diff(attn::dense_attention(x.q, x.k, x.v, c.causal, fast), dense_ref) < 4e-6);
       CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast), sparse_ref) < 4e-6);

@@ -66,13 +66,15 @@ struct RandomDraws {
   struct Draw {
     Qkv x;
     attn::SparseConfig config;
+    std::uint64_t seed;  // of the inputs: describe() says all that makes the case again
     std::string describe() const {
       const attn::SparseConfig& c = config;
       std::ostringstream s;
       s << "seq " << x.q.seq() << " heads " << x.q.heads() << ":" << x.k.heads() << " dim " << x.q.dim() << " window "
         << c.window << " block " << c.block_size << " causal " << c.causal << " log_stride " << c.log_stride
-        << " landmarks " << c.landmarks << " " << attn::landmark_mode_name(c.landmark_mode) << " globals "
-        << c.globals.size();
+        << " landmarks " << c.landmarks << " " << attn::landmark_mode_name(c.landmark_mode) << " globals [";
+      for (std::size_t g : c.globals) s << " " << g;
+      s << " ] input seed " << seed;
       return s.str();
     }
   };
@@ -90,7 +92,7 @@ struct RandomDraws {
     c.globals.clear();
     for (std::size_t g = pick(0, 3); g > 0; --g) c.globals.push_back(pick(0, seq + 5));
     const auto seed = static_cast<std::uint64_t>(pick(0, 1u << 30));
-    return {generate_qkv(GenKind::kNormal, seq, kv_heads * group, kv_heads, dim, seed), c};
+    return {generate_qkv(GenKind::kNormal, seq, kv_heads * group, kv_heads, dim, seed), c, seed};
   }
 };
 
