@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -417,8 +418,13 @@ void validate(const Request& r) {
   }
   if (r.from_files() && r.gen) throw_usage("--gen and --q/--k/--v are exclusive");
   if (r.from_files() && std::none_of(r.suites.begin(), r.suites.end(), suite_reads_inputs)) {
-    throw_usage("--q/--k/--v: no selected suite reads them (saturated, realistic, stream, reference, landmarks "
-                "and sweep do)");
+    std::vector<std::string> readers;
+    std::copy_if(suite_names().begin(), suite_names().end(), std::back_inserter(readers), suite_reads_inputs);
+    std::string names;
+    for (std::size_t i = 0; i < readers.size(); ++i) {
+      names += (i == 0 ? "" : i + 1 == readers.size() ? " and " : ", ") + readers[i];
+    }
+    throw_usage("--q/--k/--v: no selected suite reads them (" + names + " do)");
   }
   if (r.threads == 0) throw_usage("--threads must be > 0");
 }

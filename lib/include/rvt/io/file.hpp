@@ -34,15 +34,14 @@ bool path_exists(const std::string& path);
 // For a process's main(): it installs signal handlers.
 void remove_temp_files_on_signals();
 
+// Whether writing `path` writes this process's stdout (/dev/stdout, /dev/fd/1, ...). Never throws.
+bool names_stdout(const std::string& path) noexcept;
+
 // Whether writing `a` would overwrite the regular file `b` names: the same inode when both
 // exist, else the same absolute, normalised path where writing would create the file (links
 // followed, a dangling one to its target).
 // Devices, pipes and this process's descriptors (/dev/null, /dev/stdout) never count: writing
-// them destroys nothing.
-// Whether writing `path` writes this process's stdout (/dev/stdout, /dev/fd/1, ...). Never throws.
-bool names_stdout(const std::string& path) noexcept;
-
-// Never throws (a link loop is "not the same").
+// them destroys nothing. Never throws (a link loop is "not the same").
 bool same_file(const std::string& a, const std::string& b) noexcept;
 
 }  // namespace rvt::io
