@@ -31,7 +31,8 @@ def small(**overrides):
 
 SMALL = small()
 CSV_COLUMNS = ["table", "n", "kernel", "isa", "extrapolated", "median", "min", "max", "stddev", "unit", "samples",
-               "gflops", "pct_of_peak", "edges_per_head", "edge_ratio", "speedup_vs_dense", "fast_vs_ref"]
+               "gflops", "pct_of_peak", "edges_per_head", "edge_ratio", "speedup_vs_dense", "fast_vs_ref", "rounds",
+               "speedup_rounds_min", "speedup_rounds_max", "fast_vs_ref_rounds_min", "fast_vs_ref_rounds_max"]
 
 
 def dense_edges(n):
@@ -279,6 +280,13 @@ class BenchOutputs(CliTestCase):
         md = run("bench", *small(seq="64", decode_at="none", rounds="2"), "-q", "--format", "md")
         self.assertExit(md, OK)
         self.assertIn("| speedup rounds | fast/ref rounds |", md.stdout)
+        out = run("bench", *small(seq="64", decode_at="none", rounds="2"), "-q", "--format", "csv")
+        self.assertExit(out, OK)
+        rows = [dict(zip(CSV_COLUMNS, r)) for r in list(csv.reader(io.StringIO(out.stdout)))[1:]]
+        self.assertEqual([r["rounds"] for r in rows], ["2", "2", "2"])
+        sparse = next(r for r in rows if r["kernel"] == "sparse")
+        for name in ("speedup_rounds", "fast_vs_ref_rounds"):
+            self.assertLessEqual(float(sparse[name + "_min"]), float(sparse[name + "_max"]))
 
     def test_usage_errors(self):
         for overrides, extra in (({"seq": "abc"}, ()), ({"seq": ""}, ()), ({"seq": "0"}, ()), ({"reps": "0"}, ()),

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -326,8 +327,37 @@ TEST_CASE("bench run: prefill kernels take turns over --rounds, samples pooled, 
   CHECK(text.find("3 rounds taking turns") != std::string::npos);
   CHECK(text.find("speedup rounds") != std::string::npos);
   CHECK(format_markdown(r).find("| fast/ref | speedup rounds | fast/ref rounds |") != std::string::npos);
+  // CSV: the rounds on every row that ran, and on the sparse row the rounds' ranges.
+  std::map<std::string, std::vector<std::string>> csv_rows;  // "n,kernel" -> its cells
+  std::istringstream csv(format_csv(r));
+  for (std::string line; std::getline(csv, line);) {
+    std::vector<std::string> cells;
+    std::istringstream fields(line);
+    for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+    if (line.back() == ',') cells.emplace_back();
+    REQUIRE(cells.size() == 22);
+    csv_rows[cells[1] + "," + cells[2]] = cells;
+  }
+  auto range_in_order = [](const std::vector<std::string>& row, std::size_t first) {
+    return std::stod(row[first]) <= std::stod(row[first + 1]);
+  };
+  const std::vector<std::string>& sparse32 = csv_rows.at("32,sparse");
+  CHECK(sparse32[17] == "3");
+  CHECK((range_in_order(sparse32, 18) && range_in_order(sparse32, 20)));
+  const std::vector<std::string>& sparse128 = csv_rows.at("128,sparse");
+  CHECK((sparse128[18].empty() && sparse128[19].empty()));  // dense never ran at 128
+  CHECK(range_in_order(sparse128, 20));
+  CHECK(csv_rows.at("128,dense")[17].empty());
+  CHECK(csv_rows.at("32,dense")[17] == "3");
+  CHECK(csv_rows.at("32,dense")[18].empty());  // the ranges are on the sparse row only
   c.rounds = 1;  // one round: the table as before
   CHECK(format_text(run_bench(c)).find("rounds") == std::string::npos);
+  c.rounds = 2;  // sparse alone: its rounds take turns with nothing
+  c.reference = false;
+  c.seqs = {128};
+  const std::string alone = format_text(run_bench(c));
+  CHECK(alone.find(", 2 rounds\n") != std::string::npos);
+  CHECK(alone.find("taking turns") == std::string::npos);
 }
 
 TEST_CASE("bench run: thread scaling alternates one thread and --threads, round by round") {
@@ -390,13 +420,14 @@ TEST_CASE("bench format: csv columns, markdown tables, text, svg") {
   const std::string csv = format_csv(r);
   const std::string header =
       "table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,edges_per_head,"
-      "edge_ratio,speedup_vs_dense,fast_vs_ref";
+      "edge_ratio,speedup_vs_dense,fast_vs_ref,rounds,speedup_rounds_min,speedup_rounds_max,fast_vs_ref_rounds_min,"
+      "fast_vs_ref_rounds_max";
   CHECK(csv.rfind(header + "\n", 0) == 0);
   std::size_t lines = 0;
   std::istringstream in(csv);
   for (std::string line; std::getline(in, line);) {
     ++lines;
-    CHECK(std::count(line.begin(), line.end(), ',') == 16);
+    CHECK(std::count(line.begin(), line.end(), ',') == 21);
   }
   CHECK(lines == 1 + 3 * 3 + 2 * 2);
   CHECK(csv.find("prefill,128,dense,") != std::string::npos);

@@ -99,6 +99,10 @@ TEST_CASE("non-finite pairs are counted and left out of the sums", "[metrics]") 
   const report::Json j = element_json(c.worst);
   CHECK(j["got"].is_null());
   CHECK(j["finite"] == false);
+  CHECK(element_text(c.worst) == "pos 1 head 0 dim 0: got nan want 2 (non-finite)");
+  const std::vector<float> nan_both{kNan};
+  CHECK(element_text(compare(tensor(1, 1, 1, nan_both), tensor(1, 1, 1, nan_both)).worst) ==
+        "pos 0 head 0 dim 0: got nan want nan (non-finite)");
 }
 
 TEST_CASE("the worst element and the per-head breakdown", "[metrics]") {

@@ -83,7 +83,8 @@ std::string render_text(const Table& t) {
 std::string pct(const Json& k) { return fixed(num_at(k, "pct_of_peak"), 1, "%"); }
 
 // "lo - hi" over an array of per-round ratios (nulls skipped); "-" when none.
-std::string range_cell(const Json& values, const char* unit) {
+// The smallest and largest numbers of a JSON array (nulls skipped), both empty if it has none.
+std::pair<std::optional<double>, std::optional<double>> number_range(const Json& values) {
   std::optional<double> lo, hi;
   for (const Json& v : values) {
     if (!v.is_number()) continue;
@@ -91,6 +92,11 @@ std::string range_cell(const Json& values, const char* unit) {
     lo = lo ? std::min(*lo, x) : x;
     hi = hi ? std::max(*hi, x) : x;
   }
+  return {lo, hi};
+}
+
+std::string range_cell(const Json& values, const char* unit) {
+  const auto [lo, hi] = number_range(values);
   return lo ? fixed(lo, 2) + " - " + fixed(hi, 2) + unit : "-";
 }
 
@@ -177,6 +183,15 @@ std::string scaling_title(const Json& r) {
          std::to_string(sc["reps_per_round"].get<std::uint64_t>()) + " calls each";
 }
 
+// ", R rounds taking turns" for a report of R > 1 rounds; only "R rounds" where sparse ran
+// alone (no reference, and dense at no N).
+std::string rounds_note(const Json& r) {
+  if (prefill_rounds(r) <= 1) return "";
+  bool turns = r["params"].value("reference", true);
+  for (const Json& row : r["prefill"]) turns = turns || row["dense"].value("attempted", true);
+  return ", " + std::to_string(prefill_rounds(r)) + (turns ? " rounds taking turns" : " rounds");
+}
+
 std::string title_line(const Json& r) {
   const Json& s = r["shape"];
   const Json& c = r["config"];
@@ -189,7 +204,7 @@ std::string title_line(const Json& r) {
          std::to_string(r["params"]["threads"].get<std::uint64_t>()) + ", reps " +
          std::to_string(r["params"]["reps"].get<std::uint64_t>()) + " after " +
          std::to_string(r["params"]["warmup"].get<std::uint64_t>()) + " warmup" +
-         (prefill_rounds(r) > 1 ? ", " + std::to_string(prefill_rounds(r)) + " rounds taking turns" : "");
+         rounds_note(r);
 }
 
 std::string machine_line(const Json& r) {
@@ -402,10 +417,18 @@ std::string format_markdown(const Json& r) {
 std::string format_csv(const Json& r) {
   std::string s =
       "table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,edges_per_head,"
-      "edge_ratio,speedup_vs_dense,fast_vs_ref\n";
+      "edge_ratio,speedup_vs_dense,fast_vs_ref,rounds,speedup_rounds_min,speedup_rounds_max,fast_vs_ref_rounds_min,"
+      "fast_vs_ref_rounds_max\n";
   auto row = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i) s += (i ? "," : "") + cells[i];
     s += "\n";
+  };
+  // The prefill rows' rounds (BenchConfig::rounds); the sparse row also gives the range of
+  // the rounds' own speedup and fast/ref, as the text table's round columns do.
+  const std::string rounds = std::to_string(prefill_rounds(r));
+  auto round_cells = [](const Json& values) {
+    const auto [lo, hi] = number_range(values);
+    return std::vector<std::string>{csv_num(lo), csv_num(hi)};
   };
   for (const Json& p : r["prefill"]) {
     const std::string n = std::to_string(p["seq"].get<std::uint64_t>());
@@ -416,11 +439,19 @@ std::string format_csv(const Json& r) {
       const bool is_sparse = std::string(kernel) == "sparse";
       const std::string edges = std::to_string(
           p["edges"][std::string(kernel) == "dense" ? "dense_per_head" : "sparse_per_head"].get<std::uint64_t>());
-      row({"prefill", n, kernel, k["isa"].get<std::string>(), extra ? "true" : "false", csv_num(num_at(k, "median_ms")),
-           csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")), csv_num(num_at(k, "stddev_ms")), "ms",
-           k.contains("samples_ms") ? std::to_string(k["samples_ms"].size()) : "0", csv_num(num_at(k, "gflops")),
-           csv_num(num_at(k, "pct_of_peak")), edges, is_sparse ? csv_num(num_at(p["edges"], "ratio")) : "",
-           is_sparse ? csv_num(num_at(p["speedup"], "measured")) : "", is_sparse ? csv_num(num_at(p, "fast_vs_ref")) : ""});
+      std::vector<std::string> cells{
+          "prefill", n, kernel, k["isa"].get<std::string>(), extra ? "true" : "false", csv_num(num_at(k, "median_ms")),
+          csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")), csv_num(num_at(k, "stddev_ms")), "ms",
+          k.contains("samples_ms") ? std::to_string(k["samples_ms"].size()) : "0", csv_num(num_at(k, "gflops")),
+          csv_num(num_at(k, "pct_of_peak")), edges, is_sparse ? csv_num(num_at(p["edges"], "ratio")) : "",
+          is_sparse ? csv_num(num_at(p["speedup"], "measured")) : "", is_sparse ? csv_num(num_at(p, "fast_vs_ref")) : "",
+          k.value("attempted", true) ? rounds : ""};  // dense not run: no rounds
+      for (const char* key : {"round_speedups", "round_fast_vs_ref"}) {
+        const std::vector<std::string> range =
+            is_sparse ? round_cells(p.value(key, Json::array())) : std::vector<std::string>{"", ""};
+        cells.insert(cells.end(), range.begin(), range.end());
+      }
+      row(cells);
     }
   }
   // Thread scaling: kernel "dense@1" / "dense@T" (T the threads), speedup_vs_dense empty.
@@ -434,7 +465,8 @@ std::string format_csv(const Json& r) {
         row({"scaling", n, std::string(kernel) + "@" + threads, k["isa"].get<std::string>(), "false",
              csv_num(num_at(k, "median_ms")), csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")),
              csv_num(num_at(k, "stddev_ms")), "ms", std::to_string(k["samples_ms"].size()), csv_num(num_at(k, "gflops")),
-             csv_num(num_at(k, "pct_of_peak")), "", "", "", ""});
+             csv_num(num_at(k, "pct_of_peak")), "", "", "", "", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>()),
+             "", "", "", ""});
       }
     }
   }
@@ -447,7 +479,7 @@ std::string format_csv(const Json& r) {
            csv_num(num_at(k, "median_ns")), csv_num(num_at(k, "min_ns")), csv_num(num_at(k, "max_ns")),
            csv_num(num_at(k, "stddev_ns")), "ns", std::to_string(k["steps"].get<std::uint64_t>()), "", "",
            is_sparse && k.contains("edges_last_step") ? std::to_string(k["edges_last_step"].get<std::uint64_t>()) : "",
-           "", is_sparse ? csv_num(num_at(d, "speedup")) : "", ""});
+           "", is_sparse ? csv_num(num_at(d, "speedup")) : "", "", "", "", "", "", ""});
     }
   }
   return s;

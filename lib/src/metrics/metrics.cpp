@@ -274,8 +274,11 @@ report::Json comparison_json(const Comparison& c, bool per_head) {
 
 std::string element_text(const Element& e) {
   if (!e.valid) return "no elements";
+  // A pair with a NaN or inf has no error to quote (abs_err holds inf so that it sorts first).
+  const bool finite = std::isfinite(e.got) && std::isfinite(e.want);
   return "pos " + std::to_string(e.pos) + " head " + std::to_string(e.head) + " dim " + std::to_string(e.dim) +
-         ": got " + fmt_g(e.got) + " want " + fmt_g(e.want) + " (|err| " + fmt_g(e.abs_err) + ")";
+         ": got " + fmt_g(e.got) + " want " + fmt_g(e.want) +
+         (finite ? " (|err| " + fmt_g(e.abs_err) + ")" : std::string(" (non-finite)"));
 }
 
 }  // namespace rvt::metrics
