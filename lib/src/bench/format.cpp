@@ -82,7 +82,6 @@ std::string render_text(const Table& t) {
 
 std::string pct(const Json& k) { return fixed(num_at(k, "pct_of_peak"), 1, "%"); }
 
-// "lo - hi" over an array of per-round ratios (nulls skipped); "-" when none.
 // The smallest and largest numbers of a JSON array (nulls skipped), both empty if it has none.
 std::pair<std::optional<double>, std::optional<double>> number_range(const Json& values) {
   std::optional<double> lo, hi;
@@ -95,6 +94,7 @@ std::pair<std::optional<double>, std::optional<double>> number_range(const Json&
   return {lo, hi};
 }
 
+// "lo - hi" over an array of per-round ratios (nulls skipped); "-" when none.
 std::string range_cell(const Json& values, const char* unit) {
   const auto [lo, hi] = number_range(values);
   return lo ? fixed(lo, 2) + " - " + fixed(hi, 2) + unit : "-";
