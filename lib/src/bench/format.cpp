@@ -419,17 +419,15 @@ std::string format_csv(const Json& r) {
       "table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,edges_per_head,"
       "edge_ratio,speedup_vs_dense,fast_vs_ref,rounds,speedup_rounds_min,speedup_rounds_max,fast_vs_ref_rounds_min,"
       "fast_vs_ref_rounds_max\n";
+  // A row's cells in header order; the columns it leaves out at the end are empty.
+  const auto columns = static_cast<std::size_t>(std::count(s.begin(), s.end(), ',')) + 1;
   auto row = [&](const std::vector<std::string>& cells) {
-    for (std::size_t i = 0; i < cells.size(); ++i) s += (i ? "," : "") + cells[i];
+    for (std::size_t i = 0; i < columns; ++i) s += (i ? "," : "") + (i < cells.size() ? cells[i] : std::string());
     s += "\n";
   };
   // The prefill rows' rounds (BenchConfig::rounds); the sparse row also gives the range of
   // the rounds' own speedup and fast/ref, as the text table's round columns do.
   const std::string rounds = std::to_string(prefill_rounds(r));
-  auto round_cells = [](const Json& values) {
-    const auto [lo, hi] = number_range(values);
-    return std::vector<std::string>{csv_num(lo), csv_num(hi)};
-  };
   for (const Json& p : r["prefill"]) {
     const std::string n = std::to_string(p["seq"].get<std::uint64_t>());
     for (const char* kernel : {"dense", "sparse", "sparse_ref"}) {
@@ -446,10 +444,11 @@ std::string format_csv(const Json& r) {
           csv_num(num_at(k, "pct_of_peak")), edges, is_sparse ? csv_num(num_at(p["edges"], "ratio")) : "",
           is_sparse ? csv_num(num_at(p["speedup"], "measured")) : "", is_sparse ? csv_num(num_at(p, "fast_vs_ref")) : "",
           k.value("attempted", true) ? rounds : ""};  // dense not run: no rounds
-      for (const char* key : {"round_speedups", "round_fast_vs_ref"}) {
-        const std::vector<std::string> range =
-            is_sparse ? round_cells(p.value(key, Json::array())) : std::vector<std::string>{"", ""};
-        cells.insert(cells.end(), range.begin(), range.end());
+      if (is_sparse) {
+        for (const char* key : {"round_speedups", "round_fast_vs_ref"}) {
+          const auto [lo, hi] = number_range(p.value(key, Json::array()));
+          cells.insert(cells.end(), {csv_num(lo), csv_num(hi)});
+        }
       }
       row(cells);
     }
@@ -465,8 +464,7 @@ std::string format_csv(const Json& r) {
         row({"scaling", n, std::string(kernel) + "@" + threads, k["isa"].get<std::string>(), "false",
              csv_num(num_at(k, "median_ms")), csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")),
              csv_num(num_at(k, "stddev_ms")), "ms", std::to_string(k["samples_ms"].size()), csv_num(num_at(k, "gflops")),
-             csv_num(num_at(k, "pct_of_peak")), "", "", "", "", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>()),
-             "", "", "", ""});
+             csv_num(num_at(k, "pct_of_peak")), "", "", "", "", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())});
       }
     }
   }
@@ -479,7 +477,7 @@ std::string format_csv(const Json& r) {
            csv_num(num_at(k, "median_ns")), csv_num(num_at(k, "min_ns")), csv_num(num_at(k, "max_ns")),
            csv_num(num_at(k, "stddev_ns")), "ns", std::to_string(k["steps"].get<std::uint64_t>()), "", "",
            is_sparse && k.contains("edges_last_step") ? std::to_string(k["edges_last_step"].get<std::uint64_t>()) : "",
-           "", is_sparse ? csv_num(num_at(d, "speedup")) : "", "", "", "", "", "", ""});
+           "", is_sparse ? csv_num(num_at(d, "speedup")) : ""});
     }
   }
   return s;
