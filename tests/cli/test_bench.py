@@ -32,7 +32,8 @@ def small(**overrides):
 SMALL = small()
 CSV_COLUMNS = ["table", "n", "kernel", "isa", "extrapolated", "median", "min", "max", "stddev", "unit", "samples",
                "gflops", "pct_of_peak", "edges_per_head", "edge_ratio", "speedup_vs_dense", "fast_vs_ref", "rounds",
-               "speedup_rounds_min", "speedup_rounds_max", "fast_vs_ref_rounds_min", "fast_vs_ref_rounds_max"]
+               "speedup_rounds_min", "speedup_rounds_max", "fast_vs_ref_rounds_min", "fast_vs_ref_rounds_max",
+               "threads_speedup", "threads_speedup_rounds_min", "threads_speedup_rounds_max"]
 
 
 def dense_edges(n):
@@ -260,6 +261,15 @@ class BenchOutputs(CliTestCase):
                                                  "--format", "csv").stdout)))
         self.assertEqual({r[2] for r in rows if r[0] == "scaling"}, {"dense@1", "dense@2", "sparse@1", "sparse@2"})
         self.assertTrue(all(len(r) == len(CSV_COLUMNS) for r in rows))
+        by_kernel = {r["kernel"]: r for r in (dict(zip(CSV_COLUMNS, r)) for r in rows[1:]) if r["table"] == "scaling"}
+        for kernel in ("dense", "sparse"):
+            one, two = by_kernel[kernel + "@1"], by_kernel[kernel + "@2"]
+            self.assertEqual([one[c] for c in CSV_COLUMNS[-3:]], ["", "", ""])
+            speedup = float(two["threads_speedup"])
+            self.assertAlmostEqual(speedup, float(one["median"]) / float(two["median"]), places=5)
+            # One round: its own ratio is the speedup.
+            self.assertAlmostEqual(float(two["threads_speedup_rounds_min"]), speedup, places=5)
+            self.assertAlmostEqual(float(two["threads_speedup_rounds_max"]), speedup, places=5)
         p, report = bench_json(seq="64", threads="1", decode_at="none", scaling_at="64")
         self.assertExit(p, OK)
         self.assertEqual(report["result"]["scaling"]["rows"], [])

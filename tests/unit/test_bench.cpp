@@ -37,6 +37,15 @@ ExitCode code_of(const std::function<void()>& fn) {
   return ExitCode::kOk;
 }
 
+// One CSV line's cells, a trailing empty cell included.
+std::vector<std::string> csv_cells(const std::string& line) {
+  std::vector<std::string> cells;
+  std::istringstream fields(line);
+  for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+  if (!line.empty() && line.back() == ',') cells.emplace_back();
+  return cells;
+}
+
 BenchConfig tiny_config() {
   BenchConfig c;
   c.preset = "bench";
@@ -331,11 +340,8 @@ TEST_CASE("bench run: prefill kernels take turns over --rounds, samples pooled, 
   std::map<std::string, std::vector<std::string>> csv_rows;  // "n,kernel" -> its cells
   std::istringstream csv(format_csv(r));
   for (std::string line; std::getline(csv, line);) {
-    std::vector<std::string> cells;
-    std::istringstream fields(line);
-    for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-    if (line.back() == ',') cells.emplace_back();
-    REQUIRE(cells.size() == 22);
+    const std::vector<std::string> cells = csv_cells(line);
+    REQUIRE(cells.size() == 25);
     csv_rows[cells[1] + "," + cells[2]] = cells;
   }
   auto range_in_order = [](const std::vector<std::string>& row, std::size_t first) {
@@ -405,6 +411,23 @@ TEST_CASE("bench run: thread scaling alternates one thread and --threads, round 
   CHECK(csv.find("scaling,64,dense@1,") != std::string::npos);
   CHECK(csv.find("scaling,128,sparse@2,") != std::string::npos);
   CHECK(csv.find("scaling,128,dense@") == std::string::npos);
+  // The @2 row ends in the speedup over one thread and the rounds' range; the @1 row leaves them empty.
+  auto row_cells = [&](const std::string& prefix) {
+    const std::size_t at = csv.find(prefix);
+    REQUIRE(at != std::string::npos);
+    return csv_cells(csv.substr(at, csv.find('\n', at) - at));
+  };
+  const Json& sparse128 = sc["rows"][1]["sparse"];
+  const auto [lo, hi] = std::minmax_element(sparse128["round_speedups"].begin(), sparse128["round_speedups"].end(),
+                                            [](const Json& x, const Json& y) { return x.get<double>() < y.get<double>(); });
+  const std::vector<std::string> at2 = row_cells("scaling,128,sparse@2,");
+  REQUIRE(at2.size() == 25);
+  CHECK(std::stod(at2[22]) == Approx(sparse128["speedup"].get<double>()));
+  CHECK(std::stod(at2[23]) == Approx(lo->get<double>()));
+  CHECK(std::stod(at2[24]) == Approx(hi->get<double>()));
+  const std::vector<std::string> at1 = row_cells("scaling,128,sparse@1,");
+  REQUIRE(at1.size() == 25);
+  CHECK((at1[22].empty() && at1[23].empty() && at1[24].empty()));
 
   c.threads = 1;  // nothing to compare: a note, no rows
   const Json one = run_bench(c);
@@ -421,13 +444,13 @@ TEST_CASE("bench format: csv columns, markdown tables, text, svg") {
   const std::string header =
       "table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,edges_per_head,"
       "edge_ratio,speedup_vs_dense,fast_vs_ref,rounds,speedup_rounds_min,speedup_rounds_max,fast_vs_ref_rounds_min,"
-      "fast_vs_ref_rounds_max";
+      "fast_vs_ref_rounds_max,threads_speedup,threads_speedup_rounds_min,threads_speedup_rounds_max";
   CHECK(csv.rfind(header + "\n", 0) == 0);
   std::size_t lines = 0;
   std::istringstream in(csv);
   for (std::string line; std::getline(in, line);) {
     ++lines;
-    CHECK(std::count(line.begin(), line.end(), ',') == 21);
+    CHECK(std::count(line.begin(), line.end(), ',') == 24);
   }
   CHECK(lines == 1 + 3 * 3 + 2 * 2);
   CHECK(csv.find("prefill,128,dense,") != std::string::npos);

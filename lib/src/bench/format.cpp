@@ -418,7 +418,7 @@ std::string format_csv(const Json& r) {
   std::string s =
       "table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,edges_per_head,"
       "edge_ratio,speedup_vs_dense,fast_vs_ref,rounds,speedup_rounds_min,speedup_rounds_max,fast_vs_ref_rounds_min,"
-      "fast_vs_ref_rounds_max\n";
+      "fast_vs_ref_rounds_max,threads_speedup,threads_speedup_rounds_min,threads_speedup_rounds_max\n";
   // A row's cells in header order; the columns it leaves out at the end are empty.
   const auto columns = static_cast<std::size_t>(std::count(s.begin(), s.end(), ',')) + 1;
   auto row = [&](const std::vector<std::string>& cells) {
@@ -453,7 +453,8 @@ std::string format_csv(const Json& r) {
       row(cells);
     }
   }
-  // Thread scaling: kernel "dense@1" / "dense@T" (T the threads), speedup_vs_dense empty.
+  // Thread scaling: kernel "dense@1" / "dense@T" (T the threads), speedup_vs_dense empty;
+  // the @T row gives the speedup over one thread and the range of the rounds' own.
   for (const Json& p : scaling_rows(r)) {
     const std::string n = std::to_string(p["seq"].get<std::uint64_t>());
     const std::string t = std::to_string(r["scaling"]["threads"].get<unsigned>());
@@ -461,10 +462,16 @@ std::string format_csv(const Json& r) {
       if (!p[kernel].is_object()) continue;
       for (const auto& [side, threads] : {std::pair{"one_thread", std::string("1")}, std::pair{"threads", t}}) {
         const Json& k = p[kernel][side];
-        row({"scaling", n, std::string(kernel) + "@" + threads, k["isa"].get<std::string>(), "false",
-             csv_num(num_at(k, "median_ms")), csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")),
-             csv_num(num_at(k, "stddev_ms")), "ms", std::to_string(k["samples_ms"].size()), csv_num(num_at(k, "gflops")),
-             csv_num(num_at(k, "pct_of_peak")), "", "", "", "", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())});
+        std::vector<std::string> cells{
+            "scaling", n, std::string(kernel) + "@" + threads, k["isa"].get<std::string>(), "false",
+            csv_num(num_at(k, "median_ms")), csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")),
+            csv_num(num_at(k, "stddev_ms")), "ms", std::to_string(k["samples_ms"].size()), csv_num(num_at(k, "gflops")),
+            csv_num(num_at(k, "pct_of_peak")), "", "", "", "", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())};
+        if (std::string(side) == "threads") {
+          const auto [lo, hi] = number_range(p[kernel].value("round_speedups", Json::array()));
+          cells.insert(cells.end(), {"", "", "", "", csv_num(num_at(p[kernel], "speedup")), csv_num(lo), csv_num(hi)});
+        }
+        row(cells);
       }
     }
   }

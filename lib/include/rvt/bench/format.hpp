@@ -3,10 +3,14 @@
 //
 // CSV: one header, one row per (table, size, kernel):
 //   table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,
-//   edges_per_head,edge_ratio,speedup_vs_dense,fast_vs_ref
-// table is "prefill" (n = N, unit ms, kernels dense / sparse / sparse_ref) or "decode"
-// (n = T, unit ns per token, kernels sparse / dense). Empty cells where a value does not
-// apply (speedup on a dense row, say); extrapolated dense rows have only median filled.
+//   edges_per_head,edge_ratio,speedup_vs_dense,fast_vs_ref,rounds,speedup_rounds_min,
+//   speedup_rounds_max,fast_vs_ref_rounds_min,fast_vs_ref_rounds_max,threads_speedup,
+//   threads_speedup_rounds_min,threads_speedup_rounds_max
+// table is "prefill" (n = N, unit ms, kernels dense / sparse / sparse_ref), "scaling" (n = N,
+// unit ms, kernels dense@1 / dense@T / sparse@1 / sparse@T; the @T rows give the speedup over
+// one thread) or "decode" (n = T, unit ns per token, kernels sparse / dense). Empty cells where
+// a value does not apply (speedup on a dense row, say); extrapolated dense rows have only
+// median filled.
 #pragma once
 
 #include <string>
