@@ -5,7 +5,9 @@
 #include <cmath>
 #include <chrono>
 #include <cstdio>
+#include <numeric>
 
+#include "rvt/bench/stats.hpp"
 #include "rvt/blob/blob.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/hash.hpp"
@@ -94,6 +96,18 @@ Json output_json(std::span<const float> values) {
   return j;
 }
 
+std::string long_dense_notice(const attn::AttentionShape& shape, const attn::SparseConfig& config) {
+  const double dense =
+      bench::attention_flops(attn::dense_edges_per_head(shape.seq, config.causal), shape.q_heads, shape.dim);
+  if (dense < kLongDenseFlops) return "";
+  const std::vector<std::uint32_t> rows = attn::row_edge_counts(shape.seq, config);
+  const double sparse =
+      bench::attention_flops(std::accumulate(rows.begin(), rows.end(), std::uint64_t{0}), shape.q_heads, shape.dim);
+  return "dense attention over " + std::to_string(shape.seq) + " tokens: " + format_double("%.3g", dense) +
+         " float operations (the sparse backend's pass: " + format_double("%.3g", sparse) +
+         "); nothing more is printed until it ends";
+}
+
 JobResult run_attention_forward(const AttentionRequest& r) {
   r.sparse.validate();
   const Qkv x = load_inputs(r.input);
@@ -105,6 +119,9 @@ JobResult run_attention_forward(const AttentionRequest& r) {
   }
   attn::ExecOptions exec{r.threads};
   exec.inputs_finite = !r.input.from_files() || !r.input.allow_nonfinite;  // checked by load_inputs
+  if (r.backend == attn::Backend::kDense && r.notice) {
+    if (const std::string line = long_dense_notice(shape, r.sparse); !line.empty()) r.notice(line);
+  }
   const auto start = Clock::now();
   const Tensor out = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, r.sparse.causal, exec)
                                                         : attn::sparse_attention(x.q, x.k, x.v, r.sparse, exec);

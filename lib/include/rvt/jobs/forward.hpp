@@ -1,6 +1,7 @@
 // The `forward` job: one attention pass (or one temporal-head pass) and its report.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,17 @@ struct AttentionRequest {
   std::string out_path;       // .npy of the output, optional
   unsigned threads = 1;
   std::vector<std::size_t> pattern_rows;  // candidate lists to include in the report
+  // Told long_dense_notice's line, if any, once the inputs are loaded and before the pass.
+  std::function<void(const std::string&)> notice;
 };
 JobResult run_attention_forward(const AttentionRequest& request);
+
+// Dense passes from this many float operations on (attention_flops: ~1 min at 150 GFLOP/s)
+// are announced before they start, as nothing else is printed until they end.
+inline constexpr double kLongDenseFlops = 1e13;
+// For a dense pass over `shape` of at least kLongDenseFlops: one line giving its float
+// operations and those of the sparse pass under `config` (window, landmarks, ...); else "".
+std::string long_dense_notice(const attn::AttentionShape& shape, const attn::SparseConfig& config);
 
 struct ModelRequest {
   std::string blob_path;
