@@ -43,4 +43,7 @@ void register_parity(CLI::App& root, Context& ctx);
 // Marks `sub` as the chosen command when it is parsed.
 void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Outcome()> run);
 
+// A job's notice (a long dense pass, say) as a warning on stderr, "warning: <command>: <line>".
+std::function<void(const std::string&)> warn_notice(const std::string& command);
+
 }  // namespace rvt::cli

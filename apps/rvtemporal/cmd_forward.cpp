@@ -1,7 +1,5 @@
 // `rvtemporal forward`: one dense or sparse attention pass over .npy or generated
 // tensors, or the temporal head run from a blob.
-#include <spdlog/spdlog.h>
-
 #include "cli.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/parallel.hpp"
@@ -47,7 +45,7 @@ Outcome run_forward(const ForwardOptions& o) {
     req.out_path = o.out;
     req.threads = threads;
     req.pattern_rows = jobs::parse_index_list(o.pattern_rows, "--pattern-row");
-    req.notice = [](const std::string& line) { spdlog::warn("forward: {}", line); };
+    req.notice = warn_notice("forward");
     r = jobs::run_attention_forward(req);
   }
   return Outcome{ExitCode::kOk, std::move(r.result), std::move(r.text), ""};

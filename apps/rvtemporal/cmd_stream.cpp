@@ -54,6 +54,7 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
     req.backend = backend;
     req.sparse = sparse_config(o.attention);
     req.stream = s;
+    req.notice = warn_notice("stream");
     r = jobs::run_attention_stream(req);
   }
   return Outcome{ExitCode::kOk, std::move(r.result), std::move(r.text), ""};

@@ -25,6 +25,10 @@ void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Ou
   });
 }
 
+std::function<void(const std::string&)> warn_notice(const std::string& command) {
+  return [command](const std::string& line) { spdlog::warn("{}: {}", command, line); };
+}
+
 namespace {
 
 const auto g_start = std::chrono::steady_clock::now();  // for finish's -v line

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import unittest
 
 BIN = os.environ.get("RVT_BIN", "build/apps/rvtemporal")
@@ -25,6 +26,21 @@ def run_json(*args):
     except json.JSONDecodeError as e:
         raise AssertionError(f"stdout is not JSON ({e}): {p.stdout[:500]!r} stderr={p.stderr[:500]!r}")
     return p, report
+
+
+def first_stderr_line(*args, timeout=120):
+    """Starts rvtemporal with args, returns the first line it writes to stderr (without the
+    newline), then kills it: for jobs that announce themselves and then run for minutes."""
+    p = subprocess.Popen([BIN, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    timer = threading.Timer(timeout, p.kill)  # never hang the suite if the line is missing
+    timer.start()
+    try:
+        return p.stderr.readline().rstrip("\n")
+    finally:
+        timer.cancel()
+        p.kill()
+        p.wait()
+        p.stderr.close()
 
 
 class CliTestCase(unittest.TestCase):

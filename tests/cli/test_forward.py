@@ -13,7 +13,6 @@ import subprocess
 import re
 import struct
 import sys
-import threading
 
 import numpy as np
 
@@ -302,20 +301,10 @@ class TestEdges(ForwardCase):
         # One head at dim 1: 2 N (N + 1) = 1.06e13 float operations, past the 1e13 that a dense
         # pass announces on stderr before it starts; killed once it has (the pass takes minutes).
         out = self.path("never.npy")
-        p = subprocess.Popen([BIN, "forward", "--backend", "dense", "--seq", "2300000", "--q-heads", "1",
-                              "--kv-heads", "1", "--dim", "1", "--json", "-o", out],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        timer = threading.Timer(120, p.kill)  # never hang the suite if the notice is missing
-        timer.start()
-        try:
-            line = p.stderr.readline()
-        finally:
-            timer.cancel()
-            p.kill()
-            p.wait()
-            p.stderr.close()
-        self.assertEqual(line.rstrip("\n"), "warning: forward: dense attention over 2300000 tokens: 1.06e+13 float "
-                         "operations (the sparse backend's pass: 1.45e+09); nothing more is printed until it ends")
+        line = first_stderr_line("forward", "--backend", "dense", "--seq", 2300000, "--q-heads", 1, "--kv-heads", 1,
+                                 "--dim", 1, "--json", "-o", out)
+        self.assertEqual(line, "warning: forward: dense attention over 2300000 tokens: 1.06e+13 float "
+                         "operations (the sparse backend's: 1.45e+09); nothing more is printed until it ends")
         self.assertFalse(os.path.exists(out))
         self.assertEqual(self.no_temp_files(self.tmp), [])
         # A shorter pass says nothing.

@@ -178,6 +178,20 @@ class TestAttentionStream(StreamCase):
         self.assertLess(max_abs(streamed, dense), 1e-6)
         self.assertGreater(max_abs(streamed, sparse), 1e-3)  # it is not the sparse decode
 
+    def test_long_dense_stream_is_announced(self):
+        # One head at dim 1, the decode and the dense forward it is checked against: 4 N (N + 1)
+        # = 1.02e13 float operations, past the 1e13 a dense job announces; killed once it has.
+        line = first_stderr_line("stream", "--backend", "dense", "--seq", 1600000, "--q-heads", 1, "--kv-heads", 1,
+                                 "--dim", 1)
+        self.assertEqual(line, "warning: stream: dense decode (and the dense forward it is checked against) over "
+                               "1600000 tokens: 1.02e+13 float operations (the sparse backend's: 2e+09); nothing more "
+                               "is printed until it ends")
+        # Without the check, the decode alone: 2 N (N + 1).
+        line = first_stderr_line("stream", "--backend", "dense", "--seq", 2300000, "--q-heads", 1, "--kv-heads", 1,
+                                 "--dim", 1, "--no-parity")
+        self.assertEqual(line, "warning: stream: dense decode over 2300000 tokens: 1.06e+13 float operations (the "
+                               "sparse backend's: 1.45e+09); nothing more is printed until it ends")
+
     def test_jsonl(self):
         p = run("stream", "--preset", "aether", "--seq", "70", "--jsonl")
         self.assertExit(p, OK)

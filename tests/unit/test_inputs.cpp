@@ -150,17 +150,22 @@ TEST_CASE("load_frames refuses non-finite frames unless allowed", "[inputs]") {
   REQUIRE(t.at(5, 0, 2) == 0.25f);
 }
 
-TEST_CASE("long_dense_notice announces dense passes from kLongDenseFlops on", "[forward]") {
+TEST_CASE("long_dense_notice announces dense jobs from kLongDenseFlops on", "[forward]") {
   attn::SparseConfig config;  // the defaults (causal)
+  auto notice = [&](std::size_t seq, std::size_t heads, std::size_t dim, unsigned passes = 1) {
+    return jobs::long_dense_notice("dense attention", {seq, heads, heads, dim}, config, passes);
+  };
   // One head at dim 1: 2 N (N + 1) float operations, 1e13 between N = 2236067 and 2236068.
-  CHECK(jobs::long_dense_notice({2236067, 1, 1, 1}, config).empty());
-  const std::string line = jobs::long_dense_notice({2236068, 1, 1, 1}, config);
-  CHECK(line.rfind("dense attention over 2236068 tokens: 1e+13 float operations (the sparse backend's pass: ", 0) == 0);
+  CHECK(notice(2236067, 1, 1).empty());
+  const std::string line = notice(2236068, 1, 1);
+  CHECK(line.rfind("dense attention over 2236068 tokens: 1e+13 float operations (the sparse backend's: ", 0) == 0);
   CHECK(line.find("nothing more is printed until it ends") != std::string::npos);
   // The bench preset's shape at 1M tokens: 4 * 32 * 4 * N (N + 1) / 2 = 2.81e14.
-  CHECK(jobs::long_dense_notice({1048576, 4, 4, 32}, config).find("1048576 tokens: 2.81e+14 float operations") !=
-        std::string::npos);
+  CHECK(notice(1048576, 4, 32).find("1048576 tokens: 2.81e+14 float operations") != std::string::npos);
+  // Two passes (a dense decode and the forward it is checked against): 4 N (N + 1).
+  CHECK(notice(1581139, 1, 1, 2).find("1581139 tokens: 1e+13") != std::string::npos);
+  CHECK(notice(1581138, 1, 1, 2).empty());
   config.causal = false;  // every pair: twice the work
-  CHECK(jobs::long_dense_notice({1581139, 1, 1, 1}, config).find("1581139 tokens: 1e+13") != std::string::npos);
-  CHECK(jobs::long_dense_notice({1581138, 1, 1, 1}, config).empty());
+  CHECK(notice(1581139, 1, 1).find("1581139 tokens: 1e+13") != std::string::npos);
+  CHECK(notice(1581138, 1, 1).empty());
 }

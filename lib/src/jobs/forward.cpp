@@ -96,15 +96,17 @@ Json output_json(std::span<const float> values) {
   return j;
 }
 
-std::string long_dense_notice(const attn::AttentionShape& shape, const attn::SparseConfig& config) {
-  const double dense =
-      bench::attention_flops(attn::dense_edges_per_head(shape.seq, config.causal), shape.q_heads, shape.dim);
+std::string long_dense_notice(const std::string& what, const attn::AttentionShape& shape,
+                              const attn::SparseConfig& config, unsigned passes) {
+  auto flops = [&](std::uint64_t edges_per_head) {
+    return passes * bench::attention_flops(edges_per_head, shape.q_heads, shape.dim);
+  };
+  const double dense = flops(attn::dense_edges_per_head(shape.seq, config.causal));
   if (dense < kLongDenseFlops) return "";
   const std::vector<std::uint32_t> rows = attn::row_edge_counts(shape.seq, config);
-  const double sparse =
-      bench::attention_flops(std::accumulate(rows.begin(), rows.end(), std::uint64_t{0}), shape.q_heads, shape.dim);
-  return "dense attention over " + std::to_string(shape.seq) + " tokens: " + format_double("%.3g", dense) +
-         " float operations (the sparse backend's pass: " + format_double("%.3g", sparse) +
+  const double sparse = flops(std::accumulate(rows.begin(), rows.end(), std::uint64_t{0}));
+  return what + " over " + std::to_string(shape.seq) + " tokens: " + format_double("%.3g", dense) +
+         " float operations (the sparse backend's: " + format_double("%.3g", sparse) +
          "); nothing more is printed until it ends";
 }
 
@@ -120,7 +122,7 @@ JobResult run_attention_forward(const AttentionRequest& r) {
   attn::ExecOptions exec{r.threads};
   exec.inputs_finite = !r.input.from_files() || !r.input.allow_nonfinite;  // checked by load_inputs
   if (r.backend == attn::Backend::kDense && r.notice) {
-    if (const std::string line = long_dense_notice(shape, r.sparse); !line.empty()) r.notice(line);
+    if (const std::string line = long_dense_notice("dense attention", shape, r.sparse); !line.empty()) r.notice(line);
   }
   const auto start = Clock::now();
   const Tensor out = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, r.sparse.causal, exec)

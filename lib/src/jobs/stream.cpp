@@ -126,6 +126,14 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
                 std::to_string(capacity) + " without eviction (--evict h2o)");
   }
 
+  if (dense && r.notice && !r.stream.on_step) {  // --jsonl shows every step as it goes
+    attn::SparseConfig causal = r.sparse;  // the dense decode is causal, whatever the options say
+    causal.causal = true;
+    const std::string line = long_dense_notice(
+        r.stream.parity ? "dense decode (and the dense forward it is checked against)" : "dense decode", s, causal,
+        r.stream.parity ? 2 : 1);
+    if (!line.empty()) r.notice(line);
+  }
   Tensor out(s.seq, s.q_heads, s.dim);
   std::vector<double> latency(s.seq);
   for (std::size_t t = 0; t < s.seq; ++t) {

@@ -30,12 +30,14 @@ struct AttentionRequest {
 };
 JobResult run_attention_forward(const AttentionRequest& request);
 
-// Dense passes from this many float operations on (attention_flops: ~1 min at 150 GFLOP/s)
+// Dense jobs from this many float operations on (attention_flops: ~1 min at 150 GFLOP/s)
 // are announced before they start, as nothing else is printed until they end.
 inline constexpr double kLongDenseFlops = 1e13;
-// For a dense pass over `shape` of at least kLongDenseFlops: one line giving its float
-// operations and those of the sparse pass under `config` (window, landmarks, ...); else "".
-std::string long_dense_notice(const attn::AttentionShape& shape, const attn::SparseConfig& config);
+// For a dense job of `passes` passes over `shape` (config.causal) of at least kLongDenseFlops
+// float operations (attention_flops): one line, "<what> over N tokens: F float operations
+// (the sparse backend's: S); ...", S the same passes sparse under `config`; else "".
+std::string long_dense_notice(const std::string& what, const attn::AttentionShape& shape,
+                              const attn::SparseConfig& config, unsigned passes = 1);
 
 struct ModelRequest {
   std::string blob_path;

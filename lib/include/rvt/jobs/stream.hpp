@@ -27,6 +27,8 @@ struct AttentionStreamRequest {
   attn::Backend backend = attn::Backend::kSparse;  // dense: the O(T) baseline decode
   attn::SparseConfig sparse;
   StreamOptions stream;
+  // Told long_dense_notice's line, if any, before a dense stream without on_step starts.
+  std::function<void(const std::string&)> notice;
 };
 JobResult run_attention_stream(const AttentionStreamRequest& request);
 
