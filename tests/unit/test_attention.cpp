@@ -206,14 +206,7 @@ TEST_CASE("reference outputs of the Rust toolchain", "[attention][fixtures]") {
 }
 
 TEST_CASE("bad inputs are rejected with bad-input errors", "[attention]") {
-  auto code_of = [](auto&& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return e.code();
-    }
-    return ExitCode::kOk;
-  };
+  using test::code_of;
   const Tensor q(10, 4, 8), k(10, 2, 8), v(10, 2, 8);
   CHECK(code_of([&] { dense_attention(q, Tensor(9, 2, 8), Tensor(9, 2, 8), true); }) == ExitCode::kBadInput);
   CHECK(code_of([&] { dense_attention(q, Tensor(10, 2, 4), Tensor(10, 2, 4), true); }) == ExitCode::kBadInput);

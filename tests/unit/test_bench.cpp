@@ -21,6 +21,7 @@
 #include "rvt/bench/stats.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/jobs/presets.hpp"
+#include "test_support.hpp"
 
 using namespace rvt;
 using namespace rvt::bench;
@@ -28,14 +29,7 @@ using report::Json;
 
 namespace {
 
-ExitCode code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ExitCode::kOk;
-}
+using test::code_of;
 
 // One CSV line's cells, a trailing empty cell included.
 std::vector<std::string> csv_cells(const std::string& line) {

@@ -82,16 +82,6 @@ void require_rejected(const Bytes& bytes, const std::string& fragment) {
   REQUIRE(msg.find(fragment) != std::string::npos);
 }
 
-template <typename F>
-ExitCode error_code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ExitCode::kOk;
-}
-
 std::vector<float> ramp(std::size_t n) {
   std::vector<float> v(n);
   for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>(i) * 0.25f - 3.0f;
@@ -227,11 +217,11 @@ TEST_CASE("npy write_npy / read_npy / read_npy_tensor on files", "[npy]") {
   REQUIRE(a.values == v);
 
   // Writing over a directory is an I/O error.
-  REQUIRE(error_code_of([&] { write_npy(dir.file(""), v, {6}); }) == ExitCode::kIo);
+  REQUIRE(test::code_of([&] { write_npy(dir.file(""), v, {6}); }) == ExitCode::kIo);
   // Values that do not match the shape are refused.
-  REQUIRE(error_code_of([&] { (void)encode_npy(v, {2, 2}); }) == ExitCode::kBadInput);
-  REQUIRE(error_code_of([&] { (void)encode_npy(v, {}); }) == ExitCode::kBadInput);
-  REQUIRE(error_code_of([&] {
+  REQUIRE(test::code_of([&] { (void)encode_npy(v, {2, 2}); }) == ExitCode::kBadInput);
+  REQUIRE(test::code_of([&] { (void)encode_npy(v, {}); }) == ExitCode::kBadInput);
+  REQUIRE(test::code_of([&] {
             (void)encode_npy(v, {std::size_t{1} << 40, std::size_t{1} << 40, 4});
           }) == ExitCode::kBadInput);
 }
@@ -268,11 +258,11 @@ TEST_CASE("npy read_npy on a missing file or a directory is an I/O error", "[npy
     REQUIRE(e.code() == ExitCode::kIo);
     REQUIRE(std::string(e.what()).find(missing) != std::string::npos);
   }
-  REQUIRE(error_code_of([&] { (void)read_npy(dir.path.string()); }) == ExitCode::kIo);
-  REQUIRE(error_code_of([&] { (void)read_npy_tensor(missing); }) == ExitCode::kIo);
+  REQUIRE(test::code_of([&] { (void)read_npy(dir.path.string()); }) == ExitCode::kIo);
+  REQUIRE(test::code_of([&] { (void)read_npy_tensor(missing); }) == ExitCode::kIo);
   // A malformed file read from disk is bad input, not I/O.
   write_file_atomic(dir.file("junk.npy"), std::string("hello, not numpy"));
-  REQUIRE(error_code_of([&] { (void)read_npy(dir.file("junk.npy")); }) == ExitCode::kBadInput);
+  REQUIRE(test::code_of([&] { (void)read_npy(dir.file("junk.npy")); }) == ExitCode::kBadInput);
 }
 
 TEST_CASE("npy header parsing is tolerant of what Python literals allow", "[npy]") {

@@ -34,14 +34,7 @@ Request request_for(const std::string& suites, const std::string& gates = "") {
   return r;
 }
 
-ExitCode code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ExitCode::kOk;
-}
+using test::code_of;
 
 void check_suite_passes(const std::string& name) {
   const Request r = request_for(name);

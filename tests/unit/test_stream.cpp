@@ -205,14 +205,7 @@ TEST_CASE("dense decode reproduces dense forward", "[stream]") {
 }
 
 TEST_CASE("decode step errors", "[stream]") {
-  auto code_of = [](auto&& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return e.code();
-    }
-    return ExitCode::kOk;
-  };
+  using test::code_of;
   const attn::SparseConfig cfg = config(4, 8);
   SparseDecoder dec(4, KvCache(2, 2, 8, 8), cfg);
   CHECK(code_of([&] { dec.step(Tensor(2, 4, 8), Tensor(2, 2, 8), Tensor(2, 2, 8)); }) == ExitCode::kBadInput);

@@ -14,10 +14,22 @@
 #include <system_error>
 
 #include "rvt/attention/config.hpp"
+#include "rvt/core/error.hpp"
 #include "rvt/tensor/generate.hpp"
 #include "rvt/tensor/tensor.hpp"
 
 namespace rvt::test {
+
+// The exit code of the rvt::Error that fn throws, kOk when it throws none.
+template <typename F>
+ExitCode code_of(F&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return ExitCode::kOk;
+}
 
 // data/ of the source tree (small fixtures and golden files).
 inline std::string data_path(const std::string& rel) {
