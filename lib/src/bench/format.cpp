@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include "rvt/core/error.hpp"
@@ -361,6 +363,30 @@ void draw_panel(report::Svg& svg, double x0, double y0, double w, double h, cons
   }
 }
 
+// The CSV columns, in order (format.hpp). A row names the cells it has; the rest are empty.
+const std::vector<std::string> kCsvColumns{
+    "table", "n", "kernel", "isa", "extrapolated", "median", "min", "max", "stddev", "unit", "samples", "gflops",
+    "pct_of_peak", "edges_per_head", "edge_ratio", "speedup_vs_dense", "fast_vs_ref", "rounds", "speedup_rounds_min",
+    "speedup_rounds_max", "fast_vs_ref_rounds_min", "fast_vs_ref_rounds_max", "threads_speedup",
+    "threads_speedup_rounds_min", "threads_speedup_rounds_max"};
+using CsvRow = std::map<std::string, std::string>;
+
+// A timing record's median/min/max/stddev (keys median_<unit>, ...), its unit and sample count.
+void add_timing(CsvRow& row, const Json& k, const std::string& unit, std::string samples) {
+  for (const std::string stat : {"median", "min", "max", "stddev"}) {
+    row[stat] = csv_num(num_at(k, (stat + "_" + unit).c_str()));
+  }
+  row["unit"] = unit;
+  row["samples"] = std::move(samples);
+}
+
+// `<prefix>_min` and `<prefix>_max`: the range of an array of per-round ratios (nulls skipped).
+void add_range(CsvRow& row, const std::string& prefix, const Json& values) {
+  const auto [lo, hi] = number_range(values);
+  row[prefix + "_min"] = csv_num(lo);
+  row[prefix + "_max"] = csv_num(hi);
+}
+
 }  // namespace
 
 Format parse_format(const std::string& name) {
@@ -415,76 +441,90 @@ std::string format_markdown(const Json& r) {
 }
 
 std::string format_csv(const Json& r) {
-  std::string s =
-      "table,n,kernel,isa,extrapolated,median,min,max,stddev,unit,samples,gflops,pct_of_peak,edges_per_head,"
-      "edge_ratio,speedup_vs_dense,fast_vs_ref,rounds,speedup_rounds_min,speedup_rounds_max,fast_vs_ref_rounds_min,"
-      "fast_vs_ref_rounds_max,threads_speedup,threads_speedup_rounds_min,threads_speedup_rounds_max\n";
-  // A row's cells in header order; the columns it leaves out at the end are empty.
-  const auto columns = static_cast<std::size_t>(std::count(s.begin(), s.end(), ',')) + 1;
-  auto row = [&](const std::vector<std::string>& cells) {
-    for (std::size_t i = 0; i < columns; ++i) s += (i ? "," : "") + (i < cells.size() ? cells[i] : std::string());
+  std::string s;
+  auto line = [&](auto&& cell) {
+    for (std::size_t i = 0; i < kCsvColumns.size(); ++i) s += (i ? "," : "") + cell(kCsvColumns[i]);
     s += "\n";
+  };
+  line([](const std::string& column) { return column; });
+  auto row = [&](const CsvRow& cells) {
+    for (const auto& [column, value] : cells) {
+      if (std::find(kCsvColumns.begin(), kCsvColumns.end(), column) == kCsvColumns.end()) {
+        throw std::logic_error("format_csv: no column '" + column + "'");
+      }
+    }
+    line([&](const std::string& column) {
+      const auto it = cells.find(column);
+      return it == cells.end() ? std::string() : it->second;
+    });
   };
   // The prefill rows' rounds (BenchConfig::rounds); the sparse row also gives the range of
   // the rounds' own speedup and fast/ref, as the text table's round columns do.
   const std::string rounds = std::to_string(prefill_rounds(r));
   for (const Json& p : r["prefill"]) {
-    const std::string n = std::to_string(p["seq"].get<std::uint64_t>());
-    for (const char* kernel : {"dense", "sparse", "sparse_ref"}) {
+    for (const std::string kernel : {"dense", "sparse", "sparse_ref"}) {
       const Json& k = p[kernel];
       if (!k.is_object()) continue;
-      const bool extra = k.value("extrapolated", false);
-      const bool is_sparse = std::string(kernel) == "sparse";
-      const std::string edges = std::to_string(
-          p["edges"][std::string(kernel) == "dense" ? "dense_per_head" : "sparse_per_head"].get<std::uint64_t>());
-      std::vector<std::string> cells{
-          "prefill", n, kernel, k["isa"].get<std::string>(), extra ? "true" : "false", csv_num(num_at(k, "median_ms")),
-          csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")), csv_num(num_at(k, "stddev_ms")), "ms",
-          k.contains("samples_ms") ? std::to_string(k["samples_ms"].size()) : "0", csv_num(num_at(k, "gflops")),
-          csv_num(num_at(k, "pct_of_peak")), edges, is_sparse ? csv_num(num_at(p["edges"], "ratio")) : "",
-          is_sparse ? csv_num(num_at(p["speedup"], "measured")) : "", is_sparse ? csv_num(num_at(p, "fast_vs_ref")) : "",
-          k.value("attempted", true) ? rounds : ""};  // dense not run: no rounds
-      if (is_sparse) {
-        for (const char* key : {"round_speedups", "round_fast_vs_ref"}) {
-          const auto [lo, hi] = number_range(p.value(key, Json::array()));
-          cells.insert(cells.end(), {csv_num(lo), csv_num(hi)});
-        }
+      CsvRow cells{{"table", "prefill"},
+                   {"n", std::to_string(p["seq"].get<std::uint64_t>())},
+                   {"kernel", kernel},
+                   {"isa", k["isa"].get<std::string>()},
+                   {"extrapolated", k.value("extrapolated", false) ? "true" : "false"},
+                   {"gflops", csv_num(num_at(k, "gflops"))},
+                   {"pct_of_peak", csv_num(num_at(k, "pct_of_peak"))},
+                   {"edges_per_head", std::to_string(p["edges"][kernel == "dense" ? "dense_per_head" : "sparse_per_head"]
+                                                         .get<std::uint64_t>())}};
+      add_timing(cells, k, "ms", k.contains("samples_ms") ? std::to_string(k["samples_ms"].size()) : "0");
+      if (k.value("attempted", true)) cells["rounds"] = rounds;  // dense not run: no rounds
+      if (kernel == "sparse") {
+        cells["edge_ratio"] = csv_num(num_at(p["edges"], "ratio"));
+        cells["speedup_vs_dense"] = csv_num(num_at(p["speedup"], "measured"));
+        cells["fast_vs_ref"] = csv_num(num_at(p, "fast_vs_ref"));
+        add_range(cells, "speedup_rounds", p.value("round_speedups", Json::array()));
+        add_range(cells, "fast_vs_ref_rounds", p.value("round_fast_vs_ref", Json::array()));
       }
       row(cells);
     }
   }
-  // Thread scaling: kernel "dense@1" / "dense@T" (T the threads), speedup_vs_dense empty;
-  // the @T row gives the speedup over one thread and the range of the rounds' own.
+  // Thread scaling: kernel "dense@1" / "dense@T" (T the threads); the @T row gives the
+  // speedup over one thread and the range of the rounds' own.
   for (const Json& p : scaling_rows(r)) {
-    const std::string n = std::to_string(p["seq"].get<std::uint64_t>());
     const std::string t = std::to_string(r["scaling"]["threads"].get<unsigned>());
-    for (const char* kernel : {"dense", "sparse"}) {
+    for (const std::string kernel : {"dense", "sparse"}) {
       if (!p[kernel].is_object()) continue;
       for (const auto& [side, threads] : {std::pair{"one_thread", std::string("1")}, std::pair{"threads", t}}) {
         const Json& k = p[kernel][side];
-        std::vector<std::string> cells{
-            "scaling", n, std::string(kernel) + "@" + threads, k["isa"].get<std::string>(), "false",
-            csv_num(num_at(k, "median_ms")), csv_num(num_at(k, "min_ms")), csv_num(num_at(k, "max_ms")),
-            csv_num(num_at(k, "stddev_ms")), "ms", std::to_string(k["samples_ms"].size()), csv_num(num_at(k, "gflops")),
-            csv_num(num_at(k, "pct_of_peak")), "", "", "", "", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())};
+        CsvRow cells{{"table", "scaling"},
+                     {"n", std::to_string(p["seq"].get<std::uint64_t>())},
+                     {"kernel", kernel + "@" + threads},
+                     {"isa", k["isa"].get<std::string>()},
+                     {"extrapolated", "false"},
+                     {"gflops", csv_num(num_at(k, "gflops"))},
+                     {"pct_of_peak", csv_num(num_at(k, "pct_of_peak"))},
+                     {"rounds", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())}};
+        add_timing(cells, k, "ms", std::to_string(k["samples_ms"].size()));
         if (std::string(side) == "threads") {
-          const auto [lo, hi] = number_range(p[kernel].value("round_speedups", Json::array()));
-          cells.insert(cells.end(), {"", "", "", "", csv_num(num_at(p[kernel], "speedup")), csv_num(lo), csv_num(hi)});
+          cells["threads_speedup"] = csv_num(num_at(p[kernel], "speedup"));
+          add_range(cells, "threads_speedup_rounds", p[kernel].value("round_speedups", Json::array()));
         }
         row(cells);
       }
     }
   }
   for (const Json& d : r["decode"]["rows"]) {
-    const std::string n = std::to_string(d["t"].get<std::uint64_t>());
-    for (const char* kernel : {"sparse", "dense"}) {
+    for (const std::string kernel : {"sparse", "dense"}) {
       const Json& k = d[kernel];
-      const bool is_sparse = std::string(kernel) == "sparse";
-      row({"decode", n, kernel, r["decode"][is_sparse ? "sparse_kernel" : "dense_kernel"].get<std::string>(), "false",
-           csv_num(num_at(k, "median_ns")), csv_num(num_at(k, "min_ns")), csv_num(num_at(k, "max_ns")),
-           csv_num(num_at(k, "stddev_ns")), "ns", std::to_string(k["steps"].get<std::uint64_t>()), "", "",
-           is_sparse && k.contains("edges_last_step") ? std::to_string(k["edges_last_step"].get<std::uint64_t>()) : "",
-           "", is_sparse ? csv_num(num_at(d, "speedup")) : ""});
+      CsvRow cells{{"table", "decode"},
+                   {"n", std::to_string(d["t"].get<std::uint64_t>())},
+                   {"kernel", kernel},
+                   {"isa", r["decode"][kernel + "_kernel"].get<std::string>()},
+                   {"extrapolated", "false"}};
+      add_timing(cells, k, "ns", std::to_string(k["steps"].get<std::uint64_t>()));
+      if (kernel == "sparse") {
+        if (k.contains("edges_last_step")) cells["edges_per_head"] = std::to_string(k["edges_last_step"].get<std::uint64_t>());
+        cells["speedup_vs_dense"] = csv_num(num_at(d, "speedup"));
+      }
+      row(cells);
     }
   }
   return s;

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <chrono>
 #include <cstdio>
-#include <numeric>
 
 #include "rvt/bench/stats.hpp"
 #include "rvt/blob/blob.hpp"
@@ -103,8 +102,7 @@ std::string long_dense_notice(const std::string& what, const attn::AttentionShap
   };
   const double dense = flops(attn::dense_edges_per_head(shape.seq, config.causal));
   if (dense < kLongDenseFlops) return "";
-  const std::vector<std::uint32_t> rows = attn::row_edge_counts(shape.seq, config);
-  const double sparse = flops(std::accumulate(rows.begin(), rows.end(), std::uint64_t{0}));
+  const double sparse = flops(attn::sparse_edges_per_head(shape.seq, config));
   return what + " over " + std::to_string(shape.seq) + " tokens: " + format_double("%.3g", dense) +
          " float operations (the sparse backend's: " + format_double("%.3g", sparse) +
          "); nothing more is printed until it ends";
