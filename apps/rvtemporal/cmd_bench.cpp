@@ -88,6 +88,7 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   req.plot_path = o.plot;
   req.compare_path = o.compare;
   req.tolerance = o.tolerance;
+  req.notice = warn_notice("bench");
   if (ctx.json && (o.format == "md" || o.format == "csv")) {
     throw_usage("--format " + o.format + " and --json both want stdout; pick one");
   }

@@ -67,9 +67,16 @@ class BenchReport(CliTestCase):
 
     def test_machine_block(self):
         m = self.report["result"]["machine"]
-        for key in ("cpu_model", "logical_cpus", "loadavg", "isa", "threads", "compiler", "build_type", "git_commit",
-                    "timestamp_utc"):
+        for key in ("cpu_model", "cpu_id", "logical_cpus", "loadavg", "isa", "threads", "compiler", "build_type",
+                    "git_commit", "timestamp_utc"):
             self.assertIn(key, m)
+        self.assertEqual(sorted(m["cpu_id"]), ["family", "model", "stepping", "vendor"])
+        with open("/proc/cpuinfo") as f:  # the first processor's numbers, as Linux gives them
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        self.assertEqual(m["cpu_id"]["family"], int(fields["cpu family"]) if "cpu family" in fields else None)
+        self.assertEqual(m["cpu_id"]["model"], int(fields["model"]) if "model" in fields else None)
+        self.assertEqual(m["cpu_id"]["vendor"], fields.get("vendor_id"))
         self.assertIn(m["isa"], ("scalar", "avx2", "avx512"))
         self.assertRegex(m["timestamp_utc"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         peak = self.report["result"]["fma_peak"]
@@ -377,6 +384,56 @@ class BenchCompare(CliTestCase):
         self.assertExit(p, OK)
         self.assertEqual(report["result"]["compare"]["compared"], 1)
         self.assertIn("prefill N=64 sparse", report["result"]["compare"]["unmatched"])
+
+    def test_same_machine_is_recorded_and_quiet(self):
+        path = self.write("huge.json", self.scaled(1e6))
+        p, report = run_json("bench", *SMALL, "--compare", path)  # not -q: a warning would show
+        self.assertExit(p, OK)
+        c = report["result"]["compare"]
+        self.assertTrue(c["same_machine"])
+        self.assertEqual(c["machine"], c["baseline_machine"])
+        self.assertIn("thread", c["machine"])
+        self.assertGreater(c["fma_peak_ratio"], 0)
+        self.assertNotIn("warning", p.stderr)
+
+    def test_another_cpu_is_a_warning_not_a_failure(self):
+        base = self.scaled(1e6)
+        m = base["result"]["machine"]
+        m["cpu_id"]["family"] = (m["cpu_id"]["family"] or 0) + 1
+        base["result"]["fma_peak"]["single_core_gflops"] = (base["result"]["fma_peak"]["single_core_gflops"] or 1.0) * 2
+        path = self.write("other_cpu.json", base)
+        p, report = run_json("bench", *SMALL, "--compare", path)
+        self.assertExit(p, OK)  # the medians decide the exit code
+        warning = p.stderr.splitlines()[0]
+        self.assertTrue(warning.startswith("warning: bench: --compare: baseline " + path + " ran on "), warning)
+        self.assertIn("family %d" % m["cpu_id"]["family"], warning)
+        self.assertIn("family %d" % (m["cpu_id"]["family"] - 1), warning)
+        c = report["result"]["compare"]
+        self.assertFalse(c["same_machine"])
+        peak = report["result"]["fma_peak"]["single_core_gflops"]
+        if peak is not None:  # this run's peak over the doubled one of the baseline
+            self.assertAlmostEqual(c["fma_peak_ratio"], peak / base["result"]["fma_peak"]["single_core_gflops"])
+        # -q hides the warning, the report still says so; text output names both machines
+        p = run("bench", *SMALL, "-q", "--compare", path)
+        self.assertExit(p, OK)
+        self.assertEqual(p.stderr, "")
+        self.assertIn("baseline ran on ", p.stdout)
+        self.assertIn("NOT THE SAME MACHINE OR SETTINGS", p.stdout)
+
+    def test_other_thread_count_is_a_warning(self):
+        base = self.scaled(1e6)
+        base["result"]["machine"]["threads"] = 7
+        p = run("bench", *SMALL, "--compare", self.write("threads.json", base))
+        self.assertExit(p, OK)
+        self.assertIn("7 threads", p.stderr.splitlines()[0])
+
+    def test_old_baseline_without_cpu_id_cannot_tell(self):
+        base = self.scaled(1e6)
+        del base["result"]["machine"]["cpu_id"]
+        p, report = run_json("bench", *SMALL, "--compare", self.write("old.json", base))
+        self.assertExit(p, OK)
+        self.assertIsNone(report["result"]["compare"]["same_machine"])
+        self.assertNotIn("warning", p.stderr)
 
     def test_other_preset_is_bad_input(self):
         p = run("bench", *SMALL, "-q", "--preset", "aether", "--compare", self.write("b.json", self.report))

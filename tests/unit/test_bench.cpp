@@ -498,6 +498,81 @@ TEST_CASE("bench compare: tiny baseline regresses, huge baseline passes") {
   CHECK(r1.json()["entries"].size() == 6);
 }
 
+TEST_CASE("bench cpu identity: the first processor's numbers, what is missing left null") {
+  std::istringstream two("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                         "model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 26\n"
+                         "model name\t: other\n");
+  const CpuIdentity id = parse_cpuinfo(two);
+  CHECK(id.model_name == "AMD EPYC");
+  CHECK(id.vendor == "AuthenticAMD");
+  CHECK(id.family == 25);  // not the second processor's 26
+  CHECK(id.model == 17);
+  CHECK(id.stepping == 1);
+  Json machine{{"cpu_model", id.model_name}, {"cpu_id", id.id_json()}};
+  CHECK(describe_cpu(machine) == "AMD EPYC (AuthenticAMD family 25 model 17 stepping 1)");
+
+  std::istringstream partial("model name : Some CPU\ncpu family : x25\n");  // no vendor, a bad number
+  const CpuIdentity p = parse_cpuinfo(partial);
+  CHECK(p.model_name == "Some CPU");
+  CHECK(!p.family);
+  CHECK(p.id_json() == Json{{"vendor", nullptr}, {"family", nullptr}, {"model", nullptr}, {"stepping", nullptr}});
+  CHECK(describe_cpu(Json{{"cpu_model", p.model_name}, {"cpu_id", p.id_json()}}) == "Some CPU");
+  std::istringstream empty("");
+  CHECK(parse_cpuinfo(empty).model_name == "unknown");
+  CHECK(describe_cpu(Json{{"cpu_model", "Old Report CPU"}}) == "Old Report CPU");  // before cpu_id
+}
+
+TEST_CASE("bench compare: the machines each side ran on") {
+  auto machine = [](int family, const char* isa, unsigned threads) {
+    return Json{{"cpu_model", "AMD EPYC"},
+                {"cpu_id", {{"vendor", "AuthenticAMD"}, {"family", family}, {"model", 17}, {"stepping", 1}}},
+                {"isa", isa},
+                {"threads", threads}};
+  };
+  auto with = [](Json r, const Json& m, double peak) {
+    r["machine"] = m;
+    r["fma_peak"] = Json{{"single_core_gflops", peak}};
+    return r;
+  };
+  const Json here = machine(25, "avx512", 2);
+  const Json current = with(fake_result(100.0, 2.0, 30.0, 800.0), here, 117.0);
+
+  const CompareResult same = compare_results(current, with(fake_result(1e6, 1e6, 1e6, 1e9), here, 117.0), 0.15);
+  CHECK(same.same_machine == true);
+  CHECK(same.machine == "AMD EPYC (AuthenticAMD family 25 model 17 stepping 1), avx512, 2 threads");
+  CHECK(same.fma_peak_ratio == Approx(1.0));
+  CHECK(machine_notice(here, with(fake_result(1, 1, 1, 1), here, 117.0), "b.json").empty());
+
+  const Json other = with(fake_result(1e6, 1e6, 1e6, 1e9), machine(26, "avx512", 2), 234.0);
+  const CompareResult diff = compare_results(current, other, 0.15, "b.json");
+  CHECK(diff.same_machine == false);
+  CHECK(diff.regressions() == 0);  // a warning, not a failure
+  CHECK(diff.fma_peak_ratio == Approx(0.5));
+  const Json j = diff.json();
+  CHECK(j["same_machine"] == false);
+  CHECK(j["baseline_machine"] == "AMD EPYC (AuthenticAMD family 26 model 17 stepping 1), avx512, 2 threads");
+  const std::string notice = machine_notice(here, other, "b.json");
+  CHECK(notice.find("baseline b.json ran on AMD EPYC (AuthenticAMD family 26") != std::string::npos);
+  CHECK(notice.find("this run on AMD EPYC (AuthenticAMD family 25") != std::string::npos);
+  CHECK(notice.find('\n') == std::string::npos);
+
+  // Another ISA or thread count is another setting; a baseline without a machine block, or
+  // one without cpu_id that otherwise matches, cannot tell.
+  CHECK(same_machine(here, with(fake_result(1, 1, 1, 1), machine(25, "avx2", 2), 1.0)) == false);
+  CHECK(same_machine(here, with(fake_result(1, 1, 1, 1), machine(25, "avx512", 1), 1.0)) == false);
+  CHECK(!same_machine(here, fake_result(1, 1, 1, 1)).has_value());
+  Json old = with(fake_result(1, 1, 1, 1), here, 1.0);
+  old["machine"].erase("cpu_id");
+  CHECK(!same_machine(here, old).has_value());
+  CHECK(machine_notice(here, old, "old.json").empty());
+  old["machine"]["cpu_model"] = "Intel Xeon";
+  CHECK(same_machine(here, old) == false);
+  const CompareResult none = compare_results(fake_result(100.0, 2.0, 30.0, 800.0), fake_result(1e6, 1e6, 1e6, 1e9), 0.15);
+  CHECK(none.json()["machine"].is_null());
+  CHECK(none.json()["same_machine"].is_null());
+  CHECK(none.json()["fma_peak_ratio"].is_null());
+}
+
 TEST_CASE("bench compare: another workload, nothing matched, bad tolerance, bad files") {
   const Json current = fake_result(100.0, 2.0, 30.0, 800.0);
   CHECK(code_of([&] { compare_results(current, fake_result(1, 1, 1, 1, "aether"), 0.15); }) == ExitCode::kBadInput);

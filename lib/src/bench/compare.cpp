@@ -66,6 +66,14 @@ std::map<Key, double> medians(const Json& r) {
   return m;
 }
 
+// The one-core FMA peak a result measured; 0 where it has none.
+double one_core_peak(const Json& r) {
+  if (!r.contains("fma_peak") || !r["fma_peak"].is_object()) return 0.0;
+  const Json& p = r["fma_peak"];
+  return p.contains("single_core_gflops") && p["single_core_gflops"].is_number() ? p["single_core_gflops"].get<double>()
+                                                                                 : 0.0;
+}
+
 std::string entry_name(const CompareEntry& e) {
   return (e.table == "decode" ? "decode T=" : "N=") + std::to_string(e.n) + " " + e.kernel;
 }
@@ -93,6 +101,32 @@ Json load_baseline(const std::string& path) {
     throw_bad_input("--compare: " + path + " is not a bench report (no \"schema\": \"" + kBenchSchema + "\")");
   }
   return j;
+}
+
+std::optional<bool> same_machine(const Json& current_machine, const Json& baseline) {
+  if (!baseline.contains("machine") || !baseline["machine"].is_object()) return std::nullopt;
+  const Json& b = baseline["machine"];
+  auto same = [&](const char* key) { return b.contains(key) && current_machine.contains(key) && b[key] == current_machine[key]; };
+  if (!same("cpu_model") || !same("isa") || !same("threads")) return false;
+  if (!b.contains("cpu_id") || !current_machine.contains("cpu_id")) return std::nullopt;
+  return same("cpu_id");
+}
+
+std::string describe_machine(const Json& machine) {
+  std::string s = describe_cpu(machine);
+  if (machine.contains("isa") && machine["isa"].is_string()) s += ", " + machine["isa"].get<std::string>();
+  if (machine.contains("threads") && machine["threads"].is_number_unsigned()) {
+    const auto t = machine["threads"].get<std::uint64_t>();
+    s += ", " + std::to_string(t) + (t == 1 ? " thread" : " threads");
+  }
+  return s;
+}
+
+std::string machine_notice(const Json& current_machine, const Json& baseline, const std::string& baseline_name) {
+  if (same_machine(current_machine, baseline) != false) return "";
+  return "--compare: baseline " + baseline_name + " ran on " + describe_machine(baseline["machine"]) +
+         "; this run on " + describe_machine(current_machine) +
+         ": the ratios compare the machines as much as the code";
 }
 
 void check_comparable(const Json& current, const Json& baseline, const std::string& baseline_name) {
@@ -144,6 +178,10 @@ Json CompareResult::json() const {
   }
   j["entries"] = es;
   j["unmatched"] = unmatched;
+  j["machine"] = machine.empty() ? Json(nullptr) : Json(machine);
+  j["baseline_machine"] = baseline_machine.empty() ? Json(nullptr) : Json(baseline_machine);
+  j["same_machine"] = same_machine ? Json(*same_machine) : Json(nullptr);
+  j["fma_peak_ratio"] = fma_peak_ratio ? Json(*fma_peak_ratio) : Json(nullptr);
   return j;
 }
 
@@ -169,6 +207,13 @@ CompareResult compare_results(const Json& current, const Json& baseline, double 
   if (res.entries.empty()) {
     throw_bad_input("--compare: baseline " + baseline_name + " has none of this run's sizes (N or decode T)");
   }
+  const Json no_machine = Json::object();
+  const Json& machine = current.contains("machine") ? current["machine"] : no_machine;
+  res.machine = current.contains("machine") ? describe_machine(current["machine"]) : "";
+  res.baseline_machine = baseline.contains("machine") ? describe_machine(baseline["machine"]) : "";
+  res.same_machine = same_machine(machine, baseline);
+  const double peak = one_core_peak(current), base_peak = one_core_peak(baseline);
+  if (peak > 0.0 && base_peak > 0.0) res.fma_peak_ratio = peak / base_peak;
   return res;
 }
 

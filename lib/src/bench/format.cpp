@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "rvt/bench/bench.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/report/svg.hpp"
 
@@ -216,7 +217,7 @@ std::string machine_line(const Json& r) {
     load = fixed(m["loadavg"][0].get<double>(), 2) + " " + fixed(m["loadavg"][1].get<double>(), 2) + " " +
            fixed(m["loadavg"][2].get<double>(), 2);
   }
-  return m["cpu_model"].get<std::string>() + ", " + std::to_string(m["logical_cpus"].get<std::uint64_t>()) +
+  return describe_cpu(m) + ", " + std::to_string(m["logical_cpus"].get<std::uint64_t>()) +
          " logical CPUs, load average " + load + ", " + m["compiler"].get<std::string>() + " " +
          m["build_type"].get<std::string>() + ", commit " + m["git_commit"].get<std::string>() + ", " +
          m["timestamp_utc"].get<std::string>();
@@ -270,6 +271,16 @@ std::string compare_text(const Json& r) {
   std::string s = "compare with " + c["baseline"].get<std::string>() + " (tolerance " +
                   fixed(c["tolerance"].get<double>(), 2) + "): " + std::to_string(c["compared"].get<std::uint64_t>()) +
                   " medians, " + std::to_string(c["regressions"].get<std::uint64_t>()) + " regressed\n";
+  auto text_or = [&](const char* key, const char* absent) {
+    return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : std::string(absent);
+  };
+  s += "  baseline ran on " + text_or("baseline_machine", "(not recorded)") + "\n  this run on " +
+       text_or("machine", "(not recorded)");
+  if (c.contains("fma_peak_ratio") && c["fma_peak_ratio"].is_number()) {
+    s += ", one-core FMA peak " + fixed(c["fma_peak_ratio"].get<double>(), 2) + "x the baseline's";
+  }
+  if (c.contains("same_machine") && c["same_machine"] == false) s += "  NOT THE SAME MACHINE OR SETTINGS";
+  s += "\n";
   for (const Json& e : c["entries"]) {
     s += "  " + e["table"].get<std::string>() + " " + (e["table"] == "decode" ? "T=" : "N=") +
          std::to_string(e["n"].get<std::uint64_t>()) + " " + e["kernel"].get<std::string>() + ": " +

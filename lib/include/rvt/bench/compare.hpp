@@ -6,9 +6,12 @@
 // pattern (window, block, globals, causal, log stride, landmarks). Medians are matched by
 // (table, size, kernel): prefill dense / sparse / sparse_ref at each N and decode sparse /
 // dense at each T present in both; extrapolated dense values are never compared. A
-// median regresses when current / baseline > 1 + tolerance.
+// median regresses when current / baseline > 1 + tolerance. The machine each side ran on
+// is reported beside the ratios; another CPU, ISA or thread count is a warning, not a
+// failure (a CI runner may change under a kept baseline: say so, let the job decide).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,21 @@ namespace rvt::bench {
 // Reads a baseline file: missing or unreadable -> rvt::Error(kIo); not JSON or not a
 // bench report -> rvt::Error(kBadInput). Returns the bench result object.
 report::Json load_baseline(const std::string& path);
+
+// Whether `baseline` (a bench result) was measured on the machine and settings of this run
+// (`current_machine`: a result's "machine" block): the same CPU (model string and, where both
+// record it, cpu_id), ISA and thread count. nullopt where the baseline does not record
+// enough to tell: no machine block, or no cpu_id while everything else matches.
+std::optional<bool> same_machine(const report::Json& current_machine, const report::Json& baseline);
+
+// A machine block in words: "AMD EPYC (AuthenticAMD family 25 model 17 stepping 1), avx512, 2 threads".
+std::string describe_machine(const report::Json& machine);
+
+// One line for stderr when same_machine is false, naming both machines; "" otherwise. The
+// medians' ratios then mix the machines with the code (on this project's VM the host changed
+// between sessions and the one-core FMA peak halved).
+std::string machine_notice(const report::Json& current_machine, const report::Json& baseline,
+                           const std::string& baseline_name);
 
 // Throws rvt::Error(kBadInput) when `baseline` was measured on a different preset, shape
 // or sparse pattern than `current` (both bench result objects, or a current result made
@@ -38,6 +56,11 @@ struct CompareResult {
   double tolerance = 0.15;
   std::vector<CompareEntry> entries;
   std::vector<std::string> unmatched;  // "prefill N=64 sparse" measured now but absent from the baseline
+  // Where each side ran (describe_machine, "" where a report has no machine block), whether
+  // that is the same (same_machine), and this run's one-core FMA peak over the baseline's.
+  std::string machine, baseline_machine;
+  std::optional<bool> same_machine;
+  std::optional<double> fma_peak_ratio;
   std::size_t regressions() const;
   // One line for stderr naming the worst regression (N and kernel) and how many more; "" if none.
   std::string failure_message() const;
