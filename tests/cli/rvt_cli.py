@@ -72,6 +72,9 @@ class CliTestCase(unittest.TestCase):
         self.assertEqual(report["ok"], exit_code == 0)
         for key in ("version", "git_commit", "build_type", "compiler"):
             self.assertIn(key, report["tool"])
+        for key in ("isa", "isa_best", "cores", "cpu_model", "cpu_id"):
+            self.assertIn(key, report["host"])
+        self.assertEqual(sorted(report["host"]["cpu_id"]), ["family", "model", "stepping", "vendor"])
 
     def no_temp_files(self, directory):
         return [f for f in os.listdir(directory) if ".tmp." in f]

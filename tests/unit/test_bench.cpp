@@ -498,30 +498,6 @@ TEST_CASE("bench compare: tiny baseline regresses, huge baseline passes") {
   CHECK(r1.json()["entries"].size() == 6);
 }
 
-TEST_CASE("bench cpu identity: the first processor's numbers, what is missing left null") {
-  std::istringstream two("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
-                         "model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 26\n"
-                         "model name\t: other\n");
-  const CpuIdentity id = parse_cpuinfo(two);
-  CHECK(id.model_name == "AMD EPYC");
-  CHECK(id.vendor == "AuthenticAMD");
-  CHECK(id.family == 25);  // not the second processor's 26
-  CHECK(id.model == 17);
-  CHECK(id.stepping == 1);
-  Json machine{{"cpu_model", id.model_name}, {"cpu_id", id.id_json()}};
-  CHECK(describe_cpu(machine) == "AMD EPYC (AuthenticAMD family 25 model 17 stepping 1)");
-
-  std::istringstream partial("model name : Some CPU\ncpu family : x25\n");  // no vendor, a bad number
-  const CpuIdentity p = parse_cpuinfo(partial);
-  CHECK(p.model_name == "Some CPU");
-  CHECK(!p.family);
-  CHECK(p.id_json() == Json{{"vendor", nullptr}, {"family", nullptr}, {"model", nullptr}, {"stepping", nullptr}});
-  CHECK(describe_cpu(Json{{"cpu_model", p.model_name}, {"cpu_id", p.id_json()}}) == "Some CPU");
-  std::istringstream empty("");
-  CHECK(parse_cpuinfo(empty).model_name == "unknown");
-  CHECK(describe_cpu(Json{{"cpu_model", "Old Report CPU"}}) == "Old Report CPU");  // before cpu_id
-}
-
 TEST_CASE("bench compare: the machines each side ran on") {
   auto machine = [](int family, const char* isa, unsigned threads) {
     return Json{{"cpu_model", "AMD EPYC"},

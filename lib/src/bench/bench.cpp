@@ -9,10 +9,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <istream>
-#include <optional>
-#include <string>
 #include <thread>
 
 #include "rvt/attention/attention.hpp"
@@ -272,79 +268,10 @@ std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t it
   return peaks;
 }
 
-CpuIdentity parse_cpuinfo(std::istream& in) {
-  CpuIdentity id;
-  auto number = [](const std::string& v) -> std::optional<int> {
-    try {
-      std::size_t used = 0;
-      const int n = std::stoi(v, &used);
-      if (used == v.size() && n >= 0) return n;
-    } catch (const std::exception&) {
-    }
-    return std::nullopt;
-  };
-  bool named = false;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find_first_not_of(" \t") == std::string::npos) {  // the first processor's block ends
-      if (named) break;
-      continue;
-    }
-    const std::size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string key = line.substr(0, colon), value = line.substr(colon + 1);
-    key.erase(key.find_last_not_of(" \t") + 1);
-    value.erase(0, value.find_first_not_of(" \t"));
-    if (key == "model name") {
-      id.model_name = value;
-      named = true;
-    } else if (key == "vendor_id") {
-      id.vendor = value;
-    } else if (key == "cpu family") {
-      id.family = number(value);
-    } else if (key == "model") {
-      id.model = number(value);
-    } else if (key == "stepping") {
-      id.stepping = number(value);
-    }
-  }
-  return id;
-}
-
-CpuIdentity cpu_identity() {
-  std::ifstream in("/proc/cpuinfo");
-  return parse_cpuinfo(in);
-}
-
-Json CpuIdentity::id_json() const {
-  auto opt = [](const std::optional<int>& v) { return v ? Json(*v) : Json(nullptr); };
-  return Json{{"vendor", vendor.empty() ? Json(nullptr) : Json(vendor)},
-              {"family", opt(family)},
-              {"model", opt(model)},
-              {"stepping", opt(stepping)}};
-}
-
-std::string describe_cpu(const Json& machine) {
-  std::string s = machine.contains("cpu_model") && machine["cpu_model"].is_string()
-                      ? machine["cpu_model"].get<std::string>()
-                      : std::string("unknown CPU");
-  if (!machine.contains("cpu_id") || !machine["cpu_id"].is_object()) return s;
-  const Json& id = machine["cpu_id"];
-  std::string parts;
-  auto add = [&](const std::string& part) { parts += (parts.empty() ? "" : " ") + part; };
-  if (id.contains("vendor") && id["vendor"].is_string()) add(id["vendor"].get<std::string>());
-  for (const char* key : {"family", "model", "stepping"}) {
-    if (id.contains(key) && id[key].is_number_integer()) add(std::string(key) + " " + std::to_string(id[key].get<int>()));
-  }
-  return parts.empty() ? s : s + " (" + parts + ")";
-}
-
 Json machine_json(kernels::Isa resolved, unsigned threads) {
   const BuildInfo& b = build_info();
   Json j;
-  const CpuIdentity cpu = cpu_identity();
-  j["cpu_model"] = cpu.model_name;
-  j["cpu_id"] = cpu.id_json();
+  report::add_cpu(j);
   j["logical_cpus"] = std::max(1u, std::thread::hardware_concurrency());
   double load[3] = {0, 0, 0};
   if (getloadavg(load, 3) == 3) {

@@ -113,7 +113,7 @@ std::optional<bool> same_machine(const Json& current_machine, const Json& baseli
 }
 
 std::string describe_machine(const Json& machine) {
-  std::string s = describe_cpu(machine);
+  std::string s = report::describe_cpu(machine);
   if (machine.contains("isa") && machine["isa"].is_string()) s += ", " + machine["isa"].get<std::string>();
   if (machine.contains("threads") && machine["threads"].is_number_unsigned()) {
     const auto t = machine["threads"].get<std::uint64_t>();

@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "rvt/bench/bench.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/report/svg.hpp"
 
@@ -217,7 +216,7 @@ std::string machine_line(const Json& r) {
     load = fixed(m["loadavg"][0].get<double>(), 2) + " " + fixed(m["loadavg"][1].get<double>(), 2) + " " +
            fixed(m["loadavg"][2].get<double>(), 2);
   }
-  return describe_cpu(m) + ", " + std::to_string(m["logical_cpus"].get<std::uint64_t>()) +
+  return report::describe_cpu(m) + ", " + std::to_string(m["logical_cpus"].get<std::uint64_t>()) +
          " logical CPUs, load average " + load + ", " + m["compiler"].get<std::string>() + " " +
          m["build_type"].get<std::string>() + ", commit " + m["git_commit"].get<std::string>() + ", " +
          m["timestamp_utc"].get<std::string>();

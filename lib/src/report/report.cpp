@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "rvt/core/build_info.hpp"
+#include "rvt/core/cpu_info.hpp"
 #include "rvt/core/parallel.hpp"
 #include "rvt/kernels/isa.hpp"
 
@@ -28,7 +29,32 @@ Json host_json() {
   }
   j["isa_best"] = kernels::isa_name(kernels::best_isa());
   j["cores"] = default_threads();
+  add_cpu(j);
   return j;
+}
+
+void add_cpu(Json& block) {
+  const CpuIdentity& cpu = cpu_identity();
+  auto number = [](const std::optional<int>& v) { return v ? Json(*v) : Json(nullptr); };
+  block["cpu_model"] = cpu.model_name;
+  block["cpu_id"] = Json{{"vendor", cpu.vendor.empty() ? Json(nullptr) : Json(cpu.vendor)},
+                         {"family", number(cpu.family)},
+                         {"model", number(cpu.model)},
+                         {"stepping", number(cpu.stepping)}};
+}
+
+std::string describe_cpu(const Json& block) {
+  std::string s = block.contains("cpu_model") && block["cpu_model"].is_string() ? block["cpu_model"].get<std::string>()
+                                                                                : std::string("unknown CPU");
+  if (!block.contains("cpu_id") || !block["cpu_id"].is_object()) return s;
+  const Json& id = block["cpu_id"];
+  std::string parts;
+  auto add = [&](const std::string& part) { parts += (parts.empty() ? "" : " ") + part; };
+  if (id.contains("vendor") && id["vendor"].is_string()) add(id["vendor"].get<std::string>());
+  for (const char* key : {"family", "model", "stepping"}) {
+    if (id.contains(key) && id[key].is_number_integer()) add(std::string(key) + " " + std::to_string(id[key].get<int>()));
+  }
+  return parts.empty() ? s : s + " (" + parts + ")";
 }
 
 std::string utc_timestamp() {

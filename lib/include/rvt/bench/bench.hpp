@@ -14,8 +14,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <iosfwd>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,27 +92,9 @@ struct CpuPeak {
 };
 std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t iterations, int pieces = 4);
 
-// The CPU as /proc/cpuinfo gives it (its first processor): the model string, and the vendor,
-// family, model and stepping numbers. The numbers tell hosts apart where the string does not:
-// this project's VM reads "AMD EPYC" on a family 25 host and on a family 26 one, whose
-// one-core FMA peaks differ twofold (~117 against ~220 GFLOP/s).
-struct CpuIdentity {
-  std::string model_name = "unknown";
-  std::string vendor;  // "" where not given
-  std::optional<int> family, model, stepping;
-  // {"vendor", "family", "model", "stepping"}: the machine block's "cpu_id", null where not given.
-  report::Json id_json() const;
-};
-CpuIdentity parse_cpuinfo(std::istream& in);
-CpuIdentity cpu_identity();  // /proc/cpuinfo; model_name "unknown" where it cannot be read
-
-// CPU model and identity (above), logical CPUs, the 1/5/15-minute load average at the
-// start, the ISA and thread count, compiler, build type, git commit, UTC timestamp.
+// CPU model and cpu_id (report::add_cpu), logical CPUs, the 1/5/15-minute load average at
+// the start, the ISA and thread count, compiler, build type, git commit, UTC timestamp.
 report::Json machine_json(kernels::Isa resolved, unsigned threads);
-
-// A machine block's CPU in words: "AMD EPYC (AuthenticAMD family 25 model 17 stepping 1)",
-// the model string alone for a report from before "cpu_id".
-std::string describe_cpu(const report::Json& machine);
 
 // The workload part of a result: {"preset", "shape", "config"}; what --compare checks a
 // baseline against before anything runs.

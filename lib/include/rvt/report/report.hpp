@@ -1,7 +1,7 @@
 // The JSON report envelope every subcommand emits.
 //
 //   {"schema": "rvtemporal.report/1", "command": "blob inspect", "ok": true, "exit_code": 0,
-//    "exit_name": "ok", "tool": {...build...}, "host": {"isa": ...}, "timestamp_utc": "...", "result": {...},
+//    "exit_name": "ok", "tool": {...build...}, "host": {"isa": ..., "cpu_model": ...}, "timestamp_utc": "...", "result": {...},
 //    "error": null | {"message": "..."}}
 //
 // Keys keep their insertion order (ordered_json) so reports diff cleanly.
@@ -20,7 +20,14 @@ using Json = nlohmann::ordered_json;
 inline constexpr const char* kSchema = "rvtemporal.report/1";
 
 Json tool_json();
-Json host_json();  // the kernels' ISA (after RVT_ISA / --isa), the best ISA, cores
+Json host_json();  // the kernels' ISA (after RVT_ISA / --isa), the best ISA, cores, the CPU (below)
+
+// Sets block["cpu_model"] (the model string) and block["cpu_id"] ({"vendor", "family",
+// "model", "stepping"}, null where /proc/cpuinfo does not give one): rvt/core/cpu_info.hpp.
+void add_cpu(Json& block);
+// Such a block's CPU in words, "AMD EPYC (AuthenticAMD family 25 model 17 stepping 1)"; the
+// model string alone for a report from before "cpu_id".
+std::string describe_cpu(const Json& block);
 std::string utc_timestamp();  // ISO 8601, seconds, "Z"
 
 Json envelope(const std::string& command, ExitCode code, Json result, const std::string& error);
