@@ -1,6 +1,12 @@
 // `rvtemporal parity`: accuracy suites with gates that CI can trust (docs/parity.md).
 // Exit 0 when every gate passes, 1 when one fails (stderr names it and its worst element),
 // 2/3/4 for usage, input and I/O errors.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
+
 #include "cli.hpp"
 #include "presets.hpp"
 #include "rvt/core/hash.hpp"
@@ -69,13 +75,37 @@ parity::Request make_request(const ParityOptions& o) {
   return r;
 }
 
+// Progress on stderr, for runs that take minutes (large --seq): on a terminal a status line
+// naming the suite that runs, redrawn in place and cleared at the end, so that a failing
+// gate's one-line error stands alone; with -v one line per finished suite; nothing with -q
+// or when stderr is not a terminal (scripts read the one-line error).
+std::function<void(const parity::Progress&)> progress_printer() {
+  const spdlog::level::level_enum level = spdlog::default_logger()->level();
+  const bool tty = level < spdlog::level::err && isatty(fileno(stderr));
+  const bool lines = level <= spdlog::level::info;
+  if (!tty && !lines) return {};
+  return [tty, lines](const parity::Progress& p) {
+    if (tty) {
+      if (p.done) std::fputs("\r\x1b[K", stderr);
+      else std::fprintf(stderr, "\rparity: suite %zu/%zu: %s\x1b[K", p.index + 1, p.total, p.suite.c_str());
+      std::fflush(stderr);
+    }
+    if (lines && p.done) {
+      const std::size_t n = p.done->cases.size();
+      spdlog::info("parity: suite {} ({}/{}): {}, {} case{}, {:.2f} s", p.suite, p.index + 1, p.total,
+                   p.done->pass() ? "pass" : "FAIL", n, n == 1 ? "" : "s", p.done->wall_ms / 1000.0);
+    }
+  };
+}
+
 Outcome run_parity_cmd(const ParityOptions& o, Context& ctx) {
   if (o.format == "json") {
     ctx.json = true;
   } else if (o.format == "md" && ctx.json) {
     throw_usage("--format md and --json both want stdout; pick one");
   }
-  const parity::Request request = make_request(o);
+  parity::Request request = make_request(o);
+  request.progress = progress_printer();
   const parity::Report report = parity::run_parity(request);
   Outcome out;
   out.result = report.json();

@@ -28,6 +28,28 @@ def run_json(*args):
     return p, report
 
 
+def run_on_terminal(*args, timeout=300):
+    """Runs rvtemporal with stderr on a pseudo-terminal (stdout piped): returns (exit code,
+    stdout, everything written to stderr, control characters kept)."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([BIN, *map(str, args)], stdout=subprocess.PIPE, stderr=slave, text=True, timeout=timeout)
+    finally:
+        os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return p.returncode, p.stdout, b"".join(chunks).decode(errors="replace")
+
+
 def first_stderr_line(*args, timeout=120):
     """Starts rvtemporal with args, returns the first line it writes to stderr (without the
     newline), then kills it: for jobs that announce themselves and then run for minutes."""

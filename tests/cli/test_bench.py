@@ -211,6 +211,21 @@ class BenchOutputs(CliTestCase):
         self.assertTrue(lines[1].startswith("bench: N=128"))
         self.assertTrue(lines[2].startswith("bench: T=128"))
 
+    def test_progress_bar_on_a_terminal(self):
+        code, out, err = run_on_terminal("bench", *SMALL)
+        self.assertEqual(code, OK)
+        self.assertIn("fma peak", out)
+        err = err.replace("\r\n", "\n")  # the terminal's own newline translation
+        draws = err.split("\r")[1:]  # each draw starts with a carriage return
+        self.assertGreater(len(draws), 3, err)
+        for draw in draws:
+            self.assertRegex(draw, r"^\[[#.]{30}\] +\d+% .*\x1b\[K")
+        self.assertTrue(draws[-1].startswith("[" + "#" * 30 + "] 100% "), draws[-1])
+        self.assertTrue(err.endswith("\x1b[K\n"), err[-40:])  # the finished bar keeps its line
+        self.assertNotIn("bench: N=", err)  # no per-N lines on a terminal
+        code, _, err = run_on_terminal("bench", *SMALL, "-q")
+        self.assertEqual((code, err), (OK, ""))
+
     def test_plot(self):
         svg = self.path("b.svg")
         p, report = bench_json("--plot", svg)

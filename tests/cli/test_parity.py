@@ -193,6 +193,33 @@ class TestParityGates(CliTestCase):
                 self.assertEqual(len([l for l in p.stderr.splitlines() if l.strip()]), 1, p.stderr)
 
 
+class TestParityProgress(CliTestCase):
+    def test_verbose_lines_per_suite(self):
+        p = run("parity", "--suite", "realistic,stream", "-v")
+        self.assertExit(p, OK)
+        lines = [l for l in p.stderr.splitlines() if "parity: suite" in l]
+        self.assertEqual(len(lines), 2, p.stderr)
+        self.assertRegex(lines[0], r"^info: parity: suite realistic \(1/2\): pass, 1 case, \d+\.\d\d s$")
+        self.assertRegex(lines[1], r"^info: parity: suite stream \(2/2\): pass, \d+ cases, \d+\.\d\d s$")
+        p = run("parity", "--suite", "realistic", "--gate", "max_abs=1e-12", "-v")
+        self.assertExit(p, CHECK_FAILED)
+        self.assertIn("info: parity: suite realistic (1/1): FAIL, 1 case, ", p.stderr)
+
+    def test_status_line_on_a_terminal(self):
+        code, out, err = run_on_terminal("parity", "--suite", "realistic,stream")
+        self.assertEqual(code, OK)
+        self.assertIn("## rvtemporal parity: PASS", out)
+        self.assertEqual(err, "\rparity: suite 1/2: realistic\x1b[K\r\x1b[K"
+                              "\rparity: suite 2/2: stream\x1b[K\r\x1b[K")
+        # cleared before the one-line error, which stands alone on its line
+        code, _, err = run_on_terminal("parity", "--suite", "realistic", "--gate", "max_abs=1e-12")
+        self.assertEqual(code, CHECK_FAILED)
+        self.assertTrue(err.startswith("\rparity: suite 1/1: realistic\x1b[K\r\x1b[Krvtemporal: error: parity: "), err)
+        self.assertEqual(err.count("\n"), 1)
+        code, _, err = run_on_terminal("parity", "--suite", "realistic,stream", "-q")
+        self.assertEqual((code, err), (OK, ""))
+
+
 class TestParityInputs(CliTestCase):
     def test_npy_inputs(self):
         n, h, d = 48, 2, 8

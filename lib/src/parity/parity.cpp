@@ -456,9 +456,12 @@ Report run_parity(const Request& request) {
   rep.user_gates = request.gates;
   rep.isa = kernels::isa_name(kernels::resolve_isa(kernels::Isa::kAuto));
   rep.threads = request.threads;
-  for (const std::string& name : request.suites) {
+  for (std::size_t i = 0; i < request.suites.size(); ++i) {
+    const std::string& name = request.suites[i];
+    if (request.progress) request.progress(Progress{i, request.suites.size(), name, nullptr});
     rep.suites.push_back(run_suite(name, request));
     for (const std::string& p : rep.suites.back().plots) rep.plots.push_back(p);
+    if (request.progress) request.progress(Progress{i, request.suites.size(), name, &rep.suites.back()});
   }
   rep.wall_ms = detail::ms_since(start);
   return rep;

@@ -8,6 +8,7 @@
 // summary case decides: a sweep passes when at least one setting passes its gates.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,17 @@ struct SweepAxis {
 // string. Throws kUsage on unknown keys or values, repeated keys, or more than 256 settings.
 std::vector<SweepAxis> parse_sweep(const std::vector<std::string>& items);
 
+struct SuiteResult;
+
+// Where a run stands: suite `index` (0-based) of `total` is about to run (`done` null), or
+// has just run (`done` its result). Long runs (model and reference suites over large --seq)
+// take minutes; the CLI shows this on stderr.
+struct Progress {
+  std::size_t index = 0, total = 0;
+  std::string suite;
+  const SuiteResult* done = nullptr;
+};
+
 struct Request {
   std::vector<std::string> suites;  // from parse_suites
 
@@ -67,6 +79,7 @@ struct Request {
   std::string blob_path;         // model suite; empty: the default random blob
   unsigned threads = 1;
   std::string plot_dir;          // empty: no pictures
+  std::function<void(const Progress&)> progress;  // optional: before and after each suite
 
   bool from_files() const { return !q_path.empty() || !k_path.empty() || !v_path.empty(); }
 };
