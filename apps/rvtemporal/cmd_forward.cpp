@@ -35,6 +35,7 @@ Outcome run_forward(const ForwardOptions& o) {
     req.pool = model::parse_pool(o.pool);
     req.out_path = o.out;
     req.threads = threads;
+    req.notice = warn_notice("forward");
     r = jobs::run_model_forward(req);
   } else {
     if (!o.frames.empty() || o.gen_frames) throw_usage("--frames/--gen-frames need --blob");

@@ -46,6 +46,7 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
     req.head = model_head_config(o.attention, backend);
     req.dense_baseline = o.dense_baseline;
     req.stream = s;
+    req.notice = warn_notice("stream");
     r = jobs::run_model_stream(req);
   } else {
     if (!o.frames.empty() || o.gen_frames) throw_usage("--frames/--gen-frames need --blob");

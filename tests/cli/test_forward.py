@@ -569,6 +569,20 @@ class TestModel(ForwardCase):
         self.assertEqual(res["mode"], "model")
         return res, np.array(res["logits"], dtype=np.float64)
 
+    def test_long_dense_head_is_announced(self):
+        # The default blob's head, dense: 2 layers x 4 heads x dim 32, 2 N (N + 1) x 256 float
+        # operations, 1e13 from N = 139754; killed once announced.
+        out = self.path("never.npy")
+        line = first_stderr_line("forward", "--blob", self.blob, "--backend", "dense", "--gen-frames", 139754, "-o", out)
+        self.assertRegex(line, r"^warning: forward: temporal head \(2 layers\), dense attention over 139754 tokens: "
+                               r"1e\+13 float operations \(the sparse backend's: [0-9.e+]+\); nothing more is "
+                               r"printed until it ends$")
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(self.no_temp_files(self.tmp), [])
+        p = run("forward", "--blob", self.blob, "--backend", "dense", "--gen-frames", 500)
+        self.assertExit(p, OK)
+        self.assertEqual(p.stderr, "")
+
     def test_generated_frames(self):
         res, lg = self.logits("--gen-frames", 50)
         self.assertEqual(lg.shape, (4,))

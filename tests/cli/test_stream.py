@@ -421,6 +421,21 @@ class TestModelStream(StreamCase):
         self.assertExit(p, USAGE)
         self.assertOneLineError(p, "eviction")
 
+    def test_long_dense_head_stream_is_announced(self):
+        # The default blob's head: 2 layers x 4 heads x dim 32. The causal decode and the forward
+        # it is checked against: 4 N (N + 1) x 256, 1e13 from N = 98821.
+        line = first_stderr_line("stream", "--blob", self.blob, "--backend", "dense", "--dense-baseline",
+                                 "--gen-frames", 98821)
+        self.assertRegex(line, r"^warning: stream: temporal head \(2 layers\), dense decode \(and the dense forward "
+                               r"it is checked against\) over 98821 tokens: 1e\+13 float operations \(the sparse "
+                               r"backend's: [0-9.e+]+\); nothing more is printed until it ends$")
+        # A non-causal head is checked against a forward over each prefix: N^3 / 3 edges, no sparse count.
+        line = first_stderr_line("stream", "--blob", self.blob, "--backend", "dense", "--dense-baseline",
+                                 "--no-causal", "--gen-frames", 3082)
+        self.assertEqual(line, "warning: stream: temporal head (2 layers), dense decode (and the dense forward over "
+                               "each prefix it is checked against) over 3082 tokens: 1e+13 float operations; nothing "
+                               "more is printed until it ends")
+
     def test_dense_head_does_not_stream(self):
         p = run("stream", "--blob", self.blob, "--gen-frames", "40", "--backend", "dense")
         self.assertExit(p, UNSUPPORTED)

@@ -12,11 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "rvt/blob/blob.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/stats.hpp"
 #include "rvt/io/npy.hpp"
 #include "rvt/jobs/forward.hpp"
 #include "rvt/jobs/inputs.hpp"
+#include "rvt/model/temporal_head.hpp"
 #include "test_support.hpp"
 
 using namespace rvt;
@@ -168,4 +170,38 @@ TEST_CASE("long_dense_notice announces dense jobs from kLongDenseFlops on", "[fo
   config.causal = false;  // every pair: twice the work
   CHECK(notice(1581139, 1, 1).find("1581139 tokens: 1e+13") != std::string::npos);
   CHECK(notice(1581138, 1, 1).empty());
+}
+
+TEST_CASE("long_dense_head_notice counts every layer, the causal decode and the check", "[forward]") {
+  const blob::Blob b = blob::parse(blob::init_random_blob(blob::Shape{}, blob::kDefaultSeed, blob::DType::kF32));
+  model::HeadConfig hc;  // 4 query heads, dim 32, 2 layers in the default blob: 2 * 4 * 32 * 4 = 1024 per edge
+  hc.backend = model::Backend::kDense;
+  const model::TemporalHead head = model::TemporalHead::from_blob(b, hc);
+  REQUIRE(head.n_layers() == 2);
+  using jobs::HeadJob;
+  auto notice = [&](const model::TemporalHead& h, std::size_t n, HeadJob job) {
+    return jobs::long_dense_head_notice("dense attention", h, n, job);
+  };
+  // Forward (causal): 1024 * N (N + 1) / 2 = 1e13 between N = 139753 and 139754.
+  CHECK(notice(head, 139753, HeadJob::kForward).empty());
+  const std::string line = notice(head, 139754, HeadJob::kForward);
+  CHECK(line.rfind("temporal head (2 layers), dense attention over 139754 tokens: 1e+13 float operations (the "
+                   "sparse backend's: ", 0) == 0);
+  // A stream decodes causally; checked, it runs the forward too: twice the work.
+  CHECK(notice(head, 139754, HeadJob::kStream).find("1e+13") != std::string::npos);
+  CHECK(notice(head, 98821, HeadJob::kCheckedStream).find("98821 tokens: 1e+13") != std::string::npos);
+  CHECK(notice(head, 98820, HeadJob::kCheckedStream).empty());
+
+  hc.causal = false;
+  const model::TemporalHead bidirectional = model::TemporalHead::from_blob(b, hc);
+  CHECK(notice(bidirectional, 98822, HeadJob::kForward).find("1e+13") != std::string::npos);  // N^2 edges
+  CHECK(notice(bidirectional, 98821, HeadJob::kForward).empty());
+  CHECK(notice(bidirectional, 139753, HeadJob::kStream).empty());  // the decode stays causal
+  CHECK(!notice(bidirectional, 139754, HeadJob::kStream).empty());
+  // Checked against a forward over each prefix: 1024 * (N (N + 1) / 2 + N (N + 1) (2 N + 1) / 6),
+  // past 1e13 from N = 3082; no sparse count.
+  CHECK(notice(bidirectional, 3081, HeadJob::kCheckedStream).empty());
+  const std::string prefixes = notice(bidirectional, 3082, HeadJob::kCheckedStream);
+  CHECK(prefixes == "temporal head (2 layers), dense attention over 3082 tokens: 1e+13 float operations; nothing "
+                    "more is printed until it ends");
 }

@@ -95,17 +95,46 @@ Json output_json(std::span<const float> values) {
   return j;
 }
 
+namespace {
+
+// The notice line for `dense` float operations from kLongDenseFlops on; sparse < 0 leaves the
+// sparse backend's count out.
+std::string long_job_line(const std::string& what, std::size_t tokens, double dense, double sparse) {
+  if (dense < kLongDenseFlops) return "";
+  return what + " over " + std::to_string(tokens) + " tokens: " + format_double("%.3g", dense) + " float operations" +
+         (sparse < 0.0 ? "" : " (the sparse backend's: " + format_double("%.3g", sparse) + ")") +
+         "; nothing more is printed until it ends";
+}
+
+}  // namespace
+
 std::string long_dense_notice(const std::string& what, const attn::AttentionShape& shape,
                               const attn::SparseConfig& config, unsigned passes) {
   auto flops = [&](std::uint64_t edges_per_head) {
     return passes * bench::attention_flops(edges_per_head, shape.q_heads, shape.dim);
   };
   const double dense = flops(attn::dense_edges_per_head(shape.seq, config.causal));
-  if (dense < kLongDenseFlops) return "";
-  const double sparse = flops(attn::sparse_edges_per_head(shape.seq, config));
-  return what + " over " + std::to_string(shape.seq) + " tokens: " + format_double("%.3g", dense) +
-         " float operations (the sparse backend's: " + format_double("%.3g", sparse) +
-         "); nothing more is printed until it ends";
+  if (dense < kLongDenseFlops) return "";  // the sparse count takes a pass over the rows
+  return long_job_line(what, shape.seq, dense, flops(attn::sparse_edges_per_head(shape.seq, config)));
+}
+
+std::string long_dense_head_notice(const std::string& what, const model::TemporalHead& head, std::size_t frames,
+                                   HeadJob job) {
+  const model::HeadConfig& hc = head.config();
+  const auto layers = static_cast<unsigned>(head.n_layers());
+  const std::string named =
+      "temporal head (" + std::to_string(layers) + (layers == 1 ? " layer), " : " layers), ") + what;
+  const attn::AttentionShape shape{frames, hc.q_heads, hc.kv_heads, hc.head_dim};
+  attn::SparseConfig config = hc.sparse_config();
+  if (job == HeadJob::kForward) return long_dense_notice(named, shape, config, layers);
+  if (job == HeadJob::kStream || hc.causal) {
+    config.causal = true;  // the decode is causal; so is the forward a causal head is checked against
+    return long_dense_notice(named, shape, config, layers * (job == HeadJob::kCheckedStream ? 2 : 1));
+  }
+  // The causal decode, and a non-causal forward over each prefix: sum of m^2 for m = 1..N.
+  const double n = static_cast<double>(frames);
+  const double edges = n * (n + 1) / 2 + n * (n + 1) * (2 * n + 1) / 6;
+  return long_job_line(named, frames, layers * 4.0 * static_cast<double>(hc.head_dim * hc.q_heads) * edges, -1.0);
 }
 
 JobResult run_attention_forward(const AttentionRequest& r) {
@@ -191,6 +220,10 @@ JobResult run_model_forward(const ModelRequest& r) {
   const BlobHead loaded = load_blob_head(r.blob_path, r.head);
   const model::TemporalHead& head = loaded.head;
   const Tensor frames = load_frames(r.frames, head.input_dim());
+  if (head.config().backend == attn::Backend::kDense && r.notice) {
+    const std::string line = long_dense_head_notice("dense attention", head, frames.seq(), HeadJob::kForward);
+    if (!line.empty()) r.notice(line);
+  }
   const auto start = Clock::now();
   const std::vector<float> logits = head.forward(frames.values(), frames.seq(), r.pool, {r.threads});
   const double wall_ms = ms_since(start);

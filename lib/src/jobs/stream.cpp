@@ -192,6 +192,15 @@ JobResult run_model_stream(const ModelStreamRequest& r) {
                 std::to_string(capacity) + " without eviction (--evict h2o)");
   }
   stream::StreamingHead online(head, capacity, r.stream.dtype, r.stream.evict, r.dense_baseline);
+  if (head.config().backend == attn::Backend::kDense && r.notice && !r.stream.on_step) {
+    const bool prefixes = !head.config().causal;
+    const std::string line = long_dense_head_notice(
+        !r.stream.parity ? "dense decode"
+        : prefixes       ? "dense decode (and the dense forward over each prefix it is checked against)"
+                         : "dense decode (and the dense forward it is checked against)",
+        head, n, r.stream.parity ? HeadJob::kCheckedStream : HeadJob::kStream);
+    if (!line.empty()) r.notice(line);
+  }
 
   std::vector<float> logits(n * classes);
   std::vector<double> latency(n);

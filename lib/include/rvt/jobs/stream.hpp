@@ -38,6 +38,8 @@ struct ModelStreamRequest {
   model::HeadConfig head;
   bool dense_baseline = false;  // allow the dense head to stream with the O(T) decode
   StreamOptions stream;
+  // Told long_dense_head_notice's line, if any, before a dense stream without on_step starts.
+  std::function<void(const std::string&)> notice;
 };
 JobResult run_model_stream(const ModelStreamRequest& request);
 
