@@ -543,6 +543,11 @@ TEST_CASE("bench compare: the machines each side ran on") {
   CHECK(machine_notice(here, old, "old.json").empty());
   old["machine"]["cpu_model"] = "Intel Xeon";
   CHECK(same_machine(here, old) == false);
+  Json odd = fake_result(1e6, 1e6, 1e6, 1e9);  // a hand-edited baseline: no machine to describe
+  odd["machine"] = 5;
+  const CompareResult unknown = compare_results(current, odd, 0.15);
+  CHECK(unknown.baseline_machine.empty());
+  CHECK(!unknown.same_machine.has_value());
   const CompareResult none = compare_results(fake_result(100.0, 2.0, 30.0, 800.0), fake_result(1e6, 1e6, 1e6, 1e9), 0.15);
   CHECK(none.json()["machine"].is_null());
   CHECK(none.json()["same_machine"].is_null());

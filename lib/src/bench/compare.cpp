@@ -207,11 +207,11 @@ CompareResult compare_results(const Json& current, const Json& baseline, double 
   if (res.entries.empty()) {
     throw_bad_input("--compare: baseline " + baseline_name + " has none of this run's sizes (N or decode T)");
   }
-  const Json no_machine = Json::object();
-  const Json& machine = current.contains("machine") ? current["machine"] : no_machine;
-  res.machine = current.contains("machine") ? describe_machine(current["machine"]) : "";
-  res.baseline_machine = baseline.contains("machine") ? describe_machine(baseline["machine"]) : "";
-  res.same_machine = same_machine(machine, baseline);
+  auto machine_of = [](const Json& r) { return r.contains("machine") && r["machine"].is_object() ? r["machine"] : Json(); };
+  const Json machine = machine_of(current), base_machine = machine_of(baseline);
+  res.machine = machine.is_null() ? "" : describe_machine(machine);
+  res.baseline_machine = base_machine.is_null() ? "" : describe_machine(base_machine);
+  res.same_machine = machine.is_null() ? std::nullopt : same_machine(machine, baseline);
   const double peak = one_core_peak(current), base_peak = one_core_peak(baseline);
   if (peak > 0.0 && base_peak > 0.0) res.fma_peak_ratio = peak / base_peak;
   return res;
