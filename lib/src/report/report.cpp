@@ -52,7 +52,7 @@ std::string describe_cpu(const Json& block) {
   auto add = [&](const std::string& part) { parts += (parts.empty() ? "" : " ") + part; };
   if (id.contains("vendor") && id["vendor"].is_string()) add(id["vendor"].get<std::string>());
   for (const char* key : {"family", "model", "stepping"}) {
-    if (id.contains(key) && id[key].is_number_integer()) add(std::string(key) + " " + std::to_string(id[key].get<int>()));
+    if (id.contains(key) && id[key].is_number_integer()) add(std::string(key) + " " + std::to_string(id[key].get<long long>()));
   }
   return parts.empty() ? s : s + " (" + parts + ")";
 }

@@ -38,11 +38,11 @@ inline constexpr double kLongDenseFlops = 1e13;
 // (the sparse backend's: S); ...", S the same passes sparse under `config`; else "".
 std::string long_dense_notice(const std::string& what, const attn::AttentionShape& shape,
                               const attn::SparseConfig& config, unsigned passes = 1);
-// The temporal head's: "temporal head (L layers), <what> over N tokens: ...", the attention of every layer
-// counted (the projections grow as N, the attention as N^2). A forward runs the head as
-// configured; a stream decodes causally, and a checked stream adds the forward it is checked
-// against: one causal pass, or for a non-causal head one pass over each prefix (N^3 / 3
-// edges; no sparse count then, as taking it would cost as much).
+// The temporal head's: "temporal head (L layers), <what> over N tokens: ...", the attention
+// of every layer counted (the projections grow as N, the attention as N^2). A forward runs
+// the head as configured; a stream decodes causally, and a checked stream adds the forward
+// it is checked against: one causal pass, or for a non-causal head one pass over each
+// prefix (N^3 / 3 edges; no sparse count then, as taking it would cost as much).
 enum class HeadJob { kForward, kStream, kCheckedStream };
 std::string long_dense_head_notice(const std::string& what, const model::TemporalHead& head, std::size_t frames,
                                    HeadJob job);

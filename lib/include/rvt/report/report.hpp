@@ -1,7 +1,8 @@
 // The JSON report envelope every subcommand emits.
 //
 //   {"schema": "rvtemporal.report/1", "command": "blob inspect", "ok": true, "exit_code": 0,
-//    "exit_name": "ok", "tool": {...build...}, "host": {"isa": ..., "cpu_model": ...}, "timestamp_utc": "...", "result": {...},
+//    "exit_name": "ok", "tool": {...build...}, "host": {"isa": ..., "cpu_model": ..., "cpu_id": {...}},
+//    "timestamp_utc": "...", "result": {...},
 //    "error": null | {"message": "..."}}
 //
 // Keys keep their insertion order (ordered_json) so reports diff cleanly.
@@ -28,6 +29,7 @@ void add_cpu(Json& block);
 // Such a block's CPU in words, "AMD EPYC (AuthenticAMD family 25 model 17 stepping 1)"; the
 // model string alone for a report from before "cpu_id".
 std::string describe_cpu(const Json& block);
+
 std::string utc_timestamp();  // ISO 8601, seconds, "Z"
 
 Json envelope(const std::string& command, ExitCode code, Json result, const std::string& error);
