@@ -386,7 +386,7 @@ Json run_bench(const BenchConfig& config_in) {
   const attn::ExecOptions scalar{c.threads, kernels::Isa::kScalar};
   Json rows = Json::array();
   for (std::size_t n : c.seqs) {
-    const Qkv x = generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed);
+    const Qkv x = generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed, c.threads);
     const std::uint64_t dense_edges = attn::dense_edges_per_head(n, c.sparse.causal);
     const std::uint64_t sparse_edges = attn::sparse_edges_per_head(n, c.sparse);
     const double dense_flops = attention_flops(dense_edges, c.q_heads, c.dim);
@@ -504,7 +504,7 @@ Json run_bench(const BenchConfig& config_in) {
   Json srows = Json::array();
   const double peak_one = pj["valid"].get<bool>() ? pj["single_core_gflops"].get<double>() : 0.0;
   for (std::size_t n : scaling ? c.scaling_at : std::vector<std::size_t>{}) {
-    const Qkv x = generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed);
+    const Qkv x = generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed, c.threads);
     const std::string at = "N=" + std::to_string(n) + " scaling";
     Json r;
     r["seq"] = n;
@@ -543,7 +543,7 @@ Json run_bench(const BenchConfig& config_in) {
   double sparse0 = 0.0, dense0 = 0.0;
   for (std::size_t t_len : c.decode_at) {
     const std::string at = "T=" + std::to_string(t_len);
-    const Qkv x = generate_qkv(GenKind::kNormal, t_len, c.q_heads, c.kv_heads, c.dim, c.seed ^ 0xDEC0DEull);
+    const Qkv x = generate_qkv(GenKind::kNormal, t_len, c.q_heads, c.kv_heads, c.dim, c.seed ^ 0xDEC0DEull, c.threads);
     Tensor out(1, c.q_heads, c.dim);
     Json r;
     r["t"] = t_len;

@@ -139,7 +139,7 @@ std::string long_dense_head_notice(const std::string& what, const model::Tempora
 
 JobResult run_attention_forward(const AttentionRequest& r) {
   r.sparse.validate();
-  const Qkv x = load_inputs(r.input);
+  const Qkv x = load_inputs(r.input, r.threads);
   const attn::AttentionShape shape = attn::check_qkv(x.q, x.k, x.v);
   for (std::size_t row : r.pattern_rows) {
     if (row >= shape.seq) {
@@ -219,7 +219,7 @@ Json head_json(const model::TemporalHead& head) {
 JobResult run_model_forward(const ModelRequest& r) {
   const BlobHead loaded = load_blob_head(r.blob_path, r.head);
   const model::TemporalHead& head = loaded.head;
-  const Tensor frames = load_frames(r.frames, head.input_dim());
+  const Tensor frames = load_frames(r.frames, head.input_dim(), r.threads);
   if (head.config().backend == attn::Backend::kDense && r.notice) {
     const std::string line = long_dense_head_notice("dense attention", head, frames.seq(), HeadJob::kForward);
     if (!line.empty()) r.notice(line);

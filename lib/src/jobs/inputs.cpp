@@ -58,11 +58,11 @@ auto noting(const std::string& note, Fn&& fn) {
   }
 }
 
-Qkv load_inputs(const InputSpec& spec) {
+Qkv load_inputs(const InputSpec& spec, unsigned threads) {
   if (!spec.from_files()) {  // a size too large: say which options asked for it
     return noting("--seq " + std::to_string(spec.seq) + ", --q-heads " + std::to_string(spec.q_heads) +
                       ", --kv-heads " + std::to_string(spec.kv_heads) + ", --dim " + std::to_string(spec.dim),
-                  [&] { return generate_qkv(spec.gen, spec.seq, spec.q_heads, spec.kv_heads, spec.dim, spec.seed); });
+                  [&] { return generate_qkv(spec.gen, spec.seq, spec.q_heads, spec.kv_heads, spec.dim, spec.seed, threads); });
   }
   if (spec.q_path.empty() || spec.k_path.empty() || spec.v_path.empty()) {
     throw_usage("--q, --k and --v must be given together");
@@ -93,10 +93,10 @@ report::Json inputs_json(const InputSpec& spec, const Qkv& qkv) {
   return j;
 }
 
-Tensor load_frames(const FrameSpec& spec, std::size_t input_dim) {
+Tensor load_frames(const FrameSpec& spec, std::size_t input_dim, unsigned threads) {
   if (spec.path.empty()) {
     if (spec.count == 0) throw_usage("give --frames FILE.npy or --gen-frames T (T >= 1)");
-    return generate_frames(spec.gen, spec.count, input_dim, spec.seed);
+    return generate_frames(spec.gen, spec.count, input_dim, spec.seed, threads);
   }
   if (spec.count != 0) throw_usage("--frames and --gen-frames are exclusive: give one");
   const io::NpyArray a = io::read_npy(spec.path);

@@ -524,7 +524,7 @@ Inputs load_inputs(const Ctx& ctx, GenKind gen, std::size_t seq, std::size_t q_h
     }
   }
   Inputs in;
-  in.x = jobs::load_inputs(spec);
+  in.x = jobs::load_inputs(spec, r.threads);
   const attn::AttentionShape s = attn::check_qkv(in.x.q, in.x.k, in.x.v);
   if (s.seq == 0) throw_bad_input("parity: the inputs hold no positions (seq 0)");
   in.json = jobs::inputs_json(spec, in.x);

@@ -518,7 +518,7 @@ SuiteResult suite_model(const Ctx& ctx) {
   const bool per_frame = r.causal;
   std::vector<float> got, want, got_pooled, want_pooled;
   for (std::size_t q = 0; q < sequences; ++q) {
-    const Tensor f = generate_frames(gen_frames, frames, dense_head.input_dim(), r.seed + q);
+    const Tensor f = generate_frames(gen_frames, frames, dense_head.input_dim(), r.seed + q, ctx.exec.threads);
     for (const auto& [head, out] : {std::pair{&dense_head, &want_pooled}, std::pair{&sparse_head, &got_pooled}}) {
       const std::vector<float> l = head->forward(f.values(), frames, model::Pool::kMean, ctx.exec);
       out->insert(out->end(), l.begin(), l.end());

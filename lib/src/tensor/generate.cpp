@@ -2,56 +2,102 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numbers>
+#include <span>
+#include <vector>
 
 #include "rvt/core/error.hpp"
+#include "rvt/core/parallel.hpp"
 
 namespace rvt {
 namespace {
 
-// Box-Muller over pairs of draws, exactly as the fixture generator: emits r*cos then r*sin.
-class NormalStream {
- public:
-  explicit NormalStream(std::uint64_t seed) : rng_(seed) {}
-  float next() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return static_cast<float>(spare_);
-    }
-    const std::uint64_t a = rng_.next();
-    const std::uint64_t b = rng_.next();
-    const double u1 = static_cast<double>((a >> 11) + 1) / 9007199254740992.0;  // (0, 1]
-    const double u2 = static_cast<double>(b >> 11) / 9007199254740992.0;        // [0, 1)
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    const double theta = 2.0 * std::numbers::pi * u2;
-    spare_ = r * std::sin(theta);
-    has_spare_ = true;
-    return static_cast<float>(r * std::cos(theta));
-  }
+constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;  // splitmix64's step
 
- private:
-  SplitMix64 rng_;
-  double spare_ = 0.0;
-  bool has_spare_ = false;
+std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Draw n (0-based) of SplitMix64(seed): its state after n + 1 steps, mixed. The state only
+// ever adds kGolden, so any draw is one multiply away: what lets the fills below start
+// anywhere in a stream and split it between threads, the values the same for every count.
+std::uint64_t draw_at(std::uint64_t seed, std::uint64_t n) { return mix64(seed + (n + 1) * kGolden); }
+
+// A draw's top 53 bits as a double in [0, 1).
+double unit_of(std::uint64_t draw) { return static_cast<double>(draw >> 11) / 9007199254740992.0; }
+
+// Value 2p and 2p + 1 of the normal stream: Box-Muller over draws 2p and 2p + 1, exactly as
+// the fixture generator (r cos, then r sin).
+struct NormalPair {
+  double r, theta;
 };
+NormalPair normal_pair(std::uint64_t seed, std::uint64_t p) {
+  const std::uint64_t a = draw_at(seed, 2 * p), b = draw_at(seed, 2 * p + 1);
+  const double u1 = static_cast<double>((a >> 11) + 1) / 9007199254740992.0;  // (0, 1]
+  const double u2 = unit_of(b);                                               // [0, 1)
+  return {std::sqrt(-2.0 * std::log(u1)), 2.0 * std::numbers::pi * u2};
+}
 
-void fill_random(Tensor& t, GenKind kind, NormalStream& normal, SplitMix64& uniform) {
-  for (float& x : t.values()) {
-    x = kind == GenKind::kNormal ? normal.next()
-                                 : static_cast<float>(uniform.next_unit() * 2.0 - 1.0);
+// out[i] = value first + i of the stream of `kind` (normal or uniform) seeded with `seed`.
+void fill_stream(GenKind kind, std::uint64_t seed, std::uint64_t first, std::span<float> out) {
+  if (kind == GenKind::kUniform) {
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      out[i] = static_cast<float>(unit_of(draw_at(seed, first + i)) * 2.0 - 1.0);
+    }
+    return;
+  }
+  std::size_t i = 0;
+  for (std::uint64_t g = first; i < out.size(); g = first + i) {
+    const NormalPair n = normal_pair(seed, g / 2);
+    if (g % 2 == 1) {  // a stream that starts on the second value of a pair
+      out[i++] = static_cast<float>(n.r * std::sin(n.theta));
+      continue;
+    }
+    out[i++] = static_cast<float>(n.r * std::cos(n.theta));
+    if (i < out.size()) out[i++] = static_cast<float>(n.r * std::sin(n.theta));
   }
 }
 
-void fill_sincos(Tensor& t, bool is_query, float factor) {
-  for (std::size_t s = 0; s < t.seq(); ++s) {
-    for (std::size_t h = 0; h < t.heads(); ++h) {
-      for (std::size_t d = 0; d < t.dim(); ++d) {
-        const float arg = is_query ? static_cast<float>(s * 31 + h * 7 + d)
-                                   : static_cast<float>(s * 17 + h * 3 + d);
-        t.at(s, h, d) = (is_query ? std::sin(arg) : std::cos(arg)) * 0.1f * factor;
+// [0, n) in runs of `run`, split between `threads` workers: fn(begin, end) for each run.
+void for_runs(std::size_t n, std::size_t run, unsigned threads,
+              const std::function<void(std::size_t, std::size_t)>& fn) {
+  parallel_for((n + run - 1) / run, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+    for (std::size_t r = begin; r < end; ++r) fn(r * run, std::min(n, (r + 1) * run));
+  });
+}
+
+constexpr std::size_t kStreamRun = std::size_t{1} << 15;  // even: a run starts where its pair does
+constexpr std::size_t kRowRun = 256;
+
+// fill_stream, split between `threads` workers.
+void fill_stream(GenKind kind, std::uint64_t seed, std::uint64_t first, std::span<float> out, unsigned threads) {
+  for_runs(out.size(), kStreamRun, threads,
+           [&](std::size_t lo, std::size_t hi) { fill_stream(kind, seed, first + lo, out.subspan(lo, hi - lo)); });
+}
+
+// out[i] += scale * value first + i of the normal stream, split between `threads` workers.
+void add_normal(std::uint64_t seed, std::uint64_t first, std::span<float> out, float scale, unsigned threads) {
+  for_runs(out.size(), kStreamRun, threads, [&](std::size_t lo, std::size_t hi) {
+    std::vector<float> noise(hi - lo);
+    fill_stream(GenKind::kNormal, seed, first + lo, noise);
+    for (std::size_t i = 0; i < noise.size(); ++i) out[lo + i] += scale * noise[i];
+  });
+}
+
+void fill_sincos(Tensor& t, bool is_query, float factor, unsigned threads) {
+  for_runs(t.seq(), kRowRun, threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t s = begin; s < end; ++s) {
+      for (std::size_t h = 0; h < t.heads(); ++h) {
+        for (std::size_t d = 0; d < t.dim(); ++d) {
+          const float arg = is_query ? static_cast<float>(s * 31 + h * 7 + d) : static_cast<float>(s * 17 + h * 3 + d);
+          t.at(s, h, d) = (is_query ? std::sin(arg) : std::cos(arg)) * 0.1f * factor;
+        }
       }
     }
-  }
+  });
 }
 
 // structured: Q/K/V whose softmax puts its mass on few keys, as trained decoders do.
@@ -87,7 +133,7 @@ void fill_sincos(Tensor& t, bool is_query, float factor) {
 // sink positions come from splitmix64(seed ^ 0x51A4C0DE). Meant for causal attention: without
 // the causal mask the recency term draws every query towards the end of the sequence.
 Qkv generate_structured(std::size_t seq, std::size_t q_heads, std::size_t kv_heads, std::size_t dim,
-                        std::uint64_t seed) {
+                        std::uint64_t seed, unsigned threads) {
   Qkv out{Tensor(seq, q_heads, dim), Tensor(seq, kv_heads, dim), Tensor(seq, kv_heads, dim)};
   if (seq == 0 || dim == 0 || q_heads == 0 || kv_heads == 0) return out;
   constexpr double kSlope = 1.0 / 16.0;  // recency: score per token of distance
@@ -101,11 +147,12 @@ Qkv generate_structured(std::size_t seq, std::size_t q_heads, std::size_t kv_hea
   const double root_dim = std::sqrt(static_cast<double>(dim));
   const double n = static_cast<double>(seq);
 
-  NormalStream normal(seed);
+  // The normal stream: frequencies, content vectors, then the noise below.
+  std::vector<float> drawn(kv_heads * pairs + kv_heads * period * n_content);
+  fill_stream(GenKind::kNormal, seed, 0, drawn);
   std::vector<double> freq(kv_heads * pairs);
-  for (double& w : freq) w = normal.next() / 4.0;
-  std::vector<double> content(kv_heads * period * n_content);
-  for (double& c : content) c = normal.next();
+  for (std::size_t i = 0; i < freq.size(); ++i) freq[i] = drawn[i] / 4.0;
+  std::vector<double> content(drawn.begin() + static_cast<std::ptrdiff_t>(freq.size()), drawn.end());
   for (std::size_t p = 0; p < kv_heads * period && n_content > 0; ++p) {
     double* c = content.data() + p * n_content;
     double norm = 0.0;
@@ -116,41 +163,46 @@ Qkv generate_structured(std::size_t seq, std::size_t q_heads, std::size_t kv_hea
 
   static constexpr double kMix[3][3] = {{6, 1, 1}, {3, 5, 1}, {3, 1, 4}};  // (L, S, R)
   const std::size_t group = std::max<std::size_t>(1, q_heads / kv_heads);
-  for (std::size_t t = 0; t < seq; ++t) {
-    const double tt = static_cast<double>(t);
-    for (std::size_t h = 0; h < kv_heads; ++h) {  // keys
-      float* row = out.k.row(t, h);
-      for (std::size_t m = 0; m < pairs; ++m) {
-        const double arg = freq[h * pairs + m] * tt;
-        row[2 * m] = static_cast<float>(std::cos(arg));
-        row[2 * m + 1] = static_cast<float>(std::sin(arg));
+  for_runs(seq, kRowRun, threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t t = begin; t < end; ++t) {
+      const double tt = static_cast<double>(t);
+      for (std::size_t h = 0; h < kv_heads; ++h) {  // keys
+        float* row = out.k.row(t, h);
+        for (std::size_t m = 0; m < pairs; ++m) {
+          const double arg = freq[h * pairs + m] * tt;
+          row[2 * m] = static_cast<float>(std::cos(arg));
+          row[2 * m + 1] = static_cast<float>(std::sin(arg));
+        }
+        const bool sink = sink_dim < dim && std::binary_search(sinks.begin(), sinks.end(), t);
+        row[recency_dim] = static_cast<float>(!sink ? tt / n : (t == 0 ? 0.0 : -2.0 / (kSlope * n)));
+        if (sink_dim < dim) row[sink_dim] = sink ? 1.0f : 0.0f;
+        const double* c = content.data() + (h * period + t % period) * n_content;
+        for (std::size_t d = 0; d < n_content; ++d) row[content_begin + d] = static_cast<float>(c[d]);
       }
-      const bool sink = sink_dim < dim && std::binary_search(sinks.begin(), sinks.end(), t);
-      row[recency_dim] = static_cast<float>(!sink ? tt / n : (t == 0 ? 0.0 : -2.0 / (kSlope * n)));
-      if (sink_dim < dim) row[sink_dim] = sink ? 1.0f : 0.0f;
-      const double* c = content.data() + (h * period + t % period) * n_content;
-      for (std::size_t d = 0; d < n_content; ++d) row[content_begin + d] = static_cast<float>(c[d]);
-    }
-    for (std::size_t h = 0; h < q_heads; ++h) {  // queries
-      const double* mix = kMix[h % 3];
-      const std::size_t kvh = std::min(h / group, kv_heads - 1);
-      float* row = out.q.row(t, h);
-      const double a = pairs ? mix[0] * root_dim / static_cast<double>(pairs) : 0.0;
-      for (std::size_t m = 0; m < pairs; ++m) {
-        const double arg = freq[kvh * pairs + m] * tt;
-        row[2 * m] = static_cast<float>(a * std::cos(arg));
-        row[2 * m + 1] = static_cast<float>(a * std::sin(arg));
+      for (std::size_t h = 0; h < q_heads; ++h) {  // queries
+        const double* mix = kMix[h % 3];
+        const std::size_t kvh = std::min(h / group, kv_heads - 1);
+        float* row = out.q.row(t, h);
+        const double a = pairs ? mix[0] * root_dim / static_cast<double>(pairs) : 0.0;
+        for (std::size_t m = 0; m < pairs; ++m) {
+          const double arg = freq[kvh * pairs + m] * tt;
+          row[2 * m] = static_cast<float>(a * std::cos(arg));
+          row[2 * m + 1] = static_cast<float>(a * std::sin(arg));
+        }
+        row[recency_dim] = static_cast<float>(n * kSlope * root_dim);
+        if (sink_dim < dim) row[sink_dim] = static_cast<float>((tt * kSlope + mix[1]) * root_dim);
+        const double r = (static_cast<double>(period - 1) * kSlope + mix[2]) * root_dim;
+        const double* c = content.data() + (kvh * period + (t + 1) % period) * n_content;
+        for (std::size_t d = 0; d < n_content; ++d) row[content_begin + d] = static_cast<float>(r * c[d]);
       }
-      row[recency_dim] = static_cast<float>(n * kSlope * root_dim);
-      if (sink_dim < dim) row[sink_dim] = static_cast<float>((tt * kSlope + mix[1]) * root_dim);
-      const double r = (static_cast<double>(period - 1) * kSlope + mix[2]) * root_dim;
-      const double* c = content.data() + (kvh * period + (t + 1) % period) * n_content;
-      for (std::size_t d = 0; d < n_content; ++d) row[content_begin + d] = static_cast<float>(r * c[d]);
     }
-  }
-  for (float& x : out.q.values()) x += 0.02f * normal.next();
-  for (float& x : out.k.values()) x += 0.02f * normal.next();
-  for (float& x : out.v.values()) x = normal.next();
+  });
+  std::uint64_t at = drawn.size();
+  add_normal(seed, at, out.q.values(), 0.02f, threads);
+  at += out.q.size();
+  add_normal(seed, at, out.k.values(), 0.02f, threads);
+  at += out.k.size();
+  fill_stream(GenKind::kNormal, seed, at, out.v.values(), threads);
   return out;
 }
 
@@ -168,14 +220,11 @@ std::vector<std::size_t> structured_sinks(std::size_t seq, std::uint64_t seed) {
 }
 
 std::uint64_t SplitMix64::next() {
-  state_ += 0x9E3779B97F4A7C15ull;
-  std::uint64_t z = state_;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  state_ += kGolden;
+  return mix64(state_);
 }
 
-double SplitMix64::next_unit() { return static_cast<double>(next() >> 11) / 9007199254740992.0; }
+double SplitMix64::next_unit() { return unit_of(next()); }
 
 GenKind parse_gen_kind(const std::string& name) {
   if (name == "sincos") return GenKind::kSincos;
@@ -196,37 +245,35 @@ const char* gen_kind_name(GenKind kind) {
 }
 
 Qkv generate_qkv(GenKind kind, std::size_t seq, std::size_t q_heads, std::size_t kv_heads,
-                 std::size_t dim, std::uint64_t seed) {
-  Qkv out{Tensor(seq, q_heads, dim), Tensor(seq, kv_heads, dim), Tensor(seq, kv_heads, dim)};
+                 std::size_t dim, std::uint64_t seed, unsigned threads) {
+  if (kind == GenKind::kStructured) return generate_structured(seq, q_heads, kv_heads, dim, seed, threads);
+  Qkv out{Tensor(seq, q_heads, dim, Tensor::Uninitialized{}), Tensor(seq, kv_heads, dim, Tensor::Uninitialized{}),
+          Tensor(seq, kv_heads, dim, Tensor::Uninitialized{})};
   if (kind == GenKind::kSincos) {
-    fill_sincos(out.q, true, 1.0f);
-    fill_sincos(out.k, false, 1.0f);
-    fill_sincos(out.v, false, 0.5f);
+    fill_sincos(out.q, true, 1.0f, threads);
+    fill_sincos(out.k, false, 1.0f, threads);
+    fill_sincos(out.v, false, 0.5f, threads);
     return out;
   }
-  if (kind == GenKind::kStructured) return generate_structured(seq, q_heads, kv_heads, dim, seed);
-  NormalStream normal(seed);
-  SplitMix64 uniform(seed);
-  fill_random(out.q, kind, normal, uniform);
-  fill_random(out.k, kind, normal, uniform);
-  fill_random(out.v, kind, normal, uniform);
+  // One stream over q, then k, then v.
+  fill_stream(kind, seed, 0, out.q.values(), threads);
+  fill_stream(kind, seed, out.q.size(), out.k.values(), threads);
+  fill_stream(kind, seed, out.q.size() + out.k.size(), out.v.values(), threads);
   return out;
 }
 
-Tensor generate_frames(GenKind kind, std::size_t frames, std::size_t input_dim, std::uint64_t seed) {
-  Tensor x(frames, 1, input_dim);
+Tensor generate_frames(GenKind kind, std::size_t frames, std::size_t input_dim, std::uint64_t seed, unsigned threads) {
+  if (kind == GenKind::kStructured) return generate_structured(frames, 1, 1, input_dim, seed, threads).k;
+  Tensor x(frames, 1, input_dim, Tensor::Uninitialized{});
   if (kind == GenKind::kSincos) {
-    for (std::size_t t = 0; t < frames; ++t) {
-      for (std::size_t d = 0; d < input_dim; ++d) {
-        x.at(t, 0, d) = std::sin(static_cast<float>(t * 31 + d * 7)) * 0.5f;
+    for_runs(frames, kRowRun, threads, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t t = begin; t < end; ++t) {
+        for (std::size_t d = 0; d < input_dim; ++d) x.at(t, 0, d) = std::sin(static_cast<float>(t * 31 + d * 7)) * 0.5f;
       }
-    }
+    });
     return x;
   }
-  if (kind == GenKind::kStructured) return generate_structured(frames, 1, 1, input_dim, seed).k;
-  NormalStream normal(seed);
-  SplitMix64 uniform(seed);
-  fill_random(x, kind, normal, uniform);
+  fill_stream(kind, seed, 0, x.values(), threads);
   return x;
 }
 

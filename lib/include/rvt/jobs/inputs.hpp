@@ -30,7 +30,8 @@ struct InputSpec {
 // Loads or generates Q/K/V. Files: all three are required (kUsage otherwise); each must be
 // a 3-d float .npy with finite values unless spec.allow_nonfinite (kBadInput naming the
 // file otherwise), and the three must fit together (attn::check_qkv; its error names them).
-Qkv load_inputs(const InputSpec& spec);
+// Generated inputs are filled by `threads` workers (the same values for every count).
+Qkv load_inputs(const InputSpec& spec, unsigned threads = 1);
 
 // Throws kBadInput if `values` (C order, of `shape`) holds a NaN or +-inf:
 // "q.npy: non-finite value nan at [3, 1, 2] (element 98 of 4096); pass --allow-nonfinite
@@ -51,7 +52,7 @@ struct FrameSpec {
 };
 // Returns a [T][1][input_dim] tensor; checks input_dim against the model's, and that the
 // file's values are finite unless spec.allow_nonfinite.
-Tensor load_frames(const FrameSpec& spec, std::size_t input_dim);
+Tensor load_frames(const FrameSpec& spec, std::size_t input_dim, unsigned threads = 1);
 
 // Parses "0,5,17" into a list; throws kUsage naming `what`.
 std::vector<std::size_t> parse_index_list(const std::string& text, const std::string& what);

@@ -4,7 +4,8 @@
 //           k = cos(s*17 + h*3 + d) * 0.1, v = 0.5 * k (h is the kv head for k and v).
 // normal  : standard normal from splitmix64 + Box-Muller, one stream filling q, then k,
 //           then v in C order. This is the generator of ../shared/fixtures (seed 0x5EED0001
-//           reproduces c1's q.npy bit for bit).
+//           reproduces c1's q.npy bit for bit). splitmix64 can jump to any draw, so threads
+//           fill runs of the stream; the values do not depend on how many.
 // uniform : uniform in [-1, 1) from the same splitmix64 stream.
 // structured: inputs whose attention is concentrated the way real sequences' is (local
 //           bumps, a few sink tokens, periodic recall); the construction is documented at
@@ -28,8 +29,10 @@ struct Qkv {
   Tensor q, k, v;
 };
 
+// `threads` workers fill the tensors; the values are the same for every count (a value is
+// computed from its position in the stream, as splitmix64 can jump to any draw).
 Qkv generate_qkv(GenKind kind, std::size_t seq, std::size_t q_heads, std::size_t kv_heads,
-                 std::size_t dim, std::uint64_t seed);
+                 std::size_t dim, std::uint64_t seed, unsigned threads = 1);
 
 // The structured generator's parameters: its recall period, and the sink tokens it plants
 // for (seq, seed): position 0 and two seeded positions in [1, seq), sorted, distinct.
@@ -37,7 +40,8 @@ inline constexpr std::size_t kStructuredPeriod = 37;
 std::vector<std::size_t> structured_sinks(std::size_t seq, std::uint64_t seed);
 
 // Model input frames [T][input_dim], stored as a Tensor [T][1][input_dim].
-Tensor generate_frames(GenKind kind, std::size_t frames, std::size_t input_dim, std::uint64_t seed);
+Tensor generate_frames(GenKind kind, std::size_t frames, std::size_t input_dim, std::uint64_t seed,
+                       unsigned threads = 1);
 
 class SplitMix64 {
  public:
