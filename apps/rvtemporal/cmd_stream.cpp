@@ -5,6 +5,7 @@
 #include "cli.hpp"
 #include "presets.hpp"
 #include "rvt/core/hash.hpp"
+#include "rvt/core/parallel.hpp"
 #include "rvt/jobs/stream.hpp"
 
 namespace rvt::cli {
@@ -21,6 +22,7 @@ struct StreamCliOptions {
   std::string blob, frames;
   std::size_t gen_frames = 0;
   bool dense_baseline = false;
+  unsigned threads = 0;
 };
 
 Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
@@ -30,6 +32,7 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
   s.evict = stream::parse_evict(o.evict);
   s.out_path = o.out;
   s.parity = !o.no_parity;
+  s.threads = o.threads ? o.threads : default_threads();
   if (jsonl) {
     s.on_step = [](const Json& record) { std::cout << report::to_text(record) << '\n'; };
   }
@@ -78,6 +81,10 @@ void register_stream(CLI::App& root, Context& ctx) {
   cmd->add_option("--frames", o->frames, "Model input frames, a 2-d [T][input_dim] .npy");
   cmd->add_option("--gen-frames", o->gen_frames, "Generate T model input frames (with --gen, --seed)")->check(count_check());
   cmd->add_flag("--dense-baseline", o->dense_baseline, "Let a dense head stream with the O(T) dense decode");
+  cmd->add_option("--threads", o->threads,
+                  "Worker threads for generating the inputs and the forward pass parity compares with (default, "
+                  "or 0: all cores); the decode runs on one")
+      ->check(count_check());
   bind(cmd, ctx, "stream", [o, &ctx] { return run_stream_job(*o, ctx.jsonl); });
 }
 

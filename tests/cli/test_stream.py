@@ -192,6 +192,24 @@ class TestAttentionStream(StreamCase):
         self.assertEqual(line, "warning: stream: dense decode over 2300000 tokens: 1.06e+13 float operations (the "
                                "sparse backend's: 1.45e+09); nothing more is printed until it ends")
 
+    def test_threads_change_nothing_but_the_time(self):
+        # --threads fills the generated inputs and runs the forward parity compares with; the
+        # decode is one thread. Every value is the same (70000 values a tensor: more than one
+        # of the generator's runs; GQA and the structured generator included).
+        outs = [self.stream_json("--preset", "bench", "--seq", "700", "--kv-heads", "2", "--gen", gen, "--threads", t)
+                for gen in ("normal", "structured") for t in ("1", "2", "3")]
+        for r, t in zip(outs, (1, 2, 3) * 2):
+            self.assertEqual(r["threads"], t)
+        for a, b in ((outs[0], outs[1]), (outs[0], outs[2]), (outs[3], outs[4]), (outs[3], outs[5])):
+            self.assertEqual(a["output"]["xxh3"], b["output"]["xxh3"])
+            self.assertEqual(a["parity"], b["parity"])
+        self.assertNotEqual(outs[0]["output"]["xxh3"], outs[3]["output"]["xxh3"])
+        r = self.stream_json("--preset", "bench", "--seq", "40")
+        self.assertGreaterEqual(r["threads"], 1)  # default: every core
+        for bad in ("-1", "x", ""):
+            p = run("stream", "--seq", "10", "--threads", bad)
+            self.assertExit(p, USAGE)
+
     def test_jsonl(self):
         p = run("stream", "--preset", "aether", "--seq", "70", "--jsonl")
         self.assertExit(p, OK)
@@ -387,6 +405,13 @@ class TestModelStream(StreamCase):
         fwd_p, fwd = run_json("forward", "--blob", self.blob, "--gen-frames", "40", "--pool", "last")
         self.assertExit(fwd_p, OK)
         self.assertLess(max_abs(r["final_logits"], fwd["result"]["logits"]), 1e-5)
+
+    def test_threads_change_nothing_but_the_time(self):
+        a = self.stream_json("--blob", self.blob, "--gen-frames", "3000", "--threads", "1")
+        b = self.stream_json("--blob", self.blob, "--gen-frames", "3000", "--threads", "2")
+        self.assertEqual((a["threads"], b["threads"]), (1, 2))
+        self.assertEqual(a["output"]["xxh3"], b["output"]["xxh3"])
+        self.assertEqual(a["parity"], b["parity"])
 
     def test_out_last_row_equals_forward_last_pooling(self):
         logits = self.rows("stream", "--blob", self.blob, "--gen-frames", "40")

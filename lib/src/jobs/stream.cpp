@@ -108,7 +108,7 @@ Json latency_json(std::vector<double> samples) {
 
 JobResult run_attention_stream(const AttentionStreamRequest& r) {
   r.sparse.validate();
-  const Qkv x = load_inputs(r.input);
+  const Qkv x = load_inputs(r.input, r.stream.threads);
   const attn::AttentionShape s = attn::check_qkv(x.q, x.k, x.v);
   const std::size_t capacity = r.stream.capacity ? r.stream.capacity : std::max<std::size_t>(s.seq, 1);
   stream::KvCache cache(capacity, s.kv_heads, s.dim, r.sparse.block_size, r.stream.dtype);
@@ -159,6 +159,7 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
   j["shape"] = Json{{"seq", s.seq}, {"q_heads", s.q_heads}, {"kv_heads", s.kv_heads}, {"head_dim", s.dim}};
   j["config"] = r.backend == attn::Backend::kSparse ? sparse_config_json(r.sparse) : Json{{"causal", true}};
   j["tokens"] = s.seq;
+  j["threads"] = r.stream.threads;
   j["latency"] = latency_json(latency);
   j["cache"] = cache_json(r.stream, capacity, c.bytes(), c.len(), c.evicted());
   j["cache"]["kv_bytes_f32"] = 2 * capacity * s.kv_heads * s.dim * 4;
@@ -166,9 +167,10 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
   if (r.stream.parity) {
     // The dense decode is causal, which is also the last row of a non-causal dense prefix.
     const bool prefix = r.backend == attn::Backend::kSparse && !r.sparse.causal;
-    const Tensor full = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, true)
+    const attn::ExecOptions exec{r.stream.threads};
+    const Tensor full = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, true, exec)
                         : prefix                           ? prefix_last_rows(x, r.sparse)
-                                                           : attn::sparse_attention(x.q, x.k, x.v, r.sparse);
+                                                           : attn::sparse_attention(x.q, x.k, x.v, r.sparse, exec);
     j["parity"] = parity_json(out.values(), full.values());
     j["parity"]["against"] = prefix ? "forward over each prefix, last row (non-causal)" : "forward";
   } else {
@@ -184,7 +186,7 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
 JobResult run_model_stream(const ModelStreamRequest& r) {
   const BlobHead loaded = load_blob_head(r.blob_path, r.head);
   const model::TemporalHead& head = loaded.head;
-  const Tensor frames = load_frames(r.frames, head.input_dim());
+  const Tensor frames = load_frames(r.frames, head.input_dim(), r.stream.threads);
   const std::size_t n = frames.seq(), classes = head.n_classes();
   const std::size_t capacity = r.stream.capacity ? r.stream.capacity : n;
   if (n > capacity && r.stream.evict == stream::Evict::kNone) {
@@ -225,10 +227,11 @@ JobResult run_model_stream(const ModelStreamRequest& r) {
   j["frames"] = frames_json(r.frames, n);
   j["head"] = head_json(head);
   j["tokens"] = n;
+  j["threads"] = r.stream.threads;
   j["latency"] = latency_json(latency);
   j["cache"] = cache_json(r.stream, capacity, online.cache_bytes(), online.cache_len(), online.evicted());
   if (r.stream.parity) {
-    j["parity"] = parity_json(logits, head.per_frame_logits(frames.values(), n));
+    j["parity"] = parity_json(logits, head.per_frame_logits(frames.values(), n, {r.stream.threads}));
     j["parity"]["against"] = "forward, last-token pooling per frame";
   } else {
     j["parity"] = nullptr;

@@ -20,6 +20,9 @@ struct StreamOptions {
   std::string out_path;      // streamed rows (attention) or per-frame logits (model), .npy
   bool parity = true;        // compare every streamed row with the full forward pass
   StepSink on_step;          // optional
+  // Workers for generating the inputs (or frames) and for the forward pass parity compares
+  // with; the decode itself is one step after another on one thread. Same results for every count.
+  unsigned threads = 1;
 };
 
 struct AttentionStreamRequest {
