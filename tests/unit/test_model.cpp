@@ -84,6 +84,26 @@ TEST_CASE("pooling and determinism", "[model]") {
   CHECK(head.n_layers() == 2);
 }
 
+TEST_CASE("both readouts from one pass equal forward and per_frame_logits", "[model]") {
+  const blob::Blob b = default_blob();
+  const Tensor frames = generate_frames(GenKind::kNormal, 300, 16, 9);
+  for (bool causal : {true, false}) {
+    for (model::Backend backend : {model::Backend::kSparse, model::Backend::kDense}) {
+      model::HeadConfig cfg;
+      cfg.causal = causal;
+      cfg.backend = backend;
+      const auto head = model::TemporalHead::from_blob(b, cfg);
+      const auto both = head.mean_and_per_frame_logits(frames.values(), 300, {2});
+      CHECK(both.mean == head.forward(frames.values(), 300, model::Pool::kMean));
+      if (causal) {
+        CHECK(both.per_frame == head.per_frame_logits(frames.values(), 300));
+      } else {
+        CHECK(both.per_frame.empty());  // a pass per prefix: not given
+      }
+    }
+  }
+}
+
 TEST_CASE("model shape errors", "[model]") {
   const blob::Blob b = default_blob();
   const auto head = model::TemporalHead::from_blob(b, model::HeadConfig::default_aether());

@@ -107,7 +107,10 @@ std::vector<float> TemporalHead::hidden(std::span<const float> frames, std::size
 
 std::vector<float> TemporalHead::forward(std::span<const float> frames, std::size_t n_frames, Pool pool,
                                          const attn::ExecOptions& exec) const {
-  const std::vector<float> x = hidden(frames, n_frames, exec);
+  return pooled_logits(hidden(frames, n_frames, exec), n_frames, pool);
+}
+
+std::vector<float> TemporalHead::pooled_logits(const std::vector<float>& x, std::size_t n_frames, Pool pool) const {
   const std::size_t in = input_dim_;
   std::vector<float> pooled(in, 0.0f);
   if (pool == Pool::kLast) {
@@ -135,6 +138,16 @@ std::vector<float> TemporalHead::per_frame_logits(std::span<const float> frames,
     std::copy(row.begin(), row.end(), logits.begin() + static_cast<long>(t * n_classes_));
   }
   return logits;
+}
+
+TemporalHead::MeanAndPerFrame TemporalHead::mean_and_per_frame_logits(std::span<const float> frames,
+                                                                      std::size_t n_frames,
+                                                                      const attn::ExecOptions& exec) const {
+  if (!config_.causal) return {forward(frames, n_frames, Pool::kMean, exec), {}};
+  const std::vector<float> x = hidden(frames, n_frames, exec);
+  MeanAndPerFrame out{pooled_logits(x, n_frames, Pool::kMean), std::vector<float>(n_frames * n_classes_)};
+  matmul(x.data(), n_frames, classifier_.data(), input_dim_, n_classes_, out.per_frame.data());
+  return out;
 }
 
 std::uint64_t TemporalHead::edges_per_head(std::size_t n_frames) const {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include <tuple>
 
 #include "rvt/core/text.hpp"
 #include "rvt/attention/pattern.hpp"
@@ -519,15 +520,12 @@ SuiteResult suite_model(const Ctx& ctx) {
   std::vector<float> got, want, got_pooled, want_pooled;
   for (std::size_t q = 0; q < sequences; ++q) {
     const Tensor f = generate_frames(gen_frames, frames, dense_head.input_dim(), r.seed + q, ctx.exec.threads);
-    for (const auto& [head, out] : {std::pair{&dense_head, &want_pooled}, std::pair{&sparse_head, &got_pooled}}) {
-      const std::vector<float> l = head->forward(f.values(), frames, model::Pool::kMean, ctx.exec);
-      out->insert(out->end(), l.begin(), l.end());
-    }
-    if (per_frame) {
-      for (const auto& [head, out] : {std::pair{&dense_head, &want}, std::pair{&sparse_head, &got}}) {
-        const std::vector<float> l = head->per_frame_logits(f.values(), frames, ctx.exec);
-        out->insert(out->end(), l.begin(), l.end());
-      }
+    // Both readouts from one pass of each head (a causal head's per-frame logits come free).
+    for (const auto& [head, pooled, every] :
+         {std::tuple{&dense_head, &want_pooled, &want}, std::tuple{&sparse_head, &got_pooled, &got}}) {
+      const model::TemporalHead::MeanAndPerFrame l = head->mean_and_per_frame_logits(f.values(), frames, ctx.exec);
+      pooled->insert(pooled->end(), l.mean.begin(), l.mean.end());
+      every->insert(every->end(), l.per_frame.begin(), l.per_frame.end());
     }
   }
   if (!per_frame) {

@@ -60,6 +60,15 @@ class TemporalHead {
   std::vector<float> per_frame_logits(std::span<const float> frames, std::size_t n_frames,
                                       const attn::ExecOptions& exec = {}) const;
 
+  // forward(.., Pool::kMean) and, for a causal head, per_frame_logits, from one pass over the
+  // layers instead of two (the same values: both read the same hidden state). A non-causal
+  // head's per_frame is left empty (it needs a pass per prefix).
+  struct MeanAndPerFrame {
+    std::vector<float> mean, per_frame;
+  };
+  MeanAndPerFrame mean_and_per_frame_logits(std::span<const float> frames, std::size_t n_frames,
+                                            const attn::ExecOptions& exec = {}) const;
+
   const std::vector<LayerWeights>& layers() const { return layers_; }
   const std::vector<float>& classifier() const { return classifier_; }
 
@@ -75,6 +84,8 @@ class TemporalHead {
   // The hidden state x after the last layer, [T][input_dim].
   std::vector<float> hidden(std::span<const float> frames, std::size_t n_frames,
                             const attn::ExecOptions& exec) const;
+  // The logits of a hidden state pooled over its n_frames rows.
+  std::vector<float> pooled_logits(const std::vector<float>& x, std::size_t n_frames, Pool pool) const;
 };
 
 // out[T][cols] = x[T][rows] * w[rows][cols]  (plain loops; the model is small)
