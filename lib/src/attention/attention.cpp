@@ -108,10 +108,7 @@ std::size_t head_tile_floats(const AttentionShape& s, const TileGrid& grid, std:
 template <typename Fn>
 void for_row_chunks(std::size_t seq, std::size_t multiple_of, unsigned threads, Fn&& fn) {
   constexpr std::size_t kTransposeRows = 256;
-  const std::size_t rows = (kTransposeRows + multiple_of - 1) / multiple_of * multiple_of;
-  parallel_for((seq + rows - 1) / rows, threads, [&](std::size_t b, std::size_t e, unsigned) {
-    for (std::size_t c = b; c < e; ++c) fn(c * rows, std::min(seq, (c + 1) * rows));
-  });
+  parallel_runs(seq, (kTransposeRows + multiple_of - 1) / multiple_of * multiple_of, threads, fn);
 }
 
 // BlockMeans for k's shape with the counts set; the means are left for fill_block_means.
@@ -444,11 +441,8 @@ const kernels::KernelTable* pick_kernels(const ExecOptions& exec, const Tensor& 
   auto scan = [&](std::span<const float> x) {  // chunks over the workers; stops at the first hit
     constexpr std::size_t kChunk = std::size_t{1} << 16;
     std::atomic<bool> found{false};
-    parallel_for((x.size() + kChunk - 1) / kChunk, threads, [&](std::size_t begin, std::size_t end, unsigned) {
-      for (std::size_t c = begin; c < end && !found.load(std::memory_order_relaxed); ++c) {
-        const std::size_t first = c * kChunk;
-        if (table->any_nonfinite(x.data() + first, std::min(kChunk, x.size() - first))) found.store(true);
-      }
+    parallel_runs(x.size(), kChunk, threads, [&](std::size_t begin, std::size_t end) {
+      if (!found.load(std::memory_order_relaxed) && table->any_nonfinite(x.data() + begin, end - begin)) found.store(true);
     });
     return found.load();
   };

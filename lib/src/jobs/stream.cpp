@@ -52,6 +52,14 @@ std::string summary_text(const char* what, std::size_t steps, const Json& latenc
   return t;
 }
 
+// What a long dense stream's notice says it runs: the decode, and with parity the forward it
+// is checked against (over each prefix for a non-causal temporal head).
+std::string dense_stream_what(bool checked, bool over_prefixes) {
+  if (!checked) return "dense decode";
+  return over_prefixes ? "dense decode (and the dense forward over each prefix it is checked against)"
+                       : "dense decode (and the dense forward it is checked against)";
+}
+
 // The reference for a non-causal stream. Row t of forward() over the whole sequence also
 // sees tokens after t, which the stream has not seen yet; streamed row t is the last row of
 // forward() over the prefix [0, t]. That row is computed directly: row t's pattern for
@@ -129,9 +137,7 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
   if (dense && r.notice && !r.stream.on_step) {  // --jsonl shows every step as it goes
     attn::SparseConfig causal = r.sparse;  // the dense decode is causal, whatever the options say
     causal.causal = true;
-    const std::string line = long_dense_notice(
-        r.stream.parity ? "dense decode (and the dense forward it is checked against)" : "dense decode", s, causal,
-        r.stream.parity ? 2 : 1);
+    const std::string line = long_dense_notice(dense_stream_what(r.stream.parity, false), s, causal, r.stream.parity ? 2 : 1);
     if (!line.empty()) r.notice(line);
   }
   Tensor out(s.seq, s.q_heads, s.dim);
@@ -195,12 +201,8 @@ JobResult run_model_stream(const ModelStreamRequest& r) {
   }
   stream::StreamingHead online(head, capacity, r.stream.dtype, r.stream.evict, r.dense_baseline);
   if (head.config().backend == attn::Backend::kDense && r.notice && !r.stream.on_step) {
-    const bool prefixes = !head.config().causal;
-    const std::string line = long_dense_head_notice(
-        !r.stream.parity ? "dense decode"
-        : prefixes       ? "dense decode (and the dense forward over each prefix it is checked against)"
-                         : "dense decode (and the dense forward it is checked against)",
-        head, n, r.stream.parity ? HeadJob::kCheckedStream : HeadJob::kStream);
+    const std::string line = long_dense_head_notice(dense_stream_what(r.stream.parity, !head.config().causal), head, n,
+                                                    r.stream.parity ? HeadJob::kCheckedStream : HeadJob::kStream);
     if (!line.empty()) r.notice(line);
   }
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <numbers>
 #include <span>
 #include <vector>
@@ -61,26 +60,18 @@ void fill_stream(GenKind kind, std::uint64_t seed, std::uint64_t first, std::spa
   }
 }
 
-// [0, n) in runs of `run`, split between `threads` workers: fn(begin, end) for each run.
-void for_runs(std::size_t n, std::size_t run, unsigned threads,
-              const std::function<void(std::size_t, std::size_t)>& fn) {
-  parallel_for((n + run - 1) / run, threads, [&](std::size_t begin, std::size_t end, unsigned) {
-    for (std::size_t r = begin; r < end; ++r) fn(r * run, std::min(n, (r + 1) * run));
-  });
-}
-
 constexpr std::size_t kStreamRun = std::size_t{1} << 15;  // even: a run starts where its pair does
 constexpr std::size_t kRowRun = 256;
 
 // fill_stream, split between `threads` workers.
 void fill_stream(GenKind kind, std::uint64_t seed, std::uint64_t first, std::span<float> out, unsigned threads) {
-  for_runs(out.size(), kStreamRun, threads,
+  parallel_runs(out.size(), kStreamRun, threads,
            [&](std::size_t lo, std::size_t hi) { fill_stream(kind, seed, first + lo, out.subspan(lo, hi - lo)); });
 }
 
 // out[i] += scale * value first + i of the normal stream, split between `threads` workers.
 void add_normal(std::uint64_t seed, std::uint64_t first, std::span<float> out, float scale, unsigned threads) {
-  for_runs(out.size(), kStreamRun, threads, [&](std::size_t lo, std::size_t hi) {
+  parallel_runs(out.size(), kStreamRun, threads, [&](std::size_t lo, std::size_t hi) {
     std::vector<float> noise(hi - lo);
     fill_stream(GenKind::kNormal, seed, first + lo, noise);
     for (std::size_t i = 0; i < noise.size(); ++i) out[lo + i] += scale * noise[i];
@@ -88,7 +79,7 @@ void add_normal(std::uint64_t seed, std::uint64_t first, std::span<float> out, f
 }
 
 void fill_sincos(Tensor& t, bool is_query, float factor, unsigned threads) {
-  for_runs(t.seq(), kRowRun, threads, [&](std::size_t begin, std::size_t end) {
+  parallel_runs(t.seq(), kRowRun, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t s = begin; s < end; ++s) {
       for (std::size_t h = 0; h < t.heads(); ++h) {
         for (std::size_t d = 0; d < t.dim(); ++d) {
@@ -163,7 +154,7 @@ Qkv generate_structured(std::size_t seq, std::size_t q_heads, std::size_t kv_hea
 
   static constexpr double kMix[3][3] = {{6, 1, 1}, {3, 5, 1}, {3, 1, 4}};  // (L, S, R)
   const std::size_t group = std::max<std::size_t>(1, q_heads / kv_heads);
-  for_runs(seq, kRowRun, threads, [&](std::size_t begin, std::size_t end) {
+  parallel_runs(seq, kRowRun, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t t = begin; t < end; ++t) {
       const double tt = static_cast<double>(t);
       for (std::size_t h = 0; h < kv_heads; ++h) {  // keys
@@ -266,7 +257,7 @@ Tensor generate_frames(GenKind kind, std::size_t frames, std::size_t input_dim, 
   if (kind == GenKind::kStructured) return generate_structured(frames, 1, 1, input_dim, seed, threads).k;
   Tensor x(frames, 1, input_dim, Tensor::Uninitialized{});
   if (kind == GenKind::kSincos) {
-    for_runs(frames, kRowRun, threads, [&](std::size_t begin, std::size_t end) {
+    parallel_runs(frames, kRowRun, threads, [&](std::size_t begin, std::size_t end) {
       for (std::size_t t = begin; t < end; ++t) {
         for (std::size_t d = 0; d < input_dim; ++d) x.at(t, 0, d) = std::sin(static_cast<float>(t * 31 + d * 7)) * 0.5f;
       }

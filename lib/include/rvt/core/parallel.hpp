@@ -5,6 +5,7 @@
 // The workers are threads kept for the life of the process (the caller is worker 0).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 
@@ -17,5 +18,15 @@ unsigned default_threads();
 // thrown by fn are rethrown in the caller (the first one).
 void parallel_for(std::size_t n, unsigned threads,
                   const std::function<void(std::size_t, std::size_t, unsigned)>& fn);
+
+// [0, n) in runs of `run` items (the last one shorter), the runs split between `threads`
+// workers: fn(begin, end) once per run. The pieces have the same bounds for every thread
+// count: for work that must not depend on it, or that wants pieces of a cache-friendly size.
+template <typename Fn>
+void parallel_runs(std::size_t n, std::size_t run, unsigned threads, Fn&& fn) {
+  parallel_for((n + run - 1) / run, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+    for (std::size_t r = begin; r < end; ++r) fn(r * run, std::min(n, (r + 1) * run));
+  });
+}
 
 }  // namespace rvt
