@@ -4,13 +4,17 @@
 // against a plain sequential reference: splitmix64 and Box-Muller, as the fixtures' generator).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rvt/core/hash.hpp"
+#include "rvt/kernels/box_muller.hpp"
+#include "rvt/kernels/fast.hpp"
 #include "rvt/tensor/generate.hpp"
 
 using namespace rvt;
@@ -18,6 +22,32 @@ using namespace rvt;
 namespace {
 
 std::string digest(const Tensor& t) { return hex64(xxh3_64(t.values().data(), t.values().size_bytes())); }
+
+// Box-Muller inputs: the normal stream's (u1, theta) pairs for `seed`, and the edges: u1 next
+// to 1 and down to 2^-53, theta on and next to the multiples of pi/2 (where cos or sin is
+// tiny, the polynomials' hardest case), and exactly 0.
+struct BoxMullerInputs {
+  std::vector<double> u1, theta;
+};
+BoxMullerInputs box_muller_inputs(std::uint64_t seed, std::size_t pairs) {
+  BoxMullerInputs in;
+  SplitMix64 rng(seed);
+  for (std::size_t p = 0; p < pairs; ++p) {
+    const std::uint64_t a = rng.next(), b = rng.next();
+    in.u1.push_back(static_cast<double>((a >> 11) + 1) / 9007199254740992.0);
+    in.theta.push_back(2.0 * std::numbers::pi * (static_cast<double>(b >> 11) / 9007199254740992.0));
+  }
+  for (int i = 0; i < 2000; ++i) {
+    const double quarter = std::numbers::pi / 2 * (i % 4);  // 0, pi/2, pi, 3 pi/2
+    const double near = quarter + (i / 4 % 2 == 0 ? 1 : -1) * std::ldexp(static_cast<double>(i / 8), -52);
+    in.theta.push_back(i % 3 == 0 ? std::nextafter(quarter, 10.0) : std::max(0.0, near));
+    const double steps = static_cast<double>(i);
+    in.u1.push_back(i % 2 == 0 ? 1.0 - std::ldexp(steps, -53) : std::ldexp(steps + 1, -53));
+  }
+  in.u1.push_back(1.0);  // r = 0
+  in.theta.push_back(0.0);
+  return in;
+}
 
 // The normal stream drawn one value after the other, the spare of each pair kept.
 std::vector<float> sequential_normal(std::uint64_t seed, std::size_t n) {
@@ -64,6 +94,52 @@ TEST_CASE("generators: pinned values, the same for every thread count", "[genera
       CHECK(digest(x.v) == p.v);
       CHECK(digest(generate_frames(p.kind, 40001, 5, 0x5EED, threads)) == p.frames);
     }
+  }
+}
+
+TEST_CASE("box_muller: the polynomials stay within 2^-46 of glibc", "[generate]") {
+  // Seen: 2^-50.5 (3 double ulps); the fast path keeps a float only 2^-40 from a rounding
+  // boundary, so a 1024-fold margin.
+  const BoxMullerInputs in = box_muller_inputs(0x5EED, 500000);
+  double worst_log = 0, worst_value = 0;
+  for (std::size_t i = 0; i < in.u1.size(); ++i) {
+    const double log_ref = std::log(in.u1[i]), log_fast = kernels::box_muller_log(in.u1[i]);
+    worst_log = std::max(worst_log, log_ref == 0 ? std::abs(log_fast) : std::abs(log_fast / log_ref - 1.0));
+    const double r_ref = std::sqrt(-2.0 * log_ref), r_fast = std::sqrt(-2.0 * log_fast);
+    const kernels::CosSin cs = kernels::box_muller_cos_sin(in.theta[i]);
+    for (const auto& [ref, fast] : {std::pair{r_ref * std::cos(in.theta[i]), r_fast * cs.cos},
+                                    std::pair{r_ref * std::sin(in.theta[i]), r_fast * cs.sin}}) {
+      worst_value = std::max(worst_value, ref == 0 ? std::abs(fast) : std::abs(fast / ref - 1.0));
+    }
+  }
+  INFO("worst relative distance: log 2^" << std::log2(worst_log) << ", values 2^" << std::log2(worst_value));
+  CHECK(worst_log < 0x1p-46);
+  CHECK(worst_value < 0x1p-46);
+  CHECK(kernels::box_muller_log(1.0) == 0.0);
+  CHECK(kernels::box_muller_cos_sin(0.0).sin == 0.0);
+}
+
+TEST_CASE("box_muller_pairs on every ISA: glibc's floats, or NaN where unsure, rarely", "[generate][kernels]") {
+  const BoxMullerInputs in = box_muller_inputs(42, 300000);
+  const std::size_t n = in.u1.size();  // odd: a partial last vector
+  std::vector<float> want(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = std::sqrt(-2.0 * std::log(in.u1[i]));
+    want[2 * i] = static_cast<float>(r * std::cos(in.theta[i]));
+    want[2 * i + 1] = static_cast<float>(r * std::sin(in.theta[i]));
+  }
+  for (kernels::Isa isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+    if (!kernels::isa_supported(isa)) continue;
+    INFO(kernels::isa_name(isa));
+    std::vector<float> got(2 * n);
+    kernels::kernel_table(isa)->box_muller_pairs(in.u1.data(), in.theta.data(), n, got.data());
+    std::size_t unsure = 0, differ = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      if (std::isnan(got[i])) ++unsure;
+      else differ += got[i] != want[i] ? 1 : 0;
+    }
+    CHECK(differ == 0);
+    CHECK(unsure < got.size() / 1000);
   }
 }
 

@@ -5,7 +5,9 @@
 // normal  : standard normal from splitmix64 + Box-Muller, one stream filling q, then k,
 //           then v in C order. This is the generator of ../shared/fixtures (seed 0x5EED0001
 //           reproduces c1's q.npy bit for bit). splitmix64 can jump to any draw, so threads
-//           fill runs of the stream; the values do not depend on how many.
+//           fill runs of the stream; the values do not depend on how many. The values are
+//           those of glibc's log, cos and sin; where the CPU has AVX2 they come through
+//           rvt/kernels/box_muller.hpp, the same floats.
 // uniform : uniform in [-1, 1) from the same splitmix64 stream.
 // structured: inputs whose attention is concentrated the way real sequences' is (local
 //           bumps, a few sink tokens, periodic recall); the construction is documented at

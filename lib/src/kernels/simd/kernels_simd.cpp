@@ -478,6 +478,9 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
 void transpose_tiles(const float* x, std::size_t x_stride, std::size_t shift, std::size_t begin, std::size_t end,
                      std::size_t dim, float* out);
 
+// box_muller_simd.cpp
+void box_muller_pairs(const double* u1, const double* theta, std::size_t n, float* out);
+
 void stream_fence() { _mm_sfence(); }
 
 extern const KernelTable kTable;
@@ -488,6 +491,6 @@ const KernelTable kTable{
     Isa::kAvx2,
 #endif
     kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_means, &any_nonfinite, &fma_peak_work,
-    &stream_fence};
+    &box_muller_pairs, &stream_fence};
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS
