@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "rvt/core/hash.hpp"
+#include "rvt/core/splitmix.hpp"
 #include "rvt/kernels/box_muller.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "rvt/tensor/generate.hpp"
@@ -26,11 +28,11 @@ std::string digest(const Tensor& t) { return hex64(xxh3_64(t.values().data(), t.
 // Box-Muller inputs: the normal stream's (u1, theta) pairs for `seed`, and the edges: u1 next
 // to 1 and down to 2^-53, theta on and next to the multiples of pi/2 (where cos or sin is
 // tiny, the polynomials' hardest case), and exactly 0.
-struct BoxMullerInputs {
+struct BoxMullerCases {
   std::vector<double> u1, theta;
 };
-BoxMullerInputs box_muller_inputs(std::uint64_t seed, std::size_t pairs) {
-  BoxMullerInputs in;
+BoxMullerCases box_muller_cases(std::uint64_t seed, std::size_t pairs) {
+  BoxMullerCases in;
   SplitMix64 rng(seed);
   for (std::size_t p = 0; p < pairs; ++p) {
     const std::uint64_t a = rng.next(), b = rng.next();
@@ -100,7 +102,7 @@ TEST_CASE("generators: pinned values, the same for every thread count", "[genera
 TEST_CASE("box_muller: the polynomials stay within 2^-46 of glibc", "[generate]") {
   // Seen: 2^-50.5 (3 double ulps); the fast path keeps a float only 2^-40 from a rounding
   // boundary, so a 1024-fold margin.
-  const BoxMullerInputs in = box_muller_inputs(0x5EED, 500000);
+  const BoxMullerCases in = box_muller_cases(0x5EED, 500000);
   double worst_log = 0, worst_value = 0;
   for (std::size_t i = 0; i < in.u1.size(); ++i) {
     const double log_ref = std::log(in.u1[i]), log_fast = kernels::box_muller_log(in.u1[i]);
@@ -119,27 +121,47 @@ TEST_CASE("box_muller: the polynomials stay within 2^-46 of glibc", "[generate]"
   CHECK(kernels::box_muller_cos_sin(0.0).sin == 0.0);
 }
 
-TEST_CASE("box_muller_pairs on every ISA: glibc's floats, or NaN where unsure, rarely", "[generate][kernels]") {
-  const BoxMullerInputs in = box_muller_inputs(42, 300000);
-  const std::size_t n = in.u1.size();  // odd: a partial last vector
-  std::vector<float> want(2 * n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const double r = std::sqrt(-2.0 * std::log(in.u1[i]));
-    want[2 * i] = static_cast<float>(r * std::cos(in.theta[i]));
-    want[2 * i + 1] = static_cast<float>(r * std::sin(in.theta[i]));
+TEST_CASE("splitmix: draws as exact doubles", "[generate]") {
+  for (std::uint64_t k : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{0xFFFFFFFF}, std::uint64_t{1} << 32,
+                          (std::uint64_t{1} << 53) - 1, std::uint64_t{1} << 53, std::uint64_t{0x1234567890ABCull}}) {
+    CHECK(exact_double(k) == static_cast<double>(k));
   }
+  SplitMix64 rng(7);
+  for (std::uint64_t n = 0; n < 1000; ++n) {
+    const std::uint64_t draw = rng.next();
+    REQUIRE(splitmix_draw(7, n) == draw);
+    CHECK(unit_of(draw) == static_cast<double>(draw >> 11) / 9007199254740992.0);
+    CHECK(unit_open_of(draw) == static_cast<double>((draw >> 11) + 1) / 9007199254740992.0);
+  }
+}
+
+TEST_CASE("normal_pairs on every ISA: the scalar code's floats, glibc's or NaN where unsure, rarely",
+          "[generate][kernels]") {
+  const std::uint64_t seed = 42, first = 12345;
+  const std::size_t n = 300001;  // odd: a partial last vector
   for (kernels::Isa isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
     if (!kernels::isa_supported(isa)) continue;
     INFO(kernels::isa_name(isa));
     std::vector<float> got(2 * n);
-    kernels::kernel_table(isa)->box_muller_pairs(in.u1.data(), in.theta.data(), n, got.data());
-    std::size_t unsure = 0, differ = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-      if (std::isnan(got[i])) ++unsure;
-      else differ += got[i] != want[i] ? 1 : 0;
+    const std::size_t reported = kernels::kernel_table(isa)->normal_pairs(seed, first, n, got.data());
+    std::size_t unsure = 0, not_scalar = 0, not_glibc = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const kernels::FloatPair scalar = kernels::box_muller_pair(seed, first + i);  // the same doubles
+      const kernels::BoxMullerInputs in = kernels::box_muller_inputs(seed, first + i);
+      const double r = std::sqrt(-2.0 * std::log(in.u1));
+      const float glibc[2] = {static_cast<float>(r * std::cos(in.theta)), static_cast<float>(r * std::sin(in.theta))};
+      const float want[2] = {scalar.first, scalar.second};
+      for (int j = 0; j < 2; ++j) {
+        const float v = got[2 * i + j];
+        not_scalar += std::bit_cast<std::uint32_t>(v) != std::bit_cast<std::uint32_t>(want[j]) ? 1 : 0;
+        if (std::isnan(v)) ++unsure;
+        else not_glibc += v != glibc[j] ? 1 : 0;
+      }
     }
-    CHECK(differ == 0);
-    CHECK(unsure < got.size() / 1000);
+    CHECK(reported == unsure);
+    CHECK(not_scalar == 0);
+    CHECK(not_glibc == 0);
+    CHECK(unsure < 2 * n / 1000);
   }
 }
 

@@ -100,3 +100,36 @@ TEST_CASE("summary stats count non-finite values apart", "[stats]") {
   REQUIRE(s.mean == Approx(2.0));
   REQUIRE(s.std == Approx(std::sqrt(2.0 / 3.0)));
 }
+
+TEST_CASE("summary stats: the same for every thread count, close to a plain double sum", "[stats]") {
+  // Several runs of 65,536 values and a partial one, non-finite values in two of them.
+  std::vector<float> v(3 * 65536 + 1001);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(std::sin(0.001 * i) * 3.0 + 1.0);
+  v[70000] = std::numeric_limits<float>::quiet_NaN();
+  v[150000] = -std::numeric_limits<float>::infinity();
+  double sum = 0.0, lo = 1e300, hi = -1e300;
+  std::size_t n = 0;
+  for (float x : v) {
+    if (!std::isfinite(x)) continue;
+    sum += x, lo = std::min(lo, static_cast<double>(x)), hi = std::max(hi, static_cast<double>(x)), ++n;
+  }
+  const double mean = sum / static_cast<double>(n);
+  double sq = 0.0;
+  for (float x : v) sq += std::isfinite(x) ? (x - mean) * (x - mean) : 0.0;
+  const SummaryStats one = summarize(v, 1);
+  CHECK(one.nan_count == 1);
+  CHECK(one.inf_count == 1);
+  CHECK(one.min == lo);
+  CHECK(one.max == hi);
+  CHECK(one.mean == Approx(mean).epsilon(1e-12));
+  CHECK(one.std == Approx(std::sqrt(sq / static_cast<double>(n))).epsilon(1e-12));
+  for (unsigned threads : {2u, 3u, 8u}) {
+    const SummaryStats s = summarize(v, threads);
+    CHECK(s.mean == one.mean);  // bit for bit
+    CHECK(s.std == one.std);
+    CHECK(s.min == one.min);
+    CHECK(s.max == one.max);
+    CHECK(s.nan_count == 1);
+  }
+  CHECK(summarize(std::vector<float>{}, 2).count == 0);
+}

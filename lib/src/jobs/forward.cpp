@@ -88,10 +88,10 @@ Json edges_json(std::size_t seq, std::size_t q_heads, attn::Backend backend, con
   return j;
 }
 
-Json output_json(std::span<const float> values) {
+Json output_json(std::span<const float> values, unsigned threads) {
   Json j;
   j["xxh3"] = hex64(xxh3_64(values.data(), values.size_bytes()));
-  j["stats"] = report::stats_json(summarize(values));
+  j["stats"] = report::stats_json(summarize(values, threads));
   return j;
 }
 
@@ -172,7 +172,7 @@ JobResult run_attention_forward(const AttentionRequest& r) {
   j["edges"] = edges_json(shape.seq, shape.q_heads, r.backend, r.sparse);
   j["threads"] = r.threads;
   j["wall_ms"] = wall_ms;
-  j["output"] = output_json(out.values());
+  j["output"] = output_json(out.values(), r.threads);
   j["output"]["path"] = r.out_path.empty() ? Json(nullptr) : Json(r.out_path);
   Json rows = Json::array();
   for (std::size_t row : r.pattern_rows) rows.push_back(pattern_row_json(shape.seq, r.sparse, row));
@@ -245,7 +245,7 @@ JobResult run_model_forward(const ModelRequest& r) {
   // With a NaN among the logits no class is the largest (NaN compares false): null, not 0.
   const bool any_nan = std::any_of(logits.begin(), logits.end(), [](float x) { return std::isnan(x); });
   j["argmax"] = any_nan ? Json(nullptr) : Json(static_cast<std::size_t>(top - logits.begin()));
-  j["output"] = output_json(logits);
+  j["output"] = output_json(logits, r.threads);
   j["output"]["path"] = r.out_path.empty() ? Json(nullptr) : Json(r.out_path);
 
   res.text = std::string("temporal head (") + attn::backend_name(head.config().backend) + ") over " +

@@ -182,7 +182,7 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
   } else {
     j["parity"] = nullptr;
   }
-  j["output"] = output_json(out.values());
+  j["output"] = output_json(out.values(), r.stream.threads);
   j["output"]["path"] = r.stream.out_path.empty() ? Json(nullptr) : Json(r.stream.out_path);
   res.text = summary_text(r.backend == attn::Backend::kDense ? "dense decode" : "sparse decode", s.seq, j["latency"],
                           j["parity"], c.bytes());
@@ -239,7 +239,7 @@ JobResult run_model_stream(const ModelStreamRequest& r) {
     j["parity"] = nullptr;
   }
   j["final_logits"] = std::vector<float>(logits.end() - static_cast<long>(classes), logits.end());
-  j["output"] = output_json(logits);
+  j["output"] = output_json(logits, r.stream.threads);
   j["output"]["path"] = r.stream.out_path.empty() ? Json(nullptr) : Json(r.stream.out_path);
   res.text = summary_text("temporal head stream", n, j["latency"], j["parity"], online.cache_bytes());
   return res;

@@ -2,43 +2,22 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 #include <span>
 #include <vector>
 
 #include "rvt/core/error.hpp"
 #include "rvt/core/parallel.hpp"
+#include "rvt/core/splitmix.hpp"
+#include "rvt/kernels/box_muller.hpp"
 #include "rvt/kernels/fast.hpp"
 
 namespace rvt {
 namespace {
 
-constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;  // splitmix64's step
-
-std::uint64_t mix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// Draw n (0-based) of SplitMix64(seed): its state after n + 1 steps, mixed. The state only
-// ever adds kGolden, so any draw is one multiply away: what lets the fills below start
-// anywhere in a stream and split it between threads, the values the same for every count.
-std::uint64_t draw_at(std::uint64_t seed, std::uint64_t n) { return mix64(seed + (n + 1) * kGolden); }
-
-// A draw's top 53 bits as a double in [0, 1).
-double unit_of(std::uint64_t draw) { return static_cast<double>(draw >> 11) / 9007199254740992.0; }
-
-// Pair p of the normal stream (values 2p and 2p + 1): Box-Muller over draws 2p and 2p + 1,
-// exactly as the fixture generator (r cos, then r sin, with glibc's log, cos and sin).
-struct PairInputs {
-  double u1, theta;  // u1 in (0, 1], theta in [0, 2 pi)
-};
-PairInputs pair_inputs(std::uint64_t seed, std::uint64_t p) {
-  const std::uint64_t a = draw_at(seed, 2 * p), b = draw_at(seed, 2 * p + 1);
-  return {static_cast<double>((a >> 11) + 1) / 9007199254740992.0, 2.0 * std::numbers::pi * unit_of(b)};
-}
-void reference_pair(PairInputs in, float* out) {
+// Pair p of the normal stream (values 2p and 2p + 1) as the fixtures' generator computes it:
+// Box-Muller over draws 2p and 2p + 1 (box_muller_inputs), r cos, then r sin, with glibc's
+// log, cos and sin.
+void reference_pair(kernels::BoxMullerInputs in, float* out) {
   const double r = std::sqrt(-2.0 * std::log(in.u1));
   out[0] = static_cast<float>(r * std::cos(in.theta));
   out[1] = static_cast<float>(r * std::sin(in.theta));
@@ -50,22 +29,18 @@ void reference_pair(PairInputs in, float* out) {
 void normal_pairs(std::uint64_t seed, std::uint64_t p, std::size_t n, float* out) {
   const kernels::KernelTable* fast = kernels::kernel_table(kernels::best_isa());
   if (fast == nullptr) {
-    for (std::size_t i = 0; i < n; ++i) reference_pair(pair_inputs(seed, p + i), out + 2 * i);
+    for (std::size_t i = 0; i < n; ++i) reference_pair(kernels::box_muller_inputs(seed, p + i), out + 2 * i);
     return;
   }
-  constexpr std::size_t kBlock = 256;
-  double u1[kBlock], theta[kBlock];
+  constexpr std::size_t kBlock = 2048;  // pairs: a NaN in 1 of ~12 blocks
   for (std::size_t b = 0; b < n; b += kBlock) {
     const std::size_t m = std::min(kBlock, n - b);
-    for (std::size_t i = 0; i < m; ++i) {
-      const PairInputs in = pair_inputs(seed, p + b + i);
-      u1[i] = in.u1;
-      theta[i] = in.theta;
-    }
     float* block = out + 2 * b;
-    fast->box_muller_pairs(u1, theta, m, block);
+    if (fast->normal_pairs(seed, p + b, m, block) == 0) continue;
     for (std::size_t i = 0; i < m; ++i) {
-      if (std::isnan(block[2 * i]) || std::isnan(block[2 * i + 1])) reference_pair({u1[i], theta[i]}, block + 2 * i);
+      if (std::isnan(block[2 * i]) || std::isnan(block[2 * i + 1])) {
+        reference_pair(kernels::box_muller_inputs(seed, p + b + i), block + 2 * i);
+      }
     }
   }
 }
@@ -74,7 +49,7 @@ void normal_pairs(std::uint64_t seed, std::uint64_t p, std::size_t n, float* out
 void fill_stream(GenKind kind, std::uint64_t seed, std::uint64_t first, std::span<float> out) {
   if (kind == GenKind::kUniform) {
     for (std::size_t i = 0; i < out.size(); ++i) {
-      out[i] = static_cast<float>(unit_of(draw_at(seed, first + i)) * 2.0 - 1.0);
+      out[i] = static_cast<float>(unit_of(splitmix_draw(seed, first + i)) * 2.0 - 1.0);
     }
     return;
   }
@@ -246,8 +221,8 @@ std::vector<std::size_t> structured_sinks(std::size_t seq, std::uint64_t seed) {
 }
 
 std::uint64_t SplitMix64::next() {
-  state_ += kGolden;
-  return mix64(state_);
+  state_ += kSplitMixStep;
+  return splitmix_mix(state_);
 }
 
 double SplitMix64::next_unit() { return unit_of(next()); }

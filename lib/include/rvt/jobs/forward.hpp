@@ -65,8 +65,8 @@ report::Json sparse_config_json(const attn::SparseConfig& config);
 // Edge totals, sparsity and per-row spread for a sparse or dense pass.
 report::Json edges_json(std::size_t seq, std::size_t q_heads, attn::Backend backend,
                         const attn::SparseConfig& config);
-// Digest and stats of an output tensor's raw f32 bytes.
-report::Json output_json(std::span<const float> values);
+// Digest and stats of an output tensor's raw f32 bytes; `threads` workers share the stats.
+report::Json output_json(std::span<const float> values, unsigned threads = 1);
 
 // The temporal head of a blob file, as forward and stream run it; a blob that fails to
 // parse or to build the head is kBadInput naming the file. report: the blob's {path, xxh3_file}.

@@ -8,14 +8,30 @@
 // the stream) are marked NaN for the caller to compute with glibc (rvt/tensor/generate.cpp).
 // tests/unit/test_generate.cpp measures the distance to glibc (below 2^-46 over 500,000
 // pairs and the edge cases) and checks the fast path's floats on every ISA bit for bit.
+// Multiply-adds are fused only where written (std::fma: exactly rounded on every build, an
+// instruction where the CPU has FMA) and the ISA copies are built with -ffp-contract=off, so
+// every build computes the same doubles as the tests' baseline build.
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <limits>
+#include <numbers>
 #include <utility>
 
+#include "rvt/core/splitmix.hpp"
+
 namespace rvt::kernels {
+
+// The inputs of pair p of the normal stream of `seed`: draws 2p and 2p + 1 as u1 in (0, 1]
+// and theta = 2 pi u2 in [0, 2 pi).
+struct BoxMullerInputs {
+  double u1, theta;
+};
+inline BoxMullerInputs box_muller_inputs(std::uint64_t seed, std::uint64_t p) {
+  return {unit_open_of(splitmix_draw(seed, 2 * p)), 2.0 * std::numbers::pi * unit_of(splitmix_draw(seed, 2 * p + 1))};
+}
 
 // ~1400 times the largest relative distance to glibc's doubles the tests have seen (2^-50.4;
 // they fail above 2^-46).
@@ -34,11 +50,11 @@ inline double box_muller_log(double x) {
   const double s = (m - 1.0) / (m + 1.0), z = s * s;
   double p = 2.0 / 21;
   [&]<int... J>(std::integer_sequence<int, J...>) {  // unrolled: 2/19, 2/17, ..., 2/1
-    ((p = p * z + 2.0 / (19 - 2 * J)), ...);
+    ((p = std::fma(p, z, 2.0 / (19 - 2 * J))), ...);
   }(std::make_integer_sequence<int, 10>{});
   // ln 2 in two parts: e * hi is exact for the few bits e has.
   constexpr double kLn2Hi = 0x1.62e42fefa3800p-1, kLn2Lo = 0x1.ef35793c76730p-45;
-  return e * kLn2Hi + (e * kLn2Lo + s * p);
+  return std::fma(e, kLn2Hi, std::fma(e, kLn2Lo, s * p));
 }
 
 struct CosSin {
@@ -65,10 +81,10 @@ inline CosSin box_muller_cos_sin(double theta) {
   const double z = r * r;
   double ps = kTaylor<17>, pc = kTaylor<16>;
   [&]<int... J>(std::integer_sequence<int, J...>) {  // unrolled: n = 15, 13, ..., 3 and 14, 12, ..., 2
-    ((ps = ps * z + kTaylor<15 - 2 * J>, pc = pc * z + kTaylor<14 - 2 * J>), ...);
+    ((ps = std::fma(ps, z, kTaylor<15 - 2 * J>), pc = std::fma(pc, z, kTaylor<14 - 2 * J>)), ...);
   }(std::make_integer_sequence<int, 7>{});
-  const double sin_r = r + r * z * ps;
-  const double cos_r = 1.0 + z * pc;
+  const double sin_r = std::fma(r * z, ps, r);
+  const double cos_r = std::fma(z, pc, 1.0);
   const bool swap = (k == 1.0) | (k == 3.0);  // | not ||: no branches, so loops vectorize
   const double c = swap ? sin_r : cos_r, s = swap ? cos_r : sin_r;
   return {(k == 1.0) | (k == 2.0) ? -c : c, (k == 2.0) | (k == 3.0) ? -s : s};
@@ -79,6 +95,18 @@ inline float box_muller_sure_float(double x) {
   const double d = (x < 0 ? -x : x) * kBoxMullerTolerance;
   const float lo = static_cast<float>(x - d), hi = static_cast<float>(x + d);
   return lo == hi ? lo : std::numeric_limits<float>::quiet_NaN();
+}
+
+// Pair p of the normal stream: the floats of r cos(theta) and r sin(theta), each NaN where
+// the polynomials cannot tell which float glibc's functions give.
+struct FloatPair {
+  float first, second;
+};
+inline FloatPair box_muller_pair(std::uint64_t seed, std::uint64_t p) {
+  const BoxMullerInputs in = box_muller_inputs(seed, p);
+  const double r = std::sqrt(-2.0 * box_muller_log(in.u1));
+  const CosSin cs = box_muller_cos_sin(in.theta);
+  return {box_muller_sure_float(r * cs.cos), box_muller_sure_float(r * cs.sin)};
 }
 
 }  // namespace rvt::kernels

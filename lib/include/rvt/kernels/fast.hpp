@@ -99,11 +99,11 @@ struct KernelTable {
   // ports) and returns the float operations done (2 per lane per FMA). Time it to get this
   // core's FMA peak; bench reports kernels as a fraction of it.
   double (*fma_peak_work)(std::size_t iterations);
-  // The normal generator's fast path (rvt/kernels/box_muller.hpp): for pairs i < n,
-  // out[2i] and out[2i + 1] = r cos(theta[i]) and r sin(theta[i]), r = sqrt(-2 log u1[i]),
-  // rounded to float: the floats glibc's log, cos and sin give, or NaN where the
-  // polynomials cannot tell which float that is (1 value in 48,000).
-  void (*box_muller_pairs)(const double* u1, const double* theta, std::size_t n, float* out);
+  // The normal generator's fast path (rvt/kernels/box_muller.hpp): pairs [first_pair,
+  // first_pair + n) of the normal stream of `seed` into out[0, 2n), box_muller_pair's floats:
+  // glibc's, or NaN where the polynomials cannot tell (1 value in 48,000). Returns how many
+  // are NaN.
+  std::size_t (*normal_pairs)(std::uint64_t seed, std::uint64_t first_pair, std::size_t n, float* out);
   // Orders this thread's streaming stores (SparseTileArgs::stream_out) before its later
   // stores, such as the one that tells another thread the work is done.
   void (*stream_fence)();

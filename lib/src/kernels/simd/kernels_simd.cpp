@@ -479,7 +479,7 @@ void transpose_tiles(const float* x, std::size_t x_stride, std::size_t shift, st
                      std::size_t dim, float* out);
 
 // box_muller_simd.cpp
-void box_muller_pairs(const double* u1, const double* theta, std::size_t n, float* out);
+std::size_t normal_pairs(std::uint64_t seed, std::uint64_t first_pair, std::size_t n, float* out);
 
 void stream_fence() { _mm_sfence(); }
 
@@ -491,6 +491,6 @@ const KernelTable kTable{
     Isa::kAvx2,
 #endif
     kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_means, &any_nonfinite, &fma_peak_work,
-    &box_muller_pairs, &stream_fence};
+    &normal_pairs, &stream_fence};
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS
