@@ -204,6 +204,13 @@ class TestAttentionStream(StreamCase):
             self.assertEqual(a["output"]["xxh3"], b["output"]["xxh3"])
             self.assertEqual(a["parity"], b["parity"])
         self.assertNotEqual(outs[0]["output"]["xxh3"], outs[3]["output"]["xxh3"])
+        # Non-causal: the parity reference (the last row of each prefix) is split between workers.
+        nc = [self.stream_json("--preset", "bench", "--seq", "700", "--no-causal", "--threads", t) for t in ("1", "2", "3")]
+        for r in nc[1:]:
+            self.assertEqual(r["parity"], nc[0]["parity"])
+            self.assertEqual(r["output"]["xxh3"], nc[0]["output"]["xxh3"])
+        self.assertEqual(nc[0]["parity"]["against"], "forward over each prefix, last row (non-causal)")
+        self.assertLess(nc[0]["parity"]["max_abs_err"], 1e-5)
         r = self.stream_json("--preset", "bench", "--seq", "40")
         self.assertGreaterEqual(r["threads"], 1)  # default: every core
         for bad in ("-1", "x", ""):

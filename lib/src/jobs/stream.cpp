@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "rvt/core/error.hpp"
+#include "rvt/core/parallel.hpp"
 #include "rvt/io/npy.hpp"
 #include "rvt/kernels/reference.hpp"
 #include "rvt/stream/streaming_head.hpp"
@@ -64,29 +65,32 @@ std::string dense_stream_what(bool checked, bool over_prefixes) {
 // sees tokens after t, which the stream has not seen yet; streamed row t is the last row of
 // forward() over the prefix [0, t]. That row is computed directly: row t's pattern for
 // N = t + 1 and the forward's row kernel. The last row of a non-causal prefix attends only
-// the complete blocks before its own, whose means are those of the whole sequence.
-Tensor prefix_last_rows(const Qkv& x, const attn::SparseConfig& c) {
+// the complete blocks before its own, whose means are those of the whole sequence. Rows are
+// independent: `threads` workers share them, each with its own pattern builder.
+Tensor prefix_last_rows(const Qkv& x, const attn::SparseConfig& c, unsigned threads) {
   const attn::AttentionShape s = attn::check_qkv(x.q, x.k, x.v);
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;
   const attn::BlockMeans means = c.landmarks ? attn::block_means(x.k, x.v, c.block_size) : attn::BlockMeans{};
-  attn::PatternBuilder pattern(s.seq, c);
-  std::vector<float> scratch(pattern.max_row_candidates());
   const std::size_t kv_stride = s.kv_heads * s.dim;
-  for (std::size_t t = 0; t < s.seq; ++t) {
-    pattern.build(t, t + 1);
-    for (std::size_t h = 0; h < s.q_heads; ++h) {
-      const std::size_t kvh = h / s.group();
-      kernels::LandmarkSource lm;
-      if (c.landmarks) {
-        lm.rows = {means.k_row(0, kvh), means.v_row(0, kvh), kv_stride};
-        lm.counts = means.counts.data();
-        lm.mass_bias = c.landmark_mode == attn::LandmarkMode::kMass;
+  parallel_for(s.seq, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+    attn::PatternBuilder pattern(s.seq, c);
+    std::vector<float> scratch(pattern.max_row_candidates());
+    for (std::size_t t = begin; t < end; ++t) {
+      pattern.build(t, t + 1);
+      for (std::size_t h = 0; h < s.q_heads; ++h) {
+        const std::size_t kvh = h / s.group();
+        kernels::LandmarkSource lm;
+        if (c.landmarks) {
+          lm.rows = {means.k_row(0, kvh), means.v_row(0, kvh), kv_stride};
+          lm.counts = means.counts.data();
+          lm.mass_bias = c.landmark_mode == attn::LandmarkMode::kMass;
+        }
+        kernels::sparse_row_ref(x.q.row(t, h), s.dim, s.scale(), kernels::RowSource{x.k.row(0, kvh), x.v.row(0, kvh), kv_stride},
+                                pattern.tokens(), lm, pattern.blocks(), scratch.data(), out.row(t, h));
       }
-      kernels::sparse_row_ref(x.q.row(t, h), s.dim, s.scale(), kernels::RowSource{x.k.row(0, kvh), x.v.row(0, kvh), kv_stride},
-                              pattern.tokens(), lm, pattern.blocks(), scratch.data(), out.row(t, h));
     }
-  }
+  });
   return out;
 }
 
@@ -175,7 +179,7 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
     const bool prefix = r.backend == attn::Backend::kSparse && !r.sparse.causal;
     const attn::ExecOptions exec{r.stream.threads};
     const Tensor full = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, true, exec)
-                        : prefix                           ? prefix_last_rows(x, r.sparse)
+                        : prefix                           ? prefix_last_rows(x, r.sparse, r.stream.threads)
                                                            : attn::sparse_attention(x.q, x.k, x.v, r.sparse, exec);
     j["parity"] = parity_json(out.values(), full.values());
     j["parity"]["against"] = prefix ? "forward over each prefix, last row (non-causal)" : "forward";
