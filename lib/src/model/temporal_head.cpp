@@ -125,14 +125,17 @@ std::vector<float> TemporalHead::pooled_logits(const std::vector<float>& x, std:
   return logits;
 }
 
+std::vector<float> TemporalHead::frame_logits(const std::vector<float>& x, std::size_t n_frames) const {
+  std::vector<float> logits(n_frames * n_classes_);
+  matmul(x.data(), n_frames, classifier_.data(), input_dim_, n_classes_, logits.data());
+  return logits;
+}
+
 std::vector<float> TemporalHead::per_frame_logits(std::span<const float> frames, std::size_t n_frames,
                                                   const attn::ExecOptions& exec) const {
+  // A causal head's row t of the last hidden state sees frames [0, t] only.
+  if (config_.causal) return frame_logits(hidden(frames, n_frames, exec), n_frames);
   std::vector<float> logits(n_frames * n_classes_);
-  if (config_.causal) {  // row t of the last hidden state sees frames [0, t] only
-    const std::vector<float> x = hidden(frames, n_frames, exec);
-    matmul(x.data(), n_frames, classifier_.data(), input_dim_, n_classes_, logits.data());
-    return logits;
-  }
   for (std::size_t t = 0; t < n_frames; ++t) {
     const auto row = forward(frames.first((t + 1) * input_dim_), t + 1, Pool::kLast, exec);
     std::copy(row.begin(), row.end(), logits.begin() + static_cast<long>(t * n_classes_));
@@ -145,9 +148,7 @@ TemporalHead::MeanAndPerFrame TemporalHead::mean_and_per_frame_logits(std::span<
                                                                       const attn::ExecOptions& exec) const {
   if (!config_.causal) return {forward(frames, n_frames, Pool::kMean, exec), {}};
   const std::vector<float> x = hidden(frames, n_frames, exec);
-  MeanAndPerFrame out{pooled_logits(x, n_frames, Pool::kMean), std::vector<float>(n_frames * n_classes_)};
-  matmul(x.data(), n_frames, classifier_.data(), input_dim_, n_classes_, out.per_frame.data());
-  return out;
+  return {pooled_logits(x, n_frames, Pool::kMean), frame_logits(x, n_frames)};
 }
 
 std::uint64_t TemporalHead::edges_per_head(std::size_t n_frames) const {

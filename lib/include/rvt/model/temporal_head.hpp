@@ -86,6 +86,8 @@ class TemporalHead {
                             const attn::ExecOptions& exec) const;
   // The logits of a hidden state pooled over its n_frames rows.
   std::vector<float> pooled_logits(const std::vector<float>& x, std::size_t n_frames, Pool pool) const;
+  // The logits of every row of a hidden state, [n_frames][n_classes].
+  std::vector<float> frame_logits(const std::vector<float>& x, std::size_t n_frames) const;
 };
 
 // out[T][cols] = x[T][rows] * w[rows][cols]  (plain loops; the model is small)
