@@ -56,7 +56,7 @@ class TargetsTest(CliTestCase):
         self.assertIn(self.proc.returncode, (OK, CHECK_FAILED), self.proc.stderr)
         with open(os.path.join(self.quick, "runs.json")) as f:
             runs = json.load(f)
-        self.assertEqual([r["name"] for r in runs["runs"]], ["L1", "M1", "S1", "D64", "DEC", "SCALE", "FORWARD"])
+        self.assertEqual([r["name"] for r in runs["runs"]], ["L1", "M1", "S1", "DEC1", "D64", "SCALE", "FORWARD"])
         for r in runs["runs"]:
             self.assertEqual(r["exit_code"], 0, r)
             self.assertRegex(r["start_utc"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -118,12 +118,12 @@ class TargetsTest(CliTestCase):
             shutil.rmtree(directory)
 
     def test_missing_report_is_an_error(self):
-        directory = self.edited_copy("DEC", lambda result: None)
-        os.remove(os.path.join(directory, "DEC.json"))
+        directory = self.edited_copy("DEC1", lambda result: None)
+        os.remove(os.path.join(directory, "DEC1.json"))
         os.remove(os.path.join(directory, "targets.json"))
         proc = check_targets("--from", directory)
         self.assertExit(proc, IO)
-        self.assertOneLineError(proc, "DEC.json")
+        self.assertOneLineError(proc, "DEC1.json")
         self.assertFalse(os.path.exists(os.path.join(directory, "targets.json")))
 
     def test_usage(self):
