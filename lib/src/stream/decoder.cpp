@@ -129,7 +129,9 @@ void SparseDecoder::step(const float* q, const float* k, const float* v, float* 
   // history, out of the CPU caches once the cache outgrows them: start loading them now, a
   // step ahead (the window's rows were just read; they stay in cache). Below kPrefetchAbove
   // bytes of K/V the rows are still in L3 and the prefetches cost more than they save
-  // (bench preset: +80 ns per step at T = 1024 and 4096, -600 ns at 65536).
+  // (bench preset: +80 ns per step at T = 1024 and 4096; at 65536 -600 ns in one pair of runs
+  // on 2026-11-28 and no difference in others, and level again on 2026-11-29, family 25 host:
+  // docs/performance.md).
   constexpr std::size_t kPrefetchAbove = std::size_t{16} << 20;
   if (n * cache_.row_stride() * 2 * sizeof(float) > kPrefetchAbove) {
     for (const std::uint32_t t : pattern_.tokens()) {
