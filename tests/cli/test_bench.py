@@ -30,6 +30,7 @@ def small(**overrides):
 
 
 SMALL = small()
+CPUS = sorted(os.sched_getaffinity(0))  # what the bench's child process may use too
 CSV_COLUMNS = ["table", "n", "kernel", "isa", "extrapolated", "median", "min", "max", "stddev", "unit", "samples",
                "gflops", "pct_of_peak", "edges_per_head", "edge_ratio", "speedup_vs_dense", "fast_vs_ref", "rounds",
                "speedup_rounds_min", "speedup_rounds_max", "fast_vs_ref_rounds_min", "fast_vs_ref_rounds_max",
@@ -273,15 +274,28 @@ class BenchOutputs(CliTestCase):
                 self.assertEqual(len(k["threads"]["samples_ms"]), 4)
                 self.assertEqual(len(k["round_speedups"]), 2)
                 self.assertAlmostEqual(k["speedup"], k["one_thread"]["median_ms"] / k["threads"]["median_ms"])
+                # One thread pinned to each CPU this process may use, every round.
+                by_cpu = k["one_thread_by_cpu"]
+                self.assertEqual([c["cpu"] for c in by_cpu], CPUS)
+                self.assertTrue(all(len(c["samples_ms"]) == 4 for c in by_cpu))
+                medians = [c["median_ms"] for c in by_cpu]
+                if len(CPUS) == 2:
+                    self.assertAlmostEqual(k["balanced_bound"], min(medians) * sum(1 / m for m in medians))
+                else:  # the bound needs a CPU per thread
+                    self.assertIsNone(k["balanced_bound"])
         self.assertEqual(report["result"]["params"]["scaling_at"], [64, 128])
         md = run("bench", *small(seq="64", threads="2", decode_at="none", scaling_at="64", scaling_rounds="1"), "-q",
                  "--format", "md")
         self.assertExit(md, OK)
         self.assertIn("| N | dense 1 thread ms | dense 2 threads ms | dense speedup |", md.stdout)
+        self.assertIn("| sparse 1 thread by CPU ms | sparse balanced bound |", md.stdout)
+        self.assertIn(f"cpu{CPUS[0]} ", md.stdout)
         rows = list(csv.reader(io.StringIO(run("bench", *small(seq="64", threads="2", decode_at="none",
                                                                   scaling_at="64", scaling_rounds="1"), "-q",
                                                  "--format", "csv").stdout)))
-        self.assertEqual({r[2] for r in rows if r[0] == "scaling"}, {"dense@1", "dense@2", "sparse@1", "sparse@2"})
+        self.assertEqual({r[2] for r in rows if r[0] == "scaling"},
+                         {"dense@1", "dense@2", "sparse@1", "sparse@2"} |
+                         {f"{kernel}@cpu{c}" for kernel in ("dense", "sparse") for c in CPUS})
         self.assertTrue(all(len(r) == len(CSV_COLUMNS) for r in rows))
         by_kernel = {r["kernel"]: r for r in (dict(zip(CSV_COLUMNS, r)) for r in rows[1:]) if r["table"] == "scaling"}
         for kernel in ("dense", "sparse"):

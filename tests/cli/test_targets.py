@@ -63,7 +63,7 @@ class TargetsTest(CliTestCase):
             self.assertGreater(r["peak_rss_bytes"], 0)
         self.assertTrue(runs["quick"])
         targets = self.judged(self.quick)
-        self.assertEqual(len(targets), 13)
+        self.assertEqual(len(targets), 14)
         for t in targets.values():
             self.assertIn(t["verdict"], VERDICTS, t)
             if t["verdict"] == "met":

@@ -137,13 +137,56 @@ Json decode_kernel_json(const std::vector<double>& samples_ns, const char* kerne
   return j;
 }
 
+// The CPUs this process may run on (empty if the affinity cannot be read).
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+    }
+  }
+  return cpus;
+}
+
+// Pins the calling thread to one CPU while alive, then gives it back the CPUs it had.
+class PinnedTo {
+ public:
+  explicit PinnedTo(int cpu) {
+    CPU_ZERO(&before_);
+    restore_ = pthread_getaffinity_np(pthread_self(), sizeof before_, &before_) == 0;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned_ = pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+  }
+  ~PinnedTo() {
+    if (restore_) pthread_setaffinity_np(pthread_self(), sizeof before_, &before_);
+  }
+  PinnedTo(const PinnedTo&) = delete;
+  PinnedTo& operator=(const PinnedTo&) = delete;
+  bool pinned() const { return pinned_; }
+
+ private:
+  cpu_set_t before_;
+  bool restore_ = false, pinned_ = false;
+};
+
 // One kernel's thread scaling at one N (BenchConfig::scaling_at): rounds of `reps` calls on
 // one thread then `reps` on c.threads, warmed up before the first round; per side the
 // pooled samples, and each round's ratio of medians (their spread shows how steady the
-// machine was).
+// machine was). Each round also times `reps` one-thread calls pinned to each CPU the process
+// may use: on a VM one CPU can run a memory-bound kernel 1.3 - 1.5x slower than the other for
+// seconds while the FMA probe finds both alike (2026-11-29), and then no split of the work
+// reaches T x one CPU. "balanced_bound" is what a perfectly balanced call on all of them
+// could reach over the fastest alone: its time x the sum of every CPU's rate.
 Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, double peak_one,
                          const std::function<Tensor(unsigned)>& call) {
+  const std::vector<int> cpus = allowed_cpus();
   std::vector<double> one, many, rounds;
+  std::vector<std::vector<double>> by_cpu(cpus.size());
+  bool all_pinned = !cpus.empty();
   for (std::size_t r = 0; r < c.scaling_rounds; ++r) {
     const std::size_t warmup = r == 0 ? c.warmup : 0;
     const std::vector<double> a = time_ms(warmup, c.reps, [&] { return call(1); });
@@ -151,12 +194,31 @@ Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, d
     one.insert(one.end(), a.begin(), a.end());
     many.insert(many.end(), b.begin(), b.end());
     rounds.push_back(sample_stats(a).median / sample_stats(b).median);
+    for (std::size_t i = 0; i < cpus.size(); ++i) {
+      const PinnedTo pin(cpus[i]);
+      all_pinned = all_pinned && pin.pinned();
+      const std::vector<double> t = time_ms(0, c.reps, [&] { return call(1); });
+      by_cpu[i].insert(by_cpu[i].end(), t.begin(), t.end());
+    }
   }
   Json j;
   j["one_thread"] = kernel_json(isa, one, flops, peak_one);
   j["threads"] = kernel_json(isa, many, flops, peak_one * c.threads);
   j["speedup"] = sample_stats(one).median / sample_stats(many).median;
   j["round_speedups"] = rounds;
+  Json per_cpu = Json::array();
+  double fastest = 0.0, rate_sum = 0.0;
+  for (std::size_t i = 0; i < cpus.size(); ++i) {
+    Json k = kernel_json(isa, by_cpu[i], flops, peak_one);
+    k["cpu"] = all_pinned ? cpus[i] : -1;
+    const double m = k["median_ms"].get<double>();
+    fastest = i == 0 ? m : std::min(fastest, m);
+    rate_sum += 1.0 / m;
+    per_cpu.push_back(std::move(k));
+  }
+  j["one_thread_by_cpu"] = per_cpu;
+  // Only where the call's threads can have a CPU each, and each CPU was really pinned.
+  j["balanced_bound"] = nullable(fastest * rate_sum, all_pinned && cpus.size() == c.threads);
   return j;
 }
 
@@ -240,14 +302,7 @@ FmaPeak measure_fma_peak(kernels::Isa resolved, double seconds) {
 std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t iterations, int pieces) {
   const kernels::KernelTable* table = kernels::kernel_table(resolved);
   if (table == nullptr || table->fma_peak_work == nullptr || iterations == 0) return {};
-  std::vector<int> cpus;
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-      if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-    }
-  }
+  std::vector<int> cpus = allowed_cpus();
   if (cpus.empty()) cpus.push_back(-1);
   std::vector<CpuPeak> peaks(cpus.size());
   std::atomic<std::size_t> ready{0};

@@ -159,7 +159,8 @@ Table scaling_table(const Json& result) {
   const std::string t = std::to_string(result["scaling"]["threads"].get<unsigned>());
   Table table;
   table.header = {"N", "dense 1 thread ms", "dense " + t + " threads ms", "dense speedup", "sparse 1 thread ms",
-                  "sparse " + t + " threads ms", "sparse speedup", "sparse rounds"};
+                  "sparse " + t + " threads ms", "sparse speedup", "sparse rounds", "sparse 1 thread by CPU ms",
+                  "sparse balanced bound"};
   for (const Json& r : scaling_rows(result)) {
     auto side = [](const Json& k, std::vector<std::string>& row) {
       if (!k.is_object()) {
@@ -173,6 +174,13 @@ Table scaling_table(const Json& result) {
     side(r["dense"], row);
     side(r["sparse"], row);
     row.push_back(range_cell(r["sparse"]["round_speedups"], "x"));
+    std::string by_cpu;
+    for (const Json& k : r["sparse"].value("one_thread_by_cpu", Json::array())) {
+      by_cpu += (by_cpu.empty() ? "" : ", ") + std::string("cpu") + std::to_string(k["cpu"].get<int>()) + " " +
+                n4(num_at(k, "median_ms"));
+    }
+    row.push_back(by_cpu.empty() ? "-" : by_cpu);
+    row.push_back(fixed(num_at(r["sparse"], "balanced_bound"), 2, "x"));
     table.rows.push_back(std::move(row));
   }
   return table;
@@ -517,6 +525,19 @@ std::string format_csv(const Json& r) {
           cells["threads_speedup"] = csv_num(num_at(p[kernel], "speedup"));
           add_range(cells, "threads_speedup_rounds", p[kernel].value("round_speedups", Json::array()));
         }
+        row(cells);
+      }
+      // One thread pinned to each CPU: kernel "dense@cpu0", ...
+      for (const Json& k : p[kernel].value("one_thread_by_cpu", Json::array())) {
+        CsvRow cells{{"table", "scaling"},
+                     {"n", std::to_string(p["seq"].get<std::uint64_t>())},
+                     {"kernel", kernel + "@cpu" + std::to_string(k["cpu"].get<int>())},
+                     {"isa", k["isa"].get<std::string>()},
+                     {"extrapolated", "false"},
+                     {"gflops", csv_num(num_at(k, "gflops"))},
+                     {"pct_of_peak", csv_num(num_at(k, "pct_of_peak"))},
+                     {"rounds", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())}};
+        add_timing(cells, k, "ms", std::to_string(k["samples_ms"].size()));
         row(cells);
       }
     }
