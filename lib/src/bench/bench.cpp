@@ -178,9 +178,10 @@ class PinnedTo {
 // pooled samples, and each round's ratio of medians (their spread shows how steady the
 // machine was). Each round also times `reps` one-thread calls pinned to each CPU the process
 // may use: on a VM one CPU can run a memory-bound kernel 1.3 - 1.5x slower than the other for
-// seconds while the FMA probe finds both alike (2026-11-29), and then no split of the work
-// reaches T x one CPU. "balanced_bound" is what a perfectly balanced call on all of them
-// could reach over the fastest alone: its time x the sum of every CPU's rate.
+// seconds while the FMA probe finds both alike (2026-11-29). "balanced_bound" is what a
+// perfectly balanced call on all of them would reach over the fastest alone if each thread ran
+// at its CPU's one-thread speed: that time x the sum of every CPU's rate. Not a hard cap: T
+// threads also have T cores' caches (sparse at N = 4096 has scaled 2.05x beside a bound of 1.73x).
 Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, double peak_one,
                          const std::function<Tensor(unsigned)>& call) {
   const std::vector<int> cpus = allowed_cpus();
