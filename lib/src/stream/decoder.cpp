@@ -14,8 +14,8 @@ namespace {
 
 // The kernels for one step: `table`, or nullptr (the scalar reference) when q or the cache
 // holds a NaN/Inf, whose propagation the reference gives the same on every ISA. The q test
-// is the vectorizing any_nonfinite: a per-element isfinite loop with an early exit took ~5%
-// of a decode step.
+// is the vectorizing any_nonfinite: a per-element isfinite loop with an early exit made a
+// decode step 8 - 12% slower (bench preset, T = 1024 and 4096).
 const kernels::KernelTable* step_kernels(const kernels::KernelTable* table, const float* q, std::size_t n,
                                          const KvCache& cache) {
   return any_nonfinite({q, n}) || cache.has_nonfinite() ? nullptr : table;
