@@ -505,40 +505,34 @@ std::string format_csv(const Json& r) {
     }
   }
   // Thread scaling: kernel "dense@1" / "dense@T" (T the threads); the @T row gives the
-  // speedup over one thread and the range of the rounds' own.
+  // speedup over one thread and the range of the rounds' own. Then one thread pinned to each
+  // CPU: kernel "dense@cpu0", ...
   for (const Json& p : scaling_rows(r)) {
     const std::string t = std::to_string(r["scaling"]["threads"].get<unsigned>());
+    auto timing_cells = [&](const std::string& kernel, const Json& k) {
+      CsvRow cells{{"table", "scaling"},
+                   {"n", std::to_string(p["seq"].get<std::uint64_t>())},
+                   {"kernel", kernel},
+                   {"isa", k["isa"].get<std::string>()},
+                   {"extrapolated", "false"},
+                   {"gflops", csv_num(num_at(k, "gflops"))},
+                   {"pct_of_peak", csv_num(num_at(k, "pct_of_peak"))},
+                   {"rounds", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())}};
+      add_timing(cells, k, "ms", std::to_string(k["samples_ms"].size()));
+      return cells;
+    };
     for (const std::string kernel : {"dense", "sparse"}) {
       if (!p[kernel].is_object()) continue;
       for (const auto& [side, threads] : {std::pair{"one_thread", std::string("1")}, std::pair{"threads", t}}) {
-        const Json& k = p[kernel][side];
-        CsvRow cells{{"table", "scaling"},
-                     {"n", std::to_string(p["seq"].get<std::uint64_t>())},
-                     {"kernel", kernel + "@" + threads},
-                     {"isa", k["isa"].get<std::string>()},
-                     {"extrapolated", "false"},
-                     {"gflops", csv_num(num_at(k, "gflops"))},
-                     {"pct_of_peak", csv_num(num_at(k, "pct_of_peak"))},
-                     {"rounds", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())}};
-        add_timing(cells, k, "ms", std::to_string(k["samples_ms"].size()));
+        CsvRow cells = timing_cells(kernel + "@" + threads, p[kernel][side]);
         if (std::string(side) == "threads") {
           cells["threads_speedup"] = csv_num(num_at(p[kernel], "speedup"));
           add_range(cells, "threads_speedup_rounds", p[kernel].value("round_speedups", Json::array()));
         }
         row(cells);
       }
-      // One thread pinned to each CPU: kernel "dense@cpu0", ...
       for (const Json& k : p[kernel].value("one_thread_by_cpu", Json::array())) {
-        CsvRow cells{{"table", "scaling"},
-                     {"n", std::to_string(p["seq"].get<std::uint64_t>())},
-                     {"kernel", kernel + "@cpu" + std::to_string(k["cpu"].get<int>())},
-                     {"isa", k["isa"].get<std::string>()},
-                     {"extrapolated", "false"},
-                     {"gflops", csv_num(num_at(k, "gflops"))},
-                     {"pct_of_peak", csv_num(num_at(k, "pct_of_peak"))},
-                     {"rounds", std::to_string(r["scaling"]["rounds"].get<std::uint64_t>())}};
-        add_timing(cells, k, "ms", std::to_string(k["samples_ms"].size()));
-        row(cells);
+        row(timing_cells(kernel + "@cpu" + std::to_string(k["cpu"].get<int>()), k));
       }
     }
   }
