@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
@@ -310,6 +311,20 @@ class BenchOutputs(CliTestCase):
         self.assertExit(p, OK)
         self.assertEqual(report["result"]["scaling"]["rows"], [])
         self.assertIn("--threads 2", report["result"]["scaling"]["note"])
+
+    def test_thread_scaling_on_one_allowed_cpu(self):
+        # Limited to one CPU (as with taskset): the per-CPU calls run on that one, and there is
+        # no balanced bound for two threads on one CPU.
+        cpu = CPUS[0]
+        p = subprocess.run([BIN, "bench", *small(seq="64", threads="2", decode_at="none", scaling_at="64",
+                                                 scaling_rounds="1"), "-q", "--json"],
+                           capture_output=True, text=True, timeout=300,
+                           preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        self.assertExit(p, OK)
+        for kernel in ("dense", "sparse"):
+            k = json.loads(p.stdout)["result"]["scaling"]["rows"][0][kernel]
+            self.assertEqual([c["cpu"] for c in k["one_thread_by_cpu"]], [cpu])
+            self.assertIsNone(k["balanced_bound"])
 
     def test_rounds(self):
         p, report = bench_json(seq="64", decode_at="none", rounds="3")

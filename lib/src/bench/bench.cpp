@@ -182,9 +182,14 @@ class PinnedTo {
 // perfectly balanced call on all of them would reach over the fastest alone if each thread ran
 // at its CPU's one-thread speed: that time x the sum of every CPU's rate. Not a hard cap: T
 // threads also have T cores' caches (sparse at N = 4096 has scaled 2.05x beside a bound of 1.73x).
+// Per-CPU one-thread calls only where the process may use at most this many CPUs (a small VM,
+// or a run limited with taskset): on a large machine they would multiply the table's time.
+constexpr std::size_t kMaxCpusTimedAlone = 8;
+
 Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, double peak_one,
                          const std::function<Tensor(unsigned)>& call) {
-  const std::vector<int> cpus = allowed_cpus();
+  std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() > kMaxCpusTimedAlone) cpus.clear();
   std::vector<double> one, many, rounds;
   std::vector<std::vector<double>> by_cpu(cpus.size());
   bool all_pinned = !cpus.empty();
@@ -557,6 +562,10 @@ Json run_bench(const BenchConfig& config_in) {
   scale["rounds"] = c.scaling_rounds;
   scale["reps_per_round"] = c.reps;
   scale["note"] = !c.scaling_at.empty() && !scaling ? Json("thread scaling needs --threads 2 or more") : Json(nullptr);
+  if (scaling && allowed_cpus().size() > kMaxCpusTimedAlone) {
+    scale["note"] = "one-thread calls pinned to each CPU are timed only where the process may use at most " +
+                    std::to_string(kMaxCpusTimedAlone) + " CPUs (limit it with taskset)";
+  }
   Json srows = Json::array();
   const double peak_one = pj["valid"].get<bool>() ? pj["single_core_gflops"].get<double>() : 0.0;
   for (std::size_t n : scaling ? c.scaling_at : std::vector<std::size_t>{}) {
