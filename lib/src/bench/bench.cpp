@@ -150,6 +150,16 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
+// Per-CPU one-thread calls (scaling_kernel_json) only where the process may use at most this
+// many CPUs (a small VM, or a run limited with taskset): on a large machine they would
+// multiply the table's time.
+constexpr std::size_t kMaxCpusTimedAlone = 8;
+std::vector<int> cpus_timed_alone() {
+  std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() > kMaxCpusTimedAlone) cpus.clear();
+  return cpus;
+}
+
 // Pins the calling thread to one CPU while alive, then gives it back the CPUs it had.
 class PinnedTo {
  public:
@@ -176,20 +186,14 @@ class PinnedTo {
 // One kernel's thread scaling at one N (BenchConfig::scaling_at): rounds of `reps` calls on
 // one thread then `reps` on c.threads, warmed up before the first round; per side the
 // pooled samples, and each round's ratio of medians (their spread shows how steady the
-// machine was). Each round also times `reps` one-thread calls pinned to each CPU the process
-// may use: on a VM one CPU can run a memory-bound kernel 1.3 - 1.5x slower than the other for
+// machine was). Each round also times `reps` one-thread calls pinned to each of `cpus`
+// (cpus_timed_alone(): every CPU the process may use, up to 8): on a VM one CPU can run a memory-bound kernel 1.3 - 1.5x slower than the other for
 // seconds while the FMA probe finds both alike (2026-11-29). "balanced_bound" is what a
 // perfectly balanced call on all of them would reach over the fastest alone if each thread ran
 // at its CPU's one-thread speed: that time x the sum of every CPU's rate. Not a hard cap: T
 // threads also have T cores' caches (sparse at N = 4096 has scaled 2.05x beside a bound of 1.73x).
-// Per-CPU one-thread calls only where the process may use at most this many CPUs (a small VM,
-// or a run limited with taskset): on a large machine they would multiply the table's time.
-constexpr std::size_t kMaxCpusTimedAlone = 8;
-
 Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, double peak_one,
-                         const std::function<Tensor(unsigned)>& call) {
-  std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() > kMaxCpusTimedAlone) cpus.clear();
+                         const std::vector<int>& cpus, const std::function<Tensor(unsigned)>& call) {
   std::vector<double> one, many, rounds;
   std::vector<std::vector<double>> by_cpu(cpus.size());
   bool all_pinned = !cpus.empty();
@@ -562,6 +566,7 @@ Json run_bench(const BenchConfig& config_in) {
   scale["rounds"] = c.scaling_rounds;
   scale["reps_per_round"] = c.reps;
   scale["note"] = !c.scaling_at.empty() && !scaling ? Json("thread scaling needs --threads 2 or more") : Json(nullptr);
+  const std::vector<int> timed_alone = cpus_timed_alone();
   if (scaling && allowed_cpus().size() > kMaxCpusTimedAlone) {
     scale["note"] = "one-thread calls pinned to each CPU are timed only where the process may use at most " +
                     std::to_string(kMaxCpusTimedAlone) + " CPUs (limit it with taskset)";
@@ -577,13 +582,13 @@ Json run_bench(const BenchConfig& config_in) {
     if (n <= c.no_dense_above) {
       report_progress(at + " dense");
       r["dense"] = scaling_kernel_json(
-          c, isa, attention_flops(attn::dense_edges_per_head(n, c.sparse.causal), c.q_heads, c.dim), peak_one,
+          c, isa, attention_flops(attn::dense_edges_per_head(n, c.sparse.causal), c.q_heads, c.dim), peak_one, timed_alone,
           [&](unsigned t) { return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, {t, isa, true}); });
       stage_done(at + " dense");
     }
     report_progress(at + " sparse");
     r["sparse"] = scaling_kernel_json(
-        c, isa, attention_flops(attn::sparse_edges_per_head(n, c.sparse), c.q_heads, c.dim), peak_one,
+        c, isa, attention_flops(attn::sparse_edges_per_head(n, c.sparse), c.q_heads, c.dim), peak_one, timed_alone,
         [&](unsigned t) { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, {t, isa, true}); });
     stage_done(at + " sparse");
     std::string line = at + ": sparse " + fmt("%.2fx", r["sparse"]["speedup"].get<double>());
