@@ -30,17 +30,24 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Asks for `rows` rows of `dim` floats from `first` on (row r at first + r * stride) to be
-// brought into L1: the next tile's queries, and the next key tile's K/V rows. With the heads
-// side by side in a row, one head's rows are short runs a few hundred bytes apart, a stream
-// the hardware prefetchers did not run ahead of once the inputs no longer fitted the caches
-// (bench preset, one thread, alternating: N = 8192 3.11 ms against 3.62 for the queries,
-// 2.32 against 2.42 for the transposes; 1024 and 4096 level).
+// brought into L1 (kLocality 3) or L2 (2): the queries of the next tile and the one after,
+// and the K/V rows of the next two key tiles. With the heads side by side in a row, one
+// head's rows are short runs a few hundred bytes apart, a stream the hardware prefetchers did
+// not run ahead of once the inputs no longer fitted the caches (bench preset, one thread,
+// alternating: N = 8192 3.11 ms against 3.62 for the queries, 2.32 against 2.42 for the
+// transposes; 1024 and 4096 level). On the family 25 host an L1 prefetch a tile ahead did
+// nothing for rows in memory (the transposes of 4 heads at N = 8192: 1.0 ms, against 0.27
+// with the rows in L3); into L2 they took 0.45. So the rows a tile ahead go to L1 and those
+// two ahead to L2: a call 13 - 22% faster at N = 4096 - 8192 on one thread, level on two,
+// where L2 prefetches alone lost 6 - 10% (docs/performance.md).
+template <int kLocality>
 inline void prefetch_rows(const float* first, std::size_t stride, std::size_t rows, std::size_t dim) {
   constexpr std::size_t kLineFloats = 64 / sizeof(float);
   for (std::size_t r = 0; r < rows; ++r) {
-    for (std::size_t d = 0; d < dim; d += kLineFloats) __builtin_prefetch(first + r * stride + d, 0, 3);
+    for (std::size_t d = 0; d < dim; d += kLineFloats) __builtin_prefetch(first + r * stride + d, 0, kLocality);
   }
 }
+
 // Dims handled per pass with their vectors in registers: the queries' in the score pass,
 // the output accumulators in the value pass (16 of 32 registers on AVX-512, 8 of 16 on
 // AVX2). A chunk is square (kLanes rows x kLanes dims), so the queries come in and the
@@ -281,7 +288,10 @@ void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::ptrdiff_t p0
 void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, const TileColumns& cols, float* w) {
   const std::size_t dim = a.dim;
   if (const std::size_t next = row0 + rows; next < a.seq) {
-    prefetch_rows(a.q + next * a.q_stride, a.q_stride, std::min(kLanes, a.seq - next), dim);
+    prefetch_rows<3>(a.q + next * a.q_stride, a.q_stride, std::min(kLanes, a.seq - next), dim);
+  }
+  if (const std::size_t after = row0 + rows + kLanes; after < a.seq) {
+    prefetch_rows<2>(a.q + after * a.q_stride, a.q_stride, std::min(kLanes, a.seq - after), dim);
   }
 
   // Scores, dims in chunks; then masked lanes to -inf and the per-lane max.
@@ -332,14 +342,15 @@ inline void transpose_block(const float* first, std::size_t x_stride, std::size_
 // Key positions [begin, end) into key tiles, position p holding row p - shift: kLanes x
 // kLanes blocks through registers (a tile's missing rows as zero vectors), the dims past
 // the last whole block element by element; positions below shift and a partial last
-// tile's lanes past end are 0. The next tile's rows are prefetched.
+// tile's lanes past end are 0. The next two tiles' rows are prefetched.
 void transpose_tiles(const float* x, std::size_t x_stride, std::size_t shift, std::size_t begin, std::size_t end,
                      std::size_t dim, float* out) {
   for (std::size_t p = begin; p < end; p += kLanes) {
     float* tile = out + (p / kLanes) * dim * kLanes;
     const std::size_t lo = p < shift ? shift - p : 0, hi = std::min(kLanes, end - p);  // the lanes with rows
     const float* first = x + (p + lo - shift) * x_stride;
-    if (p + 2 * kLanes <= end) prefetch_rows(x + (p + kLanes - shift) * x_stride, x_stride, kLanes, dim);
+    if (p + 2 * kLanes <= end) prefetch_rows<3>(x + (p + kLanes - shift) * x_stride, x_stride, kLanes, dim);
+    if (p + 3 * kLanes <= end) prefetch_rows<2>(x + (p + 2 * kLanes - shift) * x_stride, x_stride, kLanes, dim);
     std::size_t d = 0;
     for (; d + kLanes <= dim; d += kLanes) {
       if (lo == 0 && hi == kLanes) transpose_block<true>(first, x_stride, 0, kLanes, d, tile + d * kLanes, kLanes);
