@@ -246,13 +246,12 @@ TEST_CASE("block means over many work items: every block, partial last one", "[k
         const std::size_t count = std::min<std::size_t>(block, 1000 - b * block);
         all &= m.counts[b] == count;
         for (std::size_t e = 0; e < row; ++e) {
-          double k = 0.0, v = 0.0;
+          float k = 0.0f, v = 0.0f;  // token order
           for (std::size_t t = b * block; t < b * block + count; ++t) {
             k += x.k.data()[t * row + e];
             v += x.v.data()[t * row + e];
           }
-          all &= m.k[b * row + e] == static_cast<float>(k / static_cast<double>(count)) &&
-                 m.v[b * row + e] == static_cast<float>(v / static_cast<double>(count));
+          all &= m.k[b * row + e] == k / static_cast<float>(count) && m.v[b * row + e] == v / static_cast<float>(count);
         }
       }
       CHECK(all);

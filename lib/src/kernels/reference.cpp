@@ -32,11 +32,11 @@ void block_mean_ref(const float* x, std::size_t stride, std::size_t count, std::
   constexpr std::size_t kPiece = 64;  // elements per pass over the rows: rows are read in order
   for (std::size_t e0 = 0; e0 < len; e0 += kPiece) {
     const std::size_t n = std::min(kPiece, len - e0);
-    double acc[kPiece] = {};
+    float acc[kPiece] = {};
     for (std::size_t t = 0; t < count; ++t) {
       for (std::size_t e = 0; e < n; ++e) acc[e] += x[t * stride + e0 + e];
     }
-    for (std::size_t e = 0; e < n; ++e) out[e0 + e] = static_cast<float>(acc[e] / static_cast<double>(count));
+    for (std::size_t e = 0; e < n; ++e) out[e0 + e] = acc[e] / static_cast<float>(count);
   }
 }
 

@@ -89,7 +89,7 @@ struct KernelTable {
                           std::size_t dim, float* out);
   // The means of the consecutive blocks of `block` rows (the last one shorter) in rows
   // [0, rows) of x (row t at x + t * stride), elements [0, len) of each: block b's to
-  // out + b * out_stride. Exactly block_means_ref's numbers (the same double sums in token
+  // out + b * out_stride. Exactly block_means_ref's numbers (the same float sums in token
   // order, one lane per element; short element runs take several blocks per pass).
   void (*block_means)(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t len,
                       float* out, std::size_t out_stride);

@@ -389,30 +389,25 @@ void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
   }
 }
 
-// block_mean_ref's sums (double, token order, per element) of P blocks of `count` rows
-// (block p's rows from x + p * count * stride), elements [e0, e0 + V * kLanes), in 2 * P * V
+// block_mean_ref's sums (float, token order, per element) of P blocks of `count` rows
+// (block p's rows from x + p * count * stride), elements [e0, e0 + V * kLanes), in P * V
 // independent vector chains.
 template <std::size_t P, std::size_t V>
 void block_mean_pass(const float* x, std::size_t stride, std::size_t count, std::size_t e0, float* out,
                      std::size_t out_stride) {
-  vd lo[P][V], hi[P][V];
+  vf sum[P][V];
   for (std::size_t p = 0; p < P; ++p) {
-    for (std::size_t v = 0; v < V; ++v) lo[p][v] = hi[p][v] = vd_zero();
+    for (std::size_t v = 0; v < V; ++v) sum[p][v] = vzero();
   }
   for (std::size_t t = 0; t < count; ++t) {
     for (std::size_t p = 0; p < P; ++p) {
       const float* row = x + (p * count + t) * stride + e0;
-      for (std::size_t v = 0; v < V; ++v) {
-        lo[p][v] = vd_add(lo[p][v], vd_load_half(row + v * kLanes));
-        hi[p][v] = vd_add(hi[p][v], vd_load_half(row + v * kLanes + kLanes / 2));
-      }
+      for (std::size_t v = 0; v < V; ++v) sum[p][v] = vadd(sum[p][v], vload(row + v * kLanes));
     }
   }
-  const vd n = vd_set1(static_cast<double>(count));
+  const vf n = vset1(static_cast<float>(count));
   for (std::size_t p = 0; p < P; ++p) {
-    for (std::size_t v = 0; v < V; ++v) {
-      vstore(out + p * out_stride + e0 + v * kLanes, vf_from_halves(vd_div(lo[p][v], n), vd_div(hi[p][v], n)));
-    }
+    for (std::size_t v = 0; v < V; ++v) vstore(out + p * out_stride + e0 + v * kLanes, vdiv(sum[p][v], n));
   }
 }
 

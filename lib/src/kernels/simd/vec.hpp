@@ -116,18 +116,6 @@ inline vf vmax_u(vf a, vf b) {
 inline bool vany_equal(vf a, vf b) {
   return _mm512_cmpeq_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(b)) != 0;
 }
-// Doubles, for the exact block-mean sums: kLanes / 2 floats from memory widened (a load
-// and a convert in one instruction; widening the halves of a loaded vf was 15% slower), and
-// two of them back to a vf.
-using vd = __m512d;
-inline vd vd_zero() { return _mm512_setzero_pd(); }
-inline vd vd_set1(double x) { return _mm512_set1_pd(x); }
-inline vd vd_load_half(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
-inline vd vd_add(vd a, vd b) { return _mm512_add_pd(a, b); }
-inline vd vd_div(vd a, vd b) { return _mm512_div_pd(a, b); }
-inline vf vf_from_halves(vd lo, vd hi) {
-  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
-}
 inline vf vround_floor(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
 inline vf vpow2i(vf n) {  // 2^n for integral n in the normal range
   const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
@@ -238,13 +226,6 @@ inline vf vmax_u(vf a, vf b) {
 inline bool vany_equal(vf a, vf b) {
   return _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)))) != 0;
 }
-using vd = __m256d;
-inline vd vd_zero() { return _mm256_setzero_pd(); }
-inline vd vd_set1(double x) { return _mm256_set1_pd(x); }
-inline vd vd_load_half(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
-inline vd vd_add(vd a, vd b) { return _mm256_add_pd(a, b); }
-inline vd vd_div(vd a, vd b) { return _mm256_div_pd(a, b); }
-inline vf vf_from_halves(vd lo, vd hi) { return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)); }
 inline vf vround_floor(vf x) { return _mm256_floor_ps(x); }
 inline vf vpow2i(vf n) {
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
