@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include "rvt/attention/tile_pattern.hpp"
 #include "rvt/core/owned_work.hpp"
 #include "rvt/core/parallel.hpp"
+#include "rvt/core/spin.hpp"
 #include "rvt/core/stats.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "rvt/kernels/reference.hpp"
@@ -401,14 +403,14 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
       run_tiles(table, q, s, columns, args[h], h, first, std::min(last, n), scratch, out);
       if (last > n) run_tiles(table, q, s, columns, args[h], h, 0, last - n, scratch, out);
     };
-    // Each worker runs its head's tiles as soon as it has set the head up. Until 2026-11-29
-    // the workers waited for each other's setups (a worker's transposes ran 3 - 5x slower
-    // while the other ran tiles); with the transposes' rows prefetched into L2 the wait cost
-    // more than it saved (two threads, alternating, 11 runs of 5 - 9 rounds: level to 14%
-    // faster without it at N = 1024 - 8192; docs/performance.md).
     while (const std::optional<std::size_t> h = work.take(worker)) {
+      const auto setup_start = std::chrono::steady_clock::now();
       args[*h] = prepare_head(table, k, v, s, columns.grid(), means, *h, 1, memory.data());
       work.publish(*h);
+      // Tiles once every worker has transposed its head (OwnedWork::wait_setups); spinning for
+      // up to this head's setup time and then the usual short spin before blocking.
+      const auto setup_time = std::chrono::steady_clock::now() - setup_start;
+      work.wait_setups(worker, setup_time + kSpinBeforeBlocking);
       work.run(*h, tiles);
       work.wait_helpers(*h);  // then the workspace may take the next head
     }
