@@ -48,8 +48,8 @@ void dense_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> s
 
 // Block mean: out[e] = the mean of x[t * stride + e] over t < count, for e < len: a float
 // sum in token order, divided by count. (Double sums gave the same errors against the Rust
-// fixtures, c1 / c3 / c7: 3.3e-7 / 2.4e-7 / 4.8e-7, and cost the SIMD pass 4% of a sparse
-// call at N = 1024 in conversions.)
+// fixtures, c1 / c3 / c7: 3.3e-7 / 2.4e-7 / 4.8e-7, and their conversions cost the SIMD
+// pass about 5% of a sparse call at N = 1024.)
 void block_mean_ref(const float* x, std::size_t stride, std::size_t count, std::size_t len, float* out);
 // block_mean_ref over each block of `block` rows in rows [0, rows), the last one shorter:
 // block b's means to out + b * out_stride (KernelTable::block_means computes exactly these).

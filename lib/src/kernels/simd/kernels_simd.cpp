@@ -412,8 +412,8 @@ void block_mean_pass(const float* x, std::size_t stride, std::size_t count, std:
 }
 
 // Elements [e0, e0 + V * kLanes) of every block in rows [0, rows): 4 / V blocks per pass, so
-// that a short run of elements (one kv head's dim 32: two vectors) still has eight chains
-// in flight rather than `block` dependent adds per vector alone.
+// that a short run of elements (one kv head's dim 32: two vectors) still has four chains
+// in flight rather than `block` dependent adds per vector alone (eight: level).
 template <std::size_t V>
 void block_means_part(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t e0,
                       float* out, std::size_t out_stride) {

@@ -38,8 +38,8 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // transposes; 1024 and 4096 level). On the family 25 host an L1 prefetch a tile ahead did
 // nothing for rows in memory (the transposes of 4 heads at N = 8192: 1.0 ms, against 0.27
 // with the rows in L3); into L2 they took 0.45. So the rows a tile ahead go to L1 and those
-// two ahead to L2: a call 13 - 22% faster at N = 4096 - 8192 on one thread, level on two,
-// where L2 prefetches alone lost 6 - 10% (docs/performance.md).
+// two ahead to L2: a call 9 - 22% faster at N = 4096 - 8192 on one thread, level to 10% on
+// two; L2 prefetches alone lost 6 - 10% on two threads at 4096 (docs/performance.md).
 template <int kLocality>
 inline void prefetch_rows(const float* first, std::size_t stride, std::size_t rows, std::size_t dim) {
   constexpr std::size_t kLineFloats = 64 / sizeof(float);
