@@ -154,11 +154,6 @@ std::vector<int> allowed_cpus() {
 // many CPUs (a small VM, or a run limited with taskset): on a large machine they would
 // multiply the table's time.
 constexpr std::size_t kMaxCpusTimedAlone = 8;
-std::vector<int> cpus_timed_alone() {
-  std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() > kMaxCpusTimedAlone) cpus.clear();
-  return cpus;
-}
 
 // Pins the calling thread to one CPU while alive, then gives it back the CPUs it had.
 class PinnedTo {
@@ -187,7 +182,7 @@ class PinnedTo {
 // one thread then `reps` on c.threads, warmed up before the first round; per side the
 // pooled samples, and each round's ratio of medians (their spread shows how steady the
 // machine was). Each round also times `reps` one-thread calls pinned to each of `cpus`
-// (cpus_timed_alone(): every CPU the process may use, up to 8): on a VM one CPU can run a memory-bound kernel 1.3 - 1.5x slower than the other for
+// (every CPU the process may use, if at most kMaxCpusTimedAlone): on a VM one CPU can run a memory-bound kernel 1.3 - 1.5x slower than the other for
 // seconds while the FMA probe finds both alike (2026-11-29). "balanced_bound" is what a
 // perfectly balanced call on all of them would reach over the fastest alone if each thread ran
 // at its CPU's one-thread speed: that time x the sum of every CPU's rate. Not a hard cap: T
@@ -566,8 +561,10 @@ Json run_bench(const BenchConfig& config_in) {
   scale["rounds"] = c.scaling_rounds;
   scale["reps_per_round"] = c.reps;
   scale["note"] = !c.scaling_at.empty() && !scaling ? Json("thread scaling needs --threads 2 or more") : Json(nullptr);
-  const std::vector<int> timed_alone = cpus_timed_alone();
-  if (scaling && allowed_cpus().size() > kMaxCpusTimedAlone) {
+  const std::vector<int> allowed = allowed_cpus();
+  const bool too_many_cpus = allowed.size() > kMaxCpusTimedAlone;
+  const std::vector<int> timed_alone = too_many_cpus ? std::vector<int>{} : allowed;
+  if (scaling && too_many_cpus) {
     scale["note"] = "one-thread calls pinned to each CPU are timed only where the process may use at most " +
                     std::to_string(kMaxCpusTimedAlone) + " CPUs (limit it with taskset)";
   }

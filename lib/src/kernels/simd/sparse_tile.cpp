@@ -40,8 +40,11 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // with the rows in L3); into L2 they took 0.45. So the rows a tile ahead go to L1 and those
 // two ahead to L2: a call 9 - 22% faster at N = 4096 - 8192 on one thread, level to 10% on
 // two; L2 prefetches alone lost 6 - 10% on two threads at 4096 (docs/performance.md).
+// Always inlined: GCC 12 (its mod-ref analysis) finds a call to a prefetch-only function free
+// of side effects and drops it, prefetches and all. A helper that wrapped the two calls below
+// lost every prefetch of the sparse kernel, and the call got 25% slower at N = 8192.
 template <int kLocality>
-inline void prefetch_rows(const float* first, std::size_t stride, std::size_t rows, std::size_t dim) {
+[[gnu::always_inline]] inline void prefetch_rows(const float* first, std::size_t stride, std::size_t rows, std::size_t dim) {
   constexpr std::size_t kLineFloats = 64 / sizeof(float);
   for (std::size_t r = 0; r < rows; ++r) {
     for (std::size_t d = 0; d < dim; d += kLineFloats) __builtin_prefetch(first + r * stride + d, 0, kLocality);
