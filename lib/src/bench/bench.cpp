@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include "rvt/attention/attention.hpp"
@@ -315,10 +316,9 @@ std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t it
   for (std::size_t i = 0; i < cpus.size(); ++i) {
     threads.emplace_back([&, i] {
       CpuPeak& p = peaks[i];
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      if (cpus[i] >= 0) CPU_SET(cpus[i], &one);
-      p.cpu = cpus[i] >= 0 && pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0 ? cpus[i] : -1;
+      std::optional<PinnedTo> pin;  // for the whole probe; -1: the affinity could not be read
+      if (cpus[i] >= 0) pin.emplace(cpus[i]);
+      p.cpu = pin && pin->pinned() ? cpus[i] : -1;
       ready.fetch_add(1);
       while (ready.load() < cpus.size()) std::this_thread::yield();  // all start together
       p.gflops = best_piece_gflops(*table, iterations, pieces);
