@@ -64,13 +64,12 @@ int run(const std::string& preset_name, std::size_t seq, const std::string& isa_
   const Qkv x = generate_qkv(GenKind::kNormal, seq, preset.q_heads, preset.kv_heads, dim, 0x5EED);
   const attn::BlockMeans means = attn::block_means(x.k, x.v, config.block_size, 1, table);
 
-  // Head 0's keys and values in key tiles, a zero tile before the first and two past the last.
+  // Head 0's keys in key tiles, a zero tile before the first and two past the last (the kernel
+  // reads the values row-major).
   const attn::TileGrid grid = attn::TileGrid::for_config(seq, config, lanes);
   const std::size_t positions = seq + grid.shift, tile_floats = dim * lanes;
   AlignedFloats kt(kernels::tile_floats(positions, dim, lanes) + 3 * tile_floats);
-  AlignedFloats vt(kt.size());
   table->transpose_tiles(x.k.row(0, 0), kv_stride, grid.shift, 0, positions, dim, kt.data() + tile_floats);
-  table->transpose_tiles(x.v.row(0, 0), kv_stride, grid.shift, 0, positions, dim, vt.data() + tile_floats);
 
   attn::TilePattern pattern(seq, config, lanes);
   std::vector<Tile> tiles;
@@ -96,7 +95,6 @@ int run(const std::string& preset_name, std::size_t seq, const std::string& isa_
   a.q_stride = preset.q_heads * dim;
   a.seq = seq;
   a.kt = kt.data() + tile_floats;
-  a.vt = vt.data() + tile_floats;
   a.key_shift = grid.shift;
   a.k = x.k.row(0, 0);
   a.v = x.v.row(0, 0);

@@ -72,7 +72,7 @@ class Workspace {
   bool* in_use_ = nullptr;
 };
 
-// One kv head's K (or V) in key tiles of `lanes` key positions (KernelTable::transpose_tiles),
+// One kv head's K in key tiles of `lanes` key positions (KernelTable::transpose_tiles),
 // with one zero tile before position 0 and two past the last tile, so the kernel's columns
 // (which reach up to a tile before and two past the keys they use) read zeros there. The
 // tiles in between are written by the transpose before they are read, so they are never
@@ -94,9 +94,9 @@ class PaddedTiles {
   float* tile0_;
 };
 
-// A worker's memory for one kv head's K and V tiles on `grid`.
+// A worker's memory for one kv head's K tiles on `grid` (V is read row-major).
 std::size_t head_tile_floats(const AttentionShape& s, const TileGrid& grid, std::size_t lanes) {
-  return 2 * PaddedTiles::floats(s.dim, s.seq + grid.shift, lanes);
+  return PaddedTiles::floats(s.dim, s.seq + grid.shift, lanes);
 }
 
 // Calls fn(begin, end) for rows [0, seq) in chunks of about 256 rows, a multiple of
@@ -277,24 +277,22 @@ bool stream_output(const AttentionShape& s) {
   return s.seq * s.q_heads * s.dim * sizeof(float) >= kStreamOutBytes;
 }
 
-// One kv head's share of the tiled sparse pass: its keys and values in padded key tiles
-// (2 x PaddedTiles::floats, all the extra memory) and, with landmarks, its block means (the
-// head's elements of `means`), both in one pass over its rows by `threads` workers; then the
-// kernel arguments for its query heads' tiles. The means come from the rows the transposes
-// just read, on the core that will read them: computed apart, by both workers over every
+// One kv head's share of the tiled sparse pass: its keys in padded key tiles
+// (PaddedTiles::floats, all the extra memory; the values are read row-major) and, with
+// landmarks, its block means (the head's elements of `means`), both in one pass over its rows
+// by `threads` workers; then the kernel arguments for its query heads' tiles. The means come
+// from the K rows the transposes just read, on the core that will read them: computed apart, by both workers over every
 // head, landmarks added ~30 us to a two-thread call at N = 1024 (0.165 ms against 0.136
 // without landmarks), more than the whole means pass takes on one thread (13 - 17 us).
 kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Tensor& k, const Tensor& v,
                                      const AttentionShape& s, const TileGrid& grid, BlockMeans* means, std::size_t kvh,
                                      unsigned threads, float* memory) {
   const std::size_t positions = s.seq + grid.shift;
-  const std::size_t per = PaddedTiles::floats(s.dim, positions, table.lanes);
-  const PaddedTiles kt(memory, s.dim, positions, table.lanes), vt(memory + per, s.dim, positions, table.lanes);
+  const PaddedTiles kt(memory, s.dim, positions, table.lanes);
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.seq = s.seq;
   a.kt = kt.tile0();
-  a.vt = vt.tile0();
   a.key_shift = grid.shift;
   a.kv_stride = s.kv_heads * s.dim;
   a.out_stride = s.q_heads * s.dim;
@@ -306,7 +304,6 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
   // the transposes' with the shift), so no block straddles two chunks.
   for_row_chunks(positions, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
     table.transpose_tiles(k.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, kt.tile0());
-    table.transpose_tiles(v.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, vt.tile0());
     if (means && begin < s.seq) fill_block_means(table.block_means, k, v, begin, std::min(end, s.seq), kvh, 1, *means);
   });
   a.k = k.row(0, kvh);
@@ -372,7 +369,7 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
 
 // Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (the same heads
 // every call: their rows of Q, K, V and the output stay in its core's caches); it transposes a
-// head's K/V and block means into its own workspace and runs the head's tiles, kTilesPerClaim at a
+// head's K and block means into its own workspace and runs the head's tiles, kTilesPerClaim at a
 // time; a worker left without a head helps run the tiles of heads others still run while more than
 // a quarter of them are unclaimed. On this VM one core often runs slower than the other for minutes
 // (its neighbours): with 4 heads on 2 workers the fast one waited idle for the slow one's second
@@ -483,7 +480,7 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   config.validate();
   const AttentionShape s = check_qkv(q, k, v);
   // Workers of the tiled path. Up to kMaxSplitHeadRows rows with two or more kv heads, each
-  // worker takes whole heads: its transposed K/V stay in its own core's caches (bench preset,
+  // worker takes whole heads: its transposed K and its V rows stay in its own core's caches (bench preset,
   // 2 threads against 1: 1.3x at N = 1024, 1.8x at 2048 - 8192, 1.6x at 16K - 32K; at 131072
   // 78 ms against 81 for the tile split; at 1M the tile split was faster, 902-910 ms against
   // 985-1584, and holds one transposed head instead of one per worker). Otherwise one kv head's

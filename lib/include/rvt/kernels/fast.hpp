@@ -47,15 +47,16 @@ struct SparseTileArgs {
   const float* q = nullptr;  // query row i of the head at q + i * q_stride
   std::size_t q_stride = 0;
   std::size_t seq = 0;  // query rows (= keys): a tile prefetches the rows of the next one below it
-  // The kv head's K and V in key tiles (KernelTable::transpose_tiles), key j at position
+  // The kv head's K in key tiles (KernelTable::transpose_tiles), key j at position
   // p = j + key_shift: element d at kt[tile(p) * dim * lanes + d * lanes + p - tile(p) * lanes],
   // tile(p) = floor(p / lanes), for p in [-lanes, n + key_shift + 2 * lanes) (zero padding),
   // so lanes past either end read only padding. The dims of a tile are contiguous: a column
   // reads one or two short runs.
   const float* kt = nullptr;
-  const float* vt = nullptr;
   std::size_t key_shift = 0;  // the query tiles' shift (attention/tile_pattern.hpp, TileGrid)
-  const float* k = nullptr;  // row-major K/V of the kv head (global columns): key j at k + j * kv_stride
+  // Row-major K/V of the kv head, key j at k + j * kv_stride: K for the global columns, V for
+  // every value (the value sums run row by row).
+  const float* k = nullptr;
   const float* v = nullptr;
   std::size_t kv_stride = 0;
   const float* mean_k = nullptr;  // landmark block b at mean_k + b * mean_stride

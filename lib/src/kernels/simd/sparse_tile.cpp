@@ -1,18 +1,18 @@
 // The tiled sparse kernel, written once against vec.hpp and compiled per ISA like
-// kernels_simd.cpp. One SIMD lane per query row: a tile of kLanes consecutive rows of one
-// head is scored column by column (a column is a candidate the rows share, see
-// rvt/attention/tile_pattern.hpp), so every score, the softmax and the value sums are
-// vertical vector operations: no horizontal reductions, no per-row bookkeeping.
+// kernels_simd.cpp. Scores: one SIMD lane per query row. A tile of kLanes consecutive rows of
+// one head is scored column by column (a column is a candidate the rows share, see
+// rvt/attention/tile_pattern.hpp), so every score and the softmax are vertical vector
+// operations: no horizontal reductions, no per-row bookkeeping.
 //
-// Relative columns read kLanes contiguous keys of K/V in key tiles (one vector per dim
-// element: one aligned load when the keys start a tile, else two and a shift in
-// registers); global and block columns broadcast one row. A window run (kLanes relative
-// columns with consecutive offsets, the lowest key starting a tile) reads two aligned
-// vectors per dim element and shifts them once per column: two loads where kLanes
-// columns read the same keys. A tile's dims are contiguous, so a column reads one or two
-// 2 KiB runs (dim 32, AVX-512) where dim-major rows made it touch one page per dim.
-// Masked lanes score -inf and weigh exactly 0. Queries come in and outputs go out through
-// in-register transposes. Scratch: [columns][kLanes] scores, then softmax numerators.
+// Relative columns read kLanes contiguous keys of K in key tiles (one vector per dim element:
+// one aligned load when the keys start a tile, else two and a shift in registers); global and
+// block columns broadcast one row. A window run (kLanes relative columns with consecutive
+// offsets, the lowest key starting a tile) reads two aligned vectors per dim element and
+// shifts them once per column: two loads where kLanes columns read the same keys. A tile's
+// dims are contiguous, so a column reads one or two 2 KiB runs (dim 32, AVX-512) where
+// dim-major rows made it touch one page per dim. Masked lanes score -inf and weigh exactly 0.
+// Queries come in through in-register transposes. The value sums run row by row over the dims
+// (value_rows below). Scratch: [columns][kLanes] scores, then softmax numerators.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -30,8 +30,10 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Asks for `rows` rows of `dim` floats from `first` on (row r at first + r * stride) to be
-// brought into L1 (kLocality 3) or L2 (2): the queries of the next tile and the one after,
-// and the K/V rows of the next two key tiles. With the heads side by side in a row, one
+// brought into L1 (kLocality 3) or L2 (2): the queries and V rows of the next tile and the one
+// after (the next tile's window reads its newest V rows first; one thread at N = 8192, each
+// alternating with the same base: 4.1 - 4.2 ms without, 2.9 - 3.0 with, against 3.2 - 3.8),
+// and the K rows of the next two key tiles. With the heads side by side in a row, one
 // head's rows are short runs a few hundred bytes apart, a stream the hardware prefetchers did
 // not run ahead of once the inputs no longer fitted the caches (bench preset, one thread,
 // alternating: N = 8192 3.11 ms against 3.62 for the queries, 2.32 against 2.42 for the
@@ -51,10 +53,9 @@ template <int kLocality>
   }
 }
 
-// Dims handled per pass with their vectors in registers: the queries' in the score pass,
-// the output accumulators in the value pass (16 of 32 registers on AVX-512, 8 of 16 on
-// AVX2). A chunk is square (kLanes rows x kLanes dims), so the queries come in and the
-// output goes out through one in-register transpose.
+// Dims handled per score pass with the queries' vectors in registers (16 of 32 registers on
+// AVX-512, 8 of 16 on AVX2). A chunk is square (kLanes rows x kLanes dims), so the queries
+// come in through one in-register transpose.
 constexpr std::size_t kChunk = kLanes;
 
 // Calls fn(integral_constant<K>) for K in Ks..., unrolled.
@@ -190,100 +191,126 @@ void for_dim_chunks(std::size_t dim, Fn&& fn) {
   }(std::make_index_sequence<kChunk - 1>{});
 }
 
-// Dims per pass over a window run's columns in the value sums, each in two chains (even and
-// odd columns). On AVX-512 four dims (8 chains) keep the FMA pipes busy where one dim's two
-// chains waited on latency (a tile 14% faster, N = 1024, window 16); AVX2's 16 registers
-// hold one dim's (four spilled: 17% slower).
-constexpr std::size_t kRunDims = kLanes >= 16 ? 4 : 1;
+// The value pass runs row by row, one SIMD lane per dim: a row's output is its columns' V rows
+// (read where they are, row-major) weighted by its lane of the softmax numerators. So V needs no
+// key tiles and the output no transpose. Rows go in groups whose accumulators (kValueVectors
+// per row) take half the registers. In a window run the group's rows share most keys: each key's
+// V row is loaded once and added to every row of the group whose run covers it (the run's
+// diagonals), which on the family 25 host (512-bit shuffles through 256-bit units) replaced a
+// shift per dim and column: a call at N = 1024 0.257 ms against 0.286 - 0.296, one thread,
+// alternating (docs/performance.md).
+constexpr std::size_t kValueVectors = 2;  // dims per value pass: 2 * kLanes
+constexpr std::size_t kGroupRows = kLanes >= 16 ? 8 : 4;
 
-// acc[e] (dims d0 + e < d0 + ND) += a window run's values weighted by its kLanes columns
-// (w: [kLanes][kLanes]). Grouped, the sums pass through memory, so acc is touched only by
-// unrolled loops and stays in registers for the other columns.
-template <std::size_t ND>
-inline void add_window_run(const KeySpan& ks, const float* w, vf* acc) {
-  auto dims = [&]<std::size_t G>(vf* sums, std::size_t e0, std::integral_constant<std::size_t, G>) {
-    vf lo[G], hi[G], even[G], odd[G];
+// out[d0 .. d0 + (NV - 1) * kLanes + last) of the tile's rows = inv * the sum over columns of
+// weight * value (w: [columns][kLanes] numerators, inv: [kLanes]); last: the floats of the last
+// vector (kLanes unless kPartial). Flattened: GCC 12 left the unrolled lambdas out of line and
+// the accumulators in memory (a tile 40% slower).
+template <std::size_t NV, bool kPartial>
+[[gnu::flatten]] void value_rows(const SparseTileArgs& a, std::size_t row0, std::ptrdiff_t p0, std::size_t rows,
+                                 const TileColumns& cols, const float* w, const float* inv, std::size_t d0,
+                                 std::size_t last) {
+  constexpr std::size_t G = kGroupRows;
+  const std::size_t stride = a.kv_stride;
+  auto load = [&](const float* row, std::size_t n) {
+    return kPartial && n == NV - 1 ? vload_part(row + d0 + n * kLanes, last) : vload(row + d0 + n * kLanes);
+  };
+  // The V row of lane i's key at column offset `at`: row0 + i - at, a row that exists where the
+  // lane's bit is set.
+  auto v_row = [&](std::size_t i, std::int64_t at) {
+    return a.v + (static_cast<std::int64_t>(row0 + i) - at) * static_cast<std::int64_t>(stride);
+  };
+  const bool stream = kStreamsLines && !kPartial && a.stream_out && reinterpret_cast<std::uintptr_t>(a.out) % 64 == 0 &&
+                      a.out_stride % kLanes == 0;
+  const std::span<const TileColumn> rel = cols.relative;
+  for (std::size_t i0 = 0; i0 < rows; i0 += G) {
+    const std::size_t group_rows = std::min(G, rows - i0);
+    const std::uint32_t group = ((1u << group_rows) - 1u) << i0;
+    vf acc[G][NV];
     for (std::size_t g = 0; g < G; ++g) {
-      lo[g] = vload_aligned(ks.tile + (e0 + g) * kLanes);
-      hi[g] = vload_aligned(ks.tile + ks.next + (e0 + g) * kLanes);
-      even[g] = sums[e0 + g];
-      odd[g] = vzero();
+      for (std::size_t n = 0; n < NV; ++n) acc[g][n] = vzero();
     }
-    unroll(std::make_index_sequence<kLanes>{}, [&](auto k) {
-      constexpr std::size_t kk = decltype(k)::value;
-      const vf wk = vload(w + kk * kLanes);
-      for (std::size_t g = 0; g < G; ++g) {
-        const vf keys = vshift_pair<static_cast<int>(kLanes - 1 - kk)>(lo[g], hi[g]);
-        if constexpr (kk % 2 == 0) even[g] = vfma(wk, keys, even[g]);
-        else odd[g] = vfma(wk, keys, odd[g]);
+    const float* wc = w;  // the current column's numerators
+    for (std::size_t c = 0; c < rel.size();) {
+      if (group_rows == G && window_run(rel, c, p0)) {
+        std::uint32_t every = group;
+        for (std::size_t k = 0; k < kLanes; ++k) every &= rel[c + k].lanes;
+        if (every == group) {
+          // Key k (0 .. G + kLanes - 2) is row row0 + i0 - at - (kLanes - 1) + k; row g reads
+          // it in the run's column kLanes - 1 + g - k where that is in [0, kLanes).
+          const float* keys = v_row(i0, rel[c].at + static_cast<std::int64_t>(kLanes - 1));
+          unroll(std::make_index_sequence<G + kLanes - 1>{}, [&](auto key) {
+            constexpr std::size_t k = decltype(key)::value;
+            vf values[NV];
+            for (std::size_t n = 0; n < NV; ++n) values[n] = load(keys + k * stride, n);
+            unroll(std::make_index_sequence<G>{}, [&](auto row) {
+              constexpr std::size_t g = decltype(row)::value;
+              if constexpr (g <= k && k < g + kLanes) {
+                const vf wv = vset1(wc[(kLanes - 1 + g - k) * kLanes + i0 + g]);
+                for (std::size_t n = 0; n < NV; ++n) acc[g][n] = vfma(wv, values[n], acc[g][n]);
+              }
+            });
+          });
+          wc += kLanes * kLanes;
+          c += kLanes;
+          continue;
+        }
+      }
+      // One column: each row its own key; a masked lane reads nothing (its key may not exist).
+      const std::uint32_t lanes = rel[c].lanes;
+      const std::int64_t at = rel[c].at;
+      unroll(std::make_index_sequence<G>{}, [&](auto row) {
+        constexpr std::size_t g = decltype(row)::value;
+        if (g >= group_rows || !((lanes >> (i0 + g)) & 1u)) return;
+        const float* vr = v_row(i0 + g, at);
+        const vf wv = vset1(wc[i0 + g]);
+        for (std::size_t n = 0; n < NV; ++n) acc[g][n] = vfma(wv, load(vr, n), acc[g][n]);
+      });
+      wc += kLanes;
+      ++c;
+    }
+    // Global and block columns: one row for every lane, masked lanes weighing exactly 0.
+    auto shared_rows = [&](std::span<const TileColumn> group_columns, const float* base, std::size_t base_stride) {
+      for (const TileColumn& col : group_columns) {
+        const float* vr = base + static_cast<std::size_t>(col.at) * base_stride;
+        vf values[NV];
+        for (std::size_t n = 0; n < NV; ++n) values[n] = load(vr, n);
+        unroll(std::make_index_sequence<G>{}, [&](auto row) {
+          constexpr std::size_t g = decltype(row)::value;
+          const vf wv = vset1(wc[i0 + g]);
+          for (std::size_t n = 0; n < NV; ++n) acc[g][n] = vfma(wv, values[n], acc[g][n]);
+        });
+        wc += kLanes;
+      }
+    };
+    shared_rows(cols.globals, a.v, stride);
+    shared_rows(cols.blocks, a.mean_v, a.mean_stride);
+    unroll(std::make_index_sequence<G>{}, [&](auto row) {
+      constexpr std::size_t g = decltype(row)::value;
+      if (g >= group_rows) return;
+      const vf scale = vset1(inv[i0 + g]);
+      float* o = a.out + (row0 + i0 + g) * a.out_stride + d0;
+      for (std::size_t n = 0; n < NV; ++n) {
+        const vf x = vmul(acc[g][n], scale);
+        if (kPartial && n == NV - 1) vstore_part(o + n * kLanes, x, last);
+        else if (stream) vstream(o + n * kLanes, x);  // each row's 2 * kLanes dims are whole lines
+        else vstore(o + n * kLanes, x);
       }
     });
-    for (std::size_t g = 0; g < G; ++g) sums[e0 + g] = vadd(even[g], odd[g]);
-  };
-  constexpr std::size_t grouped = kRunDims > 1 ? ND / kRunDims * kRunDims : 0;
-  if constexpr (grouped == 0) {
-    for (std::size_t e = 0; e < ND; ++e) dims(acc, e, std::integral_constant<std::size_t, 1>{});
-  } else {
-    vf sums[ND];
-    for (std::size_t e = 0; e < ND; ++e) sums[e] = acc[e];
-    for (std::size_t e = 0; e < grouped; e += kRunDims) dims(sums, e, std::integral_constant<std::size_t, kRunDims>{});
-    for (std::size_t e = grouped; e < ND; ++e) dims(sums, e, std::integral_constant<std::size_t, 1>{});
-    for (std::size_t e = 0; e < ND; ++e) acc[e] = sums[e];
   }
 }
 
-// ot[d0 .. d0+ND) = sum over columns of weight * value, times inv.
-template <std::size_t ND>
-void value_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::ptrdiff_t p0, std::size_t rows,
-                 const TileColumns& cols, const float* w, std::size_t d0, vf inv) {
-  vf acc[ND];
-  for (std::size_t e = 0; e < ND; ++e) acc[e] = vzero();
-  const std::span<const TileColumn> rel = cols.relative;
-  for (std::size_t c = 0; c < rel.size();) {
-    if (window_run(rel, c, p0)) {
-      add_window_run<ND>(run_span(a.vt, p0, rel[c].at, a.dim, d0), w, acc);
-      w += kLanes * kLanes;
-      c += kLanes;
-      continue;
-    }
-    const vf wv = vload(w);
-    const KeySpan ks = key_span(a.vt, p0 - rel[c].at, a.dim, d0);
-    if (ks.shift == 0) {
-      for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vload_aligned(ks.tile + e * kLanes), acc[e]);
-    } else {
-      const vidx shift = vshift_index(ks.shift);
-      for (std::size_t e = 0; e < ND; ++e) {
-        const vf values = vshift_var(vload_aligned(ks.tile + e * kLanes), vload_aligned(ks.tile + ks.next + e * kLanes), shift);
-        acc[e] = vfma(wv, values, acc[e]);
-      }
-    }
-    w += kLanes;
-    ++c;
-  }
-  for (const TileColumn& c : cols.globals) {
-    const vf wv = vload(w);
-    const float* vr = a.v + static_cast<std::size_t>(c.at) * a.kv_stride + d0;
-    for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vset1(vr[e]), acc[e]);
-    w += kLanes;
-  }
-  for (const TileColumn& c : cols.blocks) {
-    const vf wv = vload(w);
-    const float* mr = a.mean_v + static_cast<std::size_t>(c.at) * a.mean_stride + d0;
-    for (std::size_t e = 0; e < ND; ++e) acc[e] = vfma(wv, vset1(mr[e]), acc[e]);
-    w += kLanes;
-  }
-  vf r[kLanes];  // back to rows: r[i] = row i's dims [d0, d0 + ND)
-  for (std::size_t e = 0; e < kLanes; ++e) r[e] = e < ND ? vmul(acc[e], inv) : vzero();
-  vtranspose(r);
-  // Each row's dims [d0, d0 + kLanes) are a whole line where the rows are line-aligned.
-  const bool stream = kStreamsLines && ND == kLanes && a.stream_out &&
-                      reinterpret_cast<std::uintptr_t>(a.out) % 64 == 0 && a.out_stride % kLanes == 0;
-  for (std::size_t i = 0; i < rows; ++i) {
-    float* o = a.out + (static_cast<std::size_t>(row0) + i) * a.out_stride + d0;
-    if (stream) vstream(o, r[i]);
-    else if (ND == kLanes) vstore(o, r[i]);
-    else vstore_part(o, r[i], ND);
-  }
+// The value pass over [0, dim) in pieces of kValueVectors vectors, the last one shorter.
+void value_pass(const SparseTileArgs& a, std::size_t row0, std::ptrdiff_t p0, std::size_t rows, const TileColumns& cols,
+                const float* w, const float* inv) {
+  constexpr std::size_t kPiece = kValueVectors * kLanes;
+  static_assert(kValueVectors == 2, "the pieces below are one or two vectors");
+  std::size_t d0 = 0;
+  for (; d0 + kPiece <= a.dim; d0 += kPiece) value_rows<2, false>(a, row0, p0, rows, cols, w, inv, d0, kLanes);
+  const std::size_t rest = a.dim - d0;
+  if (rest > kLanes) value_rows<2, true>(a, row0, p0, rows, cols, w, inv, d0, rest - kLanes);
+  else if (rest == kLanes) value_rows<1, false>(a, row0, p0, rows, cols, w, inv, d0, kLanes);
+  else if (rest > 0) value_rows<1, true>(a, row0, p0, rows, cols, w, inv, d0, rest);
 }
 
 }  // namespace
@@ -292,9 +319,11 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   const std::size_t dim = a.dim;
   if (const std::size_t next = row0 + rows; next < a.seq) {
     prefetch_rows<3>(a.q + next * a.q_stride, a.q_stride, std::min(kLanes, a.seq - next), dim);
+    prefetch_rows<3>(a.v + next * a.kv_stride, a.kv_stride, std::min(kLanes, a.seq - next), dim);
   }
   if (const std::size_t after = row0 + rows + kLanes; after < a.seq) {
     prefetch_rows<2>(a.q + after * a.q_stride, a.q_stride, std::min(kLanes, a.seq - after), dim);
+    prefetch_rows<2>(a.v + after * a.kv_stride, a.kv_stride, std::min(kLanes, a.seq - after), dim);
   }
 
   // Scores, dims in chunks; then masked lanes to -inf and the per-lane max.
@@ -324,8 +353,9 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
       s += kLanes;
     }
   }
-  const vf inv = vdiv(vset1(1.0f), vmax(sum, vset1(std::numeric_limits<float>::min())));
-  for_dim_chunks(dim, [&](auto nd, std::size_t d0) { value_chunk<decltype(nd)::value>(a, r0, p0, rows, cols, w, d0, inv); });
+  alignas(64) float inv[kLanes];
+  vstore(inv, vdiv(vset1(1.0f), vmax(sum, vset1(std::numeric_limits<float>::min()))));
+  value_pass(a, row0, p0, rows, cols, w, inv);
 }
 
 // Lanes [lo, hi) of a tile, lane i from row `first + (i - lo) * x_stride` (first: lane lo's
