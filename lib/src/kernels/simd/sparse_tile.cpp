@@ -30,10 +30,11 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Asks for `rows` rows of `dim` floats from `first` on (row r at first + r * stride) to be
-// brought into L1 (kLocality 3) or L2 (2): the queries and V rows of the next tile and the one
-// after (the next tile's window reads its newest V rows first; one thread at N = 8192, each
-// alternating with the same base: 4.1 - 4.2 ms without, 2.9 - 3.0 with, against 3.2 - 3.8),
-// and the K rows of the next two key tiles. With the heads side by side in a row, one
+// brought into L1 (kLocality 3) or L2 (2): the queries of the next tile and the one after, the
+// V rows of the one after into L2, and the K rows of the next two key tiles. A tile's window
+// reads its newest V rows first: one thread at N = 8192, each alternating with the same base,
+// 4.1 - 4.2 ms without V prefetches, 2.9 - 3.0 with them (against 3.2 - 3.8). Those rows also
+// prefetched into L1 a tile ahead were no faster (N = 1024 - 8192, seven alternating rounds). With the heads side by side in a row, one
 // head's rows are short runs a few hundred bytes apart, a stream the hardware prefetchers did
 // not run ahead of once the inputs no longer fitted the caches (bench preset, one thread,
 // alternating: N = 8192 3.11 ms against 3.62 for the queries, 2.32 against 2.42 for the
@@ -319,7 +320,6 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   const std::size_t dim = a.dim;
   if (const std::size_t next = row0 + rows; next < a.seq) {
     prefetch_rows<3>(a.q + next * a.q_stride, a.q_stride, std::min(kLanes, a.seq - next), dim);
-    prefetch_rows<3>(a.v + next * a.kv_stride, a.kv_stride, std::min(kLanes, a.seq - next), dim);
   }
   if (const std::size_t after = row0 + rows + kLanes; after < a.seq) {
     prefetch_rows<2>(a.q + after * a.q_stride, a.q_stride, std::min(kLanes, a.seq - after), dim);
