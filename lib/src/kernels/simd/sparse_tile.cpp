@@ -28,6 +28,7 @@ namespace rvt::kernels::RVT_KERNEL_NS {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kLog2e = 1.44269504088896341f;
 
 // Asks for `rows` rows of `dim` floats from `first` on (row r at first + r * stride) to be
 // brought into L1 (kLocality 3) or L2 (2): the queries of the next tile and the one after, the
@@ -97,7 +98,9 @@ inline KeySpan run_span(const float* t, std::ptrdiff_t p0, std::int64_t at, std:
 }
 
 // The tile's rows, dims [d0, d0 + ND), as ND vectors over the rows (rows past the tile's
-// end read as 0), times scale.
+// end read as 0), times scale and log2(e): the scores come out in log2 units, so the softmax
+// takes 2^x (vexp2), cheaper than e^x. A call at N = 1024, one thread: 0.252 - 0.253 ms against
+// 0.256 - 0.259 in four alternating pairs.
 template <std::size_t ND>
 void load_queries(const SparseTileArgs& a, std::size_t row0, std::size_t rows, std::size_t d0, vf* qv) {
   vf r[kLanes];
@@ -106,7 +109,7 @@ void load_queries(const SparseTileArgs& a, std::size_t row0, std::size_t rows, s
     r[i] = i < rows ? (ND == kLanes ? vload(q) : vload_part(q, ND)) : vzero();
   }
   vtranspose(r);
-  const vf scale = vset1(a.scale);
+  const vf scale = vset1(a.scale * kLog2e);  // scores in log2 units for vexp2
   for (std::size_t e = 0; e < ND; ++e) qv[e] = vmul(r[e], scale);
 }
 
@@ -347,7 +350,7 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   s = w;
   for (std::span<const TileColumn> group : {cols.relative, cols.globals, cols.blocks}) {
     for (const TileColumn& c : group) {
-      const vf e = vselect_lanes(vzero(), vexp(vsub(vload(s), m)), c.lanes);
+      const vf e = vselect_lanes(vzero(), vexp2(vsub(vload(s), m)), c.lanes);
       vstore(s, e);
       sum = vadd(sum, e);
       s += kLanes;
