@@ -3,7 +3,8 @@
 // and RVT_SIMD_AVX512 or RVT_SIMD_AVX2 defined (house style: write once, compile per ISA).
 //
 // vexp is a Cephes-style exp: range reduction by ln2 (split in two constants) and a
-// degree-6 polynomial; relative error about 2e-7 over the softmax range (x <= 0).
+// degree-6 polynomial; relative error about 2e-7 over the softmax range (x <= 0). vexp2
+// (2^x, for scores already in log2 units) needs no ln2 reduction.
 #pragma once
 
 #include <immintrin.h>
