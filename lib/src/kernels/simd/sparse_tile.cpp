@@ -201,8 +201,10 @@ void for_dim_chunks(std::size_t dim, Fn&& fn) {
 // per row) take half the registers. In a window run the group's rows share most keys: each key's
 // V row is loaded once and added to every row of the group whose run covers it (the run's
 // diagonals), which on the family 25 host (512-bit shuffles through 256-bit units) replaced a
-// shift per dim and column: a call at N = 1024 0.257 ms against 0.286 - 0.296, one thread,
-// alternating (docs/performance.md).
+// shift per dim and column. One thread, alternating: N = 1024 0.260 ms against 0.283 - 0.288,
+// 8192 2.94 - 3.00 against 3.18 - 3.35; from N = 65536, where the far columns' V rows come from
+// memory 512 bytes apart instead of in 2 KiB tiles, 3% slower (two threads: 10 - 15%). See
+// docs/performance-history.md, "The value pass row by row ...".
 constexpr std::size_t kValueVectors = 2;  // dims per value pass: 2 * kLanes
 constexpr std::size_t kGroupRows = kLanes >= 16 ? 8 : 4;
 
