@@ -98,6 +98,8 @@ int run(const std::string& preset_name, std::size_t seq, const std::string& isa_
   a.key_shift = grid.shift;
   a.k = x.k.row(0, 0);
   a.v = x.v.row(0, 0);
+  a.values = a.v;
+  a.values_stride = kv_stride;
   a.kv_stride = kv_stride;
   a.mean_k = means.k_row(0, 0);
   a.mean_v = means.v_row(0, 0);

@@ -140,6 +140,24 @@ TEST_CASE("tiled sparse kernel: outputs past 256 KiB, written with streaming sto
   }
 }
 
+TEST_CASE("tiled sparse kernel: past 2 MiB of V rows a kv head, the values come from a copy and match the reference",
+          "[kernels]") {
+  // 16500 x 32 floats of V per kv head (2.1 MB): each worker copies its head's V rows into
+  // one contiguous run before the tiles (attention.cpp, copy_values). GQA 2:1, a sequence that
+  // ends inside a tile, one and two workers.
+  attn::SparseConfig c;
+  c.window = 16;
+  c.block_size = 32;
+  const Qkv x = generate_qkv(GenKind::kNormal, 16500, 4, 2, 32, 61);
+  const Tensor want = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
+  for (Isa isa : fast_isas()) {
+    for (unsigned threads : {1u, 2u}) {
+      INFO("isa " << kernels::isa_name(isa) << " threads " << threads);
+      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), want) < 4e-6);
+    }
+  }
+}
+
 TEST_CASE("tiled sparse kernel: several workers give the single-worker result exactly", "[kernels]") {
   attn::SparseConfig c;
   c.window = 16;

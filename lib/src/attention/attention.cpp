@@ -94,9 +94,20 @@ class PaddedTiles {
   float* tile0_;
 };
 
-// A worker's memory for one kv head's K tiles on `grid` (V is read row-major).
+// Whether the tiles' value sums read a contiguous copy of each kv head's V rows instead of the
+// input's rows, which the other heads' rows interleave. Past the caches, a far column's 16 rows
+// are then one 2 KiB run instead of 16 rows 512 bytes apart (bench preset, two threads,
+// alternating: N = 32768 10.6 - 12.4 ms against 13.7, 262144 147 - 150 against 177; one thread
+// at 32768 19.8 - 20.5 against 20.9 - 21.1). Within the caches the copy costs more than it saves
+// (one thread: N = 4096 1.34 - 1.39 ms against 1.26 - 1.28, 8192 3.25 - 3.34 against 2.79 - 3.11).
+bool copy_values(const AttentionShape& s) {
+  constexpr std::size_t kCopyValuesBytes = std::size_t{2} << 20;  // a head's V rows: twice this host's L2
+  return s.kv_heads > 1 && s.seq * s.dim * sizeof(float) >= kCopyValuesBytes;
+}
+
+// A worker's memory for one kv head's K tiles on `grid` and, where copy_values, its V rows.
 std::size_t head_tile_floats(const AttentionShape& s, const TileGrid& grid, std::size_t lanes) {
-  return PaddedTiles::floats(s.dim, s.seq + grid.shift, lanes);
+  return PaddedTiles::floats(s.dim, s.seq + grid.shift, lanes) + (copy_values(s) ? s.seq * s.dim : 0);
 }
 
 // Calls fn(begin, end) for rows [0, seq) in chunks of about 256 rows, a multiple of
@@ -277,18 +288,20 @@ bool stream_output(const AttentionShape& s) {
   return s.seq * s.q_heads * s.dim * sizeof(float) >= kStreamOutBytes;
 }
 
-// One kv head's share of the tiled sparse pass: its keys in padded key tiles
-// (PaddedTiles::floats, all the extra memory; the values are read row-major) and, with
-// landmarks, its block means (the head's elements of `means`), both in one pass over its rows
-// by `threads` workers; then the kernel arguments for its query heads' tiles. The means come
-// from the K rows the transposes just read, on the core that will read them: computed apart, by both workers over every
-// head, landmarks added ~30 us to a two-thread call at N = 1024 (0.165 ms against 0.136
-// without landmarks), more than the whole means pass takes on one thread (13 - 17 us).
+// One kv head's share of the tiled sparse pass: its keys in padded key tiles (PaddedTiles::floats;
+// with the copied V rows, all the extra memory) and, with landmarks, its block means (the head's
+// elements of `means`), both in one pass over its rows by `threads` workers; then the kernel
+// arguments for its query heads' tiles. The means come from the K rows the transposes just read,
+// on the core that will read them: computed apart, by both workers over every head, landmarks
+// added ~30 us to a two-thread call at N = 1024 (0.165 ms against 0.136 without landmarks), more
+// than the whole means pass takes on one thread (13 - 17 us).
 kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Tensor& k, const Tensor& v,
                                      const AttentionShape& s, const TileGrid& grid, BlockMeans* means, std::size_t kvh,
                                      unsigned threads, float* memory) {
   const std::size_t positions = s.seq + grid.shift;
   const PaddedTiles kt(memory, s.dim, positions, table.lanes);
+  const bool copy = copy_values(s);
+  float* values = memory + PaddedTiles::floats(s.dim, positions, table.lanes);
   kernels::SparseTileArgs a;
   a.q_stride = s.q_heads * s.dim;
   a.seq = s.seq;
@@ -304,10 +317,13 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
   // the transposes' with the shift), so no block straddles two chunks.
   for_row_chunks(positions, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
     table.transpose_tiles(k.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, kt.tile0());
+    for (std::size_t r = begin; copy && r < std::min(end, s.seq); ++r) std::copy_n(v.row(r, kvh), s.dim, values + r * s.dim);
     if (means && begin < s.seq) fill_block_means(table.block_means, k, v, begin, std::min(end, s.seq), kvh, 1, *means);
   });
   a.k = k.row(0, kvh);
   a.v = v.row(0, kvh);
+  a.values = copy ? values : a.v;
+  a.values_stride = copy ? s.dim : a.kv_stride;
   if (means) {
     a.mean_k = means->k_row(0, kvh);
     a.mean_v = means->v_row(0, kvh);

@@ -54,11 +54,14 @@ struct SparseTileArgs {
   // reads one or two short runs.
   const float* kt = nullptr;
   std::size_t key_shift = 0;  // the query tiles' shift (attention/tile_pattern.hpp, TileGrid)
-  // Row-major K/V of the kv head, key j at k + j * kv_stride: K for the global columns, V for
-  // every value (the value sums run row by row).
+  // Row-major K/V of the kv head, key j at k + j * kv_stride: K for the global columns.
   const float* k = nullptr;
   const float* v = nullptr;
   std::size_t kv_stride = 0;
+  // The V rows the value sums read (they run row by row): key j at values + j * values_stride,
+  // the rows of v or a contiguous copy of them.
+  const float* values = nullptr;
+  std::size_t values_stride = 0;
   const float* mean_k = nullptr;  // landmark block b at mean_k + b * mean_stride
   const float* mean_v = nullptr;
   std::size_t mean_stride = 0;

@@ -217,14 +217,14 @@ template <std::size_t NV, bool kPartial>
                                  const TileColumns& cols, const float* w, const float* inv, std::size_t d0,
                                  std::size_t last) {
   constexpr std::size_t G = kGroupRows;
-  const std::size_t stride = a.kv_stride;
+  const std::size_t stride = a.values_stride;
   auto load = [&](const float* row, std::size_t n) {
     return kPartial && n == NV - 1 ? vload_part(row + d0 + n * kLanes, last) : vload(row + d0 + n * kLanes);
   };
   // The V row of lane i's key at column offset `at`: row0 + i - at, a row that exists where the
   // lane's bit is set.
   auto v_row = [&](std::size_t i, std::int64_t at) {
-    return a.v + (static_cast<std::int64_t>(row0 + i) - at) * static_cast<std::int64_t>(stride);
+    return a.values + (static_cast<std::int64_t>(row0 + i) - at) * static_cast<std::int64_t>(stride);
   };
   const bool stream = kStreamsLines && !kPartial && a.stream_out && reinterpret_cast<std::uintptr_t>(a.out) % 64 == 0 &&
                       a.out_stride % kLanes == 0;
@@ -289,7 +289,7 @@ template <std::size_t NV, bool kPartial>
         wc += kLanes;
       }
     };
-    shared_rows(cols.globals, a.v, stride);
+    shared_rows(cols.globals, a.values, stride);
     shared_rows(cols.blocks, a.mean_v, a.mean_stride);
     unroll(std::make_index_sequence<G>{}, [&](auto row) {
       constexpr std::size_t g = decltype(row)::value;
@@ -328,7 +328,7 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   }
   if (const std::size_t after = row0 + rows + kLanes; after < a.seq) {
     prefetch_rows<2>(a.q + after * a.q_stride, a.q_stride, std::min(kLanes, a.seq - after), dim);
-    prefetch_rows<2>(a.v + after * a.kv_stride, a.kv_stride, std::min(kLanes, a.seq - after), dim);
+    prefetch_rows<2>(a.values + after * a.values_stride, a.values_stride, std::min(kLanes, a.seq - after), dim);
   }
 
   // Scores, dims in chunks; then masked lanes to -inf and the per-lane max.
