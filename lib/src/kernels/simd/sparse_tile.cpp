@@ -202,8 +202,9 @@ void for_dim_chunks(std::size_t dim, Fn&& fn) {
 // V row is loaded once and added to every row of the group whose run covers it (the run's
 // diagonals), which on the family 25 host (512-bit shuffles through 256-bit units) replaced a
 // shift per dim and column. One thread, alternating: N = 1024 0.260 ms against 0.283 - 0.288,
-// 8192 2.94 - 3.00 against 3.18 - 3.35; from N = 65536, where the far columns' V rows come from
-// memory 512 bytes apart instead of in 2 KiB tiles, 3% slower (two threads: 10 - 15%). See
+// 8192 2.94 - 3.00 against 3.18 - 3.35. Reading the input's rows, where the other heads' rows
+// interleave, N >= 65536 was 3% slower (two threads: 10 - 15%); past 2 MiB of V a head, the
+// values now come from a contiguous copy (SparseTileArgs::values). See
 // docs/performance-history.md, "The value pass row by row ...".
 constexpr std::size_t kValueVectors = 2;  // dims per value pass: 2 * kLanes
 constexpr std::size_t kGroupRows = kLanes >= 16 ? 8 : 4;
