@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <vector>
 
@@ -124,20 +125,27 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
   }
 }
 
-TEST_CASE("tiled sparse kernel: outputs past 256 KiB, written with streaming stores, match the reference", "[kernels]") {
-  // 1100 x 4 x 32 floats (563 KB): the tiles stream whole output lines on AVX-512, one
-  // thread and with the heads split between two and three workers.
+namespace {
+// The tiled kernel on x with the bench preset's pattern (window 16, block 32) against the
+// scalar reference, on every fast ISA with each thread count.
+void check_bench_pattern_against_reference(const Qkv& x, std::initializer_list<unsigned> thread_counts) {
   attn::SparseConfig c;
   c.window = 16;
   c.block_size = 32;
-  const Qkv x = generate_qkv(GenKind::kNormal, 1100, 4, 4, 32, 59);
   const Tensor want = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
   for (Isa isa : fast_isas()) {
-    for (unsigned threads : {1u, 2u, 3u}) {
+    for (unsigned threads : thread_counts) {
       INFO("isa " << kernels::isa_name(isa) << " threads " << threads);
       CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), want) < 4e-6);
     }
   }
+}
+}  // namespace
+
+TEST_CASE("tiled sparse kernel: outputs past 256 KiB, written with streaming stores, match the reference", "[kernels]") {
+  // 1100 x 4 x 32 floats (563 KB): the tiles stream whole output lines on AVX-512, one
+  // thread and with the heads split between two and three workers.
+  check_bench_pattern_against_reference(generate_qkv(GenKind::kNormal, 1100, 4, 4, 32, 59), {1u, 2u, 3u});
 }
 
 TEST_CASE("tiled sparse kernel: past 2 MiB of V rows a kv head, the values come from a copy and match the reference",
@@ -145,17 +153,7 @@ TEST_CASE("tiled sparse kernel: past 2 MiB of V rows a kv head, the values come 
   // 16500 x 32 floats of V per kv head (2.1 MB): each worker copies its head's V rows into
   // one contiguous run before the tiles (attention.cpp, copy_values). GQA 2:1, a sequence that
   // ends inside a tile, one and two workers.
-  attn::SparseConfig c;
-  c.window = 16;
-  c.block_size = 32;
-  const Qkv x = generate_qkv(GenKind::kNormal, 16500, 4, 2, 32, 61);
-  const Tensor want = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
-  for (Isa isa : fast_isas()) {
-    for (unsigned threads : {1u, 2u}) {
-      INFO("isa " << kernels::isa_name(isa) << " threads " << threads);
-      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), want) < 4e-6);
-    }
-  }
+  check_bench_pattern_against_reference(generate_qkv(GenKind::kNormal, 16500, 4, 2, 32, 61), {1u, 2u});
 }
 
 TEST_CASE("tiled sparse kernel: several workers give the single-worker result exactly", "[kernels]") {
