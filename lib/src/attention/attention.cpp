@@ -317,7 +317,9 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
   // the transposes' with the shift), so no block straddles two chunks.
   for_row_chunks(positions, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
     table.transpose_tiles(k.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, kt.tile0());
-    for (std::size_t r = begin; copy && r < std::min(end, s.seq); ++r) std::copy_n(v.row(r, kvh), s.dim, values + r * s.dim);
+    for (std::size_t r = begin; copy && r < std::min(end, s.seq); ++r) {
+      std::copy_n(v.row(r, kvh), s.dim, values + r * s.dim);
+    }
     if (means && begin < s.seq) fill_block_means(table.block_means, k, v, begin, std::min(end, s.seq), kvh, 1, *means);
   });
   a.k = k.row(0, kvh);
@@ -496,8 +498,8 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   config.validate();
   const AttentionShape s = check_qkv(q, k, v);
   // Workers of the tiled path. Up to kMaxSplitHeadRows rows with two or more kv heads, each
-  // worker takes whole heads: its transposed K and its V rows stay in its own core's caches (bench preset,
-  // 2 threads against 1: 1.3x at N = 1024, 1.8x at 2048 - 8192, 1.6x at 16K - 32K; at 131072
+  // worker takes whole heads: its transposed K and its V rows stay in its own core's caches
+  // (bench preset, 2 threads against 1: 1.3x at N = 1024, 1.8x at 2048 - 8192, 1.6x at 16K - 32K; at 131072
   // 78 ms against 81 for the tile split; at 1M the tile split was faster, 902-910 ms against
   // 985-1584, and holds one transposed head instead of one per worker). Otherwise one kv head's
   // tiles, each with all the query heads of its group, are split between the workers, which

@@ -32,18 +32,18 @@ constexpr float kLog2e = 1.44269504088896341f;
 
 // Asks for `rows` rows of `dim` floats from `first` on (row r at first + r * stride) to be
 // brought into L1 (kLocality 3) or L2 (2): the queries of the next tile and the one after, the
-// V rows of the one after into L2, and the K rows of the next two key tiles. A tile's window
+// V rows of the one after into L2, and the K rows of the next two key tiles. With the heads side
+// by side in a row, one head's rows are short runs a few hundred bytes apart, a stream the
+// hardware prefetchers did not run ahead of once the inputs no longer fitted the caches (bench
+// preset, one thread, alternating: N = 8192 3.11 ms against 3.62 for the queries, 2.32 against
+// 2.42 for the transposes; 1024 and 4096 level). On the family 25 host an L1 prefetch a tile
+// ahead did nothing for rows in memory (the transposes of 4 heads at N = 8192: 1.0 ms, against
+// 0.27 with the rows in L3); into L2 they took 0.45. So the rows a tile ahead go to L1 and those
+// two ahead to L2: a call 9 - 22% faster at N = 4096 - 8192 on one thread, level to 10% on two;
+// L2 prefetches alone lost 6 - 10% on two threads at 4096 (docs/performance.md). A tile's window
 // reads its newest V rows first: one thread at N = 8192, each alternating with the same base,
-// 4.1 - 4.2 ms without V prefetches, 2.9 - 3.0 with them (against 3.2 - 3.8). Those rows also
-// prefetched into L1 a tile ahead were no faster (N = 1024 - 8192, seven alternating rounds). With the heads side by side in a row, one
-// head's rows are short runs a few hundred bytes apart, a stream the hardware prefetchers did
-// not run ahead of once the inputs no longer fitted the caches (bench preset, one thread,
-// alternating: N = 8192 3.11 ms against 3.62 for the queries, 2.32 against 2.42 for the
-// transposes; 1024 and 4096 level). On the family 25 host an L1 prefetch a tile ahead did
-// nothing for rows in memory (the transposes of 4 heads at N = 8192: 1.0 ms, against 0.27
-// with the rows in L3); into L2 they took 0.45. So the rows a tile ahead go to L1 and those
-// two ahead to L2: a call 9 - 22% faster at N = 4096 - 8192 on one thread, level to 10% on
-// two; L2 prefetches alone lost 6 - 10% on two threads at 4096 (docs/performance.md).
+// 4.1 - 4.2 ms without V prefetches, 2.9 - 3.0 with them (against 3.2 - 3.8); the V rows also
+// prefetched into L1 a tile ahead were no faster (N = 1024 - 8192, seven alternating rounds).
 // Always inlined: GCC 12 (its mod-ref analysis) finds a call to a prefetch-only function free
 // of side effects and drops it, prefetches and all. A helper that wrapped the two calls below
 // lost every prefetch of the sparse kernel, and the call got 25% slower at N = 8192.
@@ -212,7 +212,7 @@ constexpr std::size_t kGroupRows = kLanes >= 16 ? 8 : 4;
 // out[d0 .. d0 + (NV - 1) * kLanes + last) of the tile's rows = inv * the sum over columns of
 // weight * value (w: [columns][kLanes] numerators, inv: [kLanes]); last: the floats of the last
 // vector (kLanes unless kPartial). Flattened: GCC 12 left the unrolled lambdas out of line and
-// the accumulators in memory (a tile 40% slower).
+// the accumulators in memory (a tile about 40% slower).
 template <std::size_t NV, bool kPartial>
 [[gnu::flatten]] void value_rows(const SparseTileArgs& a, std::size_t row0, std::ptrdiff_t p0, std::size_t rows,
                                  const TileColumns& cols, const float* w, const float* inv, std::size_t d0,
