@@ -54,7 +54,8 @@ struct SparseTileArgs {
   // reads one or two short runs.
   const float* kt = nullptr;
   std::size_t key_shift = 0;  // the query tiles' shift (attention/tile_pattern.hpp, TileGrid)
-  // Row-major K/V of the kv head, key j at k + j * kv_stride: K for the global columns.
+  // Row-major K/V of the kv head, key j at k + j * kv_stride: K for the global columns, both for
+  // the one-row tiles (the row kernel), V as the source of `values`.
   const float* k = nullptr;
   const float* v = nullptr;
   std::size_t kv_stride = 0;

@@ -256,7 +256,7 @@ inline vf vexp(vf x) {
 }
 
 // 2^x for the tiled kernel's softmax, whose scores come in log2 units (the queries carry
-// log2(e)): inputs are <= 0 after max subtraction, -inf gives a value below 2^-125 that the
+// log2(e)): inputs are <= 0 after max subtraction; -inf gives 2^-126 (the clamp), which the
 // caller's lane mask replaces. No ln2 range reduction: r = x - round(x) in [-0.5, 0.5] and a
 // degree-6 fit of 2^r (relative error under 1e-7 in float, numpy least squares on Chebyshev
 // nodes), four operations fewer than vexp.
