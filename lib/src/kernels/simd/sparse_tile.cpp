@@ -348,16 +348,13 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   }
   m = vmax(m, vset1(-std::numeric_limits<float>::max()));  // lanes past the last row: no candidate
 
-  // Softmax numerators in place; a masked lane weighs exactly 0.
+  // Softmax numerators in place; a masked lane (-inf) weighs exactly 0 (vexp2).
   vf sum = vzero();
-  s = w;
-  for (std::span<const TileColumn> group : {cols.relative, cols.globals, cols.blocks}) {
-    for (const TileColumn& c : group) {
-      const vf e = vselect_lanes(vzero(), vexp2(vsub(vload(s), m)), c.lanes);
-      vstore(s, e);
-      sum = vadd(sum, e);
-      s += kLanes;
-    }
+  const float* const end = s;
+  for (s = w; s != end; s += kLanes) {
+    const vf e = vexp2(vsub(vload(s), m));
+    vstore(s, e);
+    sum = vadd(sum, e);
   }
   alignas(64) float inv[kLanes];
   vstore(inv, vdiv(vset1(1.0f), vmax(sum, vset1(std::numeric_limits<float>::min()))));

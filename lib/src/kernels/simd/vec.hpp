@@ -123,6 +123,10 @@ inline vf vpow2i(vf n) {  // 2^n for integral n in the normal range
   const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_castsi512_ps(e);
 }
+// p * 2^n for integral n, in one instruction (vscalefps): exact, and 0 once p * 2^n is below
+// half the smallest denormal.
+inline vf vmul_pow2(vf p, vf n) { return _mm512_scalef_ps(p, n); }
+inline constexpr float kExp2Zero = -160.0f;  // vexp2 of this or less is exactly 0
 #elif defined(RVT_SIMD_AVX2)
 using vf = __m256;
 inline constexpr std::size_t kLanes = 8;
@@ -234,6 +238,9 @@ inline vf vpow2i(vf n) {
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_castsi256_ps(e);
 }
+// p * 2^n for integral n >= -127; n = -127 gives 0 (vpow2i's exponent bits are all zero).
+inline vf vmul_pow2(vf p, vf n) { return vmul(p, vpow2i(n)); }
+inline constexpr float kExp2Zero = -127.0f;  // vexp2 of this or less is exactly 0
 #else
 #error "vec.hpp needs RVT_SIMD_AVX512 or RVT_SIMD_AVX2"
 #endif
@@ -256,12 +263,13 @@ inline vf vexp(vf x) {
 }
 
 // 2^x for the tiled kernel's softmax, whose scores come in log2 units (the queries carry
-// log2(e)): inputs are <= 0 after max subtraction; -inf gives 2^-126 (the clamp), which the
-// caller's lane mask replaces. No ln2 range reduction: r = x - round(x) in [-0.5, 0.5] and a
-// degree-6 fit of 2^r (relative error under 1e-7 in float, numpy least squares on Chebyshev
-// nodes), four operations fewer than vexp.
+// log2(e)): inputs are <= 0 after max subtraction; -inf, and anything at or below kExp2Zero,
+// gives exactly 0, so masked lanes (scored -inf) need no select. No ln2 range reduction:
+// r = x - round(x) in [-0.5, 0.5] and a degree-6 fit of 2^r (relative error under 1e-7 in
+// float, numpy least squares on Chebyshev nodes), four operations fewer than vexp; on
+// AVX-512 vscalefps applies 2^n, three fewer again.
 inline vf vexp2(vf x) {
-  x = vmax(x, vset1(-126.0f));
+  x = vmax(x, vset1(kExp2Zero));
   const vf n = vround_nearest(x);
   const vf r = vsub(x, n);
   vf p = vset1(1.5337576814e-4f);
@@ -271,7 +279,7 @@ inline vf vexp2(vf x) {
   p = vfma(p, r, vset1(2.4022646609e-1f));
   p = vfma(p, r, vset1(6.9314720560e-1f));
   p = vfma(p, r, vset1(1.0f));
-  return vmul(p, vpow2i(n));
+  return vmul_pow2(p, n);
 }
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS
