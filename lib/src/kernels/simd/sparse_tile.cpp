@@ -121,11 +121,11 @@ void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::ptrdiff_t p0
                  const TileColumns& cols, std::size_t d0, bool first, float* w) {
   vf qv[ND];
   load_queries<ND>(a, static_cast<std::size_t>(row0), rows, d0, qv);
-  auto finish = [&](vf s0, vf s1) {
-    const vf sum = vadd(s0, s1);
+  auto finish_one = [&](vf sum) {
     vstore(w, first ? sum : vadd(vload(w), sum));
     w += kLanes;
   };
+  auto finish = [&](vf s0, vf s1) { finish_one(vadd(s0, s1)); };
   const std::span<const TileColumn> rel = cols.relative;
   for (std::size_t c = 0; c < rel.size();) {
     if (window_run(rel, c, p0)) {
@@ -143,7 +143,7 @@ void score_chunk(const SparseTileArgs& a, std::ptrdiff_t row0, std::ptrdiff_t p0
             s[kk] = vfma(qv[e], vshift_pair<static_cast<int>(kLanes - 1 - k0 - kk)>(lo, hi), s[kk]);
           });
         }
-        for (std::size_t k = 0; k < kHalf; ++k) finish(s[k], vzero());
+        for (std::size_t k = 0; k < kHalf; ++k) finish_one(s[k]);
       });
       c += kLanes;
       continue;
