@@ -3,6 +3,7 @@
 // fallback), causal and not, GQA, mass landmarks, and f16/f32 decode steps.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <limits>
@@ -154,6 +155,34 @@ TEST_CASE("tiled sparse kernel: past 2 MiB of V rows a kv head, the values come 
   // one contiguous run before the tiles (attention.cpp, copy_values). GQA 2:1, a sequence that
   // ends inside a tile, one and two workers.
   check_bench_pattern_against_reference(generate_qkv(GenKind::kNormal, 16500, 4, 2, 32, 61), {1u, 2u});
+}
+
+TEST_CASE("tiled sparse kernel: a masked lane weighs exactly 0, even against a huge value row", "[kernels]") {
+  // Global token 40 is in the future of rows 0 - 39, so their lanes of its column are masked.
+  // Its V row is 1e38: a masked lane weighing anything but 0 (2^-126 would do) shows up in
+  // rows 32 - 39, which share a tile with the rows that do see it. The softmax relies on
+  // vexp2(-inf) being exactly 0 (vec.hpp, kExp2Zero).
+  constexpr std::size_t kSeq = 64, kGlobal = 40;
+  Qkv x = generate_qkv(GenKind::kNormal, kSeq, 2, 2, 32, 67);
+  for (std::size_t h = 0; h < 2; ++h) std::fill_n(x.v.row(kGlobal, h), 32, 1e38f);
+  attn::SparseConfig c;
+  c.window = 4;
+  c.block_size = 16;
+  c.globals = {kGlobal};
+  const Tensor want = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
+  for (Isa isa : fast_isas()) {
+    INFO("isa " << kernels::isa_name(isa));
+    const Tensor got = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, isa});
+    double worst = 0.0;
+    for (std::size_t t = 0; t < kGlobal; ++t) {
+      for (std::size_t h = 0; h < 2; ++h) {
+        for (std::size_t d = 0; d < 32; ++d) {
+          worst = std::max(worst, static_cast<double>(std::fabs(got.row(t, h)[d] - want.row(t, h)[d])));
+        }
+      }
+    }
+    CHECK(worst < 4e-6);
+  }
 }
 
 TEST_CASE("tiled sparse kernel: several workers give the single-worker result exactly", "[kernels]") {
