@@ -118,14 +118,15 @@ inline bool vany_equal(vf a, vf b) {
   return _mm512_cmpeq_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(b)) != 0;
 }
 inline vf vround_floor(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
-inline vf vround_nearest(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 inline vf vpow2i(vf n) {  // 2^n for integral n in the normal range
   const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_castsi512_ps(e);
 }
-// p * 2^n for integral n, in one instruction (vscalefps): exact, and 0 once p * 2^n is below
-// half the smallest denormal.
-inline vf vmul_pow2(vf p, vf n) { return _mm512_scalef_ps(p, n); }
+// x - floor(x), in [0, 1), in one instruction (vreduceps).
+inline vf vfrac(vf x) { return _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+// p * 2^floor(x) in one instruction (vscalefps): exact, and 0 once the product is below half
+// the smallest denormal.
+inline vf vmul_pow2_floor(vf p, vf x) { return _mm512_scalef_ps(p, x); }
 inline constexpr float kExp2Zero = -160.0f;  // vexp2 of this or less is exactly 0
 #elif defined(RVT_SIMD_AVX2)
 using vf = __m256;
@@ -233,13 +234,13 @@ inline bool vany_equal(vf a, vf b) {
   return _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)))) != 0;
 }
 inline vf vround_floor(vf x) { return _mm256_floor_ps(x); }
-inline vf vround_nearest(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 inline vf vpow2i(vf n) {
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_castsi256_ps(e);
 }
-// p * 2^n for integral n >= -127; n = -127 gives 0 (vpow2i's exponent bits are all zero).
-inline vf vmul_pow2(vf p, vf n) { return vmul(p, vpow2i(n)); }
+inline vf vfrac(vf x) { return vsub(x, vround_floor(x)); }  // x - floor(x), in [0, 1)
+// p * 2^floor(x) for x >= -127; floor(x) = -127 gives 0 (vpow2i's exponent bits are all zero).
+inline vf vmul_pow2_floor(vf p, vf x) { return vmul(p, vpow2i(vround_floor(x))); }
 inline constexpr float kExp2Zero = -127.0f;  // vexp2 of this or less is exactly 0
 #else
 #error "vec.hpp needs RVT_SIMD_AVX512 or RVT_SIMD_AVX2"
@@ -265,21 +266,20 @@ inline vf vexp(vf x) {
 // 2^x for the tiled kernel's softmax, whose scores come in log2 units (the queries carry
 // log2(e)): inputs are <= 0 after max subtraction; -inf, and anything at or below kExp2Zero,
 // gives exactly 0, so masked lanes (scored -inf) need no select. No ln2 range reduction:
-// r = x - round(x) in [-0.5, 0.5] and a degree-6 fit of 2^r (relative error under 1e-7 in
-// float, numpy least squares on Chebyshev nodes), four operations fewer than vexp; on
-// AVX-512 vscalefps applies 2^n, three fewer again.
+// 2^floor(x) times a degree-6 fit of 2^r, r = x - floor(x) in [0, 1) (relative error under
+// 1e-7 in float, numpy least squares on Chebyshev nodes; 2^0 is exactly 1), four operations
+// fewer than vexp. On AVX-512 vreduceps gives r and vscalefps applies 2^floor(x): four fewer again.
 inline vf vexp2(vf x) {
   x = vmax(x, vset1(kExp2Zero));
-  const vf n = vround_nearest(x);
-  const vf r = vsub(x, n);
-  vf p = vset1(1.5337576814e-4f);
-  p = vfma(p, r, vset1(1.3399860363e-3f));
-  p = vfma(p, r, vset1(9.6185195344e-3f));
-  p = vfma(p, r, vset1(5.5503289975e-2f));
-  p = vfma(p, r, vset1(2.4022646609e-1f));
-  p = vfma(p, r, vset1(6.9314720560e-1f));
+  const vf r = vfrac(x);
+  vf p = vset1(2.1690609162e-4f);
+  p = vfma(p, r, vset1(1.2443081511e-3f));
+  p = vfma(p, r, vset1(9.6784725542e-3f));
+  p = vfma(p, r, vset1(5.5483524724e-2f));
+  p = vfma(p, r, vset1(2.4022979581e-1f));
+  p = vfma(p, r, vset1(6.9314698706e-1f));
   p = vfma(p, r, vset1(1.0f));
-  return vmul_pow2(p, n);
+  return vmul_pow2_floor(p, x);
 }
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS
