@@ -161,7 +161,7 @@ TEST_CASE("tiled sparse kernel: a masked lane weighs exactly 0, even against a h
   // Global token 40 is in the future of rows 0 - 39, so their lanes of its column are masked.
   // Its V row is 1e38: a masked lane weighing anything but 0 (2^-126 would do) shows up in
   // rows 32 - 39, which share a tile with the rows that do see it. The softmax relies on
-  // vexp2(-inf) being exactly 0 (vec.hpp, kExp2Zero).
+  // vexp2(-inf) being exactly 0 (vec.hpp).
   constexpr std::size_t kSeq = 64, kGlobal = 40;
   Qkv x = generate_qkv(GenKind::kNormal, kSeq, 2, 2, 32, 67);
   for (std::size_t h = 0; h < 2; ++h) std::fill_n(x.v.row(kGlobal, h), 32, 1e38f);

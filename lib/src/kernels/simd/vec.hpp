@@ -122,12 +122,12 @@ inline vf vpow2i(vf n) {  // 2^n for integral n in the normal range
   const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_castsi512_ps(e);
 }
-// x - floor(x), in [0, 1), in one instruction (vreduceps).
+// vexp2's pieces. x - floor(x) in one instruction (vreduceps): in [0, 1], 1 only where a tiny
+// negative x rounds so; -inf gives 0. p * 2^floor(x) in one (vscalefps): exact, and exactly 0
+// for x = -inf or once the product is below half the smallest denormal. So no clamp.
+inline vf vexp2_domain(vf x) { return x; }
 inline vf vfrac(vf x) { return _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
-// p * 2^floor(x) in one instruction (vscalefps): exact, and 0 once the product is below half
-// the smallest denormal.
 inline vf vmul_pow2_floor(vf p, vf x) { return _mm512_scalef_ps(p, x); }
-inline constexpr float kExp2Zero = -160.0f;  // vexp2 of this or less is exactly 0
 #elif defined(RVT_SIMD_AVX2)
 using vf = __m256;
 inline constexpr std::size_t kLanes = 8;
@@ -238,10 +238,12 @@ inline vf vpow2i(vf n) {
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_castsi256_ps(e);
 }
-inline vf vfrac(vf x) { return vsub(x, vround_floor(x)); }  // x - floor(x), in [0, 1)
-// p * 2^floor(x) for x >= -127; floor(x) = -127 gives 0 (vpow2i's exponent bits are all zero).
+// vexp2's pieces: x clamped at -127, where vpow2i's exponent bits are all zero, so that -inf
+// and anything below gives exactly 0; x - floor(x) in [0, 1] (1 only where a tiny negative x
+// rounds so); p * 2^floor(x).
+inline vf vexp2_domain(vf x) { return vmax(x, vset1(-127.0f)); }
+inline vf vfrac(vf x) { return vsub(x, vround_floor(x)); }
 inline vf vmul_pow2_floor(vf p, vf x) { return vmul(p, vpow2i(vround_floor(x))); }
-inline constexpr float kExp2Zero = -127.0f;  // vexp2 of this or less is exactly 0
 #else
 #error "vec.hpp needs RVT_SIMD_AVX512 or RVT_SIMD_AVX2"
 #endif
@@ -264,13 +266,13 @@ inline vf vexp(vf x) {
 }
 
 // 2^x for the tiled kernel's softmax, whose scores come in log2 units (the queries carry
-// log2(e)): inputs are <= 0 after max subtraction; -inf, and anything at or below kExp2Zero,
-// gives exactly 0, so masked lanes (scored -inf) need no select. No ln2 range reduction:
-// 2^floor(x) times a degree-6 fit of 2^r, r = x - floor(x) in [0, 1) (relative error under
-// 1e-7 in float, numpy least squares on Chebyshev nodes; 2^0 is exactly 1), four operations
-// fewer than vexp. On AVX-512 vreduceps gives r and vscalefps applies 2^floor(x): four fewer again.
+// log2(e)): inputs are <= 0 after max subtraction; -inf gives exactly 0, so masked lanes
+// (scored -inf) need no select. No ln2 range reduction: 2^floor(x) times a degree-6 fit of 2^r,
+// r = x - floor(x) in [0, 1] (relative error under 1e-7 in float, numpy least squares on
+// Chebyshev nodes; 2^0 is exactly 1), four operations fewer than vexp. On AVX-512 vreduceps
+// gives r and vscalefps applies 2^floor(x), with no clamp: five fewer again.
 inline vf vexp2(vf x) {
-  x = vmax(x, vset1(kExp2Zero));
+  x = vexp2_domain(x);
   const vf r = vfrac(x);
   vf p = vset1(2.1690609162e-4f);
   p = vfma(p, r, vset1(1.2443081511e-3f));
