@@ -248,6 +248,14 @@ inline vf vmul_pow2_floor(vf p, vf x) { return vmul(p, vpow2i(vround_floor(x)));
 #error "vec.hpp needs RVT_SIMD_AVX512 or RVT_SIMD_AVX2"
 #endif
 
+// The polynomial with these coefficients, highest degree first, at r (Horner's rule).
+template <typename... Rest>
+inline vf vhorner(vf r, float top, Rest... rest) {
+  vf p = vset1(top);
+  ((p = vfma(p, r, vset1(rest))), ...);
+  return p;
+}
+
 // exp(x) for the softmax: inputs are <= 0 after max subtraction; -inf gives 0.
 inline vf vexp(vf x) {
   x = vmax(x, vset1(-87.3f));  // below this the result underflows to (near) zero anyway
@@ -255,12 +263,8 @@ inline vf vexp(vf x) {
   const vf n = vround_floor(vfma(x, vset1(1.44269504088896341f), vset1(0.5f)));
   vf r = vfma(n, vset1(-0.693359375f), x);  // x - n*ln2, ln2 split for accuracy
   r = vfma(n, vset1(2.12194440e-4f), r);
-  vf p = vset1(1.9875691500e-4f);
-  p = vfma(p, r, vset1(1.3981999507e-3f));
-  p = vfma(p, r, vset1(8.3334519073e-3f));
-  p = vfma(p, r, vset1(4.1665795894e-2f));
-  p = vfma(p, r, vset1(1.6666665459e-1f));
-  p = vfma(p, r, vset1(5.0000001201e-1f));
+  vf p = vhorner(r, 1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                 5.0000001201e-1f);
   p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
   return vmul(p, vpow2i(n));
 }
@@ -273,14 +277,8 @@ inline vf vexp(vf x) {
 // gives r and vscalefps applies 2^floor(x), with no clamp: five fewer again.
 inline vf vexp2(vf x) {
   x = vexp2_domain(x);
-  const vf r = vfrac(x);
-  vf p = vset1(2.1690609162e-4f);
-  p = vfma(p, r, vset1(1.2443081511e-3f));
-  p = vfma(p, r, vset1(9.6784725542e-3f));
-  p = vfma(p, r, vset1(5.5483524724e-2f));
-  p = vfma(p, r, vset1(2.4022979581e-1f));
-  p = vfma(p, r, vset1(6.9314698706e-1f));
-  p = vfma(p, r, vset1(1.0f));
+  const vf p = vhorner(vfrac(x), 2.1690609162e-4f, 1.2443081511e-3f, 9.6784725542e-3f, 5.5483524724e-2f,
+                       2.4022979581e-1f, 6.9314698706e-1f, 1.0f);
   return vmul_pow2_floor(p, x);
 }
 
