@@ -317,8 +317,8 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
   // the transposes' with the shift), so no block straddles two chunks.
   for_row_chunks(positions, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
     table.transpose_tiles(k.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, kt.tile0());
-    for (std::size_t r = begin; copy && r < std::min(end, s.seq); ++r) {
-      std::copy_n(v.row(r, kvh), s.dim, values + r * s.dim);
+    if (copy) {
+      for (std::size_t r = begin; r < std::min(end, s.seq); ++r) std::copy_n(v.row(r, kvh), s.dim, values + r * s.dim);
     }
     if (means && begin < s.seq) fill_block_means(table.block_means, k, v, begin, std::min(end, s.seq), kvh, 1, *means);
   });
