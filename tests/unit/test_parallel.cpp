@@ -173,50 +173,43 @@ TEST_CASE("OwnedWork: share_of names the share each item is first taken from", "
   }
 }
 
-TEST_CASE("OwnedWork: wait_setups returns once every worker has set up as many items or has none left",
-          "[parallel]") {
-  // Shares: worker 0 items 0-1, worker 1 items 2-4; worker 1 sets items up slowly, so worker 0
-  // waits for it each round, then takes nothing more (or one of worker 1's) and stops.
-  constexpr std::size_t kItems = 5, kParts = 6;
-  rvt::OwnedWork work(kItems, kParts, 2, 2);
-  std::vector<std::atomic<int>> runs(kItems * kParts);
-  std::array<std::atomic<std::uint32_t>, 2> set_up{};  // items each worker has set up so far
-  struct Seen {
-    std::uint32_t mine, other;
-  };
-  std::array<std::vector<Seen>, 2> seen;  // at each return from wait_setups
-  std::atomic<bool> started{false};          // worker 1 holds its first item
-  auto worker = [&](unsigned w) {
+TEST_CASE("OwnedWork: an idle worker helps until every piece of a slow owner's item is claimed", "[parallel]") {
+  // Shares: worker 0 item 0, worker 1 item 1. Worker 1's pieces are quick; worker 0's first one
+  // waits (up to 2 s) for worker 1 to help, so worker 1 claims the rest of item 0, its last
+  // quarter included (a helper that left the last quarter to the owner idled that long).
+  constexpr std::size_t kParts = 16;
+  rvt::OwnedWork work(2, kParts, 1, 2);
+  std::vector<std::atomic<int>> runner(2 * kParts);  // 1 + the worker that ran the piece
+  std::array<std::atomic<int>, 2> owner{};           // 1 + the worker that took the item
+  std::atomic<bool> helping{false};
+  auto worker = [&](int w) {
     auto pieces = [&](std::size_t item, std::size_t begin, std::size_t end) {
-      for (std::size_t p = begin; p < end; ++p) runs[item * kParts + p].fetch_add(1);
+      for (std::size_t p = begin; p < end; ++p) runner[item * kParts + p].store(w + 1);
+      if (owner[item].load() != w + 1) helping.store(true);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (w == 0 && !helping.load() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
     };
-    // Worker 0 starts once worker 1 holds an item, or it could take them all first.
     const auto start_by = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (w == 0 && !started.load() && std::chrono::steady_clock::now() < start_by) {
+    while (w == 1 && owner[0].load() == 0 && std::chrono::steady_clock::now() < start_by) {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
-    while (const std::optional<std::size_t> item = work.take(w)) {
-      if (w == 1) {
-        started.store(true);
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-      const std::uint32_t mine = set_up[w].fetch_add(1) + 1;
+    while (const std::optional<std::size_t> item = work.take(static_cast<unsigned>(w))) {
+      owner[*item].store(w + 1);
       work.publish(*item);
-      work.wait_setups(w, std::chrono::microseconds(w == 0 ? 100 : 0));  // worker 0 spins, then blocks
-      seen[w].push_back({mine, set_up[1 - w].load()});
       work.run(*item, pieces);
       work.wait_helpers(*item);
     }
     work.help(pieces);
   };
-  std::thread other(worker, 1u);
-  worker(0u);
+  std::thread other(worker, 1);
+  worker(0);
   other.join();
-  for (std::size_t i = 0; i < runs.size(); ++i) REQUIRE(runs[i].load() == 1);
-  CHECK(set_up[0].load() + set_up[1].load() == kItems);
-  for (unsigned w : {0u, 1u}) {
-    const std::uint32_t other_total = set_up[1 - w].load();
-    for (const Seen& s : seen[w]) CHECK(s.other >= std::min(s.mine, other_total));
-  }
-  CHECK(seen[0].size() >= 2);  // worker 0 went through at least its own two rounds
+  REQUIRE(owner[0].load() == 1);
+  REQUIRE(owner[1].load() == 2);
+  for (std::size_t p = 0; p < 2 * kParts; ++p) REQUIRE(runner[p].load() != 0);
+  int helped_last_quarter = 0;
+  for (std::size_t p = kParts * 3 / 4; p < kParts; ++p) helped_last_quarter += runner[p].load() == 2;
+  CHECK(helped_last_quarter > 0);
 }

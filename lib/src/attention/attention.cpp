@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -12,7 +11,6 @@
 #include "rvt/attention/tile_pattern.hpp"
 #include "rvt/core/owned_work.hpp"
 #include "rvt/core/parallel.hpp"
-#include "rvt/core/spin.hpp"
 #include "rvt/core/stats.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "rvt/kernels/reference.hpp"
@@ -388,8 +386,8 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
 // Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (the same heads
 // every call: their rows of Q, K, V and the output stay in its core's caches); it transposes a
 // head's K and block means into its own workspace and runs the head's tiles, kTilesPerClaim at a
-// time; a worker left without a head helps run the tiles of heads others still run while more than
-// a quarter of them are unclaimed. On this VM one core often runs slower than the other for minutes
+// time; a worker left without a head helps run the tiles of heads others still run, until every
+// tile is claimed. On this VM one core often runs slower than the other for minutes
 // (its neighbours): with 4 heads on 2 workers the fast one waited idle for the slow one's second
 // head. Against whole heads with no help and shared block means (2 threads, interleaved, medians of
 // 5 rounds): with a busy-loop taking half of one core, N = 1024 0.164 against 0.351 ms, 4096 0.99
@@ -397,6 +395,12 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
 // 2048 0.44 against 0.47 in one and 0.32 against 0.29 in the other, 1024 0.14 - 0.19 against 0.13 -
 // 0.20. Helping to the end, without the own shares and per-head means, was up to 30% slower than no
 // help in some phases (N = 1024: 0.174 against 0.133 ms): the tiles' data moved between the cores.
+// The workers no longer wait for each other between a head's setup and its tiles, and a helper no
+// longer leaves a head's last quarter to its owner: at N = 16384 the barrier kept one worker waiting
+// 350 - 600 us a call, the quarter another ~380. Bench preset, two threads, the variants taking turns
+// call by call in one process (medians of 31 calls each, three runs in a quiet phase): N = 16384
+// 4.08 - 4.13 ms against 4.38 - 4.41, 32768 10.1 - 10.2 against 10.9, 8192 1.44 - 1.50 against
+// 1.48 - 1.57, 1024 and 4096 level; with 2 or 8 heads level or faster.
 void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
                            Tensor& out) {
@@ -419,13 +423,8 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
       if (last > n) run_tiles(table, q, s, columns, args[h], h, 0, last - n, scratch, out);
     };
     while (const std::optional<std::size_t> h = work.take(worker)) {
-      const auto setup_start = std::chrono::steady_clock::now();
       args[*h] = prepare_head(table, k, v, s, columns.grid(), means, *h, 1, memory.data());
       work.publish(*h);
-      // Tiles once every worker has transposed its head (OwnedWork::wait_setups); spinning for
-      // up to this head's setup time and then the usual short spin before blocking.
-      const auto setup_time = std::chrono::steady_clock::now() - setup_start;
-      work.wait_setups(worker, setup_time + kSpinBeforeBlocking);
       work.run(*h, tiles);
       work.wait_helpers(*h);  // then the workspace may take the next head
     }

@@ -2,9 +2,9 @@
 // other at the end. An item's setup (for the sparse kernel: a kv head's K/V transposed
 // into its taker's workspace, in that core's caches) is done by the worker that takes it,
 // its owner; its pieces (tiles) are then claimed in runs by the owner and by any worker
-// left without an item to take. With few items per worker (4 heads on 2 workers) a worker
-// that finishes early, on a core slowed by its neighbours, no longer waits idle for the
-// other's last item.
+// left without an item to take, until none is left. With few items per worker (4 heads on
+// 2 workers) a worker that finishes early, on a core slowed by its neighbours, no longer
+// waits idle for the other's last item.
 //
 // Worker w first takes the items of its own share, [w * items / workers, (w + 1) * items /
 // workers), the same from call to call, so that what an item touches (a head's rows of the
@@ -17,7 +17,7 @@
 //
 // Worker w's loop:
 //   while (auto item = work.take(w)) {
-//     set *item up; work.publish(*item); work.wait_setups(w, t); work.run(*item, fn); work.wait_helpers(*item);
+//     set *item up; work.publish(*item); work.run(*item, fn); work.wait_helpers(*item);
 //   }
 //   work.help(fn);
 // Nothing between take() and wait_helpers() may throw: a helper would wait for the item's
@@ -26,14 +26,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
-#include <cstdint>
 #include <optional>
 #include <thread>
 #include <vector>
-
-#include "rvt/core/spin.hpp"
 
 namespace rvt {
 
@@ -57,33 +53,7 @@ class OwnedWork {
       const std::size_t item = share.next.fetch_add(1);
       if (item < share.end) return item;
     }
-    Share& own = shares_[worker % shares_.size()];
-    own.set_up.store(kNoMoreItems);  // wait_setups need not wait for it
-    own.set_up.notify_all();
     return std::nullopt;
-  }
-
-  // Worker `worker` has set up the item it took last: returns once every other worker has
-  // set up as many items or has none left to take, so that the workers set items up
-  // together and run pieces together. For the sparse kernel (setup: a kv head's transposes
-  // and block means; pieces: its tiles) a worker's transposes ran 3 - 5x slower while
-  // another ran tiles (the cause is not known: not when both transpose or both run tiles,
-  // nor in two threads' separate calls). Bench preset, two threads, scratch loop,
-  // alternating: N = 1024 0.122 ms a call against 0.151 (two heads: 0.059 against 0.096;
-  // eight: 0.223 against 0.258), 2048 0.255 against 0.309, 4096 0.66 against 0.77, 16384
-  // level; with a busy loop taking half of one core, 1024 0.113 against 0.150. Spins for up
-  // to `spin`, then blocks, so that a host running both vCPUs on one core can run the
-  // worker being waited for.
-  void wait_setups(unsigned worker, std::chrono::steady_clock::duration spin) {
-    Share& own = shares_[worker % shares_.size()];
-    const std::uint32_t mine = own.set_up.fetch_add(1) + 1;
-    own.set_up.notify_all();
-    const auto deadline = std::chrono::steady_clock::now() + spin;
-    for (Share& other : shares_) {
-      auto ready = [&] { return other.set_up.load() >= mine; };
-      if (spin_until(ready, deadline - std::chrono::steady_clock::now())) continue;
-      for (std::uint32_t seen; (seen = other.set_up.load()) < mine;) other.set_up.wait(seen);  // until it changes
-    }
   }
 
   // The share `item` belongs to (its owner's, unless another worker took it).
@@ -101,22 +71,20 @@ class OwnedWork {
     while (items_[item].active.load() != 0) std::this_thread::yield();
   }
   // For a worker with nothing left to take: runs pieces of published items until every
-  // item is taken, published, and has fewer than a quarter of its pieces unclaimed. The
-  // owner runs that last quarter alone: when the workers are about as fast, the one that
-  // finishes first finds little left, and taking it would cost more (the item's data moving
-  // to this core's caches) than it saves.
+  // item is taken, published, and has all its pieces claimed. Helping only while more than a
+  // quarter of an item's pieces were unclaimed left the helper idle for that quarter whenever
+  // the owner was slower: 376 us a call at N = 16384 (bench preset, two threads), 126 at 8192.
   template <typename Fn>
   void help(Fn&& fn) {
-    const std::size_t keep = parts_ / 4;
     for (bool waiting = true; waiting;) {
       waiting = false;
       for (std::size_t i = 0; i < items_.size(); ++i) {
         Item& it = items_[i];
         if (!it.published.load()) {  // its owner is still setting it up
           waiting = true;
-        } else if (it.next.load() + keep < parts_) {
+        } else if (it.next.load() < parts_) {
           it.active.fetch_add(1);
-          for (std::size_t p; (p = it.next.load()) + keep < parts_;) {
+          for (std::size_t p; (p = it.next.load()) < parts_;) {
             if (!it.next.compare_exchange_weak(p, p + claim_)) continue;
             fn(i, p, std::min(parts_, p + claim_));
           }
@@ -136,9 +104,7 @@ class OwnedWork {
   struct alignas(64) Share {
     std::atomic<std::size_t> next{0};  // the share's first untaken item
     std::size_t end = 0;
-    std::atomic<std::uint32_t> set_up{0};  // items its worker has set up (wait_setups), or kNoMoreItems
   };
-  static constexpr std::uint32_t kNoMoreItems = static_cast<std::uint32_t>(-1);
   std::size_t parts_, claim_;
   std::vector<Item> items_;
   std::vector<Share> shares_;
