@@ -326,6 +326,30 @@ class BenchOutputs(CliTestCase):
             self.assertEqual([c["cpu"] for c in k["one_thread_by_cpu"]], [cpu])
             self.assertIsNone(k["balanced_bound"])
 
+    def test_decode_rounds(self):
+        # --rounds also takes the decoders through that many rounds, each from a fresh cache:
+        # the samples are pooled, and each round's median is kept.
+        p, report = bench_json(seq="64", decode_at="128", rounds="3")
+        self.assertExit(p, OK)
+        row = report["result"]["decode"]["rows"][0]
+        for kernel, steps in (("sparse", 16), ("dense", 8)):
+            k = row[kernel]
+            self.assertEqual(k["steps"], 3 * steps)
+            self.assertEqual(len(k["samples_ns"]), 3 * steps)
+            self.assertEqual(k["prefill"], 128 - steps)
+            self.assertEqual(len(k["round_medians_ns"]), 3)
+            self.assertLessEqual(min(k["round_medians_ns"]), k["median_ns"])
+            self.assertGreaterEqual(max(k["round_medians_ns"]), k["median_ns"])
+        text = run("bench", *small(seq="64", decode_at="128", rounds="2"), "-q")
+        self.assertExit(text, OK)
+        self.assertIn("sparse rounds ns", text.stdout)
+        out = run("bench", *small(seq="64", decode_at="128", rounds="2"), "-q", "--format", "csv")
+        self.assertExit(out, OK)
+        rows = [dict(zip(CSV_COLUMNS, r)) for r in list(csv.reader(io.StringIO(out.stdout)))[1:]]
+        decode = [r for r in rows if r["table"] == "decode"]
+        self.assertEqual([(r["kernel"], r["rounds"], r["samples"]) for r in decode],
+                         [("sparse", "2", "32"), ("dense", "2", "16")])
+
     def test_rounds(self):
         p, report = bench_json(seq="64", decode_at="none", rounds="3")
         self.assertExit(p, OK)

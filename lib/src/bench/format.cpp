@@ -96,10 +96,10 @@ std::pair<std::optional<double>, std::optional<double>> number_range(const Json&
   return {lo, hi};
 }
 
-// "lo - hi" over an array of per-round ratios (nulls skipped); "-" when none.
-std::string range_cell(const Json& values, const char* unit) {
+// "lo - hi" over an array of per-round values (nulls skipped); "-" when none.
+std::string range_cell(const Json& values, const char* unit, int decimals = 2) {
   const auto [lo, hi] = number_range(values);
-  return lo ? fixed(lo, 2) + " - " + fixed(hi, 2) + unit : "-";
+  return lo ? fixed(lo, decimals) + " - " + fixed(hi, decimals) + unit : "-";
 }
 
 // Rounds of the prefill table (BenchConfig::rounds); reports from before it had one.
@@ -138,6 +138,8 @@ Table decode_table(const Json& result) {
   Table t;
   t.header = {"T", "steps sparse/dense", "sparse ns/token", "dense ns/token", "dense/sparse", "sparse vs first T",
               "dense vs first T"};
+  const bool rounds = prefill_rounds(result) > 1;  // the decoders take turns in the same rounds
+  if (rounds) t.header.push_back("sparse rounds ns");
   for (const Json& r : result["decode"]["rows"]) {
     t.rows.push_back({std::to_string(r["t"].get<std::uint64_t>()),
                       std::to_string(r["sparse"]["steps"].get<std::uint64_t>()) + "/" +
@@ -145,6 +147,7 @@ Table decode_table(const Json& result) {
                       fixed(num_at(r["sparse"], "median_ns"), 0), fixed(num_at(r["dense"], "median_ns"), 0),
                       fixed(num_at(r, "speedup"), 1, "x"), fixed(num_at(r, "sparse_vs_first"), 2),
                       fixed(num_at(r, "dense_vs_first"), 2)});
+    if (rounds) t.rows.back().push_back(range_cell(r["sparse"].value("round_medians_ns", Json::array()), "", 0));
   }
   return t;
 }
@@ -545,6 +548,7 @@ std::string format_csv(const Json& r) {
                    {"isa", r["decode"][kernel + "_kernel"].get<std::string>()},
                    {"extrapolated", "false"}};
       add_timing(cells, k, "ns", std::to_string(k["steps"].get<std::uint64_t>()));
+      if (k.contains("round_medians_ns")) cells["rounds"] = std::to_string(k["round_medians_ns"].size());
       if (kernel == "sparse") {
         if (k.contains("edges_last_step")) cells["edges_per_head"] = std::to_string(k["edges_last_step"].get<std::uint64_t>());
         cells["speedup_vs_dense"] = csv_num(num_at(d, "speedup"));

@@ -45,7 +45,8 @@ struct BenchConfig {
   // Prefill table: at each N the kernels (dense, sparse, the reference) take turns for
   // `rounds` rounds of `warmup` untimed and `reps` timed calls each, so a slow stretch of a
   // shared machine falls on all of them rather than on one; samples are pooled over the
-  // rounds, and each round's speedup and fast/ref (ratios of its medians) are kept.
+  // rounds, and each round's speedup and fast/ref (ratios of its medians) are kept. The decode
+  // table's two decoders take turns the same way, each round from a fresh cache.
   std::size_t rounds = 1;
   unsigned threads = 1;
   kernels::Isa isa = kernels::Isa::kAuto;
