@@ -398,9 +398,9 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
 // The workers no longer wait for each other between a head's setup and its tiles, and a helper no
 // longer leaves a head's last quarter to its owner: at N = 16384 the barrier kept one worker waiting
 // 350 - 600 us a call, the quarter another ~380. Bench preset, two threads, the variants taking turns
-// call by call in one process (medians of 31 calls each, three runs in a quiet phase): N = 16384
-// 4.08 - 4.13 ms against 4.38 - 4.41, 32768 10.1 - 10.2 against 10.9, 8192 1.44 - 1.50 against
-// 1.48 - 1.57, 1024 and 4096 level; with 2 or 8 heads level or faster.
+// call by call in one process (medians of 31 calls each, the first three of four runs): N = 16384
+// 4.08 - 4.13 ms against 4.38 - 4.41, 32768 10.1 - 11.5 against 10.9 - 13.7, 8192 1.44 - 1.50
+// against 1.48 - 1.57, 1024 and 4096 level or faster; with 2 or 8 heads level or faster.
 void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
                            Tensor& out) {
