@@ -632,14 +632,16 @@ Json run_bench(const BenchConfig& config_in) {
       medians.push_back(sample_stats(round).median);
       all.insert(all.end(), round.begin(), round.end());
     };
-    report_progress(at + " decode");
-    for (std::size_t round = 0; round < c.rounds; ++round) {
+    for (std::size_t round = 1; round <= c.rounds; ++round) {
+      const std::string label =
+          at + " decode" + (c.rounds > 1 ? " (round " + std::to_string(round) + " of " + std::to_string(c.rounds) + ")" : "");
+      report_progress(label);
       stream::SparseDecoder sparse(c.q_heads, filled_cache(sparse_prefill), c.sparse, stream::Evict::kNone, isa);
       add_round(sparse_ns, sparse_rounds, time_steps(sparse, x, sparse_prefill, t_len, out));
       sparse_edges = sparse.last_edges();
       stream::DenseDecoder dense(c.q_heads, filled_cache(dense_prefill), isa);
       add_round(dense_ns, dense_rounds, time_steps(dense, x, dense_prefill, t_len, out));
-      stage_done(at + " decode round " + std::to_string(round + 1));
+      stage_done(label);
     }
     r["sparse"] = decode_kernel_json(sparse_ns, kernels::isa_name(isa));
     r["sparse"]["prefill"] = sparse_prefill;
