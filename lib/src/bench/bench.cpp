@@ -124,6 +124,11 @@ std::vector<double> time_steps(Decoder& dec, const Qkv& x, std::size_t first, st
   return samples;
 }
 
+// The progress label's " (round k of R)", empty with one round.
+std::string round_of(std::size_t round, std::size_t rounds) {
+  return rounds > 1 ? " (round " + std::to_string(round) + " of " + std::to_string(rounds) + ")" : "";
+}
+
 Json decode_kernel_json(const std::vector<double>& samples_ns, const char* kernel) {
   const SampleStats s = sample_stats(samples_ns);
   Json j;
@@ -471,8 +476,7 @@ Json run_bench(const BenchConfig& config_in) {
       return sample_stats(samples).median;
     };
     for (std::size_t round = 1; round <= c.rounds; ++round) {
-      const std::string of =
-          c.rounds > 1 ? " (round " + std::to_string(round) + " of " + std::to_string(c.rounds) + ")" : "";
+      const std::string of = round_of(round, c.rounds);
       const double dense = run_dense ? timed(dense_ms, at + " dense" + of, [&] {
         return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, fast);
       }) : 0.0;
@@ -633,8 +637,7 @@ Json run_bench(const BenchConfig& config_in) {
       all.insert(all.end(), round.begin(), round.end());
     };
     for (std::size_t round = 1; round <= c.rounds; ++round) {
-      const std::string label =
-          at + " decode" + (c.rounds > 1 ? " (round " + std::to_string(round) + " of " + std::to_string(c.rounds) + ")" : "");
+      const std::string label = at + " decode" + round_of(round, c.rounds);
       report_progress(label);
       stream::SparseDecoder sparse(c.q_heads, filled_cache(sparse_prefill), c.sparse, stream::Evict::kNone, isa);
       add_round(sparse_ns, sparse_rounds, time_steps(sparse, x, sparse_prefill, t_len, out));

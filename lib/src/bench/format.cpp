@@ -102,14 +102,14 @@ std::string range_cell(const Json& values, const char* unit, int decimals = 2) {
   return lo ? fixed(lo, decimals) + " - " + fixed(hi, decimals) + unit : "-";
 }
 
-// Rounds of the prefill table (BenchConfig::rounds); reports from before it had one.
-std::uint64_t prefill_rounds(const Json& result) { return result["params"].value("rounds", std::uint64_t{1}); }
+// Rounds of the prefill and decode tables (BenchConfig::rounds); reports from before it had one.
+std::uint64_t table_rounds(const Json& result) { return result["params"].value("rounds", std::uint64_t{1}); }
 
 Table prefill_table(const Json& result) {
   Table t;
   t.header = {"N",          "dense ms", "dense sd", "sparse ms", "sparse sd", "ref sparse ms", "speedup", "edge ratio",
               "efficiency", "dense GFLOP/s", "dense %peak", "sparse GFLOP/s", "sparse %peak", "fast/ref"};
-  const bool rounds = prefill_rounds(result) > 1;
+  const bool rounds = table_rounds(result) > 1;
   if (rounds) t.header.insert(t.header.end(), {"speedup rounds", "fast/ref rounds"});
   for (const Json& r : result["prefill"]) {
     const Json& d = r["dense"];
@@ -138,7 +138,7 @@ Table decode_table(const Json& result) {
   Table t;
   t.header = {"T", "steps sparse/dense", "sparse ns/token", "dense ns/token", "dense/sparse", "sparse vs first T",
               "dense vs first T"};
-  const bool rounds = prefill_rounds(result) > 1;  // the decoders take turns in the same rounds
+  const bool rounds = table_rounds(result) > 1;
   if (rounds) t.header.push_back("sparse rounds ns");
   for (const Json& r : result["decode"]["rows"]) {
     t.rows.push_back({std::to_string(r["t"].get<std::uint64_t>()),
@@ -199,10 +199,10 @@ std::string scaling_title(const Json& r) {
 // ", R rounds taking turns" for a report of R > 1 rounds; only "R rounds" where sparse ran
 // alone (no reference, and dense at no N).
 std::string rounds_note(const Json& r) {
-  if (prefill_rounds(r) <= 1) return "";
+  if (table_rounds(r) <= 1) return "";
   bool turns = r["params"].value("reference", true);
   for (const Json& row : r["prefill"]) turns = turns || row["dense"].value("attempted", true);
-  return ", " + std::to_string(prefill_rounds(r)) + (turns ? " rounds taking turns" : " rounds");
+  return ", " + std::to_string(table_rounds(r)) + (turns ? " rounds taking turns" : " rounds");
 }
 
 std::string title_line(const Json& r) {
@@ -481,7 +481,7 @@ std::string format_csv(const Json& r) {
   };
   // The prefill rows' rounds (BenchConfig::rounds); the sparse row also gives the range of
   // the rounds' own speedup and fast/ref, as the text table's round columns do.
-  const std::string rounds = std::to_string(prefill_rounds(r));
+  const std::string rounds = std::to_string(table_rounds(r));
   for (const Json& p : r["prefill"]) {
     for (const std::string kernel : {"dense", "sparse", "sparse_ref"}) {
       const Json& k = p[kernel];
