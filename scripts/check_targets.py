@@ -124,15 +124,24 @@ def prefill_values(reports, pick, min_seq=1024, seqs=None):
     return values
 
 
-def scaling_values(reports, kernel, key="speedup"):
+def scaling_values(reports, kernel, key="speedup", pick=None):
+    """(label, value) per S run and N >= 4096: the kernel's `key`, or pick(its record) where given."""
+    pick = pick or (lambda k: k.get(key))
     values = []
     for name, r in sorted(named(reports, "S").items()):
         if r["scaling"]["threads"] < 2:
             continue  # one CPU: nothing to scale to
         for row in r["scaling"]["rows"]:
-            if row["seq"] >= 4096 and (row.get(kernel) or {}).get(key) is not None:  # dense: none past 8192
-                values.append((f"{name} N={row['seq']}", row[kernel][key]))
+            v = pick(row[kernel]) if row.get(kernel) else None  # dense: none past 8192
+            if row["seq"] >= 4096 and v is not None:
+                values.append((f"{name} N={row['seq']}", v))
     return values
+
+
+def share_of_concurrent(k):
+    """The two-thread speedup over what one-thread calls on every CPU at once got done together."""
+    bound = k.get("concurrent_bound")  # reports from before it lack it
+    return k["speedup"] / bound if bound else None
 
 
 def targets(runs, reports):
@@ -157,6 +166,13 @@ def targets(runs, reports):
         ("Sparse, the most two threads could reach over the faster CPU alone, from one-thread calls pinned "
          "to each (not judged: it shows when one CPU ran slower)", "-", None,
          scaling_values(reports, "sparse", "balanced_bound")),
+        ("Sparse, what one-thread calls on both CPUs at once got done together, over one alone (not judged: "
+         "what the machine gave two independent copies of the kernel, in the same rounds)", "-", None,
+         scaling_values(reports, "sparse", "concurrent_bound")),
+        ("Dense, the same (not judged: all FMAs; far below 2, the two CPUs did not give two cores' worth)", "-", None,
+         scaling_values(reports, "dense", "concurrent_bound")),
+        ("Sparse, two threads' speedup over that bound (not judged: the share of it the threaded call got)", "-",
+         None, scaling_values(reports, "sparse", pick=share_of_concurrent)),
         ("Sparse pass over the large N (bench median): s", "< 5 s", lt(5.0),
          [(f"SCALE N={row['seq']}", row["sparse"]["median_ms"] / 1000.0) for row in scale_rows]),
         ("Peak RSS of that bench run (after every N)", "< 3 GiB", lt(3 * 2**30),

@@ -280,23 +280,36 @@ class BenchOutputs(CliTestCase):
                 self.assertEqual([c["cpu"] for c in by_cpu], CPUS)
                 self.assertTrue(all(len(c["samples_ms"]) == 4 for c in by_cpu))
                 medians = [c["median_ms"] for c in by_cpu]
+                # With a CPU per thread, also one-thread calls on every CPU at once, every round.
+                concurrent = k["one_thread_concurrent_by_cpu"]
                 if len(CPUS) == 2:
                     self.assertAlmostEqual(k["balanced_bound"], min(medians) * sum(1 / m for m in medians))
-                else:  # the bound needs a CPU per thread
+                    self.assertEqual([c["cpu"] for c in concurrent], CPUS)
+                    self.assertTrue(all(len(c["samples_ms"]) == 4 for c in concurrent))
+                    self.assertAlmostEqual(k["concurrent_bound"],
+                                           k["one_thread"]["median_ms"] * sum(1 / c["median_ms"] for c in concurrent))
+                    self.assertEqual(len(k["round_concurrent_bounds"]), 2)
+                    self.assertTrue(all(b > 0 for b in k["round_concurrent_bounds"]))
+                else:  # the bounds need a CPU per thread
                     self.assertIsNone(k["balanced_bound"])
+                    self.assertEqual(concurrent, [])
+                    self.assertIsNone(k["concurrent_bound"])
+                    self.assertEqual(k["round_concurrent_bounds"], [])
         self.assertEqual(report["result"]["params"]["scaling_at"], [64, 128])
         md = run("bench", *small(seq="64", threads="2", decode_at="none", scaling_at="64", scaling_rounds="1"), "-q",
                  "--format", "md")
         self.assertExit(md, OK)
         self.assertIn("| N | dense 1 thread ms | dense 2 threads ms | dense speedup |", md.stdout)
-        self.assertIn("| sparse 1 thread by CPU ms | sparse balanced bound |", md.stdout)
+        self.assertIn("| sparse 1 thread by CPU ms | sparse balanced bound | sparse concurrent bound |", md.stdout)
         self.assertIn(f"cpu{CPUS[0]} ", md.stdout)
         rows = list(csv.reader(io.StringIO(run("bench", *small(seq="64", threads="2", decode_at="none",
                                                                   scaling_at="64", scaling_rounds="1"), "-q",
                                                  "--format", "csv").stdout)))
         self.assertEqual({r[2] for r in rows if r[0] == "scaling"},
                          {"dense@1", "dense@2", "sparse@1", "sparse@2"} |
-                         {f"{kernel}@cpu{c}" for kernel in ("dense", "sparse") for c in CPUS})
+                         {f"{kernel}@cpu{c}" for kernel in ("dense", "sparse") for c in CPUS} |
+                         {f"{kernel}@cpu{c}/concurrent" for kernel in ("dense", "sparse") for c in CPUS
+                          if len(CPUS) == 2})
         self.assertTrue(all(len(r) == len(CSV_COLUMNS) for r in rows))
         by_kernel = {r["kernel"]: r for r in (dict(zip(CSV_COLUMNS, r)) for r in rows[1:]) if r["table"] == "scaling"}
         for kernel in ("dense", "sparse"):
@@ -314,7 +327,7 @@ class BenchOutputs(CliTestCase):
 
     def test_thread_scaling_on_one_allowed_cpu(self):
         # Limited to one CPU (as with taskset): the per-CPU calls run on that one, and there is
-        # no balanced bound for two threads on one CPU.
+        # neither bound for two threads on one CPU, nor calls on every CPU at once.
         cpu = CPUS[0]
         p = subprocess.run([BIN, "bench", *small(seq="64", threads="2", decode_at="none", scaling_at="64",
                                                  scaling_rounds="1"), "-q", "--json"],
@@ -325,6 +338,8 @@ class BenchOutputs(CliTestCase):
             k = json.loads(p.stdout)["result"]["scaling"]["rows"][0][kernel]
             self.assertEqual([c["cpu"] for c in k["one_thread_by_cpu"]], [cpu])
             self.assertIsNone(k["balanced_bound"])
+            self.assertEqual(k["one_thread_concurrent_by_cpu"], [])
+            self.assertIsNone(k["concurrent_bound"])
 
     def test_decode_rounds(self):
         # --rounds also takes the decoders through that many rounds, each from a fresh cache:

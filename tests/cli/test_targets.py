@@ -63,7 +63,17 @@ class TargetsTest(CliTestCase):
             self.assertGreater(r["peak_rss_bytes"], 0)
         self.assertTrue(runs["quick"])
         targets = self.judged(self.quick)
-        self.assertEqual(len(targets), 14)
+        self.assertEqual(len(targets), 17)
+        # The share of the concurrent bound the threaded sparse call got, per S row from N = 4096
+        # (none where bench ran no calls on every CPU at once: one CPU, or more CPUs than threads).
+        share = next(t for name, t in targets.items() if name.startswith("Sparse, two threads' speedup over that"))
+        with open(os.path.join(self.quick, "S1.json")) as f:
+            rows = json.load(f)["result"]["scaling"]["rows"]
+        expected = [r["sparse"]["speedup"] / r["sparse"]["concurrent_bound"] for r in rows
+                    if r["seq"] >= 4096 and r["sparse"]["concurrent_bound"] is not None]
+        self.assertEqual(len(share["values"]), len(expected))
+        for v, e in zip(share["values"], expected):
+            self.assertAlmostEqual(v["value"], e, places=3)
         for t in targets.values():
             self.assertIn(t["verdict"], VERDICTS, t)
             if t["verdict"] == "met":

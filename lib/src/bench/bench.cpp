@@ -8,7 +8,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
+#include <exception>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -21,6 +24,7 @@
 #include "rvt/core/build_info.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/hash.hpp"
+#include "rvt/core/spin.hpp"
 #include "rvt/jobs/forward.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "rvt/stream/decoder.hpp"
@@ -160,6 +164,8 @@ std::vector<int> allowed_cpus() {
 // many CPUs (a small VM, or a run limited with taskset): on a large machine they would
 // multiply the table's time.
 constexpr std::size_t kMaxCpusTimedAlone = 8;
+// One-thread calls on every CPU at once (time_concurrent) only up to this much input a copy.
+constexpr std::size_t kMaxCopiedInputBytes = std::size_t{1} << 30;
 
 // Pins the calling thread to one CPU while alive, then gives it back the CPUs it had.
 class PinnedTo {
@@ -184,19 +190,107 @@ class PinnedTo {
   bool restore_ = false, pinned_ = false;
 };
 
+// Lets `count` threads start each timed call together; a thread that fails gives up the
+// line, and the others stop waiting at it.
+class StartLine {
+ public:
+  explicit StartLine(unsigned count) : count_(count) {}
+  // Returns once every thread has arrived (true), or once one has given up (false).
+  bool arrive() {
+    const std::uint64_t generation = generation_.load();
+    if (arrived_.fetch_add(1) + 1 == count_) {
+      arrived_.store(0);
+      generation_.fetch_add(1);
+    }
+    spin_until([&] { return generation_.load() != generation || given_up_.load(); }, std::chrono::hours(24));
+    return !given_up_.load();
+  }
+  void give_up() { given_up_.store(true); }
+
+ private:
+  const unsigned count_;
+  std::atomic<unsigned> arrived_{0};
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> given_up_{false};
+};
+
+// The kernel call bench times for thread scaling: call(threads, inputs).
+using ScalingCall = std::function<Tensor(unsigned, const Qkv&)>;
+
+// `reps` one-thread calls on every CPU of `cpus` at once, the one on CPU i over inputs[i]: a
+// thread pinned to each (the caller takes the first), all starting call k together after one
+// untimed call each. Each CPU's samples; `pinned` is false if a thread could not be pinned.
+std::vector<std::vector<double>> time_concurrent(std::size_t reps, const std::vector<int>& cpus,
+                                                 const std::vector<Qkv>& inputs, const ScalingCall& call, bool& pinned) {
+  std::vector<std::vector<double>> samples(cpus.size());
+  std::vector<std::exception_ptr> errors(cpus.size());
+  std::vector<char> was_pinned(cpus.size(), 0);
+  StartLine line(static_cast<unsigned>(cpus.size()));
+  auto copy = [&](std::size_t i) {
+    try {
+      const PinnedTo pin(cpus[i]);
+      was_pinned[i] = pin.pinned();
+      for (std::size_t r = 0; r <= reps && line.arrive(); ++r) {
+        const auto start = Clock::now();
+        const Tensor out = call(1, inputs[i]);
+        const auto stop = Clock::now();
+        g_sink = g_sink + (out.empty() ? 0.0f : out.data()[0]);
+        if (r > 0) samples[i].push_back(ms_between(start, stop));
+      }
+    } catch (...) {
+      errors[i] = std::current_exception();
+      line.give_up();
+    }
+  };
+  std::vector<std::thread> others;
+  for (std::size_t i = 1; i < cpus.size(); ++i) others.emplace_back(copy, i);
+  copy(0);
+  for (auto& t : others) t.join();
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  pinned = pinned && std::all_of(was_pinned.begin(), was_pinned.end(), [](char p) { return p != 0; });
+  return samples;
+}
+
+// What one call per CPU, at these medians, gets done together over one call taking `one_ms`:
+// one_ms x the sum of their rates.
+double throughput_over(double one_ms, const std::vector<double>& medians_ms) {
+  double rate_sum = 0.0;
+  for (double m : medians_ms) rate_sum += 1.0 / m;
+  return one_ms * rate_sum;
+}
+
+std::vector<double> medians_of(const std::vector<std::vector<double>>& samples) {
+  std::vector<double> m;
+  for (const auto& s : samples) m.push_back(sample_stats(s).median);
+  return m;
+}
+
 // One kernel's thread scaling at one N (BenchConfig::scaling_at): rounds of `reps` calls on
 // one thread then `reps` on c.threads, warmed up before the first round; per side the
 // pooled samples, and each round's ratio of medians (their spread shows how steady the
 // machine was). Each round also times `reps` one-thread calls pinned to each of `cpus`
-// (every CPU the process may use, if at most kMaxCpusTimedAlone): on a VM one CPU can run a memory-bound kernel 1.3 - 1.5x slower than the other for
-// seconds while the FMA probe finds both alike (2026-11-29). "balanced_bound" is what a
-// perfectly balanced call on all of them would reach over the fastest alone if each thread ran
-// at its CPU's one-thread speed: that time x the sum of every CPU's rate. Not a hard cap: T
-// threads also have T cores' caches (sparse at N = 4096 has scaled 2.05x beside a bound of 1.73x).
+// (every CPU the process may use, if at most kMaxCpusTimedAlone), first one CPU at a time,
+// then, where there is a CPU per thread and `inputs` holds a copy for each, on all of them at
+// once (time_concurrent).
+// - "balanced_bound": on a VM one CPU can run a memory-bound kernel 1.3 - 1.5x slower than
+//   the other for seconds while the FMA probe finds both alike (2026-11-29). This is what a
+//   perfectly balanced call would reach over the fastest CPU alone if each thread ran at its
+//   CPU's one-thread speed: that time x the sum of every CPU's rate.
+// - "concurrent_bound": what the one-thread calls running at once on every CPU get done
+//   together, over one call alone (the one-thread median x the sum of their rates), and the
+//   same per round. It counts what the CPUs share: caches, memory, and on a VM a physical core
+//   (two threads have run dense, all FMAs, at 1.09x for seconds, 2026-11-29) -- what the
+//   machine gave independent copies of this kernel, beside what the threaded call got.
+// Neither is a hard cap: T threads also have T cores' caches (sparse at N = 4096 has scaled
+// 2.05x beside a balanced bound of 1.73x).
 Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, double peak_one,
-                         const std::vector<int>& cpus, const std::function<Tensor(unsigned)>& call) {
-  std::vector<double> one, many, rounds;
-  std::vector<std::vector<double>> by_cpu(cpus.size());
+                         const std::vector<int>& cpus, const std::vector<Qkv>& inputs, const ScalingCall& kernel) {
+  const bool cpu_per_thread = cpus.size() == c.threads, at_once = cpu_per_thread && inputs.size() == cpus.size();
+  auto call = [&](unsigned threads) { return kernel(threads, inputs[0]); };
+  std::vector<double> one, many, rounds, concurrent_rounds;
+  std::vector<std::vector<double>> by_cpu(cpus.size()), concurrent(at_once ? cpus.size() : 0);
   bool all_pinned = !cpus.empty();
   for (std::size_t r = 0; r < c.scaling_rounds; ++r) {
     const std::size_t warmup = r == 0 ? c.warmup : 0;
@@ -211,25 +305,36 @@ Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, d
       const std::vector<double> t = time_ms(0, c.reps, [&] { return call(1); });
       by_cpu[i].insert(by_cpu[i].end(), t.begin(), t.end());
     }
+    if (at_once) {
+      const std::vector<std::vector<double>> t = time_concurrent(c.reps, cpus, inputs, kernel, all_pinned);
+      for (std::size_t i = 0; i < cpus.size(); ++i) concurrent[i].insert(concurrent[i].end(), t[i].begin(), t[i].end());
+      concurrent_rounds.push_back(throughput_over(sample_stats(a).median, medians_of(t)));
+    }
   }
   Json j;
   j["one_thread"] = kernel_json(isa, one, flops, peak_one);
   j["threads"] = kernel_json(isa, many, flops, peak_one * c.threads);
   j["speedup"] = sample_stats(one).median / sample_stats(many).median;
   j["round_speedups"] = rounds;
-  Json per_cpu = Json::array();
-  double fastest = 0.0, rate_sum = 0.0;
-  for (std::size_t i = 0; i < cpus.size(); ++i) {
-    Json k = kernel_json(isa, by_cpu[i], flops, peak_one);
-    k["cpu"] = all_pinned ? cpus[i] : -1;
-    const double m = k["median_ms"].get<double>();
-    fastest = i == 0 ? m : std::min(fastest, m);
-    rate_sum += 1.0 / m;
-    per_cpu.push_back(std::move(k));
-  }
-  j["one_thread_by_cpu"] = per_cpu;
-  // Only where the call's threads can have a CPU each, and each CPU was really pinned.
-  j["balanced_bound"] = nullable(fastest * rate_sum, all_pinned && cpus.size() == c.threads);
+  // Per CPU: a timing record with its `cpu` (-1 where pinning failed).
+  auto per_cpu = [&](const std::vector<std::vector<double>>& samples) {
+    Json list = Json::array();
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      Json k = kernel_json(isa, samples[i], flops, peak_one);
+      k["cpu"] = all_pinned ? cpus[i] : -1;
+      list.push_back(std::move(k));
+    }
+    return list;
+  };
+  const std::vector<double> alone = medians_of(by_cpu);
+  j["one_thread_by_cpu"] = per_cpu(by_cpu);
+  j["one_thread_concurrent_by_cpu"] = per_cpu(concurrent);
+  // The bounds only where the call's threads can have a CPU each, and each CPU was really pinned.
+  j["balanced_bound"] = nullable(
+      alone.empty() ? 0.0 : throughput_over(*std::min_element(alone.begin(), alone.end()), alone), all_pinned && cpu_per_thread);
+  j["concurrent_bound"] = nullable(
+      concurrent.empty() ? 0.0 : throughput_over(sample_stats(one).median, medians_of(concurrent)), all_pinned && at_once);
+  j["round_concurrent_bounds"] = all_pinned && at_once ? Json(concurrent_rounds) : Json::array();
   return j;
 }
 
@@ -575,7 +680,14 @@ Json run_bench(const BenchConfig& config_in) {
   Json srows = Json::array();
   const double peak_one = pj["valid"].get<bool>() ? pj["single_core_gflops"].get<double>() : 0.0;
   for (std::size_t n : scaling ? c.scaling_at : std::vector<std::size_t>{}) {
-    const Qkv x = generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed, c.threads);
+    // The calls on every CPU at once each read their own copy of the inputs, as independent
+    // jobs would: on shared inputs one call's reads could serve the other's from the shared L3.
+    // Past kMaxCopiedInputBytes a copy those calls are not run (the copies and their outputs
+    // would hold T times the memory).
+    const std::size_t input_bytes = n * (c.q_heads + 2 * c.kv_heads) * c.dim * sizeof(float);
+    const bool at_once = timed_alone.size() == c.threads && input_bytes <= kMaxCopiedInputBytes;
+    std::vector<Qkv> inputs(at_once ? c.threads : 1,
+                            generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed, c.threads));
     const std::string at = "N=" + std::to_string(n) + " scaling";
     Json r;
     r["seq"] = n;
@@ -584,13 +696,13 @@ Json run_bench(const BenchConfig& config_in) {
       report_progress(at + " dense");
       r["dense"] = scaling_kernel_json(
           c, isa, attention_flops(attn::dense_edges_per_head(n, c.sparse.causal), c.q_heads, c.dim), peak_one, timed_alone,
-          [&](unsigned t) { return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, {t, isa, true}); });
+          inputs, [&](unsigned t, const Qkv& x) { return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, {t, isa, true}); });
       stage_done(at + " dense");
     }
     report_progress(at + " sparse");
     r["sparse"] = scaling_kernel_json(
         c, isa, attention_flops(attn::sparse_edges_per_head(n, c.sparse), c.q_heads, c.dim), peak_one, timed_alone,
-        [&](unsigned t) { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, {t, isa, true}); });
+        inputs, [&](unsigned t, const Qkv& x) { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, {t, isa, true}); });
     stage_done(at + " sparse");
     std::string line = at + ": sparse " + fmt("%.2fx", r["sparse"]["speedup"].get<double>());
     if (r["dense"].is_object()) line += ", dense " + fmt("%.2fx", r["dense"]["speedup"].get<double>());

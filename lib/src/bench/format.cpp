@@ -163,7 +163,7 @@ Table scaling_table(const Json& result) {
   Table table;
   table.header = {"N", "dense 1 thread ms", "dense " + t + " threads ms", "dense speedup", "sparse 1 thread ms",
                   "sparse " + t + " threads ms", "sparse speedup", "sparse rounds", "sparse 1 thread by CPU ms",
-                  "sparse balanced bound"};
+                  "sparse balanced bound", "sparse concurrent bound"};
   for (const Json& r : scaling_rows(result)) {
     auto side = [](const Json& k, std::vector<std::string>& row) {
       if (!k.is_object()) {
@@ -184,6 +184,10 @@ Table scaling_table(const Json& result) {
     }
     row.push_back(by_cpu.empty() ? "-" : by_cpu);
     row.push_back(fixed(num_at(r["sparse"], "balanced_bound"), 2, "x"));
+    // The pooled bound, then its rounds' range.
+    const std::optional<double> concurrent = num_at(r["sparse"], "concurrent_bound");
+    const Json rounds = r["sparse"].value("round_concurrent_bounds", Json::array());
+    row.push_back(fixed(concurrent, 2, "x") + (concurrent && rounds.size() > 1 ? " (" + range_cell(rounds, "x") + ")" : ""));
     table.rows.push_back(std::move(row));
   }
   return table;
@@ -536,6 +540,9 @@ std::string format_csv(const Json& r) {
       }
       for (const Json& k : p[kernel].value("one_thread_by_cpu", Json::array())) {
         row(timing_cells(kernel + "@cpu" + std::to_string(k["cpu"].get<int>()), k));
+      }
+      for (const Json& k : p[kernel].value("one_thread_concurrent_by_cpu", Json::array())) {
+        row(timing_cells(kernel + "@cpu" + std::to_string(k["cpu"].get<int>()) + "/concurrent", k));
       }
     }
   }
