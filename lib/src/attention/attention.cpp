@@ -103,6 +103,25 @@ bool copy_values(const AttentionShape& s) {
   return s.kv_heads > 1 && s.seq * s.dim * sizeof(float) >= kCopyValuesBytes;
 }
 
+// Rows [begin, end) of kv head kvh's V into `values`, contiguous (row r at values + r * dim).
+// Each row is asked for into L2 kAhead rows before it is copied: the hardware prefetchers left
+// the copy waiting on memory for the rows 512 bytes apart (bench preset, one thread, 16384:
+// the copies of a call took 1.10 - 1.15 ms against 0.48 - 0.51 with the prefetch; the call 4 -
+// 9% faster from N = 16384 to 131072 on one thread, 14% at 16384 on two, level to 5% on two
+// from 32768). The prefetch is written out here, not in a helper of its own: GCC 12 drops
+// calls to a function that only prefetches (sparse_tile.cpp, prefetch_rows).
+void copy_value_rows(const Tensor& v, std::size_t kvh, std::size_t begin, std::size_t end, float* values) {
+  constexpr std::size_t kAhead = 32, kLineBytes = 64;
+  const std::size_t dim = v.dim(), row_bytes = dim * sizeof(float);
+  for (std::size_t r = begin; r < end; ++r) {
+    if (r + kAhead < v.seq()) {
+      const char* ahead = reinterpret_cast<const char*>(v.row(r + kAhead, kvh));
+      for (std::size_t b = 0; b < row_bytes; b += kLineBytes) __builtin_prefetch(ahead + b, 0, 2);
+    }
+    std::copy_n(v.row(r, kvh), dim, values + r * dim);
+  }
+}
+
 // A worker's memory for one kv head's K tiles on `grid` and, where copy_values, its V rows.
 std::size_t head_tile_floats(const AttentionShape& s, const TileGrid& grid, std::size_t lanes) {
   return PaddedTiles::floats(s.dim, s.seq + grid.shift, lanes) + (copy_values(s) ? s.seq * s.dim : 0);
@@ -315,9 +334,7 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
   // the transposes' with the shift), so no block straddles two chunks.
   for_row_chunks(positions, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
     table.transpose_tiles(k.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, kt.tile0());
-    if (copy) {
-      for (std::size_t r = begin; r < std::min(end, s.seq); ++r) std::copy_n(v.row(r, kvh), s.dim, values + r * s.dim);
-    }
+    if (copy) copy_value_rows(v, kvh, begin, std::min(end, s.seq), values);
     if (means && begin < s.seq) fill_block_means(table.block_means, k, v, begin, std::min(end, s.seq), kvh, 1, *means);
   });
   a.k = k.row(0, kvh);
