@@ -106,9 +106,9 @@ bool copy_values(const AttentionShape& s) {
 // Rows [begin, end) of kv head kvh's V into `values`, contiguous (row r at values + r * dim).
 // Each row is asked for into L2 kAhead rows before it is copied: the hardware prefetchers left
 // the copy waiting on memory for the rows 512 bytes apart (bench preset, one thread, 16384:
-// the copies of a call took 1.10 - 1.15 ms against 0.48 - 0.51 with the prefetch; the call 4 -
-// 9% faster from N = 16384 to 131072 on one thread, 14% at 16384 on two, level to 5% on two
-// from 32768). The prefetch is written out here, not in a helper of its own: GCC 12 drops
+// the copies of a call took 1.10 - 1.19 ms against 0.48 - 0.55 with the prefetch; a call 7 - 9%
+// faster from N = 16384 to 131072 on one thread, 14% at 16384 on two, 5 - 7% at 32768, level
+// from 65536 where both cores wait on memory). The prefetch is written out here, not in a helper of its own: GCC 12 drops
 // calls to a function that only prefetches (sparse_tile.cpp, prefetch_rows).
 void copy_value_rows(const Tensor& v, std::size_t kvh, std::size_t begin, std::size_t end, float* values) {
   constexpr std::size_t kAhead = 32, kLineBytes = 64;
