@@ -103,20 +103,30 @@ bool copy_values(const AttentionShape& s) {
   return s.kv_heads > 1 && s.seq * s.dim * sizeof(float) >= kCopyValuesBytes;
 }
 
-// Rows [begin, end) of kv head kvh's V into `values`, contiguous (row r at values + r * dim).
-// Each row is asked for into L2 kAhead rows before it is copied: the hardware prefetchers left
-// the copy waiting on memory for the rows 512 bytes apart (bench preset, one thread, 16384:
-// the copies of a call took 1.10 - 1.19 ms against 0.48 - 0.55 with the prefetch; a call 7 - 9%
-// faster from N = 16384 to 131072 on one thread, 14% at 16384 on two, 5 - 7% at 32768, level
-// from 65536 where both cores wait on memory). The prefetch is written out here, not in a helper of its own: GCC 12 drops
-// calls to a function that only prefetches (sparse_tile.cpp, prefetch_rows).
-void copy_value_rows(const Tensor& v, std::size_t kvh, std::size_t begin, std::size_t end, float* values) {
+// Rows [begin, end) of kv head kvh's V into `values`, contiguous (row r at values + r * dim),
+// in the setup's chunks of `chunk` rows. Each V row is asked for into L2 kAhead rows before it
+// is copied, and each K row a chunk before the transposes read it: both had waited on memory,
+// where the hardware prefetchers did not run ahead of rows 512 bytes apart. Bench preset, one
+// thread, N = 16384, a call's copies took 1.10 - 1.19 ms against 0.48 - 0.55 with the V
+// prefetch, and its transposes 1.00 - 1.01 against 0.38 with the K one (whose own prefetch
+// reaches two tiles ahead inside a chunk). Taking turns call by call, the V prefetch alone made
+// a call 7 - 9% faster from N = 16384 to 131072 on one thread, 14% at 16384 on two, 5 - 7% at
+// 32768, level from 65536 where both cores wait on memory; the K one then 6 - 10% more on one
+// thread at 16384 - 32768 (1 - 7% at 131072), 1 - 4% on two at 16384 - 65536. The prefetches
+// are written out here, not in a helper of their own: GCC 12 drops calls to a function that
+// only prefetches (sparse_tile.cpp, prefetch_rows).
+void copy_value_rows(const Tensor& k, const Tensor& v, std::size_t kvh, std::size_t begin, std::size_t end,
+                     std::size_t chunk, float* values) {
   constexpr std::size_t kAhead = 32, kLineBytes = 64;
   const std::size_t dim = v.dim(), row_bytes = dim * sizeof(float);
   for (std::size_t r = begin; r < end; ++r) {
     if (r + kAhead < v.seq()) {
       const char* ahead = reinterpret_cast<const char*>(v.row(r + kAhead, kvh));
       for (std::size_t b = 0; b < row_bytes; b += kLineBytes) __builtin_prefetch(ahead + b, 0, 2);
+    }
+    if (r + chunk < k.seq()) {
+      const char* next = reinterpret_cast<const char*>(k.row(r + chunk, kvh));
+      for (std::size_t b = 0; b < row_bytes; b += kLineBytes) __builtin_prefetch(next + b, 0, 2);
     }
     std::copy_n(v.row(r, kvh), dim, values + r * dim);
   }
@@ -334,7 +344,7 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
   // the transposes' with the shift), so no block straddles two chunks.
   for_row_chunks(positions, chunk_multiple, threads, [&](std::size_t begin, std::size_t end) {
     table.transpose_tiles(k.row(0, kvh), a.kv_stride, grid.shift, begin, end, s.dim, kt.tile0());
-    if (copy) copy_value_rows(v, kvh, begin, std::min(end, s.seq), values);
+    if (copy) copy_value_rows(k, v, kvh, begin, std::min(end, s.seq), end - begin, values);
     if (means && begin < s.seq) fill_block_means(table.block_means, k, v, begin, std::min(end, s.seq), kvh, 1, *means);
   });
   a.k = k.row(0, kvh);
