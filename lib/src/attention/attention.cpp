@@ -103,6 +103,14 @@ bool copy_values(const AttentionShape& s) {
   return s.kv_heads > 1 && s.seq * s.dim * sizeof(float) >= kCopyValuesBytes;
 }
 
+// Asks for a row of `bytes` into L2. Always inlined: GCC 12 drops calls to a function that only
+// prefetches (sparse_tile.cpp, prefetch_rows).
+[[gnu::always_inline]] inline void prefetch_row_into_l2(const float* row, std::size_t bytes) {
+  constexpr std::size_t kLineBytes = 64;
+  const char* p = reinterpret_cast<const char*>(row);
+  for (std::size_t b = 0; b < bytes; b += kLineBytes) __builtin_prefetch(p + b, 0, 2);
+}
+
 // Rows [begin, end) of kv head kvh's V into `values`, contiguous (row r at values + r * dim),
 // in the setup's chunks of `chunk` rows. Each V row is asked for into L2 kAhead rows before it
 // is copied, and each K row a chunk before the transposes read it: both had waited on memory,
@@ -112,23 +120,15 @@ bool copy_values(const AttentionShape& s) {
 // reaches two tiles ahead inside a chunk). Taking turns call by call, the V prefetch alone made
 // a call 7 - 9% faster from N = 16384 to 131072 on one thread, 14% at 16384 on two, 5 - 7% at
 // 32768, level from 65536 where both cores wait on memory; the K one then 6 - 10% more on one
-// thread at 16384 - 32768 (1 - 7% at 131072), 1 - 4% on two at 16384 - 65536. The prefetches
-// are written out here, not in a helper of their own: GCC 12 drops calls to a function that
-// only prefetches (sparse_tile.cpp, prefetch_rows).
+// thread at 16384 - 32768 (1 - 7% at 131072), 1 - 4% on two at 16384 - 65536.
 void copy_value_rows(const Tensor& k, const Tensor& v, std::size_t kvh, std::size_t begin, std::size_t end,
                      std::size_t chunk, float* values) {
-  constexpr std::size_t kAhead = 32, kLineBytes = 64;
-  const std::size_t dim = v.dim(), row_bytes = dim * sizeof(float);
+  constexpr std::size_t kAhead = 32;
+  const std::size_t bytes = v.dim() * sizeof(float);
   for (std::size_t r = begin; r < end; ++r) {
-    if (r + kAhead < v.seq()) {
-      const char* ahead = reinterpret_cast<const char*>(v.row(r + kAhead, kvh));
-      for (std::size_t b = 0; b < row_bytes; b += kLineBytes) __builtin_prefetch(ahead + b, 0, 2);
-    }
-    if (r + chunk < k.seq()) {
-      const char* next = reinterpret_cast<const char*>(k.row(r + chunk, kvh));
-      for (std::size_t b = 0; b < row_bytes; b += kLineBytes) __builtin_prefetch(next + b, 0, 2);
-    }
-    std::copy_n(v.row(r, kvh), dim, values + r * dim);
+    if (r + kAhead < v.seq()) prefetch_row_into_l2(v.row(r + kAhead, kvh), bytes);
+    if (r + chunk < k.seq()) prefetch_row_into_l2(k.row(r + chunk, kvh), bytes);
+    std::copy_n(v.row(r, kvh), v.dim(), values + r * v.dim());
   }
 }
 

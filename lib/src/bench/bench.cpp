@@ -44,21 +44,22 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 // Keeps a result alive past the timed call so the compiler cannot drop the work.
 volatile float g_sink = 0.0f;
 
+// One call of fn (returning a Tensor), its result kept: its time in ms.
+template <typename Fn>
+double call_ms(Fn&& fn) {
+  const auto start = Clock::now();
+  const Tensor out = fn();
+  const auto stop = Clock::now();
+  g_sink = g_sink + (out.empty() ? 0.0f : out.data()[0]);
+  return ms_between(start, stop);
+}
+
 template <typename Fn>
 std::vector<double> time_ms(std::size_t warmup, std::size_t reps, Fn&& fn) {
-  for (std::size_t i = 0; i < warmup; ++i) {
-    const Tensor out = fn();
-    g_sink = g_sink + (out.empty() ? 0.0f : out.data()[0]);
-  }
+  for (std::size_t i = 0; i < warmup; ++i) call_ms(fn);
   std::vector<double> samples;
   samples.reserve(reps);
-  for (std::size_t i = 0; i < reps; ++i) {
-    const auto start = Clock::now();
-    const Tensor out = fn();
-    const auto stop = Clock::now();
-    g_sink = g_sink + (out.empty() ? 0.0f : out.data()[0]);
-    samples.push_back(ms_between(start, stop));
-  }
+  for (std::size_t i = 0; i < reps; ++i) samples.push_back(call_ms(fn));
   return samples;
 }
 
@@ -231,11 +232,8 @@ std::vector<std::vector<double>> time_concurrent(std::size_t reps, const std::ve
       const PinnedTo pin(cpus[i]);
       was_pinned[i] = pin.pinned();
       for (std::size_t r = 0; r <= reps && line.arrive(); ++r) {
-        const auto start = Clock::now();
-        const Tensor out = call(1, inputs[i]);
-        const auto stop = Clock::now();
-        g_sink = g_sink + (out.empty() ? 0.0f : out.data()[0]);
-        if (r > 0) samples[i].push_back(ms_between(start, stop));
+        const double ms = call_ms([&] { return call(1, inputs[i]); });
+        if (r > 0) samples[i].push_back(ms);
       }
     } catch (...) {
       errors[i] = std::current_exception();
@@ -686,8 +684,11 @@ Json run_bench(const BenchConfig& config_in) {
     // would hold T times the memory).
     const std::size_t input_bytes = n * (c.q_heads + 2 * c.kv_heads) * c.dim * sizeof(float);
     const bool at_once = timed_alone.size() == c.threads && input_bytes <= kMaxCopiedInputBytes;
-    std::vector<Qkv> inputs(at_once ? c.threads : 1,
-                            generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed, c.threads));
+    const std::size_t copies = at_once ? c.threads : 1;
+    std::vector<Qkv> inputs;
+    inputs.reserve(copies);
+    inputs.push_back(generate_qkv(GenKind::kNormal, n, c.q_heads, c.kv_heads, c.dim, c.seed, c.threads));
+    while (inputs.size() < copies) inputs.push_back(inputs[0]);
     const std::string at = "N=" + std::to_string(n) + " scaling";
     Json r;
     r["seq"] = n;
