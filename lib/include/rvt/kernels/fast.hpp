@@ -71,6 +71,9 @@ struct SparseTileArgs {
   // Write whole output lines with streaming stores (where the ISA's vector is a line and the
   // rows are line-aligned), not through the caches; KernelTable::stream_fence after the tiles.
   bool stream_out = false;
+  // Ask for the rows of the tiles after this one ahead (queries into L1/L2, V rows into L2).
+  // Off where the inputs stay in the caches from tile to tile: there the prefetches only cost.
+  bool prefetch_ahead = true;
   std::size_t dim = 0;
   float scale = 1.0f;
 };
