@@ -154,7 +154,21 @@ TEST_CASE("tiled sparse kernel: past 2 MiB of V rows a kv head, the values come 
   // 16500 x 32 floats of V per kv head (2.1 MB): each worker copies its head's V rows into
   // one contiguous run before the tiles (attention.cpp, copy_values). GQA 2:1, a sequence that
   // ends inside a tile, one and two workers.
-  check_bench_pattern_against_reference(generate_qkv(GenKind::kNormal, 16500, 4, 2, 32, 61), {1u, 2u});
+  const Qkv x = generate_qkv(GenKind::kNormal, 16500, 4, 2, 32, 61);
+  check_bench_pattern_against_reference(x, {1u, 2u});
+  // At this size the workers' shares of the kv heads turn from call to call (attention.cpp,
+  // share_turn): consecutive two-thread calls, each with the heads on other workers, give the
+  // one-thread output bit for bit.
+  attn::SparseConfig c;
+  c.window = 16;
+  c.block_size = 32;
+  for (Isa isa : fast_isas()) {
+    const Tensor one = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, isa});
+    for (int call = 0; call < 3; ++call) {
+      INFO("isa " << kernels::isa_name(isa) << " call " << call);
+      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{2, isa}), one) == 0.0f);
+    }
+  }
 }
 
 TEST_CASE("tiled sparse kernel: a masked lane weighs exactly 0, even against a huge value row", "[kernels]") {

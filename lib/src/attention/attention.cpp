@@ -424,12 +424,26 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
   }
 }
 
-// Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (the same heads
-// every call: their rows of Q, K, V and the output stay in its core's caches); it transposes a
-// head's K and block means into its own workspace and runs the head's tiles, kTilesPerClaim at a
-// time; a worker left without a head helps run the tiles of heads others still run, until every
-// tile is claimed. On this VM one core often runs slower than the other for minutes
-// (its neighbours): with 4 heads on 2 workers the fast one waited idle for the slow one's second
+// Which share of the heads worker w takes first in this call: share (w + turn) % threads. While a
+// head's V rows fit the caches (copy_values false), turn is 0 and a worker has the same heads
+// every call, their rows of Q, K, V and the output still in its core's caches (turning the
+// shares: N = 1024 2.6% slower, 2048 - 4096 level). Past that the shares turn from call to call:
+// with the same heads every call, one worker's setup took about twice as long as the other's in
+// most runs (its transposes 2.5 - 3x), whichever worker had those heads, and its tiles 1.25x;
+// not with both workers' heads turning, and not with one worker running all heads. Why is not
+// known (no counters in this VM; history, "Row prefetches only where ..."). Bench preset, two
+// threads, blocks of calls taking turns, fixed over turning: N = 8192 1.01 - 1.04, 16384 1.13 -
+// 1.16, 32768 1.10 - 1.31, 65536 1.03, 131072 1.00.
+unsigned share_turn(const AttentionShape& s, unsigned threads) {
+  static std::atomic<unsigned> calls{0};
+  return copy_values(s) ? calls.fetch_add(1, std::memory_order_relaxed) % threads : 0;
+}
+
+// Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (share_turn);
+// it transposes a head's K and block means into its own workspace and runs the head's tiles,
+// kTilesPerClaim at a time; a worker left without a head helps run the tiles of heads others
+// still run, until every tile is claimed. On this VM one core often runs slower than the other
+// for minutes (its neighbours): with 4 heads on 2 workers the fast one waited idle for the slow one's second
 // head. Against whole heads with no help and shared block means (2 threads, interleaved, medians of
 // 5 rounds): with a busy-loop taking half of one core, N = 1024 0.164 against 0.351 ms, 4096 0.99
 // against 1.13; without it, 4096 0.63 against 0.70 and 1.07 against 1.16 in two phases of the VM,
@@ -447,6 +461,7 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
                            Tensor& out) {
   constexpr std::size_t kTilesPerClaim = 8;  // 128 rows on AVX-512: the run's window keys stay in cache
   OwnedWork work(s.kv_heads, columns.tiles(), kTilesPerClaim, threads);
+  const unsigned turn = share_turn(s, threads);
   std::vector<kernels::SparseTileArgs> args(s.kv_heads);  // each head's, written by its owner before publish
   parallel_for(threads, threads, [&](std::size_t, std::size_t, unsigned worker) {
     // What can throw comes before a head is taken (see owned_work.hpp).
@@ -463,7 +478,7 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
       run_tiles(table, q, s, columns, args[h], h, first, std::min(last, n), scratch, out);
       if (last > n) run_tiles(table, q, s, columns, args[h], h, 0, last - n, scratch, out);
     };
-    while (const std::optional<std::size_t> h = work.take(worker)) {
+    while (const std::optional<std::size_t> h = work.take((worker + turn) % threads)) {
       args[*h] = prepare_head(table, k, v, s, columns.grid(), means, *h, 1, memory.data());
       work.publish(*h);
       work.run(*h, tiles);
