@@ -424,16 +424,16 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
   }
 }
 
-// Which share of the heads worker w takes first in this call: share (w + turn) % threads. While a
-// head's V rows fit the caches (copy_values false), turn is 0 and a worker has the same heads
+// Which share of the heads worker w takes first in this call: share (w + turn) % threads. While
+// a head's V rows fit the caches (copy_values false), turn is 0: a worker has the same heads
 // every call, their rows of Q, K, V and the output still in its core's caches (turning the
-// shares: N = 1024 2.6% slower, 2048 - 4096 level). Past that the shares turn from call to call:
-// with the same heads every call, one worker's setup took about twice as long as the other's in
-// most runs (its transposes 2.5 - 3x), whichever worker had those heads, and its tiles 1.25x;
-// not with both workers' heads turning, and not with one worker running all heads. Why is not
-// known (no counters in this VM; history, "Row prefetches only where ..."). Bench preset, two
-// threads, blocks of calls taking turns, fixed over turning: N = 8192 1.01 - 1.04, 16384 1.13 -
-// 1.16, 32768 1.10 - 1.31, 65536 1.03, 131072 1.00.
+// shares: N = 1024 level to 2.6% slower, 2048 - 4096 level). Past that the shares turn from call
+// to call. With the same heads every call, one worker's setup took about twice as long as the
+// other's in most runs (its transposes 2.5 - 3x), whichever worker had those heads, and its
+// tiles 1.25x; not so with the heads turning, nor with one worker running every head. Why is not
+// known (this VM has no counters; history, "Two-thread head shares turned ..."). Bench preset,
+// two threads, blocks of calls taking turns, fixed over turning: N = 8192 1.01 - 1.04, 16384
+// 1.13 - 1.16, 32768 1.10 - 1.31, 65536 1.03, 131072 1.00.
 unsigned share_turn(const AttentionShape& s, unsigned threads) {
   static std::atomic<unsigned> calls{0};
   return copy_values(s) ? calls.fetch_add(1, std::memory_order_relaxed) % threads : 0;
