@@ -433,7 +433,8 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
 // tiles 1.25x; not so with the heads turning, nor with one worker running every head. Why is not
 // known (this VM has no counters; history, "Two-thread head shares turned ..."). Bench preset,
 // two threads, blocks of calls taking turns, fixed over turning: N = 8192 1.01 - 1.04, 16384
-// 1.13 - 1.16, 32768 1.10 - 1.31, 65536 1.03, 131072 1.00.
+// 1.05 - 1.16, 32768 1.10 - 1.31, 65536 1.03, 131072 1.00; default at 16384 1.08, llama8x64
+// and GQA 4:2 level.
 unsigned share_turn(const AttentionShape& s, unsigned threads) {
   static std::atomic<unsigned> calls{0};
   return copy_values(s) ? calls.fetch_add(1, std::memory_order_relaxed) % threads : 0;
