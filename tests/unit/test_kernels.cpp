@@ -129,10 +129,16 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
 namespace {
 // The tiled kernel on x with the bench preset's pattern (window 16, block 32) against the
 // scalar reference, on every fast ISA with each thread count.
-void check_bench_pattern_against_reference(const Qkv& x, std::initializer_list<unsigned> thread_counts) {
+// The bench preset's pattern: window 16, blocks of 32.
+attn::SparseConfig bench_pattern() {
   attn::SparseConfig c;
   c.window = 16;
   c.block_size = 32;
+  return c;
+}
+
+void check_bench_pattern_against_reference(const Qkv& x, std::initializer_list<unsigned> thread_counts) {
+  const attn::SparseConfig c = bench_pattern();
   const Tensor want = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
   for (Isa isa : fast_isas()) {
     for (unsigned threads : thread_counts) {
@@ -159,9 +165,7 @@ TEST_CASE("tiled sparse kernel: past 2 MiB of V rows a kv head, the values come 
   // At this size the workers' shares of the kv heads turn from call to call (attention.cpp,
   // share_turn): consecutive two-thread calls, each with the heads on other workers, give the
   // one-thread output bit for bit.
-  attn::SparseConfig c;
-  c.window = 16;
-  c.block_size = 32;
+  const attn::SparseConfig c = bench_pattern();
   for (Isa isa : fast_isas()) {
     const Tensor one = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, isa});
     for (int call = 0; call < 3; ++call) {
@@ -197,9 +201,7 @@ TEST_CASE("tiled sparse kernel: a masked lane weighs exactly 0, even against a h
 }
 
 TEST_CASE("tiled sparse kernel: several workers give the single-worker result exactly", "[kernels]") {
-  attn::SparseConfig c;
-  c.window = 16;
-  c.block_size = 32;
+  const attn::SparseConfig c = bench_pattern();
   // Each way of sharing the work: one head long enough that its tiles are split (one worker
   // per 2048 rows times query heads); GQA with three kv heads, workers taking whole kv heads
   // (2 workers: 2 + 1 heads; 3: one each); five kv heads, where a worker done with its heads

@@ -321,8 +321,8 @@ bool stream_output(const AttentionShape& s) {
 // call with them on (family 25, medians of 100 - 150 calls, two rounds): bench preset, one thread,
 // N = 256 / 512 / 1024 3.2 - 3.4 / 2.4 - 2.6 / 1.3 - 13% faster (1.9 - 3.3% in six more rounds
 // at 1024), two threads 2.9 - 3.5 / 2.3 - 3.2 / 1.9 - 2.0%; aether at 1024 2.1 - 2.4%; default at
-// 1024 level (0.988 - 1.007). Above it they pay: llama8x64 at 1024 (6 MiB) ran 6% slower without
-// them, default at 2048 (3 MiB) 7 - 8%.
+// 1024 level (0.988 - 1.007). Above it they pay: without them llama8x64 at 1024 (6 MiB) ran 6 -
+// 7% slower on one thread, default at 2048 (3 MiB) 7 - 9%.
 bool prefetch_ahead(const AttentionShape& s) {
   constexpr std::size_t kCachedInputBytes = std::size_t{2} << 20;
   return (s.q_heads + 2 * s.kv_heads) * s.seq * s.dim * sizeof(float) > kCachedInputBytes;
@@ -440,23 +440,24 @@ unsigned share_turn(const AttentionShape& s, unsigned threads) {
   return copy_values(s) ? calls.fetch_add(1, std::memory_order_relaxed) % threads : 0;
 }
 
-// Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (share_turn);
-// it transposes a head's K and block means into its own workspace and runs the head's tiles,
-// kTilesPerClaim at a time; a worker left without a head helps run the tiles of heads others
-// still run, until every tile is claimed. On this VM one core often runs slower than the other
-// for minutes (its neighbours): with 4 heads on 2 workers the fast one waited idle for the slow one's second
-// head. Against whole heads with no help and shared block means (2 threads, interleaved, medians of
-// 5 rounds): with a busy-loop taking half of one core, N = 1024 0.164 against 0.351 ms, 4096 0.99
-// against 1.13; without it, 4096 0.63 against 0.70 and 1.07 against 1.16 in two phases of the VM,
-// 2048 0.44 against 0.47 in one and 0.32 against 0.29 in the other, 1024 0.14 - 0.19 against 0.13 -
-// 0.20. Helping to the end, without the own shares and per-head means, was up to 30% slower than no
-// help in some phases (N = 1024: 0.174 against 0.133 ms): the tiles' data moved between the cores.
-// The workers no longer wait for each other between a head's setup and its tiles, and a helper no
-// longer leaves a head's last quarter to its owner: at N = 16384 the barrier kept one worker waiting
-// 350 - 600 us a call, the quarter another ~380. Bench preset, two threads, the variants taking turns
-// call by call in one process (medians of 31 calls each, the first three of four runs): N = 16384
-// 4.08 - 4.13 ms against 4.38 - 4.41, 32768 10.1 - 11.5 against 10.9 - 13.7, 8192 1.44 - 1.50
-// against 1.48 - 1.57, 1024 and 4096 level or faster; with 2 or 8 heads level or faster.
+// Each worker takes whole kv heads (rvt/core/owned_work.hpp), its own share first (share_turn); it
+// transposes a head's K and block means into its own workspace and runs the head's tiles,
+// kTilesPerClaim at a time; a worker left without a head helps run the tiles of heads others still
+// run, until every tile is claimed. On this VM one core often runs slower than the other for
+// minutes (its neighbours): with 4 heads on 2 workers the fast one waited idle for the slow one's
+// second head. Against whole heads with no help and shared block means (2 threads, interleaved,
+// medians of 5 rounds): with a busy-loop taking half of one core, N = 1024 0.164 against 0.351 ms,
+// 4096 0.99 against 1.13; without it, 4096 0.63 against 0.70 and 1.07 against 1.16 in two phases of
+// the VM, 2048 0.44 against 0.47 in one and 0.32 against 0.29 in the other, 1024 0.14 - 0.19
+// against 0.13 - 0.20. Helping to the end, without the own shares and per-head means, was up to 30%
+// slower than no help in some phases (N = 1024: 0.174 against 0.133 ms): the tiles' data moved
+// between the cores. The workers no longer wait for each other between a head's setup and its
+// tiles, and a helper no longer leaves a head's last quarter to its owner: at N = 16384 the barrier
+// kept one worker waiting 350 - 600 us a call, the quarter another ~380. Bench preset, two threads,
+// the variants taking turns call by call in one process (medians of 31 calls each, the first three
+// of four runs): N = 16384 4.08 - 4.13 ms against 4.38 - 4.41, 32768 10.1 - 11.5 against 10.9 -
+// 13.7, 8192 1.44 - 1.50 against 1.48 - 1.57, 1024 and 4096 level or faster; with 2 or 8 heads
+// level or faster.
 void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
                            Tensor& out) {
