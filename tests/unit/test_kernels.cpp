@@ -163,14 +163,18 @@ TEST_CASE("tiled sparse kernel: past 2 MiB of V rows a kv head, the values come 
   const Qkv x = generate_qkv(GenKind::kNormal, 16500, 4, 2, 32, 61);
   check_bench_pattern_against_reference(x, {1u, 2u});
   // At this size the workers' shares of the kv heads turn from call to call (attention.cpp,
-  // share_turn): consecutive two-thread calls, each with the heads on other workers, give the
-  // one-thread output bit for bit.
+  // share_turn): consecutive calls, each with the heads on other workers, give the one-thread
+  // output bit for bit; two workers with a head each, and three with three heads (every turn).
   const attn::SparseConfig c = bench_pattern();
+  const Qkv three = generate_qkv(GenKind::kNormal, 16500, 3, 3, 32, 62);
   for (Isa isa : fast_isas()) {
-    const Tensor one = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, isa});
-    for (int call = 0; call < 3; ++call) {
-      INFO("isa " << kernels::isa_name(isa) << " call " << call);
-      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{2, isa}), one) == 0.0f);
+    for (const auto& [in, threads] : {std::pair<const Qkv&, unsigned>{x, 2u}, {three, 3u}}) {
+      const Tensor one = attn::sparse_attention(in.q, in.k, in.v, c, attn::ExecOptions{1, isa});
+      for (int call = 0; call < 3; ++call) {
+        INFO("isa " << kernels::isa_name(isa) << " threads " << threads << " call " << call);
+        CHECK(test::max_abs_diff(attn::sparse_attention(in.q, in.k, in.v, c, attn::ExecOptions{threads, isa}), one) ==
+              0.0f);
+      }
     }
   }
 }
