@@ -104,7 +104,9 @@ bool copy_values(const AttentionShape& s) {
 }
 
 // Asks for a row of `bytes` into L2. Always inlined: GCC 12 drops calls to a function that only
-// prefetches (sparse_tile.cpp, prefetch_rows).
+// prefetches (sparse_tile.cpp, prefetch_rows). Not shared with that prefetch_rows: that file is
+// compiled once per ISA, and an inline function common to it and this file could be linked in
+// from an AVX-512 build of it.
 [[gnu::always_inline]] inline void prefetch_row_into_l2(const float* row, std::size_t bytes) {
   constexpr std::size_t kLineBytes = 64;
   const char* p = reinterpret_cast<const char*>(row);

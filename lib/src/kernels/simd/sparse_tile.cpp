@@ -324,13 +324,14 @@ void value_pass(const SparseTileArgs& a, std::size_t row0, std::ptrdiff_t p0, st
 
 void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, const TileColumns& cols, float* w) {
   const std::size_t dim = a.dim;
-  const std::size_t next = row0 + rows, after = next + kLanes;
-  if (a.prefetch_ahead && next < a.seq) {
-    prefetch_rows<3>(a.q + next * a.q_stride, a.q_stride, std::min(kLanes, a.seq - next), dim);
-  }
-  if (a.prefetch_ahead && after < a.seq) {
-    prefetch_rows<2>(a.q + after * a.q_stride, a.q_stride, std::min(kLanes, a.seq - after), dim);
-    prefetch_rows<2>(a.values + after * a.values_stride, a.values_stride, std::min(kLanes, a.seq - after), dim);
+  if (a.prefetch_ahead) {
+    if (const std::size_t next = row0 + rows; next < a.seq) {
+      prefetch_rows<3>(a.q + next * a.q_stride, a.q_stride, std::min(kLanes, a.seq - next), dim);
+    }
+    if (const std::size_t after = row0 + rows + kLanes; after < a.seq) {
+      prefetch_rows<2>(a.q + after * a.q_stride, a.q_stride, std::min(kLanes, a.seq - after), dim);
+      prefetch_rows<2>(a.values + after * a.values_stride, a.values_stride, std::min(kLanes, a.seq - after), dim);
+    }
   }
 
   // Scores, dims in chunks; then masked lanes to -inf and the per-lane max.
