@@ -104,15 +104,11 @@ inline KeySpan run_span(const float* t, std::ptrdiff_t p0, std::int64_t at, std:
 template <std::size_t ND>
 void load_queries(const SparseTileArgs& a, std::size_t row0, std::size_t rows, std::size_t d0, vf* qv) {
   vf r[kLanes];
-  if (ND == kLanes && rows == kLanes) {
-    vload_transposed(a.q + row0 * a.q_stride + d0, a.q_stride, r);
-  } else {
-    for (std::size_t i = 0; i < kLanes; ++i) {
-      const float* q = a.q + (row0 + std::min(i, rows - 1)) * a.q_stride + d0;  // a valid row, zeroed below
-      r[i] = i < rows ? (ND == kLanes ? vload(q) : vload_part(q, ND)) : vzero();
-    }
-    vtranspose(r);
+  for (std::size_t i = 0; i < kLanes; ++i) {
+    const float* q = a.q + (row0 + std::min(i, rows - 1)) * a.q_stride + d0;  // a valid row, zeroed below
+    r[i] = i < rows ? (ND == kLanes ? vload(q) : vload_part(q, ND)) : vzero();
   }
+  vtranspose(r);
   const vf scale = vset1(a.scale * kLog2e);  // scores in log2 units for vexp2
   for (std::size_t e = 0; e < ND; ++e) qv[e] = vmul(r[e], scale);
 }
@@ -368,19 +364,16 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
 }
 
 // Lanes [lo, hi) of a tile, lane i from row `first + (i - lo) * x_stride` (first: lane lo's
-// row), dims d .. d + kLanes - 1, through registers (vload_transposed where every lane has a
-// row, else vtranspose): dim d + e's kLanes values (one per lane, 0 outside [lo, hi)) to
-// out + e * out_step.
+// row), dims d .. d + kLanes - 1, through registers (vtranspose): dim d + e's kLanes values
+// (one per lane, 0 outside [lo, hi)) to out + e * out_step.
 template <bool kFull>
 inline void transpose_block(const float* first, std::size_t x_stride, std::size_t lo, std::size_t hi, std::size_t d,
                             float* out, std::size_t out_step) {
   vf r[kLanes];
-  if constexpr (kFull) {
-    vload_transposed(first + d, x_stride, r);
-  } else {
-    for (std::size_t i = 0; i < kLanes; ++i) r[i] = i >= lo && i < hi ? vload(first + (i - lo) * x_stride + d) : vzero();
-    vtranspose(r);
+  for (std::size_t i = 0; i < kLanes; ++i) {
+    r[i] = kFull || (i >= lo && i < hi) ? vload(first + (i - lo) * x_stride + d) : vzero();
   }
+  vtranspose(r);
   for (std::size_t i = 0; i < kLanes; ++i) vstore(out + i * out_step, r[i]);
 }
 

@@ -89,35 +89,6 @@ inline void vtranspose(vf r[16]) {
     r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
   }
 }
-// Element e of 4 rows in each 128-bit lane: out[e] lane L holds element e of the 4 rows that lane
-// L of a, b, c, d hold (4 elements of one row each).
-inline void vtranspose_lanes(vf a, vf b, vf c, vf d, vf out[4]) {
-  const vf ab0 = _mm512_unpacklo_ps(a, b), ab1 = _mm512_unpackhi_ps(a, b);
-  const vf cd0 = _mm512_unpacklo_ps(c, d), cd1 = _mm512_unpackhi_ps(c, d);
-  out[0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab0), _mm512_castps_pd(cd0)));
-  out[1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab0), _mm512_castps_pd(cd0)));
-  out[2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab1), _mm512_castps_pd(cd1)));
-  out[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab1), _mm512_castps_pd(cd1)));
-}
-// What vtranspose makes of the kLanes rows of kLanes floats at first + i * stride, with the
-// loads placing each row's 128-bit pieces in the lane they end up in, so that only the in-lane
-// half of the shuffles is left: 32 instead of 64. The shuffles had bound the transposes (512-bit
-// shuffles go through 256-bit units on family 25): 4 heads' key tiles at N = 1024 in 12.8 us
-// against 16.0, and a one-thread sparse call 2% faster (docs/performance-history.md, "Loads in
-// place of half the transposes' shuffles ...").
-inline void vload_transposed(const float* first, std::size_t stride, vf r[16]) {
-  for (std::size_t c = 0; c < 4; ++c) {  // elements 4c .. 4c + 3
-    vf rows[4];  // rows[k] lane L: row 4L + k
-    for (std::size_t k = 0; k < 4; ++k) {
-      const float* x = first + k * stride + 4 * c;
-      vf v = _mm512_castps128_ps512(_mm_loadu_ps(x));
-      v = _mm512_insertf32x4(v, _mm_loadu_ps(x + 4 * stride), 1);
-      v = _mm512_insertf32x4(v, _mm_loadu_ps(x + 8 * stride), 2);
-      rows[k] = _mm512_insertf32x4(v, _mm_loadu_ps(x + 12 * stride), 3);
-    }
-    vtranspose_lanes(rows[0], rows[1], rows[2], rows[3], r + 4 * c);
-  }
-}
 // Lanes whose bit is set in `bits` from x, the others from fill.
 inline vf vselect_lanes(vf fill, vf x, std::uint32_t bits) {
   return _mm512_mask_mov_ps(fill, static_cast<__mmask16>(bits), x);
@@ -227,24 +198,6 @@ inline void vtranspose(vf r[8]) {
   for (int i = 0; i < 4; ++i) {
     r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
     r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-  }
-}
-inline void vtranspose_lanes(vf a, vf b, vf c, vf d, vf out[4]) {
-  const vf ab0 = _mm256_unpacklo_ps(a, b), ab1 = _mm256_unpackhi_ps(a, b);
-  const vf cd0 = _mm256_unpacklo_ps(c, d), cd1 = _mm256_unpackhi_ps(c, d);
-  out[0] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab0), _mm256_castps_pd(cd0)));
-  out[1] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab0), _mm256_castps_pd(cd0)));
-  out[2] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab1), _mm256_castps_pd(cd1)));
-  out[3] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab1), _mm256_castps_pd(cd1)));
-}
-inline void vload_transposed(const float* first, std::size_t stride, vf r[8]) {
-  for (std::size_t c = 0; c < 2; ++c) {  // elements 4c .. 4c + 3
-    vf rows[4];  // rows[k] lane L: row 4L + k
-    for (std::size_t k = 0; k < 4; ++k) {
-      const float* x = first + k * stride + 4 * c;
-      rows[k] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x)), _mm_loadu_ps(x + 4 * stride), 1);
-    }
-    vtranspose_lanes(rows[0], rows[1], rows[2], rows[3], r + 4 * c);
   }
 }
 inline vf vload_aligned(const float* p) { return _mm256_load_ps(p); }
