@@ -12,6 +12,10 @@
 
 #include "rvt/core/spin.hpp"
 
+// A unit test's pause (tests/unit/test_parallel.cpp) where a worker has seen a job and not yet
+// decided whether it takes part. Weak and undefined outside the unit tests, so never called there.
+extern "C" [[gnu::weak]] void rvt_test_pool_worker_saw_job();
+
 namespace rvt {
 namespace {
 
@@ -38,9 +42,9 @@ class Pool {
         threads_.emplace_back([this, index] { serve(index); });
       }
       body_ = &body;
-      workers_ = workers;
       pending_.store(workers - 1, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);  // publishes body_ and workers_
+      const std::uint64_t generation = (job_.load(std::memory_order_relaxed) >> kWorkerBits) + 1;
+      job_.store(generation << kWorkerBits | workers, std::memory_order_release);  // publishes body_
     }
     wake_.notify_all();
     t_in_pool_job = true;
@@ -68,14 +72,15 @@ class Pool {
   void serve(unsigned index) {
     std::uint64_t seen = 0;
     for (;;) {
-      auto posted = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
+      auto posted = [&] { return stop_.load() || job_.load(std::memory_order_acquire) != seen; };
       if (!spin_until(posted, kSpinBeforeBlocking)) {
         std::unique_lock lock(mutex_);
         wake_.wait(lock, posted);
       }
       if (stop_.load()) return;
-      seen = generation_.load(std::memory_order_acquire);
-      if (index >= workers_) continue;  // this job needs fewer workers
+      seen = job_.load(std::memory_order_acquire);
+      if (rvt_test_pool_worker_saw_job) rvt_test_pool_worker_saw_job();
+      if (index >= (seen & kWorkerMask)) continue;  // this job needs fewer workers
       t_in_pool_job = true;
       (*body_)(index);
       t_in_pool_job = false;
@@ -90,10 +95,20 @@ class Pool {
   std::mutex mutex_;      // with the condition variables, for threads that block
   std::condition_variable wake_, done_;
   std::vector<std::thread> threads_;
+  // The posted job: its generation (high bits) and worker count (low bits) in one word, so that
+  // a worker reads the count of the job it saw. With the count in a field of its own, a worker
+  // that woke for a job it had no part in (index >= count) could read the next job's count
+  // instead, run that job's body, and then run it again once it saw the next generation: the
+  // job's pending count went below zero and its caller waited forever (seen once in a clean
+  // clone's test run; every time with a pause between the two reads, as the unit test "a worker
+  // slow to see a job ..." makes). A worker can only lag
+  // behind jobs it has no part in: one it is counted in cannot finish without it, so body_ is
+  // the job's until it has run it.
+  static constexpr unsigned kWorkerBits = 32;
+  static constexpr std::uint64_t kWorkerMask = (std::uint64_t{1} << kWorkerBits) - 1;
   const std::function<void(unsigned)>* body_ = nullptr;
-  unsigned workers_ = 0;
   std::atomic<unsigned> pending_{0};
-  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<std::uint64_t> job_{0};
   std::atomic<bool> stop_{false};
 };
 
