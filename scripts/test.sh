@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test (unit + CLI) through ctest.
-# Idempotent. --sanitize builds with ASan+UBSan into build-sanitize/ instead (any report fails).
+# Idempotent. --sanitize builds with ASan+UBSan into build-sanitize/ instead (any report fails);
+# --tsan with ThreadSanitizer into build-tsan/ (any report fails; not part of CI, for time).
 # With CI=true (as CI sets it): the normal build and tests, then the sanitize build and tests,
 # then the fuzz targets over their seed corpora (regression mode; skipped, loudly, without clang++).
 set -euo pipefail
@@ -26,8 +27,19 @@ run_sanitize() {
     "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
 }
 
+run_tsan() {
+  # A report ends the process with exit code 66, which no test expects.
+  export TSAN_OPTIONS="halt_on_error=1:exitcode=66"
+  RVT_BUILD_TYPE=RelWithDebInfo run_suite "$root/build-tsan" "-DCMAKE_CXX_FLAGS=-fsanitize=thread" \
+    "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
+}
+
 if [ "${1:-}" = "--sanitize" ]; then
   run_sanitize
+  exit 0
+fi
+if [ "${1:-}" = "--tsan" ]; then
+  run_tsan
   exit 0
 fi
 

@@ -41,8 +41,9 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Keeps a result alive past the timed call so the compiler cannot drop the work.
-volatile float g_sink = 0.0f;
+// Keeps a result alive past the timed call so the compiler cannot drop the work. One per
+// thread: the one-thread calls on every CPU at once (time_concurrent) write it together.
+thread_local volatile float g_sink = 0.0f;
 
 // One call of fn (returning a Tensor), its result kept: its time in ms.
 template <typename Fn>
