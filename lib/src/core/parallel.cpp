@@ -101,9 +101,8 @@ class Pool {
   // instead, run that job's body, and then run it again once it saw the next generation: the
   // job's pending count went below zero and its caller waited forever (seen once in a clean
   // clone's test run; every time with a pause between the two reads, as the unit test "a worker
-  // slow to see a job ..." makes). A worker can only lag
-  // behind jobs it has no part in: one it is counted in cannot finish without it, so body_ is
-  // the job's until it has run it.
+  // slow to see a job ..." makes). A worker can only lag behind jobs it has no part in: one it
+  // is counted in cannot finish without it, so body_ is the job's until it has run it.
   static constexpr unsigned kWorkerBits = 32;
   static constexpr std::uint64_t kWorkerMask = (std::uint64_t{1} << kWorkerBits) - 1;
   const std::function<void(unsigned)>* body_ = nullptr;
