@@ -21,27 +21,28 @@ run_sanitize() {
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:exitcode=86:strict_string_checks=1"
   export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
   export LSAN_OPTIONS="exitcode=86"
-  # -O1 -g1 (line tables, enough for the reports' stack traces): the sanitize build took ~500 s
-  # of CI's ~920 at -O2 -g, ~310 s at -O1 -g1; its tests 121 s at -O2, 126 s at -O1.
-  RVT_BUILD_TYPE=RelWithDebInfo run_suite "$root/build-sanitize" -DRVT_SANITIZE=ON \
-    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
+  run_instrumented "$root/build-sanitize" -DRVT_SANITIZE=ON
+}
+
+# run_instrumented BUILD_DIR [cmake args...]: a sanitizer build at -O1 -g1 (line tables, enough
+# for the reports' stack traces): the sanitize build took ~500 s of CI's ~920 at -O2 -g, ~310 s
+# at -O1 -g1; its tests 121 s at -O2, 126 s at -O1.
+run_instrumented() {
+  local build="$1"
+  shift
+  RVT_BUILD_TYPE=RelWithDebInfo run_suite "$build" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" "$@"
 }
 
 run_tsan() {
   # A report ends the process with exit code 66, which no test expects.
   export TSAN_OPTIONS="halt_on_error=1:exitcode=66"
-  RVT_BUILD_TYPE=RelWithDebInfo run_suite "$root/build-tsan" "-DCMAKE_CXX_FLAGS=-fsanitize=thread" \
-    "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
+  run_instrumented "$root/build-tsan" -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread
 }
 
-if [ "${1:-}" = "--sanitize" ]; then
-  run_sanitize
-  exit 0
-fi
-if [ "${1:-}" = "--tsan" ]; then
-  run_tsan
-  exit 0
-fi
+case "${1:-}" in
+  --sanitize) run_sanitize; exit 0 ;;
+  --tsan) run_tsan; exit 0 ;;
+esac
 
 run_suite "$root/build"
 

@@ -127,8 +127,6 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
 }
 
 namespace {
-// The tiled kernel on x with the bench preset's pattern (window 16, block 32) against the
-// scalar reference, on every fast ISA with each thread count.
 // The bench preset's pattern: window 16, blocks of 32.
 attn::SparseConfig bench_pattern() {
   attn::SparseConfig c;
@@ -137,6 +135,8 @@ attn::SparseConfig bench_pattern() {
   return c;
 }
 
+// The tiled kernel on x with the bench preset's pattern against the scalar reference, on every
+// fast ISA with each thread count.
 void check_bench_pattern_against_reference(const Qkv& x, std::initializer_list<unsigned> thread_counts) {
   const attn::SparseConfig c = bench_pattern();
   const Tensor want = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});

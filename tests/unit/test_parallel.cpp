@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "rvt/core/owned_work.hpp"
@@ -37,18 +38,28 @@ TEST_CASE("parallel_for covers every index exactly once, for any thread count", 
   }
 }
 
-TEST_CASE("parallel_for: many short jobs in a row, worker counts changing", "[parallel]") {
+namespace {
+// Runs `jobs` short parallel_for jobs in a row, job j over n_of(j) items on threads_of(j)
+// workers; returns the items the bodies saw and the items asked for.
+template <typename ThreadsOf, typename NOf>
+std::pair<long, long> short_jobs(int jobs, ThreadsOf threads_of, NOf n_of) {
   std::atomic<long> total{0};
   long expected = 0;
-  for (int job = 0; job < 2000; ++job) {
-    const unsigned threads = 1 + job % 4;
-    const std::size_t n = 1 + job % 37;
-    parallel_for(n, threads, [&](std::size_t begin, std::size_t end, unsigned) {
+  for (int job = 0; job < jobs; ++job) {
+    const std::size_t n = n_of(job);
+    parallel_for(n, threads_of(job), [&](std::size_t begin, std::size_t end, unsigned) {
       total.fetch_add(static_cast<long>(end - begin));
     });
     expected += static_cast<long>(n);
   }
-  CHECK(total.load() == expected);
+  return {total.load(), expected};
+}
+}  // namespace
+
+TEST_CASE("parallel_for: many short jobs in a row, worker counts changing", "[parallel]") {
+  const auto [total, expected] =
+      short_jobs(2000, [](int job) { return 1u + job % 4; }, [](int job) { return std::size_t(1 + job % 37); });
+  CHECK(total == expected);
 }
 
 namespace {
@@ -67,17 +78,9 @@ TEST_CASE("parallel_for: a worker slow to see a job it has no part in does not r
   // it again; the job's pending count went below zero and parallel_for never returned (ctest's
   // TIMEOUT fails the test then): in 3 runs of 3 with this pause.
   g_pause_workers = true;
-  std::atomic<long> total{0};
-  long expected = 0;
-  for (int job = 0; job < 600; ++job) {
-    const std::size_t n = 8;
-    parallel_for(n, 2 + job % 3, [&](std::size_t begin, std::size_t end, unsigned) {
-      total.fetch_add(static_cast<long>(end - begin));
-    });
-    expected += static_cast<long>(n);
-  }
+  const auto [total, expected] = short_jobs(600, [](int job) { return 2u + job % 3; }, [](int) { return std::size_t{8}; });
   g_pause_workers = false;
-  CHECK(total.load() == expected);
+  CHECK(total == expected);
 }
 
 TEST_CASE("parallel_for rethrows a worker's exception and nested calls run serially", "[parallel]") {
