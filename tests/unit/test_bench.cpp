@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -462,6 +463,15 @@ TEST_CASE("bench format: csv columns, markdown tables, text, svg") {
   CHECK(svg.find("<svg") != std::string::npos);
   CHECK(svg.find("stroke-dasharray=\"6 4\"") != std::string::npos);  // the extrapolated dense segment
   CHECK(svg.find("speedup vs N") != std::string::npos);
+  // A non-finite value is left out of the plot, not drawn on an axis stretched to infinity
+  // (whose decade loop never ended).
+  Json odd = r;
+  odd["prefill"][0]["sparse"]["median_ms"] = std::numeric_limits<double>::infinity();
+  odd["prefill"][0]["speedup"]["measured"] = std::numeric_limits<double>::infinity();
+  const std::string odd_svg = plot_svg(odd);
+  CHECK(odd_svg.find("speedup vs N") != std::string::npos);
+  CHECK(odd_svg.find("inf") == std::string::npos);
+  CHECK(odd_svg.find("nan") == std::string::npos);
 
   CHECK(parse_format("md") == Format::kMarkdown);
   CHECK(code_of([] { parse_format("xml"); }) == ExitCode::kUsage);

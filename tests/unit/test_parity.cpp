@@ -353,6 +353,13 @@ TEST_CASE("pictures", "[parity][plots]") {
   CHECK(e.find("#e53e3e") != std::string::npos);  // the non-finite cell is red
   CHECK(e.find("query position") != std::string::npos);
   CHECK(report::nice_ticks(0, 512, 6) == std::vector<double>{0, 100, 200, 300, 400, 500});
+  const std::vector<double> fifths = report::nice_ticks(0.2, 0.8, 6);  // 0.2, 0.4, 0.6, 0.8: the end counts
+  REQUIRE(fifths.size() == 4);
+  CHECK(fifths.back() == Approx(0.8));
+  // A step finer than the doubles near lo: the ticks once looped forever there (t += step
+  // did not move); now they are at most 1000, or lo alone.
+  CHECK(report::nice_ticks(1e16, 1e16 + 4, 6).size() <= 1000);
+  CHECK(report::nice_ticks(1.0, std::numeric_limits<double>::infinity(), 6) == std::vector<double>{1.0});
   CHECK(report::num(0.125) == "0.125");
   CHECK(report::num(12.0) == "12");
   CHECK(report::viridis(0.0).hex() == "#440154");

@@ -54,7 +54,7 @@ std::string render_markdown(const Table& t) {
   std::string s = "|";
   for (const auto& h : t.header) s += " " + h + " |";
   s += "\n|";
-  for (std::size_t i = 0; i < t.header.size(); ++i) s += i == 0 ? "---:|" : "---:|";
+  for (std::size_t i = 0; i < t.header.size(); ++i) s += "---:|";
   s += "\n";
   for (const auto& r : t.rows) {
     s += "|";
@@ -334,6 +334,10 @@ std::string decade_label(double v) {
   return "1e" + std::to_string(e);
 }
 
+// A value a log axis can show: positive and finite (an infinite one would stretch the axis
+// to infinity, and its decade loop would never end).
+bool on_log_axis(double y) { return y > 0.0 && std::isfinite(y); }
+
 struct Series {
   std::string name, color, dash;
   std::vector<std::pair<double, double>> pts;
@@ -345,7 +349,7 @@ void draw_panel(report::Svg& svg, double x0, double y0, double w, double h, cons
   bool first = true;
   for (const Series& s : series) {
     for (auto [x, y] : s.pts) {
-      if (!(y > 0.0)) continue;
+      if (!on_log_axis(y)) continue;
       ylo = first ? y : std::min(ylo, y);
       yhi = first ? y : std::max(yhi, y);
       first = false;
@@ -372,7 +376,7 @@ void draw_panel(report::Svg& svg, double x0, double y0, double w, double h, cons
   for (const Series& s : series) {
     std::string d;
     for (auto [x, y] : s.pts) {
-      if (!(y > 0.0)) continue;
+      if (!on_log_axis(y)) continue;
       d += (d.empty() ? "M" : " L") + report::num(xa.map(x)) + " " + report::num(ya.map(y));
     }
     if (d.empty()) continue;
@@ -380,7 +384,7 @@ void draw_panel(report::Svg& svg, double x0, double y0, double w, double h, cons
         R"(stroke=")" + s.color + R"(" stroke-width="2")" + (s.dash.empty() ? "" : R"( stroke-dasharray=")" + s.dash + "\"");
     svg.path(d, "none", extra);
     for (auto [x, y] : s.pts) {
-      if (y > 0.0) svg.rect(xa.map(x) - 2.5, ya.map(y) - 2.5, 5, 5, s.color);
+      if (on_log_axis(y)) svg.rect(xa.map(x) - 2.5, ya.map(y) - 2.5, 5, 5, s.color);
     }
     svg.line(x0 + 10, ly - 4, x0 + 34, ly - 4, s.color, 2, s.dash.empty() ? "" : R"(stroke-dasharray=")" + s.dash + "\"");
     svg.text(x0 + 40, ly, s.name, 11);

@@ -151,7 +151,14 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
       break;
     }
   }
-  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push_back(t);
+  // Ticks by index, not by adding step: where step is below the spacing of doubles near lo
+  // (lo = 1e16, hi = lo + 4), t += step would not move.
+  const double first = std::ceil(lo / step) * step, count = std::floor((hi - first) / step + 1e-9) + 1.0;
+  if (!(count >= 1.0 && count <= 1000.0)) {
+    ticks.push_back(lo);
+    return ticks;
+  }
+  for (int i = 0; i < static_cast<int>(count); ++i) ticks.push_back(first + i * step);
   return ticks;
 }
 
