@@ -431,6 +431,25 @@ class TestNumpyCrossCheck(ForwardCase):
         # the two modes really differ (so the check above can tell them apart)
         self.assertGreater(max_err(np_dense(q, k, v, True), np_dense(q, k, v, False)), 0.1)
 
+    def test_column_major_and_big_endian_files_give_the_c_order_result(self):
+        # What np.save writes for a transposed array (fortran_order True) or a '>f4' / '>f8'
+        # one: the values are reordered and byte-swapped on reading, the output is the same.
+        (q, k, v), files = self.qkv_files()
+        base = self.fwd(*files)["output"]["xxh3"]
+        variants = {
+            "fortran": lambda a: np.asfortranarray(a),
+            "transposed": lambda a: np.ascontiguousarray(a.transpose(2, 1, 0)).T,
+            "big_f4": lambda a: a.astype(">f4"),
+            "big_f8_fortran": lambda a: np.asfortranarray(a.astype(">f8")),
+        }
+        for name, make in variants.items():
+            with self.subTest(variant=name):
+                arrays = [make(a) for a in (q, k, v)]
+                self.assertTrue(all((a == b).all() for a, b in zip(arrays, (q, k, v))))
+                paths = [self.save(name + "_" + t + ".npy", a) for t, a in zip("qkv", arrays)]
+                res = self.fwd("--q", paths[0], "--k", paths[1], "--v", paths[2])
+                self.assertEqual(res["output"]["xxh3"], base)
+
     def test_sparse_with_a_full_window_is_dense(self):
         (q, k, v), files = self.qkv_files()
         for isa, (causal, flag) in ((i, c) for i in ISAS for c in ((True, "--causal"), (False, "--no-causal"))):

@@ -104,6 +104,8 @@ def npys():
     put("fuzz_npy", "v2.npy", npy_bytes(r, (2, 0)))
     put("fuzz_npy", "v3.npy", npy_bytes(r, (3, 0)))
     put("fuzz_npy", "nan.npy", npy_bytes(np.array([np.nan, np.inf, -np.inf], np.float32)))
+    put("fuzz_npy", "fortran_3d.npy", npy_bytes(np.asfortranarray(r)))
+    put("fuzz_npy", "big_f8_fortran_2d.npy", npy_bytes(np.asfortranarray(r[0].astype(">f8"))))
     good = npy_bytes(r)
     put("fuzz_npy", "bad_magic", b"\x92" + good[1:])
     put("fuzz_npy", "zip", b"PK\x03\x04 a zip file")

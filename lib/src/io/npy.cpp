@@ -296,7 +296,8 @@ enum class Elem { kF16, kF32, kF64 };
 struct DType {
   Elem elem;
   std::size_t itemsize;
-  const char* normalized;
+  const char* normalized;  // the little-endian name of the element type
+  bool big_endian = false;
 };
 
 const char* kind_words(char kind) {
@@ -339,16 +340,14 @@ DType classify_dtype(const PyValue& descr, const std::string& name) {
                     ") are not supported: they hold pickled Python objects, not numbers");
   }
   const bool is_float = code == "f2" || code == "f4" || code == "f8";
-  if (is_float && order == '>') {
-    throw_bad_input(name + ": big-endian dtype " + shown +
-                    " is not supported; convert with a.astype('<" + std::string(code) + "')");
-  }
   if (is_float) {
-    // '<' little-endian; '=' native and '|' "not applicable" mean little-endian on
-    // the little-endian hosts this code is built for (static_assert above).
-    if (code == "f2") return {Elem::kF16, 2, "<f2"};
-    if (code == "f4") return {Elem::kF32, 4, "<f4"};
-    return {Elem::kF64, 8, "<f8"};
+    // '>' big-endian (byte-swapped on reading); '<' little-endian; '=' native and '|' "not
+    // applicable" mean little-endian on the little-endian hosts this code is built for
+    // (static_assert above).
+    const bool big = order == '>';
+    if (code == "f2") return {Elem::kF16, 2, "<f2", big};
+    if (code == "f4") return {Elem::kF32, 4, "<f4", big};
+    return {Elem::kF64, 8, "<f8", big};
   }
   std::string what = "unsupported dtype " + shown;
   if (!code.empty()) {
@@ -377,6 +376,74 @@ std::uint32_t load_u32le(const std::uint8_t* p) {
 }  // namespace
 
 std::string shape_str(const std::vector<std::size_t>& shape) { return shape_text(shape); }
+
+namespace {
+
+// std::byteswap is C++23.
+std::uint16_t swap_bytes(std::uint16_t x) { return __builtin_bswap16(x); }
+std::uint32_t swap_bytes(std::uint32_t x) { return __builtin_bswap32(x); }
+std::uint64_t swap_bytes(std::uint64_t x) { return __builtin_bswap64(x); }
+
+// n elements of `dtype` from src (in the file's byte order) into f32.
+void decode_values(const DType& dtype, const std::uint8_t* src, std::size_t n, float* out) {
+  switch (dtype.elem) {
+    case Elem::kF32:
+      if (!dtype.big_endian) {
+        if (n > 0) std::memcpy(out, src, n * 4);
+        break;
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t bits;
+        std::memcpy(&bits, src + i * 4, 4);
+        out[i] = std::bit_cast<float>(swap_bytes(bits));
+      }
+      break;
+    case Elem::kF64:
+      for (std::size_t i = 0; i < n; ++i) {
+        std::uint64_t bits;
+        std::memcpy(&bits, src + i * 8, 8);
+        out[i] = static_cast<float>(std::bit_cast<double>(dtype.big_endian ? swap_bytes(bits) : bits));
+      }
+      break;
+    case Elem::kF16:
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::uint16_t bits = load_u16le(src + i * 2);
+        out[i] = f16_to_f32(dtype.big_endian ? swap_bytes(bits) : bits);
+      }
+      break;
+  }
+}
+
+// Column-major values (the first index fastest) into row-major `c` of the same shape, walking
+// c in order while an odometer over the indices tracks the element's column-major offset.
+// Axes of length 1 change no offset and are left out: a header may list thousands of them,
+// and the odometer would carry through each one for every element.
+void to_c_order(const std::vector<float>& f, const std::vector<std::size_t>& shape, std::vector<float>& c) {
+  std::vector<std::size_t> len, f_stride;
+  std::size_t stride = 1;
+  for (std::size_t d : shape) {
+    if (d > 1) {
+      len.push_back(d);
+      f_stride.push_back(stride);
+    }
+    stride *= d;
+  }
+  std::vector<std::size_t> index(len.size(), 0);
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    c[i] = f[at];
+    for (std::size_t a = len.size(); a-- > 0;) {
+      if (++index[a] < len[a]) {
+        at += f_stride[a];
+        break;
+      }
+      at -= f_stride[a] * (len[a] - 1);
+      index[a] = 0;
+    }
+  }
+}
+
+}  // namespace
 
 NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& name) {
   const std::size_t size = bytes.size();
@@ -454,10 +521,6 @@ NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& name)
     throw_bad_input(name + ": malformed .npy header: 'fortran_order' is " +
                     kind_name(fortran->kind) + ", not True or False");
   }
-  if (fortran->boolean) {
-    throw_bad_input(name + ": fortran_order is True (column-major data) which is not "
-                           "supported; save np.ascontiguousarray(a) instead");
-  }
 
   if (shape_v->kind != PyValue::Kind::kTuple) {
     throw_bad_input(name + ": malformed .npy header: 'shape' is " + kind_name(shape_v->kind) +
@@ -519,20 +582,17 @@ NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& name)
     throw_bad_input(name + ": " + std::to_string(n) +
                     " values need more memory than is available");
   }
-  switch (dtype.elem) {
-    case Elem::kF32:
-      if (n > 0) std::memcpy(out.values.data(), src, n * 4);
-      break;
-    case Elem::kF64:
-      for (std::size_t i = 0; i < n; ++i) {
-        double v;
-        std::memcpy(&v, src + i * 8, 8);
-        out.values[i] = static_cast<float>(v);
-      }
-      break;
-    case Elem::kF16:
-      for (std::size_t i = 0; i < n; ++i) out.values[i] = f16_to_f32(load_u16le(src + i * 2));
-      break;
+  decode_values(dtype, src, n, out.values.data());
+  if (fortran->boolean && out.shape.size() > 1) {
+    std::vector<float> c_order;
+    try {
+      c_order.resize(n);
+    } catch (const std::bad_alloc&) {
+      throw_bad_input(name + ": " + std::to_string(n) +
+                      " values in fortran_order need twice their memory to reorder, more than is available");
+    }
+    to_c_order(out.values, out.shape, c_order);
+    out.values = std::move(c_order);
   }
   return out;
 }

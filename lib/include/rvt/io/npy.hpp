@@ -1,12 +1,12 @@
 // NumPy .npy files: a strict, allocation-safe reader and a writer that produces the
 // same bytes NumPy's np.save does for a float32 C-order array.
 //
-// Reading accepts format versions 1.0, 2.0 and 3.0 holding little-endian float16,
-// float32 or float64 data in C order; values are converted to f32 (float16 exactly,
-// float64 rounded to nearest, out-of-range float64 becoming +-inf). Everything else
-// (bad magic, other versions, malformed or truncated headers, big-endian, non-float,
-// object or structured dtypes, fortran_order True, data whose size does not match the
-// shape) is an rvt::Error(kBadInput) whose message starts with the file's name.
+// Reading accepts format versions 1.0, 2.0 and 3.0 holding float16, float32 or float64
+// data, little- or big-endian, in C or Fortran order; values come back as f32 in C order
+// (float16 exactly, float64 rounded to nearest, out-of-range float64 becoming +-inf).
+// Everything else (bad magic, other versions, malformed or truncated headers, non-float,
+// object or structured dtypes, data whose size does not match the shape) is an
+// rvt::Error(kBadInput) whose message starts with the file's name.
 // The reader never allocates based on the header before checking the size it implies
 // against the bytes actually present. See docs/npy.md.
 #pragma once
@@ -24,7 +24,7 @@ namespace rvt::io {
 struct NpyArray {
   std::vector<std::size_t> shape;  // empty for a 0-d (scalar) array
   std::vector<float> values;       // C order, product(shape) elements
-  std::string source_dtype;        // dtype in the file, normalized: "<f2", "<f4" or "<f8"
+  std::string source_dtype;        // element type in the file: "<f2", "<f4" or "<f8" (also for '>' files)
 };
 
 // Parses the bytes of a .npy file. `name` (the file name) starts every error message.
