@@ -322,6 +322,14 @@ class TestAttentionStream(StreamCase):
                 self.assertEqual(st["nan_count"], int(np.isnan(rows).sum()))
                 self.assertEqual(st["inf_count"], int(np.isinf(rows).sum()))
                 self.assertGreater(st["nan_count"] + st["inf_count"], 0)
+                # Parity: errors over the finite pairs; the NaN/inf pairs counted, and the stream
+                # puts them where the forward pass does (an inf in K once became NaN in a
+                # running block mean, and 320 pairs differed).
+                par = r["parity"]
+                self.assertEqual(par["nonfinite_pairs"], st["nan_count"] + st["inf_count"])
+                self.assertEqual(par["nonfinite_mismatches"], 0)
+                self.assertIsInstance(par["mean_abs_err"], float)
+                self.assertLess(par["max_abs_err"], 1e-5)
                 os.remove(out)
 
 class TestEviction(StreamCase):

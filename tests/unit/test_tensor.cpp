@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 using namespace rvt;
@@ -20,6 +21,18 @@ TEST_CASE("tensor layout is [seq][heads][dim], zero-filled, 64-byte aligned", "[
   t.at(2, 1, 4) = 7.0f;
   REQUIRE(t.data()[(2 * 2 + 1) * 5 + 4] == 7.0f);
   REQUIRE(t.row(2, 1) == t.data() + 25);
+}
+
+TEST_CASE("first_rows copies a prefix of the sequence", "[tensor]") {
+  Tensor t(5, 2, 3);
+  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<float>(i);
+  const Tensor p = t.first_rows(2);
+  CHECK(p.shape() == TensorShape{2, 2, 3});
+  CHECK(std::vector<float>(p.values().begin(), p.values().end()) ==
+        std::vector<float>(t.values().begin(), t.values().begin() + 12));
+  CHECK(t.first_rows(0).empty());
+  CHECK(t.first_rows(5).shape() == t.shape());
+  CHECK_THROWS_AS(t.first_rows(6), std::out_of_range);
 }
 
 TEST_CASE("a large block freed and taken again: a zero-filled tensor is zero, every size is aligned", "[tensor]") {
@@ -104,7 +117,7 @@ TEST_CASE("summary stats count non-finite values apart", "[stats]") {
 TEST_CASE("summary stats: the same for every thread count, close to a plain double sum", "[stats]") {
   // Several runs of 65,536 values and a partial one, non-finite values in two of them.
   std::vector<float> v(3 * 65536 + 1001);
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(std::sin(0.001 * i) * 3.0 + 1.0);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(std::sin(0.001 * static_cast<double>(i)) * 3.0 + 1.0);
   v[70000] = std::numeric_limits<float>::quiet_NaN();
   v[150000] = -std::numeric_limits<float>::infinity();
   double sum = 0.0, lo = 1e300, hi = -1e300;

@@ -109,13 +109,6 @@ PowerFit fit_column(const Json& rows, const char* kernel) {
   return fit_loglog(x, y);
 }
 
-// First `count` positions of t, as their own tensor (the prefill part of a decode run).
-Tensor head_of(const Tensor& t, std::size_t count) {
-  Tensor out(count, t.heads(), t.dim());
-  std::copy(t.data(), t.data() + count * t.heads() * t.dim(), out.data());
-  return out;
-}
-
 template <typename Decoder>
 std::vector<double> time_steps(Decoder& dec, const Qkv& x, std::size_t first, std::size_t last, Tensor& out) {
   std::vector<double> samples;
@@ -740,7 +733,7 @@ Json run_bench(const BenchConfig& config_in) {
     const std::size_t dense_prefill = t_len - std::min(c.dense_decode_steps, t_len);
     auto filled_cache = [&](std::size_t prefill) {
       stream::KvCache cache(t_len, c.kv_heads, c.dim, c.sparse.block_size, stream::KvDType::kF32);
-      if (prefill) cache.append_all(head_of(x.k, prefill), head_of(x.v, prefill));
+      if (prefill) cache.append_all(x.k.first_rows(prefill), x.v.first_rows(prefill));
       return cache;
     };
     std::vector<double> sparse_ns, dense_ns;

@@ -5,10 +5,12 @@
 #include <malloc.h>
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <limits>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "rvt/core/error.hpp"
@@ -145,6 +147,13 @@ Tensor::Tensor(std::size_t seq, std::size_t heads, std::size_t dim) : shape_{seq
 
 Tensor::Tensor(std::size_t seq, std::size_t heads, std::size_t dim, Uninitialized) : shape_{seq, heads, dim} {
   allocate(false);
+}
+
+Tensor Tensor::first_rows(std::size_t count) const {
+  if (count > shape_.seq) throw std::out_of_range("Tensor::first_rows: more rows than the tensor has");
+  Tensor out(count, shape_.heads, shape_.dim, Uninitialized{});
+  std::copy_n(data_.data(), out.size(), out.data());
+  return out;
 }
 
 namespace {

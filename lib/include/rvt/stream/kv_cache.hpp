@@ -96,6 +96,7 @@ class KvCache {
   std::vector<std::uint64_t> positions_;
   std::vector<float> scores_;
   std::vector<float> scratch_k_, scratch_v_;  // one row, for rebuilding means without allocating
+  std::vector<float> open_sum_k_, open_sum_v_;  // the newest block's sums (fold_into_mean)
 };
 
 }  // namespace rvt::stream

@@ -103,6 +103,9 @@ class Tensor {
   float& at(std::size_t t, std::size_t h, std::size_t d) { return row(t, h)[d]; }
   float at(std::size_t t, std::size_t h, std::size_t d) const { return row(t, h)[d]; }
 
+  // Positions [0, count) (count <= seq) as a tensor of their own: a prefix of the sequence.
+  Tensor first_rows(std::size_t count) const;
+
  private:
   void allocate(bool zero);
 
