@@ -2,8 +2,9 @@
 //
 // Storage: K and V as [capacity][kv_heads][dim], f32 or f16 (IEEE half, round to nearest
 // even), allocated once. Block means (the landmarks) are kept in f32 from the f32 inputs,
-// updated as each token arrives with mean += (x - mean) / count, so a decode step never
-// rescans a block. Slot s holds the token of original stream position positions()[s];
+// updated as each token arrives from running sums of the newest block (a complete block's
+// mean is sum / count, bit for bit attn::block_means'), so a decode step never rescans a
+// block. Slot s holds the token of original stream position positions()[s];
 // without eviction slot == position.
 //
 // H2O eviction (Zhang et al., "Heavy-Hitter Oracle"): when full, protect the newest
