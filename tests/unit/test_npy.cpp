@@ -470,6 +470,32 @@ TEST_CASE("npy reads fortran_order arrays into C order", "[npy]") {
                                "t.npy");
   REQUIRE(t.values == row_major);
 
+  // Past one block of 64 along the first axis, and with length-1 axes between: (130, 1, 3, 5) and
+  // (2, 70, 1, 2, 3), element [i][..][k] at its column-major offset.
+  for (const std::vector<std::size_t>& shape : {std::vector<std::size_t>{130, 1, 3, 5}, std::vector<std::size_t>{2, 70, 1, 2, 3}}) {
+    std::size_t n = 1;
+    for (std::size_t d : shape) n *= d;
+    std::vector<float> file(n), want(n);
+    std::vector<std::size_t> idx(shape.size(), 0);
+    for (std::size_t c_at = 0; c_at < n; ++c_at) {  // idx: the C-order multi-index of c_at
+      std::size_t f_at = 0, stride = 1;
+      for (std::size_t a = 0; a < shape.size(); ++a) {
+        f_at += idx[a] * stride;
+        stride *= shape[a];
+      }
+      file[f_at] = static_cast<float>(c_at);
+      want[c_at] = static_cast<float>(c_at);
+      for (std::size_t a = shape.size(); a-- > 0;) {
+        if (++idx[a] < shape[a]) break;
+        idx[a] = 0;
+      }
+    }
+    std::string dims;
+    for (std::size_t d : shape) dims += std::to_string(d) + ", ";
+    const NpyArray big = parse_npy(make_npy("{'descr': '<f4', 'fortran_order': True, 'shape': (" + dims + "), }", raw(file)), "b.npy");
+    REQUIRE(big.values == want);
+  }
+
   // One dimension, none, or an empty one: the order does not matter.
   REQUIRE(parse_npy(make_npy("{'descr': '<f4', 'fortran_order': True, 'shape': (3,), }", raw(ramp(3))), "1").values == ramp(3));
   REQUIRE(parse_npy(make_npy("{'descr': '<f4', 'fortran_order': True, 'shape': (), }", raw(ramp(1))), "0").values == ramp(1));

@@ -1,5 +1,6 @@
 #include "rvt/io/npy.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
@@ -414,31 +415,43 @@ void decode_values(const DType& dtype, const std::uint8_t* src, std::size_t n, f
   }
 }
 
-// Column-major values (the first index fastest) into row-major `c` of the same shape, walking
-// c in order while an odometer over the indices tracks the element's column-major offset.
-// Axes of length 1 change no offset and are left out: a header may list thousands of them,
-// and the odometer would carry through each one for every element.
+// Column-major values (the first index fastest) into row-major `c` of the same shape. Element
+// (i0, r) of the file, i0 on the first axis and r the other indices, is at i0 + first * F(r),
+// and goes to i0 * rest + C(r) (F, C: the column- and row-major offsets over the other axes).
+// Blocks of 64 values along the first axis: for each r in row-major order (an odometer keeps
+// F(r)), 64 contiguous reads go to 64 output rows, which stay in L1 while r advances. Reading a
+// [262144][4][32] file (128 MiB): 0.29 - 0.33 s, against 0.17 - 0.19 in C order and 0.42 - 0.44
+// walking c element by element (2026-11-30).
+// Axes of length 1 change no offset and are left out: a header may list thousands of them.
 void to_c_order(const std::vector<float>& f, const std::vector<std::size_t>& shape, std::vector<float>& c) {
-  std::vector<std::size_t> len, f_stride;
-  std::size_t stride = 1;
+  std::vector<std::size_t> len;
   for (std::size_t d : shape) {
-    if (d > 1) {
-      len.push_back(d);
-      f_stride.push_back(stride);
-    }
-    stride *= d;
+    if (d > 1) len.push_back(d);
   }
-  std::vector<std::size_t> index(len.size(), 0);
-  std::size_t at = 0;
-  for (std::size_t i = 0; i < c.size(); ++i) {
-    c[i] = f[at];
-    for (std::size_t a = len.size(); a-- > 0;) {
-      if (++index[a] < len[a]) {
-        at += f_stride[a];
-        break;
+  if (len.size() < 2) {  // one axis that counts: the two orders are the same
+    std::copy(f.begin(), f.end(), c.begin());
+    return;
+  }
+  const std::size_t first = len[0], rest = c.size() / first;
+  std::vector<std::size_t> f_stride(len.size(), 1), index(len.size(), 0);  // over axes 1.., in rows of `first`
+  for (std::size_t a = 2; a < len.size(); ++a) f_stride[a] = f_stride[a - 1] * len[a - 1];
+  constexpr std::size_t kBlock = 64;
+  for (std::size_t i0 = 0; i0 < first; i0 += kBlock) {
+    const std::size_t n = std::min(kBlock, first - i0);
+    std::fill(index.begin(), index.end(), 0);
+    std::size_t at = 0;  // F(r)
+    for (std::size_t r = 0; r < rest; ++r) {
+      const float* src = f.data() + at * first + i0;
+      float* dst = c.data() + i0 * rest + r;
+      for (std::size_t k = 0; k < n; ++k) dst[k * rest] = src[k];
+      for (std::size_t a = len.size(); a-- > 1;) {
+        if (++index[a] < len[a]) {
+          at += f_stride[a];
+          break;
+        }
+        at -= f_stride[a] * (len[a] - 1);
+        index[a] = 0;
       }
-      at -= f_stride[a] * (len[a] - 1);
-      index[a] = 0;
     }
   }
 }
