@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "rvt/attention/attention.hpp"
@@ -103,6 +104,17 @@ TEST_CASE("non-finite pairs are counted and left out of the sums", "[metrics]") 
   const std::vector<float> nan_both{kNan};
   CHECK(element_text(compare(tensor(1, 1, 1, nan_both), tensor(1, 1, 1, nan_both)).worst) ==
         "pos 0 head 0 dim 0: got nan want nan (non-finite)");
+}
+
+TEST_CASE("non-finite pairs and those whose two sides differ", "[metrics]") {
+  const float inf = std::numeric_limits<float>::infinity();
+  Accumulator a;
+  const std::vector<std::pair<float, float>> pairs{
+      {1, 1}, {kNan, kNan}, {inf, inf}, {-inf, -inf}, {kNan, 2}, {3, inf}, {kNan, inf}, {inf, -inf}};
+  for (std::size_t i = 0; i < pairs.size(); ++i) a.add(i, pairs[i].first, pairs[i].second);
+  CHECK(a.count == 1);
+  CHECK(a.nonfinite_pairs == 7);
+  CHECK(a.nonfinite_mismatches == 4);  // the last four
 }
 
 TEST_CASE("the worst element and the per-head breakdown", "[metrics]") {

@@ -64,6 +64,9 @@ void Accumulator::add(std::size_t index, float got, float want) {
   if (!got_ok || !want_ok) {
     nonfinite_got += got_ok ? 0 : 1;
     nonfinite_want += want_ok ? 0 : 1;
+    ++nonfinite_pairs;
+    const bool same = (std::isnan(got) && std::isnan(want)) || got == want;  // both NaN, or the same inf
+    nonfinite_mismatches += same ? 0 : 1;
     if (!has_nonfinite) first_nonfinite = index;
     has_nonfinite = true;
     return;

@@ -51,6 +51,10 @@ struct Element {
 struct Accumulator {
   std::uint64_t count = 0;  // finite pairs
   std::uint64_t nonfinite_got = 0, nonfinite_want = 0;
+  // Pairs with a NaN or inf on either side, and those of them whose two sides differ (one
+  // finite, NaN against inf, inf against -inf): where a NaN propagates through both
+  // computations, only a different outcome is a disagreement.
+  std::uint64_t nonfinite_pairs = 0, nonfinite_mismatches = 0;
   double max_abs = 0.0, sum_abs = 0.0, sum_sq = 0.0;
   double sum_abs_want = 0.0, sum_sq_want = 0.0, sum_sq_got = 0.0, dot = 0.0;
   std::size_t worst_index = 0;  // of max_abs (first on ties), when count > 0
