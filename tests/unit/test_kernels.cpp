@@ -97,7 +97,8 @@ TEST_CASE("fast dense kernel: keys in several L2 ranges, odd row counts", "[kern
   }
 }
 
-TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide windows, no landmarks", "[kernels]") {
+TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide windows, mass or no landmarks",
+          "[kernels]") {
   for (Isa isa : fast_isas()) {
     for (std::size_t seq : {1u, 2u, 15u, 16u, 17u, 33u, 100u, 257u}) {
       for (bool causal : {true, false}) {
@@ -115,6 +116,10 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
             c.globals = {seq / 2, 0, seq / 2, seq + 4};  // a duplicate and one out of range
             CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast),
                                      attn::sparse_attention(x.q, x.k, x.v, c, ref)) < 4e-6);
+            c.landmark_mode = attn::LandmarkMode::kMass;  // + log2(count) per block, covered blocks dropped
+            CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast),
+                                     attn::sparse_attention(x.q, x.k, x.v, c, ref)) < 4e-6);
+            c.landmark_mode = attn::LandmarkMode::kMean;
             c.landmarks = false;
             c.log_stride = window != 3;
             CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast),

@@ -160,50 +160,56 @@ TEST_CASE("block size 0 is rejected", "[pattern]") {
 
 TEST_CASE("tile columns expand to exactly PatternBuilder's candidate sets", "[pattern]") {
   // Every row of every tile, for causal and bidirectional configs, with and without
-  // log-stride and landmarks, duplicate and out-of-range globals, windows from 0 to past
-  // the sequence, and tiles that straddle the end.
-  for (std::size_t lanes : {8u, 16u}) {
-    for (std::size_t seq : {1u, 7u, 16u, 45u, 130u, 600u}) {
-      for (bool causal : {true, false}) {
-        for (std::size_t window : {0u, 1u, 5u, 16u, 200u}) {
-          for (int variant = 0; variant < 4; ++variant) {
-            // Block 16 (a multiple of the lanes): causal tiles take the shifted grid.
-            SparseConfig c = make_config(window, variant == 2 ? 1 : variant == 3 ? 16 : 7);
-            c.causal = causal;
-            c.log_stride = variant != 1;
-            c.landmarks = variant != 1;
-            c.globals = {seq / 3, 0, seq / 3, seq + 2};
-            INFO("lanes " << lanes << " seq " << seq << " causal " << causal << " window " << window << " variant "
-                          << variant);
-            PatternBuilder rows(seq, c);
-            TilePattern tiles(seq, c, lanes);
-            const TileGrid grid = TileGrid::for_config(seq, c, lanes);  // as the kernel tiles the rows
-            CHECK(grid.shift == (causal && c.landmarks && c.block_size % lanes == 0 ? 1u : 0u));
-            for (std::size_t t = 0; t < grid.tiles(); ++t) {
-              const std::size_t row0 = grid.row0(t);
-              tiles.build(row0, grid.rows(t));
-              const rvt::kernels::TileColumns cols = tiles.columns();
-              REQUIRE(cols.relative.size() + cols.globals.size() + cols.blocks.size() <= tiles.max_columns());
-              if (grid.shift == 1) {  // the point of the shift: every row of the tile has every block
-                for (const auto& col : cols.blocks) CHECK(col.lanes == (std::uint32_t{1} << grid.rows(t)) - 1);
-              }
-              for (std::size_t r = 0; r < lanes; ++r) {
-                auto [tok, blk] = rvt::attn::lane_candidates(cols, row0, r);
-                if (r >= grid.rows(t)) {  // lanes past the tile's rows hold nothing
-                  CHECK(tok.empty());
-                  CHECK(blk.empty());
-                  continue;
+  // log-stride and landmarks, both landmark modes, duplicate and out-of-range globals, windows
+  // from 0 to past the sequence, and tiles that straddle the end. kMass drops the blocks a
+  // row's tokens cover: those in its window, and with blocks of 1 those at a log-stride or
+  // global token too.
+  for (LandmarkMode mode : {LandmarkMode::kMean, LandmarkMode::kMass}) {
+    for (std::size_t lanes : {8u, 16u}) {
+      for (std::size_t seq : {1u, 7u, 16u, 45u, 130u, 600u}) {
+        for (bool causal : {true, false}) {
+          for (std::size_t window : {0u, 1u, 5u, 16u, 200u}) {
+            for (int variant = 0; variant < 4; ++variant) {
+              // Block 16 (a multiple of the lanes): causal tiles take the shifted grid.
+              SparseConfig c = make_config(window, variant == 2 ? 1 : variant == 3 ? 16 : 7);
+              c.causal = causal;
+              c.log_stride = variant != 1;
+              c.landmarks = variant != 1;
+              c.globals = {seq / 3, 0, seq / 3, seq + 2};
+              c.landmark_mode = mode;
+              INFO("mode " << landmark_mode_name(mode) << " lanes " << lanes << " seq " << seq << " causal " << causal
+                           << " window " << window << " variant " << variant);
+              PatternBuilder rows(seq, c);
+              TilePattern tiles(seq, c, lanes);
+              const TileGrid grid = TileGrid::for_config(seq, c, lanes);  // as the kernel tiles the rows
+              CHECK(grid.shift == (causal && c.landmarks && c.block_size % lanes == 0 ? 1u : 0u));
+              for (std::size_t t = 0; t < grid.tiles(); ++t) {
+                const std::size_t row0 = grid.row0(t);
+                tiles.build(row0, grid.rows(t));
+                const rvt::kernels::TileColumns cols = tiles.columns();
+                REQUIRE(cols.relative.size() + cols.globals.size() + cols.blocks.size() <= tiles.max_columns());
+                // The point of the shift: every row of the tile has every block (kMass drops some).
+                if (grid.shift == 1 && mode == LandmarkMode::kMean) {
+                  for (const auto& col : cols.blocks) CHECK(col.lanes == (std::uint32_t{1} << grid.rows(t)) - 1);
                 }
-                rows.build(row0 + r);
-                std::vector<std::uint32_t> want_tok(rows.tokens().begin(), rows.tokens().end());
-                std::vector<std::uint32_t> want_blk(rows.blocks().begin(), rows.blocks().end());
-                std::sort(tok.begin(), tok.end());
-                std::sort(blk.begin(), blk.end());
-                std::sort(want_tok.begin(), want_tok.end());
-                std::sort(want_blk.begin(), want_blk.end());
-                INFO("row " << row0 + r);
-                REQUIRE(tok == want_tok);  // equal as sorted lists: same set, no duplicates
-                REQUIRE(blk == want_blk);
+                for (std::size_t r = 0; r < lanes; ++r) {
+                  auto [tok, blk] = rvt::attn::lane_candidates(cols, row0, r);
+                  if (r >= grid.rows(t)) {  // lanes past the tile's rows hold nothing
+                    CHECK(tok.empty());
+                    CHECK(blk.empty());
+                    continue;
+                  }
+                  rows.build(row0 + r);
+                  std::vector<std::uint32_t> want_tok(rows.tokens().begin(), rows.tokens().end());
+                  std::vector<std::uint32_t> want_blk(rows.blocks().begin(), rows.blocks().end());
+                  std::sort(tok.begin(), tok.end());
+                  std::sort(blk.begin(), blk.end());
+                  std::sort(want_tok.begin(), want_tok.end());
+                  std::sort(want_blk.begin(), want_blk.end());
+                  INFO("row " << row0 + r);
+                  REQUIRE(tok == want_tok);  // equal as sorted lists: same set, no duplicates
+                  REQUIRE(blk == want_blk);
+                }
               }
             }
           }
@@ -211,7 +217,10 @@ TEST_CASE("tile columns expand to exactly PatternBuilder's candidate sets", "[pa
       }
     }
   }
-  SparseConfig mass;
-  mass.landmark_mode = LandmarkMode::kMass;
-  CHECK_FALSE(TilePattern::supports(mass));
+  SparseConfig wide;
+  wide.window = TilePattern::kMaxWindow + 1;
+  CHECK_FALSE(TilePattern::supports(wide));
+  wide.landmark_mode = LandmarkMode::kMass;
+  wide.window = TilePattern::kMaxWindow;
+  CHECK(TilePattern::supports(wide));
 }

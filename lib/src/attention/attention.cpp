@@ -338,8 +338,8 @@ bool prefetch_ahead(const AttentionShape& s) {
 // added ~30 us to a two-thread call at N = 1024 (0.165 ms against 0.136 without landmarks), more
 // than the whole means pass takes on one thread (13 - 17 us).
 kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Tensor& k, const Tensor& v,
-                                     const AttentionShape& s, const TileGrid& grid, BlockMeans* means, std::size_t kvh,
-                                     unsigned threads, float* memory) {
+                                     const AttentionShape& s, const TileGrid& grid, BlockMeans* means,
+                                     const float* block_bias, std::size_t kvh, unsigned threads, float* memory) {
   const std::size_t positions = s.seq + grid.shift;
   const PaddedTiles kt(memory, s.dim, positions, table.lanes);
   const bool copy = copy_values(s);
@@ -371,6 +371,7 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
     a.mean_k = means->k_row(0, kvh);
     a.mean_v = means->v_row(0, kvh);
     a.mean_stride = means->kv_heads * means->dim;
+    a.block_bias = block_bias;
   }
   return a;
 }
@@ -386,8 +387,8 @@ float* tile_scratch(const TileColumnSet& columns, std::size_t lanes) {
 // Tiles [begin, end) of kv head kvh (arguments from prepare_head), each for all the query
 // heads of its group, on the calling thread.
 void run_tiles(const kernels::KernelTable& table, const Tensor& q, const AttentionShape& s,
-               const TileColumnSet& columns, const kernels::SparseTileArgs& a, std::size_t kvh, std::size_t begin,
-               std::size_t end, float* scratch, Tensor& out) {
+               const TileColumnSet& columns, const BlockMeans* means, const kernels::SparseTileArgs& a, std::size_t kvh,
+               std::size_t begin, std::size_t end, float* scratch, Tensor& out) {
   const TileGrid& grid = columns.grid();
   for (std::size_t t = begin; t < end; ++t) {
     if (grid.rows(t) == 1) {  // the row kernel; scratch holds a tile's columns, more than its candidates
@@ -395,6 +396,8 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
       const std::size_t row = grid.row0(t);
       kernels::LandmarkSource landmarks;
       landmarks.rows = {a.mean_k, a.mean_v, a.mean_stride};
+      landmarks.counts = means ? means->counts.data() : nullptr;
+      landmarks.mass_bias = a.block_bias != nullptr;
       for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
         table.sparse_row_f32(q.row(row, h), s.dim, a.scale, {a.k, a.v, a.kv_stride}, single.tokens, landmarks,
                              single.blocks, scratch, out.row(row, h));
@@ -414,13 +417,13 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
 // The kv heads one after the other, each transposed and then its tiles split between the
 // workers, which share its K/V.
 void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                           const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
-                           Tensor& out) {
+                           const AttentionShape& s, BlockMeans* means, const float* block_bias,
+                           const TileColumnSet& columns, unsigned threads, Tensor& out) {
   const Workspace memory(head_tile_floats(s, columns.grid(), table.lanes));
   for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
-    const kernels::SparseTileArgs a = prepare_head(table, k, v, s, columns.grid(), means, kvh, threads, memory.data());
+    const kernels::SparseTileArgs a = prepare_head(table, k, v, s, columns.grid(), means, block_bias, kvh, threads, memory.data());
     parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
-      run_tiles(table, q, s, columns, a, kvh, begin, end, tile_scratch(columns, table.lanes), out);
+      run_tiles(table, q, s, columns, means, a, kvh, begin, end, tile_scratch(columns, table.lanes), out);
       if (a.stream_out) table.stream_fence();
     });
   }
@@ -461,8 +464,8 @@ unsigned share_turn(const AttentionShape& s, unsigned threads) {
 // 13.7, 8192 1.44 - 1.50 against 1.48 - 1.57, 1024 and 4096 level or faster; with 2 or 8 heads
 // level or faster.
 void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                           const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
-                           Tensor& out) {
+                           const AttentionShape& s, BlockMeans* means, const float* block_bias,
+                           const TileColumnSet& columns, unsigned threads, Tensor& out) {
   constexpr std::size_t kTilesPerClaim = 8;  // 128 rows on AVX-512: the run's window keys stay in cache
   OwnedWork work(s.kv_heads, columns.tiles(), kTilesPerClaim, threads);
   const unsigned turn = share_turn(s, threads);
@@ -479,11 +482,11 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
     auto tiles = [&](std::size_t h, std::size_t begin, std::size_t end) {
       const std::size_t n = columns.tiles(), first = (begin + work.share_of(h) * n / threads) % n;
       const std::size_t last = first + (end - begin);
-      run_tiles(table, q, s, columns, args[h], h, first, std::min(last, n), scratch, out);
-      if (last > n) run_tiles(table, q, s, columns, args[h], h, 0, last - n, scratch, out);
+      run_tiles(table, q, s, columns, means, args[h], h, first, std::min(last, n), scratch, out);
+      if (last > n) run_tiles(table, q, s, columns, means, args[h], h, 0, last - n, scratch, out);
     };
     while (const std::optional<std::size_t> h = work.take((worker + turn) % threads)) {
-      args[*h] = prepare_head(table, k, v, s, columns.grid(), means, *h, 1, memory.data());
+      args[*h] = prepare_head(table, k, v, s, columns.grid(), means, block_bias, *h, 1, memory.data());
       work.publish(*h);
       work.run(*h, tiles);
       work.wait_helpers(*h);  // then the workspace may take the next head
@@ -495,13 +498,20 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
 
 // split_heads: each worker takes whole kv heads; otherwise the heads go one after the other,
 // their tiles split between workers. Each head's block means are filled with its transposes.
+// kMass: each block's scores gain log2 of its token count (SparseTileArgs::block_bias).
 void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                   const SparseConfig& config, const AttentionShape& s, unsigned threads, bool split_heads, Tensor& out) {
   const std::shared_ptr<const TileColumnSet> kept = tile_columns(s.seq, config, table.lanes, threads);
   BlockMeans unfilled = config.landmarks ? unfilled_block_means(k, config.block_size) : BlockMeans{};
   BlockMeans* means = config.landmarks ? &unfilled : nullptr;
-  if (split_heads) sparse_tiled_by_heads(table, q, k, v, s, means, *kept, threads, out);
-  else sparse_tiled_by_tiles(table, q, k, v, s, means, *kept, threads, out);
+  std::vector<float> bias;
+  if (means && config.landmark_mode == LandmarkMode::kMass) {
+    bias.reserve(means->counts.size());
+    for (std::uint32_t count : means->counts) bias.push_back(std::log2(static_cast<float>(count)));
+  }
+  const float* block_bias = bias.empty() ? nullptr : bias.data();
+  if (split_heads) sparse_tiled_by_heads(table, q, k, v, s, means, block_bias, *kept, threads, out);
+  else sparse_tiled_by_tiles(table, q, k, v, s, means, block_bias, *kept, threads, out);
 }
 
 // The SIMD kernels assume finite inputs (a masked lane's 0 weight times a NaN value is

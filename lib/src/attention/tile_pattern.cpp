@@ -35,7 +35,7 @@ TilePattern::TilePattern(std::size_t seq, const SparseConfig& config, std::size_
     : seq_(seq), lanes_(lanes), config_(config) {
   config_.validate();
   if (lanes == 0 || lanes > 32) throw std::invalid_argument("TilePattern: lanes must be in 1..32");
-  if (!supports(config_)) throw std::invalid_argument("TilePattern: config not supported (mass landmarks or wide window)");
+  if (!supports(config_)) throw std::invalid_argument("TilePattern: config not supported (window too wide)");
   const auto n = static_cast<std::int64_t>(seq);
   const std::int64_t w = std::min<std::int64_t>(static_cast<std::int64_t>(config_.window), std::max<std::int64_t>(n - 1, 0));
   for (std::int64_t o = config_.causal ? 0 : -w; o <= w; ++o) offsets_.push_back(o);
@@ -56,15 +56,34 @@ TilePattern::TilePattern(std::size_t seq, const SparseConfig& config, std::size_
   blocks_.reserve(max_columns());
 }
 
-bool TilePattern::supports(const SparseConfig& config) {
-  return config.landmark_mode == LandmarkMode::kMean && config.window <= kMaxWindow;
-}
+bool TilePattern::supports(const SparseConfig& config) { return config.window <= kMaxWindow; }
 
 std::size_t TilePattern::max_columns() const {
   std::size_t log_blocks = 0;
   for (std::size_t s = 1; s < block_count(std::max<std::size_t>(seq_, 1), config_.block_size); s <<= 1) ++log_blocks;
   const std::size_t blocks_per_row = 2 + 2 * (log_blocks + 1);
   return offsets_.size() + globals_unique_.size() + lanes_ * blocks_per_row;
+}
+
+// Whether every key of landmark block b is a token of row i (PatternBuilder::block_fully_covered):
+// the keys in the row's window are, the others must each be a log-stride or global token. Outside
+// the window the first key that is neither ends the loop, at once for all but the blocks next to
+// it, so this costs a few checks per (row, block).
+bool TilePattern::row_covers_block(std::int64_t i, std::size_t b) const {
+  const auto w = static_cast<std::int64_t>(config_.window), n = static_cast<std::int64_t>(seq_);
+  const auto begin = static_cast<std::int64_t>(b * config_.block_size);
+  const std::int64_t end = std::min(begin + static_cast<std::int64_t>(config_.block_size), n);
+  const std::int64_t window_lo = i - w, window_hi = config_.causal ? i : i + w;
+  for (std::int64_t j = begin; j < end; ++j) {
+    if (j >= window_lo && j <= window_hi) {
+      j = window_hi;  // the rest of the window's part of the block
+      continue;
+    }
+    const bool global = std::find(globals_unique_.begin(), globals_unique_.end(), static_cast<std::size_t>(j)) !=
+                        globals_unique_.end();
+    if (!offset_is_relative(i - j) && !(global && (!config_.causal || j <= i))) return false;
+  }
+  return true;
 }
 
 // Whether key i - d of row i is one of row i's window or log-stride tokens.
@@ -118,10 +137,17 @@ void TilePattern::build(std::size_t row0, std::size_t row_count) {
     while (end < rows && (config_.causal ? (r0 + end + 1) / bs : (r0 + end) / bs) == key) ++end;
     const std::uint32_t run = lane_bits(r, end - 1);
     for_each_landmark_block(static_cast<std::size_t>(i), seq_, config_, [&](std::size_t b) {
+      std::uint32_t lanes = run;
+      if (config_.landmark_mode == LandmarkMode::kMass) {  // less the rows whose tokens cover the block
+        for (std::int64_t row = r; row < end; ++row) {
+          if (row_covers_block(r0 + row, b)) lanes &= ~(std::uint32_t{1} << row);
+        }
+        if (lanes == 0) return;
+      }
       const auto at = static_cast<std::int64_t>(b);
       auto it = std::find_if(blocks_.begin(), blocks_.end(), [at](const kernels::TileColumn& c) { return c.at == at; });
-      if (it == blocks_.end()) blocks_.push_back({at, run});
-      else it->lanes |= run;
+      if (it == blocks_.end()) blocks_.push_back({at, lanes});
+      else it->lanes |= lanes;
     });
     r = end;
   }

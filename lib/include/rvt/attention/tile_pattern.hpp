@@ -4,9 +4,9 @@
 // Row i's tokens are the keys i - o for the relative offsets o of the window and the
 // log-stride (the same offsets for every row, so a column reads `lanes` consecutive keys
 // of the K/V key tiles), plus the global tokens that neither of those already holds. Its
-// blocks are those of for_each_landmark_block. A column's lane mask says which rows hold
-// it; expanding the columns lane by lane gives exactly PatternBuilder's sets (tested).
-// Only the mean landmark mode: kMass takes the row kernel.
+// blocks are those of for_each_landmark_block, less (LandmarkMode::kMass) those its tokens
+// cover. A column's lane mask says which rows hold it; expanding the columns lane by lane
+// gives exactly PatternBuilder's sets (tested).
 #pragma once
 
 #include <algorithm>
@@ -49,8 +49,8 @@ class TilePattern {
   // lanes: rows per tile (<= 32). The offsets are fixed by the config and seq.
   TilePattern(std::size_t seq, const SparseConfig& config, std::size_t lanes);
 
-  // Whether the tiled kernel serves this config (mean landmarks, a window of at most
-  // kMaxWindow: wider windows make columns mostly empty).
+  // Whether the tiled kernel serves this config (a window of at most kMaxWindow: wider
+  // windows make columns mostly empty).
   static bool supports(const SparseConfig& config);
   static constexpr std::size_t kMaxWindow = 256;
 
@@ -64,6 +64,7 @@ class TilePattern {
 
  private:
   bool offset_is_relative(std::int64_t o) const;
+  bool row_covers_block(std::int64_t i, std::size_t b) const;
 
   std::size_t seq_, lanes_;
   SparseConfig config_;

@@ -66,6 +66,9 @@ struct SparseTileArgs {
   const float* mean_k = nullptr;  // landmark block b at mean_k + b * mean_stride
   const float* mean_v = nullptr;
   std::size_t mean_stride = 0;
+  // LandmarkMode::kMass: block b's scores gain block_bias[b], the log2 of its token count (the
+  // scores are in log2 units; the reference adds ln(count) to the natural ones). Null: kMean.
+  const float* block_bias = nullptr;
   float* out = nullptr;  // output row i at out + i * out_stride
   std::size_t out_stride = 0;
   // Write whole output lines with streaming stores (where the ISA's vector is a line and the

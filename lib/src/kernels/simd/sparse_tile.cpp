@@ -334,20 +334,24 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
     }
   }
 
-  // Scores, dims in chunks; then masked lanes to -inf and the per-lane max.
+  // Scores, dims in chunks; then the blocks' mass bias, masked lanes to -inf and the per-lane max.
   const auto r0 = static_cast<std::ptrdiff_t>(row0), p0 = static_cast<std::ptrdiff_t>(row0 + a.key_shift);
   for_dim_chunks(dim, [&](auto nd, std::size_t d0) { score_chunk<decltype(nd)::value>(a, r0, p0, rows, cols, d0, d0 == 0, w); });
   const vf neg_inf = vset1(kNegInf);
   vf m = neg_inf;
   float* s = w;
-  for (std::span<const TileColumn> group : {cols.relative, cols.globals, cols.blocks}) {
+  auto mask = [&](std::span<const TileColumn> group, const float* bias) {
     for (const TileColumn& c : group) {
-      const vf sc = vselect_lanes(neg_inf, vload(s), c.lanes);
+      const vf raw = vload(s);
+      const vf sc = vselect_lanes(neg_inf, bias ? vadd(raw, vset1(bias[c.at])) : raw, c.lanes);
       vstore(s, sc);
       m = vmax(m, sc);
       s += kLanes;
     }
-  }
+  };
+  mask(cols.relative, nullptr);
+  mask(cols.globals, nullptr);
+  mask(cols.blocks, a.block_bias);
   m = vmax(m, vset1(-std::numeric_limits<float>::max()));  // lanes past the last row: no candidate
 
   // Softmax numerators in place; a masked lane (-inf) weighs exactly 0 (vexp2).
