@@ -110,7 +110,7 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
             const Qkv x = generate_qkv(GenKind::kNormal, seq, 4, 2, 20, seq * 31 + window);
             const attn::ExecOptions ref{1, Isa::kScalar}, fast{2, isa};
             attn::SparseConfig c;
-            c.window = window;  // 300 is past TilePattern::kMaxWindow: the row kernel
+            c.window = window;  // 300: columns built tile by tile (attention.cpp, TileColumnSet)
             c.block_size = block;
             c.causal = causal;
             c.globals = {seq / 2, 0, seq / 2, seq + 4};  // a duplicate and one out of range
@@ -124,6 +124,36 @@ TEST_CASE("tiled sparse kernel: short, odd and tile-straddling sequences, wide w
             c.log_stride = window != 3;
             CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast),
                                      attn::sparse_attention(x.q, x.k, x.v, c, ref)) < 4e-6);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("tiled sparse kernel: windows past 256, their columns built tile by tile, match the reference",
+          "[kernels]") {
+  // Past TileColumnSet::kMaxBuiltWindow each worker builds a tile's columns as it runs it;
+  // sequences longer than the window, so that most tiles hold the whole window. One and two
+  // workers: with GQA 4:2 each takes a kv head, with MQA 4:1 they split the head's tiles.
+  for (Isa isa : fast_isas()) {
+    for (std::size_t window : {257u, 300u, 520u}) {
+      for (bool causal : {true, false}) {
+        for (attn::LandmarkMode mode : {attn::LandmarkMode::kMean, attn::LandmarkMode::kMass}) {
+          const std::size_t kv_heads = mode == attn::LandmarkMode::kMean ? 2 : 1;
+          INFO("isa " << kernels::isa_name(isa) << " window " << window << " causal " << causal << " mode "
+                      << attn::landmark_mode_name(mode) << " kv heads " << kv_heads);
+          const Qkv x = generate_qkv(GenKind::kNormal, 1100, 4, kv_heads, 20, window + causal);
+          attn::SparseConfig c;
+          c.window = window;
+          c.block_size = 48;
+          c.causal = causal;
+          c.landmark_mode = mode;
+          c.globals = {0, 700};
+          const Tensor want = attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{1, Isa::kScalar});
+          for (unsigned threads : {1u, 2u}) {
+            CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, attn::ExecOptions{threads, isa}), want) <
+                  4e-6);
           }
         }
       }

@@ -217,10 +217,4 @@ TEST_CASE("tile columns expand to exactly PatternBuilder's candidate sets", "[pa
       }
     }
   }
-  SparseConfig wide;
-  wide.window = TilePattern::kMaxWindow + 1;
-  CHECK_FALSE(TilePattern::supports(wide));
-  wide.landmark_mode = LandmarkMode::kMass;
-  wide.window = TilePattern::kMaxWindow;
-  CHECK(TilePattern::supports(wide));
 }

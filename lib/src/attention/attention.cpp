@@ -180,14 +180,24 @@ void fill_block_means(BlockMeansFn means, const Tensor& k, const Tensor& v, std:
 }
 
 // Every tile's columns, built once per call (in parallel) and shared by all heads: about
-// 40 columns of 16 bytes per tile of 16 rows.
+// 40 columns of 16 bytes per tile of 16 rows. A window past kMaxBuiltWindow adds a column per
+// key of the window to every tile (at 1M rows, window 1024: 1 GiB): there each worker builds
+// the columns tile by tile instead, into its own TilePattern (worker_pattern).
 class TileColumnSet {
  public:
+  static constexpr std::size_t kMaxBuiltWindow = 256;
+
   TileColumnSet(std::size_t seq, const SparseConfig& config, std::size_t lanes, unsigned threads)
       : grid_(TileGrid::for_config(seq, config, lanes)),
         tiles_(grid_.tiles()),
-        chunks_((tiles_ + kTilesPerChunk - 1) / kTilesPerChunk),
-        where_(tiles_) {
+        seq_(seq),
+        lanes_(lanes),
+        config_(config),
+        built_(config.window <= kMaxBuiltWindow),
+        chunks_(built_ ? (tiles_ + kTilesPerChunk - 1) / kTilesPerChunk : 0),
+        where_(built_ ? tiles_ : 0) {
+    TilePattern pattern(seq, config, lanes);
+    if (!built_) max_columns_ = pattern.max_columns();
     parallel_for(chunks_.size(), threads, [&](std::size_t first, std::size_t last, unsigned) {
       TilePattern pattern(seq, config, lanes);
       for (std::size_t c = first; c < last; ++c) {
@@ -202,7 +212,7 @@ class TileColumnSet {
     });
     for (const Where& w : where_) max_columns_ = std::max<std::size_t>(max_columns_, w.relative + w.globals + w.blocks);
     for (std::size_t t = 0; t < tiles_; ++t) {  // the first and last tiles at most
-      if (grid_.rows(t) == 1) single_rows_.push_back({t, lane_candidates(columns(t), grid_.row0(t), 0)});
+      if (grid_.rows(t) == 1) single_rows_.push_back({t, lane_candidates(columns(t, &pattern), grid_.row0(t), 0)});
     }
   }
   const TileGrid& grid() const { return grid_; }
@@ -212,7 +222,16 @@ class TileColumnSet {
     for (const auto& chunk : chunks_) columns += chunk.size();
     return columns * sizeof(kernels::TileColumn) + where_.size() * sizeof(Where);
   }
-  kernels::TileColumns columns(std::size_t t) const {
+  // What a worker passes to columns(): a pattern of its own where the set is built tile by tile.
+  std::optional<TilePattern> worker_pattern() const {
+    return built_ ? std::nullopt : std::optional<TilePattern>(std::in_place, seq_, config_, lanes_);
+  }
+  // Tile t's columns, valid until `own` (from worker_pattern) builds another tile's.
+  kernels::TileColumns columns(std::size_t t, TilePattern* own) const {
+    if (!built_) {
+      own->build(grid_.row0(t), grid_.rows(t));
+      return own->columns();
+    }
     const Where& w = where_[t];
     const kernels::TileColumn* base = chunks_[t / kTilesPerChunk].data() + w.start;
     return {{base, w.relative}, {base + w.relative, w.globals}, {base + w.relative + w.globals, w.blocks}};
@@ -232,7 +251,9 @@ class TileColumnSet {
     std::uint32_t start, relative, globals, blocks;
   };
   TileGrid grid_;
-  std::size_t tiles_;
+  std::size_t tiles_, seq_, lanes_;
+  SparseConfig config_;
+  bool built_;
   std::vector<std::vector<kernels::TileColumn>> chunks_;
   std::vector<std::pair<std::size_t, LaneCandidates>> single_rows_;  // (tile, its row's candidates)
   std::vector<Where> where_;
@@ -385,10 +406,11 @@ float* tile_scratch(const TileColumnSet& columns, std::size_t lanes) {
 }
 
 // Tiles [begin, end) of kv head kvh (arguments from prepare_head), each for all the query
-// heads of its group, on the calling thread.
+// heads of its group, on the calling thread; own: its TileColumnSet::worker_pattern.
 void run_tiles(const kernels::KernelTable& table, const Tensor& q, const AttentionShape& s,
-               const TileColumnSet& columns, const BlockMeans* means, const kernels::SparseTileArgs& a, std::size_t kvh,
-               std::size_t begin, std::size_t end, float* scratch, Tensor& out) {
+               const TileColumnSet& columns, TilePattern* own, const BlockMeans* means,
+               const kernels::SparseTileArgs& a, std::size_t kvh, std::size_t begin, std::size_t end, float* scratch,
+               Tensor& out) {
   const TileGrid& grid = columns.grid();
   for (std::size_t t = begin; t < end; ++t) {
     if (grid.rows(t) == 1) {  // the row kernel; scratch holds a tile's columns, more than its candidates
@@ -404,7 +426,7 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
       }
       continue;
     }
-    const kernels::TileColumns cols = columns.columns(t);  // shared by the group's query heads
+    const kernels::TileColumns cols = columns.columns(t, own);  // shared by the group's query heads
     for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
       kernels::SparseTileArgs ah = a;
       ah.q = q.row(0, h);
@@ -423,7 +445,9 @@ void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, c
   for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
     const kernels::SparseTileArgs a = prepare_head(table, k, v, s, columns.grid(), means, block_bias, kvh, threads, memory.data());
     parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
-      run_tiles(table, q, s, columns, means, a, kvh, begin, end, tile_scratch(columns, table.lanes), out);
+      std::optional<TilePattern> own = columns.worker_pattern();
+      run_tiles(table, q, s, columns, own ? &*own : nullptr, means, a, kvh, begin, end, tile_scratch(columns, table.lanes),
+                out);
       if (a.stream_out) table.stream_fence();
     });
   }
@@ -474,6 +498,8 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
     // What can throw comes before a head is taken (see owned_work.hpp).
     const Workspace memory(head_tile_floats(s, columns.grid(), table.lanes));
     float* scratch = tile_scratch(columns, table.lanes);
+    std::optional<TilePattern> own_pattern = columns.worker_pattern();
+    TilePattern* own = own_pattern ? &*own_pattern : nullptr;
     // Pieces [begin, end) of head h are its tiles from the share's start: the workers' heads
     // start at different rows (worker w at w / threads of the sequence, wrapping round), as
     // heads run from the same rows at the same time on two cores were slower (the cause is
@@ -482,8 +508,8 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
     auto tiles = [&](std::size_t h, std::size_t begin, std::size_t end) {
       const std::size_t n = columns.tiles(), first = (begin + work.share_of(h) * n / threads) % n;
       const std::size_t last = first + (end - begin);
-      run_tiles(table, q, s, columns, means, args[h], h, first, std::min(last, n), scratch, out);
-      if (last > n) run_tiles(table, q, s, columns, means, args[h], h, 0, last - n, scratch, out);
+      run_tiles(table, q, s, columns, own, means, args[h], h, first, std::min(last, n), scratch, out);
+      if (last > n) run_tiles(table, q, s, columns, own, means, args[h], h, 0, last - n, scratch, out);
     };
     while (const std::optional<std::size_t> h = work.take((worker + turn) % threads)) {
       args[*h] = prepare_head(table, k, v, s, columns.grid(), means, block_bias, *h, 1, memory.data());
@@ -579,15 +605,13 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   // K/V reads no longer shared by a tile's heads, were slower from 16K: 7.3 ms against 5.4).
   // The result is the same for every thread count.
   constexpr std::size_t kMinHeadRowsPerWorker = 2048, kMaxSplitHeadRows = std::size_t{1} << 18;
-  const bool tiled = TilePattern::supports(config);
   const std::size_t asked = std::max(1u, exec.threads);
-  const bool split_heads = tiled && asked > 1 && s.kv_heads >= 2 && s.seq <= kMaxSplitHeadRows;
+  const bool split_heads = asked > 1 && s.kv_heads >= 2 && s.seq <= kMaxSplitHeadRows;
   const std::size_t head_rows = s.seq * s.group();
-  const unsigned threads = !tiled      ? exec.threads
-                           : split_heads ? static_cast<unsigned>(std::min<std::size_t>(asked, s.kv_heads))
-                                         : static_cast<unsigned>(std::clamp<std::size_t>(head_rows / kMinHeadRowsPerWorker, 1, asked));
+  const unsigned threads = split_heads ? static_cast<unsigned>(std::min<std::size_t>(asked, s.kv_heads))
+                                       : static_cast<unsigned>(std::clamp<std::size_t>(head_rows / kMinHeadRowsPerWorker, 1, asked));
   const kernels::KernelTable* table = pick_kernels(exec, q, k, v, threads);
-  if (table && tiled && s.seq > 0) {
+  if (table && s.seq > 0) {
     Tensor out(s.seq, s.q_heads, s.dim, Tensor::Uninitialized{});  // the tiles write every value
     // Fault the fresh pages in on this thread: workers first-touching them together contend
     // in the kernel's page-fault path (2 threads ran 2-3x slower than 1 at N = 4096).
@@ -597,10 +621,10 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
     sparse_tiled(*table, q, k, v, config, s, threads, split_heads, out);
     return out;
   }
+  // The scalar reference, row by row: --isa scalar, or inputs with a NaN or an inf.
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;
-  const auto row_kernel = table ? table->sparse_row_f32 : &kernels::sparse_row_ref<float>;
-  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads, table) : BlockMeans{};
+  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, exec.threads) : BlockMeans{};
   const float scale = s.scale();
   const std::size_t kv_stride = s.kv_heads * s.dim;
   // Per-worker pattern builders (O(N) stamps each) and score scratch, made on first use.
@@ -627,8 +651,8 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
           lm.counts = means.counts.data();
           lm.mass_bias = config.landmark_mode == LandmarkMode::kMass;
         }
-        row_kernel(q.row(i, h), s.dim, scale, src, ws.pattern.tokens(), lm, ws.pattern.blocks(), ws.scratch.data(),
-                   out.row(i, h));
+        kernels::sparse_row_ref<float>(q.row(i, h), s.dim, scale, src, ws.pattern.tokens(), lm, ws.pattern.blocks(),
+                                       ws.scratch.data(), out.row(i, h));
       }
     }
   });

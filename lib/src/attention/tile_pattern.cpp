@@ -35,7 +35,6 @@ TilePattern::TilePattern(std::size_t seq, const SparseConfig& config, std::size_
     : seq_(seq), lanes_(lanes), config_(config) {
   config_.validate();
   if (lanes == 0 || lanes > 32) throw std::invalid_argument("TilePattern: lanes must be in 1..32");
-  if (!supports(config_)) throw std::invalid_argument("TilePattern: config not supported (window too wide)");
   const auto n = static_cast<std::int64_t>(seq);
   const std::int64_t w = std::min<std::int64_t>(static_cast<std::int64_t>(config_.window), std::max<std::int64_t>(n - 1, 0));
   for (std::int64_t o = config_.causal ? 0 : -w; o <= w; ++o) offsets_.push_back(o);
@@ -55,8 +54,6 @@ TilePattern::TilePattern(std::size_t seq, const SparseConfig& config, std::size_
   globals_.reserve(globals_unique_.size());
   blocks_.reserve(max_columns());
 }
-
-bool TilePattern::supports(const SparseConfig& config) { return config.window <= kMaxWindow; }
 
 std::size_t TilePattern::max_columns() const {
   std::size_t log_blocks = 0;

@@ -1,8 +1,9 @@
 // Dense and sparse attention over [seq][heads][dim] tensors, MHA/GQA/MQA.
 //
-// Front end: check the shapes once (check_qkv), then run the row kernel for every
-// (query row, head). Rows are split across threads; each row is computed by one
-// thread in a fixed order, so the output does not depend on the thread count.
+// Front end: check the shapes once (check_qkv), then run the SIMD kernels in tiles of rows
+// (the scalar reference row by row for Isa::kScalar or non-finite inputs). Work is split
+// across threads; each output row is computed by one thread in a fixed order, so the
+// output does not depend on the thread count.
 #pragma once
 
 #include <cstdint>

@@ -49,11 +49,6 @@ class TilePattern {
   // lanes: rows per tile (<= 32). The offsets are fixed by the config and seq.
   TilePattern(std::size_t seq, const SparseConfig& config, std::size_t lanes);
 
-  // Whether the tiled kernel serves this config (a window of at most kMaxWindow: wider
-  // windows make columns mostly empty).
-  static bool supports(const SparseConfig& config);
-  static constexpr std::size_t kMaxWindow = 256;
-
   // Builds the columns of rows [row0, row0 + rows), rows <= lanes (default: up to lanes,
   // to the end of the sequence).
   void build(std::size_t row0);
