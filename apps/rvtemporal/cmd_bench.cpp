@@ -17,7 +17,7 @@
 namespace rvt::cli {
 namespace {
 
-struct BenchOptions {
+struct BenchOptions : PatternOptions {
   std::string preset = "bench";
   std::size_t q_heads = 0, kv_heads = 0, dim = 0, window = 0, block = 0;  // 0: from the preset
   std::string seq = "256,512,1024,2048,4096";
@@ -69,6 +69,7 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   c.sparse = attn::SparseConfig{};
   c.sparse.window = o.window ? o.window : p.window;
   c.sparse.block_size = o.block ? o.block : p.block_size;
+  apply_pattern_options(o, c.sparse);
   c.seqs = jobs::parse_index_list(o.seq, "--seq");
   c.reps = o.reps;
   c.rounds = o.rounds;
@@ -109,6 +110,7 @@ void register_bench(CLI::App& root, Context& ctx) {
   cmd->add_option("--dim", o->dim, "Head dimension (default: the preset's)")->check(count_check());
   cmd->add_option("--window", o->window, "Local window W (default: the preset's)")->check(count_check());
   cmd->add_option("--block", o->block, "Landmark block size B (default: the preset's)")->check(count_check());
+  add_pattern_options(cmd, *o);
   cmd->add_option("--seq", o->seq, "Sequence lengths N, comma-separated")->capture_default_str();
   cmd->add_option("--reps", o->reps, "Timed runs per kernel and N")->check(count_check())->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Untimed runs before them")->check(count_check())->capture_default_str();

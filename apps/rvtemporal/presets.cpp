@@ -38,14 +38,27 @@ void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
   o.dim_opt = cmd->add_option("--dim", o.dim, "Generated head dimension")->capture_default_str()->check(count_check());
   o.window_opt = cmd->add_option("--window", o.window, "Local window W")->capture_default_str()->check(count_check());
   o.block_opt = cmd->add_option("--block", o.block, "Landmark block size B")->capture_default_str()->check(count_check());
+  add_pattern_options(cmd, o);
+  cmd->add_flag("--allow-nonfinite", o.allow_nonfinite,
+                "Let NaN/inf in --q/--k/--v (or --frames) through instead of refusing the file");
+}
+
+void add_pattern_options(CLI::App* cmd, PatternOptions& o) {
   cmd->add_option("--globals", o.globals, "Global tokens, e.g. 0,5 ('none' for no globals)")->capture_default_str();
   cmd->add_flag("--causal,!--no-causal", o.causal, "Causal (default) or bidirectional attention");
   cmd->add_flag("--no-log-stride", o.no_log_stride, "Disable the log-stride candidates");
   cmd->add_flag("--no-landmarks", o.no_landmarks, "Disable the landmark block means");
   cmd->add_option("--landmarks", o.landmarks, "mean (compat) | mass (+ln(count), skip covered blocks)")
       ->capture_default_str();
-  cmd->add_flag("--allow-nonfinite", o.allow_nonfinite,
-                "Let NaN/inf in --q/--k/--v (or --frames) through instead of refusing the file");
+}
+
+void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c) {
+  c.globals = (o.globals == "none" || o.globals.empty()) ? std::vector<std::size_t>{}
+                                                          : jobs::parse_index_list(o.globals, "--globals");
+  c.causal = o.causal;
+  c.log_stride = !o.no_log_stride;
+  c.landmarks = !o.no_landmarks;
+  c.landmark_mode = attn::parse_landmark_mode(o.landmarks);
 }
 
 jobs::InputSpec input_spec(const AttentionOptions& o) {
@@ -78,12 +91,7 @@ attn::SparseConfig sparse_config(const AttentionOptions& o) {
   attn::SparseConfig c;
   c.window = pick(o.window_opt, o.window, p ? p->window : 0, has_preset);
   c.block_size = pick(o.block_opt, o.block, p ? p->block_size : 0, has_preset);
-  c.globals = (o.globals == "none" || o.globals.empty()) ? std::vector<std::size_t>{}
-                                                          : jobs::parse_index_list(o.globals, "--globals");
-  c.causal = o.causal;
-  c.log_stride = !o.no_log_stride;
-  c.landmarks = !o.no_landmarks;
-  c.landmark_mode = attn::parse_landmark_mode(o.landmarks);
+  apply_pattern_options(o, c);
   c.validate();
   return c;
 }

@@ -11,17 +11,25 @@
 
 namespace rvt::cli {
 
-struct AttentionOptions {
+// The sparse pattern beyond window and block (forward, stream, parity and bench).
+struct PatternOptions {
+  std::string globals = "0";
+  bool causal = true;
+  bool no_log_stride = false, no_landmarks = false;
+  std::string landmarks = "mean";
+};
+
+void add_pattern_options(CLI::App* cmd, PatternOptions& o);
+// Sets c's globals, causal, log-stride and landmark fields from o (usage errors for bad values).
+void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c);
+
+struct AttentionOptions : PatternOptions {
   std::string preset;
   std::string q, k, v;
   std::string gen = "normal";
   std::string seed = "0x5EED";
   std::size_t seq = 1024, q_heads = 4, kv_heads = 4, dim = 32;
   std::size_t window = 128, block = 64;
-  std::string globals = "0";
-  bool causal = true;
-  bool no_log_stride = false, no_landmarks = false;
-  std::string landmarks = "mean";
   bool allow_nonfinite = false;
   // Set when the option was given on the command line (so a preset does not override it).
   CLI::Option *q_heads_opt = nullptr, *kv_heads_opt = nullptr, *dim_opt = nullptr,

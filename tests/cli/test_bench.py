@@ -258,6 +258,31 @@ class BenchOutputs(CliTestCase):
         self.assertExit(p, OK)
         self.assertEqual(report["result"]["shape"]["head_dim"], 64)
 
+    def test_pattern_options(self):
+        # The pattern options forward takes: the config, the edges and the title follow them.
+        pattern = ("--no-causal", "--landmarks", "mass", "--globals", "3", "--no-log-stride")
+        p, report = bench_json(*pattern, seq="64,128", decode_at="none")
+        self.assertExit(p, OK)
+        r = report["result"]
+        self.assertEqual(r["config"], dict(window=16, block_size=32, globals=[3], causal=False, log_stride=False,
+                                           landmarks=True, landmark_mode="mass"))
+        for row in r["prefill"]:
+            n = row["seq"]
+            self.assertEqual(row["edges"]["dense_per_head"], n * n)  # bidirectional
+            q, fwd = run_json("forward", "--preset", "bench", "--seq", n, *pattern, "--threads", "1")
+            self.assertExit(q, OK)
+            self.assertEqual(fwd["result"]["edges"]["per_head"], row["edges"]["sparse_per_head"])
+        p = run("bench", *small(seq="64", decode_at="none"), "-q", "--no-landmarks", "--globals", "none")
+        self.assertExit(p, OK)
+        self.assertIn("(q_heads 4, kv_heads 4, dim 32, window 16, block 32, globals [], causal, no landmarks)",
+                      p.stdout.splitlines()[0])
+        p = run("bench", *small(seq="64", decode_at="none"), "-q", "--landmarks", "mean")
+        self.assertIn("window 16, block 32, causal), isa", p.stdout.splitlines()[0])  # defaults unnamed
+        for bad in (("--landmarks", "median"), ("--globals", "1,x"), ("--globals", "")):
+            p = run("bench", *small(seq="64", decode_at="none"), "-q", *bad)
+            self.assertExit(p, USAGE)
+            self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+
     def test_thread_scaling(self):
         p, report = bench_json(seq="64", threads="2", decode_at="none", no_dense_above="64",
                                scaling_at="128,64", scaling_rounds="2")
@@ -527,6 +552,11 @@ class BenchCompare(CliTestCase):
         p = run("bench", *SMALL, "-q", "--dim", "16", "--compare", self.write("b.json", self.report))
         self.assertExit(p, BAD_INPUT)
         self.assertOneLineError(p, "not comparable", "dim 16", "dim 32")
+
+    def test_other_pattern_is_bad_input(self):
+        p = run("bench", *SMALL, "-q", "--landmarks", "mass", "--compare", self.write("b.json", self.report))
+        self.assertExit(p, BAD_INPUT)
+        self.assertOneLineError(p, "not comparable", "landmarks mass", "landmarks mean")
 
     def test_missing_baseline_is_io(self):
         p = run("bench", *SMALL, "-q", "--compare", self.path("nope.json"))

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "rvt/bench/bench.hpp"
+#include "rvt/bench/format.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/io/file.hpp"
 
@@ -13,27 +14,6 @@ namespace rvt::bench {
 namespace {
 
 using report::Json;
-
-// "preset bench (q_heads 4, kv_heads 4, dim 32, window 16, block 32, globals [0], causal, log stride, landmarks mean)"
-std::string workload(const Json& r) {
-  auto u = [](const Json& j, const char* k) {
-    return j.is_object() && j.contains(k) && j[k].is_number_unsigned() ? std::to_string(j[k].get<std::uint64_t>())
-                                                                       : std::string("?");
-  };
-  const Json& s = r.contains("shape") ? r["shape"] : Json::object();
-  const Json& c = r.contains("config") ? r["config"] : Json::object();
-  std::string w = "preset " + (r.contains("preset") && r["preset"].is_string() ? r["preset"].get<std::string>() : "?") +
-                  " (q_heads " + u(s, "q_heads") + ", kv_heads " + u(s, "kv_heads") + ", dim " + u(s, "head_dim") +
-                  ", window " + u(c, "window") + ", block " + u(c, "block_size");
-  if (c.contains("globals")) w += ", globals " + c["globals"].dump();
-  if (c.contains("causal")) w += c["causal"] == true ? ", causal" : ", bidirectional";
-  if (c.contains("log_stride") && c["log_stride"] == false) w += ", no log stride";
-  if (c.contains("landmarks")) {
-    w += c["landmarks"] == false ? ", no landmarks"
-                                 : ", landmarks " + (c.contains("landmark_mode") ? c["landmark_mode"].get<std::string>() : "?");
-  }
-  return w + ")";
-}
 
 // (table, n, kernel) -> median
 using Key = std::tuple<std::string, std::size_t, std::string>;
@@ -130,7 +110,7 @@ std::string machine_notice(const Json& current_machine, const Json& baseline, co
 }
 
 void check_comparable(const Json& current, const Json& baseline, const std::string& baseline_name) {
-  const std::string a = workload(current), b = workload(baseline);
+  const std::string a = workload_words(current, true), b = workload_words(baseline, true);
   if (a != b) {
     throw_bad_input("--compare: baseline " + baseline_name + " was measured on " + b + ", this run is " + a +
                     ": not comparable");

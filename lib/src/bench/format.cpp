@@ -210,18 +210,10 @@ std::string rounds_note(const Json& r) {
 }
 
 std::string title_line(const Json& r) {
-  const Json& s = r["shape"];
-  const Json& c = r["config"];
-  return "preset " + r["preset"].get<std::string>() + " (q_heads " + std::to_string(s["q_heads"].get<std::uint64_t>()) +
-         ", kv_heads " + std::to_string(s["kv_heads"].get<std::uint64_t>()) + ", dim " +
-         std::to_string(s["head_dim"].get<std::uint64_t>()) + ", window " +
-         std::to_string(c["window"].get<std::uint64_t>()) + ", block " +
-         std::to_string(c["block_size"].get<std::uint64_t>()) + (c["causal"].get<bool>() ? ", causal" : ", bidirectional") +
-         "), isa " + r["machine"]["isa"].get<std::string>() + ", threads " +
+  return workload_words(r, false) + ", isa " + r["machine"]["isa"].get<std::string>() + ", threads " +
          std::to_string(r["params"]["threads"].get<std::uint64_t>()) + ", reps " +
          std::to_string(r["params"]["reps"].get<std::uint64_t>()) + " after " +
-         std::to_string(r["params"]["warmup"].get<std::uint64_t>()) + " warmup" +
-         rounds_note(r);
+         std::to_string(r["params"]["warmup"].get<std::uint64_t>()) + " warmup" + rounds_note(r);
 }
 
 std::string machine_line(const Json& r) {
@@ -424,6 +416,28 @@ Format parse_format(const std::string& name) {
   if (name == "md") return Format::kMarkdown;
   if (name == "csv") return Format::kCsv;
   throw_usage("--format: '" + name + "' is not one of text, json, md, csv");
+}
+
+std::string workload_words(const Json& r, bool every_field) {
+  auto u = [](const Json& j, const char* k) {
+    return j.is_object() && j.contains(k) && j[k].is_number_unsigned() ? std::to_string(j[k].get<std::uint64_t>())
+                                                                       : std::string("?");
+  };
+  const Json& s = r.contains("shape") ? r["shape"] : Json::object();
+  const Json& c = r.contains("config") && r["config"].is_object() ? r["config"] : Json::object();
+  std::string w = "preset " + (r.contains("preset") && r["preset"].is_string() ? r["preset"].get<std::string>() : "?") +
+                  " (q_heads " + u(s, "q_heads") + ", kv_heads " + u(s, "kv_heads") + ", dim " + u(s, "head_dim") +
+                  ", window " + u(c, "window") + ", block " + u(c, "block_size");
+  if (c.contains("globals") && (every_field || c["globals"] != Json::array({0}))) w += ", globals " + c["globals"].dump();
+  if (c.contains("causal")) w += c["causal"] == true ? ", causal" : ", bidirectional";
+  if (c.contains("log_stride") && c["log_stride"] == false) w += ", no log stride";
+  else if (c.contains("log_stride") && every_field) w += ", log stride";
+  if (c.contains("landmarks")) {
+    const std::string mode = c.contains("landmark_mode") && c["landmark_mode"].is_string() ? c["landmark_mode"].get<std::string>() : "?";
+    if (c["landmarks"] == false) w += ", no landmarks";
+    else if (every_field || mode != "mean") w += ", landmarks " + mode;
+  }
+  return w + ")";
 }
 
 std::string format_text(const Json& r) {

@@ -22,6 +22,12 @@ namespace rvt::bench {
 enum class Format { kText, kJson, kMarkdown, kCsv };
 Format parse_format(const std::string& name);  // "text" | "json" | "md" | "csv"; throws kUsage
 
+// "preset bench (q_heads 4, kv_heads 4, dim 32, window 16, block 32, causal)": the workload of a
+// bench result. every_field adds the pattern fields at their defaults too (globals [0], log
+// stride, landmarks mean), which are otherwise named only where they differ; "?" for a field a
+// (hand-made) report lacks.
+std::string workload_words(const report::Json& result, bool every_field);
+
 std::string format_text(const report::Json& result);
 std::string format_markdown(const report::Json& result);
 std::string format_csv(const report::Json& result);
