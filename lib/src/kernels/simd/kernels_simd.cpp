@@ -10,7 +10,10 @@
 // at most once per step; causal tiles past the group's last row are never visited and the
 // diagonal tiles are masked.
 // Sparse rows keep up to kMaxVectors vectors of the output in registers (head dims up to 128
-// on AVX2, 256 on AVX-512), dense rows up to 8 (64 / 128); wider heads take scalar loops.
+// on AVX2, 256 on AVX-512), wider heads take scalar loops. Dense rows run their V sums in
+// chunks of kSumVectors output vectors (4 rows x 4 vectors in registers on AVX-512, 4 x 2 on
+// AVX2) up to kMaxDenseVectors (512 dims on AVX2, 1024 on AVX-512); wider heads take scalar
+// loops.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -194,8 +197,28 @@ float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src
   return sum;
 }
 
+// Output vectors of a dense row the V sums keep in registers at once, for each of a group's 4
+// rows: with the V vectors and the weight, 21 of AVX-512's 32 registers, 11 of AVX2's 16.
+// Wider rows run the sums in chunks of this many vectors, the accumulators stored between
+// chunks. Chunks let 4 rows share each V load at every width: before, all of a row's vectors
+// stayed in registers, 2 rows of up to 8 vectors on AVX-512 and 1 row of 5 - 8 on AVX2, and
+// wider heads (past dim 128 / 64) took a scalar loop. One thread, N = 1024, medians of three
+// alternating runs each, old/new: AVX2 dim 32 1.32, 64 2.25, 96 - 256 17 - 18; AVX-512 dim
+// 96 - 128 1.12 - 1.13, 256 24; dims the change leaves alone 1.00 - 1.03 (docs/performance.md).
+constexpr std::size_t kSumVectors = kLanes == 16 ? 4 : 2;
+constexpr std::size_t kMaxDenseVectors = 64;
+
+// Calls fn.template operator()<N>() for the runtime n in [1, kSumVectors].
+template <typename Fn>
+inline void with_vector_count(std::size_t n, Fn&& fn) {
+  [&]<std::size_t... N>(std::index_sequence<N...>) {
+    ((n == N + 1 ? (fn.template operator()<N + 1>(), 0) : 0), ...);
+  }(std::make_index_sequence<kSumVectors>{});
+}
+
 // The running state of R query rows (i0 .. i0+R-1) of one head: output accumulators (NV
-// vectors cover dim, the last may be partial), softmax denominators and maxima. Keys are
+// vectors cover dim, the last may be partial; past kSumVectors, NV is a capacity and
+// vectors() says how many dim takes), softmax denominators and maxima. Keys are
 // fed in ranges of tiles (see dense_rows_nv), KT tiles per softmax step: one horizontal
 // max and one rescale check per row for KT * kLanes keys, and each broadcast query element
 // feeds KT FMAs.
@@ -204,6 +227,10 @@ struct DenseGroup {
   vf acc[R][NV];
   vf l[R];  // running softmax denominators, kept per lane; summed once at the end
   float m[R];
+
+  static std::size_t vectors(const DenseHeadArgs& a) {
+    return NV <= kSumVectors ? NV : (a.dim + kLanes - 1) / kLanes;
+  }
 
   void start() {
     for (std::size_t r = 0; r < R; ++r) {
@@ -262,7 +289,7 @@ struct DenseGroup {
       if (step_max > m[r]) {  // the running max grows: rescale what was accumulated
         const vf cv = vset1(std::exp(m[r] - step_max));
         l[r] = vmul(l[r], cv);
-        for (std::size_t v = 0; v < NV; ++v) acc[r][v] = vmul(acc[r][v], cv);
+        for (std::size_t v = 0; v < vectors(a); ++v) acc[r][v] = vmul(acc[r][v], cv);
         m[r] = step_max;
       }
       const vf mv = vset1(m[r]);
@@ -272,25 +299,35 @@ struct DenseGroup {
         vstore(p[r] + u * kLanes, e);
       }
     }
-    // The sums run in a local copy, which the compiler keeps in registers (it would store
-    // the members on every key).
-    vf o[R][NV];
-    for (std::size_t r = 0; r < R; ++r) {
-      for (std::size_t v = 0; v < NV; ++v) o[r][v] = acc[r][v];
-    }
-    const bool full = dim == NV * kLanes;  // no partial vector in a V row
+    // The sums of output vectors [c0, c0 + CN) run in a local copy, which the compiler keeps
+    // in registers (it would store the members on every key).
+    const std::size_t nv = vectors(a);
+    const bool full = dim == nv * kLanes;  // no partial vector in a V row
     const std::size_t valid = std::min(T * kLanes, visible(a, i0) - j0);
-    for (std::size_t j = 0; j < valid; ++j) {
-      const float* vrow = a.v + (j0 + j) * a.v_stride;
-      vf vv[NV];
-      for (std::size_t v = 0; v < NV; ++v) vv[v] = full ? vload(vrow + v * kLanes) : load_vec(vrow, v, dim);
+    auto sums = [&]<std::size_t CN>(std::size_t c0) {
+      vf o[R][CN];
       for (std::size_t r = 0; r < R; ++r) {
-        const vf w = vset1(p[r][j]);
-        for (std::size_t v = 0; v < NV; ++v) o[r][v] = vfma(w, vv[v], o[r][v]);
+        for (std::size_t v = 0; v < CN; ++v) o[r][v] = acc[r][c0 + v];
       }
-    }
-    for (std::size_t r = 0; r < R; ++r) {
-      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = o[r][v];
+      for (std::size_t j = 0; j < valid; ++j) {
+        const float* vrow = a.v + (j0 + j) * a.v_stride + c0 * kLanes;
+        vf vv[CN];
+        for (std::size_t v = 0; v < CN; ++v) vv[v] = full ? vload(vrow + v * kLanes) : load_vec(vrow - c0 * kLanes, c0 + v, dim);
+        for (std::size_t r = 0; r < R; ++r) {
+          const vf w = vset1(p[r][j]);
+          for (std::size_t v = 0; v < CN; ++v) o[r][v] = vfma(w, vv[v], o[r][v]);
+        }
+      }
+      for (std::size_t r = 0; r < R; ++r) {
+        for (std::size_t v = 0; v < CN; ++v) acc[r][c0 + v] = o[r][v];
+      }
+    };
+    if constexpr (NV <= kSumVectors) {
+      sums.template operator()<NV>(0);
+    } else {
+      for (std::size_t c0 = 0; c0 < nv; c0 += kSumVectors) {
+        with_vector_count(std::min(kSumVectors, nv - c0), [&]<std::size_t CN>() { sums.template operator()<CN>(c0); });
+      }
     }
   }
 
@@ -299,18 +336,18 @@ struct DenseGroup {
       float* out = a.out + (i0 + r) * a.out_stride;
       const float denom = vsum(l[r]);
       const vf inv = vset1(denom > 0.0f ? 1.0f / denom : 0.0f);
-      for (std::size_t v = 0; v < NV; ++v) store_vec(out, v, a.dim, vmul(acc[r][v], inv));
+      for (std::size_t v = 0; v < vectors(a); ++v) store_vec(out, v, a.dim, vmul(acc[r][v], inv));
     }
   }
 };
 
-// Query rows per group (R) and key tiles per softmax step (KT): as many as keep the R x NV
-// accumulators, the R x KT scores and the loaded K vectors within the register file (32
-// vectors on AVX-512, 16 on AVX2); more spill, fewer reload K and V more often.
+// Query rows per group (R) and key tiles per softmax step (KT): as many as keep the R x KT
+// scores and the loaded K vectors, and the V sums' chunk (kSumVectors), within the register
+// file (32 vectors on AVX-512, 16 on AVX2); more spill, fewer reload K and V more often.
 template <std::size_t NV>
 struct DenseBlocking {
   static constexpr bool kWide = kLanes == 16;  // AVX-512
-  static constexpr std::size_t kRows = NV <= 2 ? 4 : NV <= 4 ? (kWide ? 4 : 2) : (kWide ? 2 : 1);
+  static constexpr std::size_t kRows = 4;
   static constexpr std::size_t kKeyTiles = NV <= 2 ? (kWide ? 4 : 1) : 2;
 };
 
@@ -322,7 +359,7 @@ template <std::size_t R, std::size_t NV, std::size_t KT>
 void dense_groups(const DenseHeadArgs& a, std::size_t i, std::size_t n) {
   constexpr std::size_t kMaxGroups = 16, kRangeBytes = std::size_t{256} << 10;
   using Group = DenseGroup<R, NV, KT>;
-  const std::size_t tile_bytes = 2 * kLanes * NV * kLanes * sizeof(float);  // K and V of one tile
+  const std::size_t tile_bytes = 2 * kLanes * Group::vectors(a) * kLanes * sizeof(float);  // K and V of one tile
   const std::size_t range = std::max<std::size_t>(1, kRangeBytes / tile_bytes / KT) * KT;
   Group groups[kMaxGroups];
   for (; n > 0; i += kMaxGroups * R, n -= std::min(n, kMaxGroups)) {
@@ -357,12 +394,14 @@ void dense_rows(const DenseHeadArgs& a, std::size_t begin, std::size_t end) {
     case 2: return dense_rows_nv<2>(a, begin, end);
     case 3: return dense_rows_nv<3>(a, begin, end);
     case 4: return dense_rows_nv<4>(a, begin, end);
-    case 5: return dense_rows_nv<5>(a, begin, end);
-    case 6: return dense_rows_nv<6>(a, begin, end);
-    case 7: return dense_rows_nv<7>(a, begin, end);
-    case 8: return dense_rows_nv<8>(a, begin, end);
     default: break;
   }
+  // Wider heads: each instantiation a capacity (DenseGroup::vectors).
+  const std::size_t nv = (a.dim + kLanes - 1) / kLanes;
+  if (nv <= 8) return dense_rows_nv<8>(a, begin, end);
+  if (nv <= 16) return dense_rows_nv<16>(a, begin, end);
+  if (nv <= 32) return dense_rows_nv<32>(a, begin, end);
+  if (nv <= kMaxDenseVectors) return dense_rows_nv<kMaxDenseVectors>(a, begin, end);
   // Wider heads: the scalar reference, row by row (the key tiles hold K transposed,
   // so read K from them).
   for (std::size_t i = begin; i < end; ++i) {
