@@ -9,8 +9,8 @@
 // DenseBlocking); the online softmax rescales the output accumulators (kept in registers)
 // at most once per step; causal tiles past the group's last row are never visited and the
 // diagonal tiles are masked.
-// Sparse rows keep up to kMaxVectors vectors of the output in registers (head dims up to 128
-// on AVX2, 256 on AVX-512), wider heads take scalar loops. Dense rows run their V sums in
+// Sparse rows keep up to 8 vectors of the output in registers (head dims up to 64 on AVX2, 128
+// on AVX-512), wider heads run the sums in chunks of 8 vectors. Dense rows run their V sums in
 // chunks of kSumVectors output vectors (4 rows x 4 vectors in registers on AVX-512, 4 x 2 on
 // AVX2) up to kMaxDenseVectors (512 dims on AVX2, 1024 on AVX-512); wider heads take scalar
 // loops.
@@ -26,6 +26,15 @@ namespace {
 
 constexpr std::size_t kMaxVectors = 16;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Calls fn.template operator()<N>() for the runtime n in [1, kMax]: a count of vectors that
+// the loops below need as a constant, to keep their accumulators in registers.
+template <std::size_t kMax, typename Fn>
+inline void with_count(std::size_t n, Fn&& fn) {
+  [&]<std::size_t... N>(std::index_sequence<N...>) {
+    ((n == N + 1 ? (fn.template operator()<N + 1>(), 0) : 0), ...);
+  }(std::make_index_sequence<kMax>{});
+}
 
 // Loads vector v of a dim-long row; the last one may be partial.
 template <typename T>
@@ -147,12 +156,54 @@ void weighted_output(const float* weights, float sum, RowSourceT<T> src, std::sp
   for (std::size_t v = 0; v < NV; ++v) store_vec(out, v, dim, vmul(acc[v], inv));
 }
 
+// The output of a head wider than the switch in sparse_row takes, in chunks of up to 8 vectors,
+// each chunk's accumulators in registers: a chunk is weighted_output over the rows' elements
+// from its first one on (the V pointers and out moved there, dim shortened to match).
+template <typename T>
+[[gnu::noinline]] void weighted_output_chunks(const float* weights, float sum, RowSourceT<T> src, std::span<const std::uint32_t> tokens,
+                            const LandmarkSource& lm, std::span<const std::uint32_t> blocks, std::size_t dim,
+                            float* out) {
+  constexpr std::size_t kChunk = 8;
+  const std::size_t nv = (dim + kLanes - 1) / kLanes;
+  for (std::size_t v0 = 0; v0 < nv; v0 += kChunk) {
+    const std::size_t e0 = v0 * kLanes;
+    RowSourceT<T> chunk_src = src;
+    chunk_src.v += e0;
+    LandmarkSource chunk_lm = lm;
+    if (chunk_lm.rows.v) chunk_lm.rows.v += e0;
+    with_count<kChunk>(std::min(kChunk, nv - v0), [&]<std::size_t NV>() {
+      weighted_output<NV>(weights, sum, chunk_src, tokens, chunk_lm, blocks, dim - e0, out + e0);
+    });
+  }
+}
+
+// Heads past kMaxVectors: q is not scaled into a buffer, the scores are scaled instead.
+template <typename T>
+[[gnu::noinline]] float sparse_row_wide(const float* q, std::size_t dim, float scale, RowSourceT<T> src,
+                      std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
+                      std::span<const std::uint32_t> blocks, float* scratch, float* out) {
+  const std::size_t n_tok = tokens.size(), total = n_tok + blocks.size();
+  if (total == 0) {
+    std::fill(out, out + dim, 0.0f);
+    return 0.0f;
+  }
+  score_rows(q, dim, src.k, src.stride, tokens, scratch);
+  score_rows(q, dim, lm.rows.k, lm.rows.stride, blocks, scratch + n_tok);
+  for (std::size_t c = 0; c < total; ++c) scratch[c] *= scale;
+  if (lm.mass_bias) {
+    for (std::size_t c = 0; c < blocks.size(); ++c) scratch[n_tok + c] += std::log(static_cast<float>(lm.counts[blocks[c]]));
+  }
+  const float sum = exp_in_place(scratch, total);
+  weighted_output_chunks(scratch, sum, src, tokens, lm, blocks, dim, out);
+  return sum;
+}
+
 template <typename T>
 float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src,
                  std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
                  std::span<const std::uint32_t> blocks, float* scratch, float* out) {
   const std::size_t nv = (dim + kLanes - 1) / kLanes;
-  if (nv > kMaxVectors) return sparse_row_ref(q, dim, scale, src, tokens, lm, blocks, scratch, out);
+  if (nv > kMaxVectors) return sparse_row_wide(q, dim, scale, src, tokens, lm, blocks, scratch, out);
   const std::size_t n_tok = tokens.size(), total = n_tok + blocks.size();
   if (total == 0) {
     std::fill(out, out + dim, 0.0f);
@@ -177,22 +228,7 @@ float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src
     case 6: weighted_output<6>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
     case 7: weighted_output<7>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
     case 8: weighted_output<8>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
-    default: {  // wide heads: accumulate in memory, vector by vector
-      std::fill(out, out + dim, 0.0f);
-      auto add_rows = [&](const float* w, std::span<const std::uint32_t> idx, const auto* base, std::size_t stride) {
-        for (std::size_t c = 0; c < idx.size(); ++c) {
-          const vf wv = vset1(w[c]);
-          for (std::size_t v = 0; v < nv; ++v) {
-            store_vec(out, v, dim, vfma(wv, load_vec(base + idx[c] * stride, v, dim), load_vec(out, v, dim)));
-          }
-        }
-      };
-      add_rows(scratch, tokens, src.v, src.stride);
-      add_rows(scratch + n_tok, blocks, lm.rows.v, lm.rows.stride);
-      const vf inv = vset1(1.0f / sum);
-      for (std::size_t v = 0; v < nv; ++v) store_vec(out, v, dim, vmul(load_vec(out, v, dim), inv));
-      break;
-    }
+    default: weighted_output_chunks(scratch, sum, src, tokens, lm, blocks, dim, out); break;
   }
   return sum;
 }
@@ -207,14 +243,6 @@ float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src
 // 96 - 128 1.12 - 1.13, 256 24; dims the change leaves alone 1.00 - 1.03 (docs/performance.md).
 constexpr std::size_t kSumVectors = kLanes == 16 ? 4 : 2;
 constexpr std::size_t kMaxDenseVectors = 64;
-
-// Calls fn.template operator()<N>() for the runtime n in [1, kSumVectors].
-template <typename Fn>
-inline void with_vector_count(std::size_t n, Fn&& fn) {
-  [&]<std::size_t... N>(std::index_sequence<N...>) {
-    ((n == N + 1 ? (fn.template operator()<N + 1>(), 0) : 0), ...);
-  }(std::make_index_sequence<kSumVectors>{});
-}
 
 // The running state of R query rows (i0 .. i0+R-1) of one head: output accumulators (NV
 // vectors cover dim, the last may be partial; past kSumVectors, NV is a capacity and
@@ -326,7 +354,7 @@ struct DenseGroup {
       sums.template operator()<NV>(0);
     } else {
       for (std::size_t c0 = 0; c0 < nv; c0 += kSumVectors) {
-        with_vector_count(std::min(kSumVectors, nv - c0), [&]<std::size_t CN>() { sums.template operator()<CN>(c0); });
+        with_count<kSumVectors>(std::min(kSumVectors, nv - c0), [&]<std::size_t CN>() { sums.template operator()<CN>(c0); });
       }
     }
   }
