@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "rvt/core/error.hpp"
 #include "rvt/report/report.hpp"
@@ -45,5 +46,10 @@ void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Ou
 
 // A job's notice (a long dense pass, say) as a warning on stderr, "warning: <command>: <line>".
 std::function<void(const std::string&)> warn_notice(const std::string& command);
+
+// One warning line naming the options among `names` that were given on cmd's command line,
+// which this run does not use: "warning: forward: --seq, --globals have no effect <why>".
+void warn_unused_options(const CLI::App& cmd, const std::vector<std::string>& names, const std::string& command,
+                         const std::string& why);
 
 }  // namespace rvt::cli

@@ -42,6 +42,7 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
     throw_usage("--dense-baseline is for --blob with --backend dense (in attention mode --backend dense is the dense decode)");
   }
   if (!o.blob.empty()) {
+    warn_unused_by_model(o.attention, "stream");
     jobs::ModelStreamRequest req;
     req.blob_path = o.blob;
     req.frames = jobs::FrameSpec{o.frames, o.gen_frames, parse_gen_kind(o.attention.gen),

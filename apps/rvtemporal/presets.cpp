@@ -1,5 +1,7 @@
 #include "presets.hpp"
 
+#include "cli.hpp"
+
 #include "rvt/core/hash.hpp"
 #include "rvt/jobs/presets.hpp"
 
@@ -26,6 +28,7 @@ const CLI::Validator& count_check() {
 }
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
+  o.cmd = cmd;
   cmd->add_option("--preset", o.preset, "default | aether | bench | llama8x64: heads, dim, window, block");
   cmd->add_option("--q", o.q, "Query tensor, .npy [seq][q_heads][dim]");
   cmd->add_option("--k", o.k, "Key tensor, .npy [seq][kv_heads][dim]");
@@ -59,6 +62,16 @@ void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c) {
   c.log_stride = !o.no_log_stride;
   c.landmarks = !o.no_landmarks;
   c.landmark_mode = attn::parse_landmark_mode(o.landmarks);
+}
+
+void warn_unused_by_model(const AttentionOptions& o, const std::string& command,
+                          const std::vector<std::string>& extra) {
+  std::vector<std::string> names{"--q",     "--k",           "--v",            "--seq",      "--q-heads", "--kv-heads",
+                                 "--dim",   "--globals",     "--no-log-stride", "--no-landmarks", "--landmarks"};
+  names.insert(names.end(), extra.begin(), extra.end());
+  warn_unused_options(*o.cmd, names, command,
+                      "with --blob (the temporal head takes its heads and dim from the blob, its pattern is globals "
+                      "[0], log-stride and mean landmarks)");
 }
 
 jobs::InputSpec input_spec(const AttentionOptions& o) {

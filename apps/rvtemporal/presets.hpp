@@ -24,6 +24,7 @@ void add_pattern_options(CLI::App* cmd, PatternOptions& o);
 void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c);
 
 struct AttentionOptions : PatternOptions {
+  const CLI::App* cmd = nullptr;  // the subcommand the options belong to
   std::string preset;
   std::string q, k, v;
   std::string gen = "normal";
@@ -37,6 +38,10 @@ struct AttentionOptions : PatternOptions {
 };
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o);
+// The temporal head (--blob) takes its heads and dim from the blob and has a fixed pattern: a
+// warning names the options given that it does not use (`extra`: the command's own ones).
+void warn_unused_by_model(const AttentionOptions& o, const std::string& command,
+                          const std::vector<std::string>& extra = {});
 
 // For count options (lengths, heads, threads): plain decimal digits, at most 18 of them.
 // CLI11 would otherwise wrap "-1" or saturate "99999999999999999999" into a huge size_t.

@@ -588,6 +588,28 @@ class TestModel(ForwardCase):
         self.assertEqual(res["mode"], "model")
         return res, np.array(res["logits"], dtype=np.float64)
 
+    def test_options_the_head_does_not_use_are_named(self):
+        # The head takes its shape from the blob and has a fixed pattern: such options given
+        # with --blob are named in one warning line, the run is as without them.
+        want = run_json("forward", "--blob", self.blob, "--gen-frames", 30)[1]["result"]["logits"]
+        p, res = run_json("forward", "--blob", self.blob, "--gen-frames", 30, "--seq", 9, "--globals", "0,3",
+                          "--landmarks", "mass", "--pattern-row", 2)
+        self.assertExit(p, OK)
+        self.assertEqual(res["result"]["logits"], want)
+        self.assertEqual(p.stderr.splitlines(), [
+            "warning: forward: --seq, --globals, --landmarks, --pattern-row have no effect with --blob (the temporal "
+            "head takes its heads and dim from the blob, its pattern is globals [0], log-stride and mean landmarks)"])
+        p = run("forward", "--blob", self.blob, "--gen-frames", 30, "--dim", 16, "-q")
+        self.assertExit(p, OK)
+        self.assertEqual(p.stderr, "")  # -q: errors only
+        p = run("forward", "--blob", self.blob, "--gen-frames", 30, "--window", 8, "--no-causal", "--pool", "last")
+        self.assertExit(p, OK)
+        self.assertEqual(p.stderr, "")  # options the head uses
+        p = run("forward", "--seq", 30, "--pool", "last")
+        self.assertExit(p, OK)
+        self.assertEqual(p.stderr.splitlines(),
+                         ["warning: forward: --pool has no effect without --blob (it pools the temporal head's output)"])
+
     def test_long_dense_head_is_announced(self):
         # The default blob's head, dense: 2 layers x 4 heads x dim 32, 2 N (N + 1) x 256 float
         # operations, 1e13 from N = 139754; killed once announced.

@@ -401,6 +401,13 @@ class TestModelStream(StreamCase):
         self.blob = self.path("model.rvne")
         self.assertExit(run("blob", "init", "--out", self.blob), OK)
 
+    def test_options_the_head_does_not_use_are_named(self):
+        p = run("stream", "--blob", self.blob, "--gen-frames", "20", "--no-parity", "--kv-heads", "2", "--no-log-stride")
+        self.assertExit(p, OK)
+        self.assertEqual(p.stderr.splitlines(), [
+            "warning: stream: --kv-heads, --no-log-stride have no effect with --blob (the temporal head takes its "
+            "heads and dim from the blob, its pattern is globals [0], log-stride and mean landmarks)"])
+
     def test_report(self):
         r = self.stream_json("--blob", self.blob, "--gen-frames", "40")
         self.assertEqual(r["mode"], "model")
