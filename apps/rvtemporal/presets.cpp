@@ -88,7 +88,11 @@ jobs::InputSpec input_spec(const AttentionOptions& o) {
   s.q_heads = pick(o.q_heads_opt, o.q_heads, p ? p->q_heads : 0, has_preset);
   s.kv_heads = pick(o.kv_heads_opt, o.kv_heads, p ? p->kv_heads : 0, has_preset);
   s.dim = pick(o.dim_opt, o.dim, p ? p->head_dim : 0, has_preset);
-  if (!s.from_files()) {
+  if (s.from_files()) {
+    if (o.q.empty() || o.k.empty() || o.v.empty()) throw_usage("--q, --k and --v must be given together");
+    warn_unused_options(*o.cmd, {"--gen", "--seed", "--seq", "--q-heads", "--kv-heads", "--dim"}, o.cmd->get_name(),
+                        "with --q/--k/--v (the inputs and their shape come from the files)");
+  } else {
     if (s.q_heads == 0 || s.kv_heads == 0 || s.dim == 0) throw_usage("--q-heads, --kv-heads and --dim must be > 0");
     if (s.q_heads % s.kv_heads != 0) {
       throw_usage("--q-heads " + std::to_string(s.q_heads) + " is not divisible by --kv-heads " +

@@ -47,7 +47,8 @@ void warn_unused_by_model(const AttentionOptions& o, const std::string& command,
 // CLI11 would otherwise wrap "-1" or saturate "99999999999999999999" into a huge size_t.
 const CLI::Validator& count_check();
 
-// Resolved views of the options (preset applied).
+// Resolved views of the options (preset applied). input_spec warns of the generator options
+// given beside --q/--k/--v, which it does not use.
 jobs::InputSpec input_spec(const AttentionOptions& o);
 attn::SparseConfig sparse_config(const AttentionOptions& o);
 // The model's head: aether window/block unless given (heads come from the blob).

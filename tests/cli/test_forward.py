@@ -431,6 +431,19 @@ class TestNumpyCrossCheck(ForwardCase):
         # the two modes really differ (so the check above can tell them apart)
         self.assertGreater(max_err(np_dense(q, k, v, True), np_dense(q, k, v, False)), 0.1)
 
+    def test_generator_options_beside_files_are_named(self):
+        (q, k, v), files = self.qkv_files()
+        want = self.run_out(files)[1]
+        out = self.path("out.npy")
+        p = run("forward", *files, "--seq", 64, "--dim", 4, "--seed", 7, "--out", out)
+        self.assertExit(p, OK)
+        np.testing.assert_array_equal(np.load(out), want)  # the files' shape and values, as without them
+        self.assertEqual(p.stderr.splitlines(), ["warning: forward: --seed, --seq, --dim have no effect with "
+                                                 "--q/--k/--v (the inputs and their shape come from the files)"])
+        p = run("forward", *files, "--preset", "bench", "--window", 4)
+        self.assertExit(p, OK)
+        self.assertEqual(p.stderr, "")  # the preset's pattern applies to files
+
     def test_column_major_and_big_endian_files_give_the_c_order_result(self):
         # What np.save writes for a transposed array (fortran_order True) or a '>f4' / '>f8'
         # one: the values are reordered and byte-swapped on reading, the output is the same.
