@@ -75,7 +75,7 @@ TEST_CASE("fast dense and sparse kernels agree with the scalar reference", "[ker
         // The tiled kernel sums scores over dim in two chains, the reference in one: at
         // dim 128 the outputs differ by up to ~2.3e-6, and the rounding grows as sqrt(dim)
         // (dim 1040: up to 4.2e-6).
-        const double tolerance = 4e-6 * std::max(1.0, std::sqrt(dim / 128.0));
+        const double tolerance = 4e-6 * std::max(1.0, std::sqrt(static_cast<double>(dim) / 128.0));
         CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast), attn::sparse_attention(x.q, x.k, x.v, c, ref)) <
               tolerance);
         c.landmark_mode = attn::LandmarkMode::kMass;
@@ -412,7 +412,7 @@ TEST_CASE("fast decode steps agree with the scalar reference, f32 and f16 caches
   for (std::size_t dim : {40u, 200u, 520u}) {
     const std::size_t steps = dim > 40 ? 80 : 200;
     const Qkv x = generate_qkv(GenKind::kNormal, steps, 4, 1, dim, 23 + dim);
-    const double tolerance = 2e-6 * std::max(1.0, std::sqrt(dim / 128.0));
+    const double tolerance = 2e-6 * std::max(1.0, std::sqrt(static_cast<double>(dim) / 128.0));
     for (Isa isa : fast_isas()) {
       for (auto dtype : {stream::KvDType::kF32, stream::KvDType::kF16}) {
         stream::SparseDecoder fast(4, stream::KvCache(steps, 1, dim, 16, dtype), c, stream::Evict::kNone, isa);

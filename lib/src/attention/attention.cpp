@@ -196,8 +196,8 @@ class TileColumnSet {
         built_(config.window <= kMaxBuiltWindow),
         chunks_(built_ ? (tiles_ + kTilesPerChunk - 1) / kTilesPerChunk : 0),
         where_(built_ ? tiles_ : 0) {
-    TilePattern pattern(seq, config, lanes);
-    if (!built_) max_columns_ = pattern.max_columns();
+    TilePattern own(seq, config, lanes);  // the bound, and the one-row tiles where the set is not built
+    if (!built_) max_columns_ = own.max_columns();
     parallel_for(chunks_.size(), threads, [&](std::size_t first, std::size_t last, unsigned) {
       TilePattern pattern(seq, config, lanes);
       for (std::size_t c = first; c < last; ++c) {
@@ -212,7 +212,7 @@ class TileColumnSet {
     });
     for (const Where& w : where_) max_columns_ = std::max<std::size_t>(max_columns_, w.relative + w.globals + w.blocks);
     for (std::size_t t = 0; t < tiles_; ++t) {  // the first and last tiles at most
-      if (grid_.rows(t) == 1) single_rows_.push_back({t, lane_candidates(columns(t, &pattern), grid_.row0(t), 0)});
+      if (grid_.rows(t) == 1) single_rows_.push_back({t, lane_candidates(columns(t, &own), grid_.row0(t), 0)});
     }
   }
   const TileGrid& grid() const { return grid_; }

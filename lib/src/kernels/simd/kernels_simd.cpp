@@ -159,10 +159,12 @@ void weighted_output(const float* weights, float sum, RowSourceT<T> src, std::sp
 // The output of a head wider than the switch in sparse_row takes, in chunks of up to 8 vectors,
 // each chunk's accumulators in registers: a chunk is weighted_output over the rows' elements
 // from its first one on (the V pointers and out moved there, dim shortened to match).
+// Not inlined, nor is sparse_row_wide: inlined into sparse_row they slowed the bench preset's
+// decode step by 1.5 - 8% (docs/performance.md, index: "The row kernel's output in a loop ...").
 template <typename T>
-[[gnu::noinline]] void weighted_output_chunks(const float* weights, float sum, RowSourceT<T> src, std::span<const std::uint32_t> tokens,
-                            const LandmarkSource& lm, std::span<const std::uint32_t> blocks, std::size_t dim,
-                            float* out) {
+[[gnu::noinline]] void weighted_output_chunks(const float* weights, float sum, RowSourceT<T> src,
+                                              std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
+                                              std::span<const std::uint32_t> blocks, std::size_t dim, float* out) {
   constexpr std::size_t kChunk = 8;
   const std::size_t nv = (dim + kLanes - 1) / kLanes;
   for (std::size_t v0 = 0; v0 < nv; v0 += kChunk) {
@@ -180,8 +182,8 @@ template <typename T>
 // Heads past kMaxVectors: q is not scaled into a buffer, the scores are scaled instead.
 template <typename T>
 [[gnu::noinline]] float sparse_row_wide(const float* q, std::size_t dim, float scale, RowSourceT<T> src,
-                      std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
-                      std::span<const std::uint32_t> blocks, float* scratch, float* out) {
+                                        std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
+                                        std::span<const std::uint32_t> blocks, float* scratch, float* out) {
   const std::size_t n_tok = tokens.size(), total = n_tok + blocks.size();
   if (total == 0) {
     std::fill(out, out + dim, 0.0f);
@@ -340,7 +342,9 @@ struct DenseGroup {
       for (std::size_t j = 0; j < valid; ++j) {
         const float* vrow = a.v + (j0 + j) * a.v_stride + c0 * kLanes;
         vf vv[CN];
-        for (std::size_t v = 0; v < CN; ++v) vv[v] = full ? vload(vrow + v * kLanes) : load_vec(vrow - c0 * kLanes, c0 + v, dim);
+        for (std::size_t v = 0; v < CN; ++v) {
+          vv[v] = full ? vload(vrow + v * kLanes) : load_vec(vrow - c0 * kLanes, c0 + v, dim);
+        }
         for (std::size_t r = 0; r < R; ++r) {
           const vf w = vset1(p[r][j]);
           for (std::size_t v = 0; v < CN; ++v) o[r][v] = vfma(w, vv[v], o[r][v]);
