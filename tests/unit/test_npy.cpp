@@ -13,6 +13,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "rvt/core/error.hpp"
@@ -232,8 +233,10 @@ TEST_CASE("npy read_npy_tensor requires exactly 3-d and names the shape", "[npy]
   write_npy(dir.file("two.npy"), ramp(6), {2, 3});
   write_npy(dir.file("four.npy"), ramp(24), {1, 2, 3, 4});
   write_npy(dir.file("scalar.npy"), ramp(1), {});
-  for (auto [file, shape] : {std::pair{"two.npy", "(2, 3)"}, std::pair{"four.npy", "(1, 2, 3, 4)"},
-                             std::pair{"scalar.npy", "()"}}) {
+  // The 2-d and 4-d messages add the NumPy that makes such an array [seq][heads][dim].
+  for (auto [file, shape, hint] : {std::tuple{"two.npy", "(2, 3)", "x[:, None, :]"},
+                                   std::tuple{"four.npy", "(1, 2, 3, 4)", "x[b].transpose(1, 0, 2)"},
+                                   std::tuple{"scalar.npy", "()", ""}}) {
     const std::string path = dir.file(file);
     try {
       (void)read_npy_tensor(path);
@@ -245,6 +248,8 @@ TEST_CASE("npy read_npy_tensor requires exactly 3-d and names the shape", "[npy]
       REQUIRE(msg.find(path) != std::string::npos);
       REQUIRE(msg.find(std::string("shape ") + shape) != std::string::npos);
       REQUIRE(msg.find("3-d") != std::string::npos);
+      REQUIRE(msg.find(hint) != std::string::npos);
+      CHECK((msg.find("; ") != std::string::npos) == (std::string(hint) != ""));
     }
   }
 }

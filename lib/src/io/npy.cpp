@@ -617,8 +617,14 @@ NpyArray read_npy(const std::string& path) {
 
 Tensor npy_tensor(const NpyArray& a, const std::string& name) {
   if (a.shape.size() != 3) {
-    throw_bad_input(name + ": expected a 3-d [seq][heads][dim] array, got shape " +
-                    shape_str(a.shape) + " (" + std::to_string(a.shape.size()) + "-d)");
+    // The two layouts people most often have instead, and the NumPy that makes them fit.
+    const std::string hint =
+        a.shape.size() == 4 ? "; from [batch][heads][seq][dim] (PyTorch's attention layout) save one batch entry "
+                              "as x[b].transpose(1, 0, 2)"
+        : a.shape.size() == 2 ? "; one head of [seq][dim] is x[:, None, :]"
+                              : "";
+    throw_bad_input(name + ": expected a 3-d [seq][heads][dim] array, got shape " + shape_str(a.shape) + " (" +
+                    std::to_string(a.shape.size()) + "-d" + hint + ")");
   }
   Tensor t(a.shape[0], a.shape[1], a.shape[2]);
   if (!a.values.empty()) std::memcpy(t.data(), a.values.data(), a.values.size() * sizeof(float));
