@@ -869,11 +869,24 @@ class TestBadInputs(ForwardCase):
                     if p.returncode == UNSUPPORTED:
                         continue  # this CPU lacks the ISA
                     self.assertExit(p, OK)
-                    st = json.loads(p.stdout)["result"]["output"]["stats"]
+                    report = json.loads(p.stdout)
+                    res = report["result"]
+                    st = res["output"]["stats"]
                     self.assertEqual((st["nan_count"], st["inf_count"]), (8, 0))
+                    self.assertEqual(res["isa_ran"], "scalar")  # whatever host.isa says
                     o = np.load(out)
                     self.assertTrue(np.all(np.isnan(o[3, 1])))
                     self.assertEqual(int(np.isnan(o).sum()), 8)
+                    if isa not in ("", "scalar"):
+                        continue
+                    p = run("forward", "--q", qn, "--k", self.k, "--v", self.v, "--backend", backend,
+                            "--allow-nonfinite", "-q")
+                    self.assertEqual("on the scalar reference kernels (the inputs hold a NaN or an inf)" in p.stdout,
+                                     report["host"]["isa"] != "scalar", p.stdout)
+        # The same finite files with --allow-nonfinite run on the fast kernels.
+        p, r = run_json("forward", "--q", self.q, "--k", self.k, "--v", self.v, "--allow-nonfinite")
+        self.assertExit(p, OK)
+        self.assertEqual(r["result"]["isa_ran"], r["host"]["isa"])
 
     def test_model_frames_non_finite(self):
         blob = self.path("model.rvne")

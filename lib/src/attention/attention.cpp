@@ -547,6 +547,7 @@ void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tens
 const kernels::KernelTable* pick_kernels(const ExecOptions& exec, const Tensor& q, const Tensor& k, const Tensor& v,
                                          unsigned threads) {
   const kernels::KernelTable* table = kernels::kernel_table(kernels::resolve_isa(exec.isa));
+  if (exec.isa_ran) *exec.isa_ran = table ? table->isa : kernels::Isa::kScalar;
   if (!table || exec.inputs_finite) return table;
   auto scan = [&](std::span<const float> x) {  // chunks over the workers; stops at the first hit
     constexpr std::size_t kChunk = std::size_t{1} << 16;
@@ -556,7 +557,9 @@ const kernels::KernelTable* pick_kernels(const ExecOptions& exec, const Tensor& 
     });
     return found.load();
   };
-  return scan(q.values()) || scan(k.values()) || scan(v.values()) ? nullptr : table;
+  if (!scan(q.values()) && !scan(k.values()) && !scan(v.values())) return table;
+  if (exec.isa_ran) *exec.isa_ran = kernels::Isa::kScalar;
+  return nullptr;
 }
 
 }  // namespace

@@ -148,6 +148,8 @@ JobResult run_attention_forward(const AttentionRequest& r) {
   }
   attn::ExecOptions exec{r.threads};
   exec.inputs_finite = !r.input.from_files() || !r.input.allow_nonfinite;  // checked by load_inputs
+  kernels::Isa isa_ran = kernels::Isa::kScalar;
+  exec.isa_ran = &isa_ran;
   if (r.backend == attn::Backend::kDense && r.notice) {
     if (const std::string line = long_dense_notice("dense attention", shape, r.sparse); !line.empty()) r.notice(line);
   }
@@ -171,6 +173,7 @@ JobResult run_attention_forward(const AttentionRequest& r) {
   }
   j["edges"] = edges_json(shape.seq, shape.q_heads, r.backend, r.sparse);
   j["threads"] = r.threads;
+  j["isa_ran"] = kernels::isa_name(isa_ran);
   j["wall_ms"] = wall_ms;
   j["output"] = output_json(out.values(), r.threads);
   j["output"]["path"] = r.out_path.empty() ? Json(nullptr) : Json(r.out_path);
@@ -184,7 +187,10 @@ JobResult run_attention_forward(const AttentionRequest& r) {
              std::to_string(j["edges"]["per_head"].get<std::uint64_t>()) + " of " +
              std::to_string(j["edges"]["dense_equivalent_per_head"].get<std::uint64_t>()) + " dense (sparsity " +
              format_double("%.4f", j["edges"]["sparsity"].get<double>()) + ")\n" + "wall " + format_double("%.3f", wall_ms) +
-             " ms, output xxh3 " + j["output"]["xxh3"].get<std::string>() +
+             " ms" + (isa_ran == kernels::Isa::kScalar && kernels::resolve_isa(kernels::Isa::kAuto) != kernels::Isa::kScalar
+                          ? " on the scalar reference kernels (the inputs hold a NaN or an inf)"
+                          : "") +
+             ", output xxh3 " + j["output"]["xxh3"].get<std::string>() +
              (r.out_path.empty() ? "" : ", written to " + r.out_path) + "\n";
   return res;
 }

@@ -28,6 +28,9 @@ struct ExecOptions {
   // the reference kernels. Given non-finite values anyway, the SIMD kernels' NaN pattern
   // then depends on the ISA.
   bool inputs_finite = false;
+  // When given, set to the ISA whose kernels ran: `isa`, or kScalar where non-finite inputs
+  // sent the call to the reference kernels.
+  kernels::Isa* isa_ran = nullptr;
 };
 
 // Landmark keys/values: per block b and kv head h, the plain mean of the K rows / V rows
