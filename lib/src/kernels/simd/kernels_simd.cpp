@@ -393,6 +393,8 @@ void dense_groups(const DenseHeadArgs& a, std::size_t i, std::size_t n) {
   using Group = DenseGroup<R, NV, KT>;
   const std::size_t tile_bytes = 2 * kLanes * Group::vectors(a) * kLanes * sizeof(float);  // K and V of one tile
   const std::size_t range = std::max<std::size_t>(1, kRangeBytes / tile_bytes / KT) * KT;
+  // On the stack: up to 267 KiB for 64 vectors on AVX-512 (threads get 8 MiB by default). On the
+  // heap, allocated per call, AVX2 dim 256 ran 2 - 9% slower and AVX-512 1 - 3% (N = 1024).
   Group groups[kMaxGroups];
   for (; n > 0; i += kMaxGroups * R, n -= std::min(n, kMaxGroups)) {
     const std::size_t now = std::min(n, kMaxGroups);
