@@ -47,9 +47,21 @@ void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Ou
 // A job's notice (a long dense pass, say) as a warning on stderr, "warning: <command>: <line>".
 std::function<void(const std::string&)> warn_notice(const std::string& command);
 
-// One warning line naming the options among `names` that were given on cmd's command line,
-// which this run does not use: "warning: forward: --seq, --globals have no effect <why>".
-void warn_unused_options(const CLI::App& cmd, const std::vector<std::string>& names, const std::string& command,
-                         const std::string& why);
+// Options given on the command line that the run does not use, and why.
+struct UnusedOptions {
+  std::vector<std::string> given;
+  std::string why;
+};
+// Those among `names` given on cmd's command line.
+inline UnusedOptions unused_options(const CLI::App& cmd, const std::vector<std::string>& names, std::string why) {
+  UnusedOptions u{{}, std::move(why)};
+  for (const std::string& name : names) {
+    if (cmd.get_option(name)->count() > 0) u.given.push_back(name);
+  }
+  return u;
+}
+// One warning line naming them, "warning: forward: --seq, --globals have no effect <why>";
+// nothing when none was given.
+void warn_unused(const UnusedOptions& u, const std::string& command);
 
 }  // namespace rvt::cli

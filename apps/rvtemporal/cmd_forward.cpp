@@ -27,7 +27,7 @@ Outcome run_forward(const ForwardOptions& o) {
   const attn::Backend backend = attn::parse_backend(o.backend);
   jobs::JobResult r;
   if (!o.blob.empty()) {
-    warn_unused_by_model(o.attention, "forward", {"--pattern-row"});
+    warn_unused(unused_by_model(o.attention, {"--pattern-row"}), "forward");
     jobs::ModelRequest req;
     req.blob_path = o.blob;
     req.frames = jobs::FrameSpec{o.frames, o.gen_frames, parse_gen_kind(o.attention.gen),
@@ -40,9 +40,11 @@ Outcome run_forward(const ForwardOptions& o) {
     r = jobs::run_model_forward(req);
   } else {
     if (!o.frames.empty() || o.gen_frames) throw_usage("--frames/--gen-frames need --blob");
-    warn_unused_options(*o.attention.cmd, {"--pool"}, "forward", "without --blob (it pools the temporal head's output)");
+    warn_unused(unused_options(*o.attention.cmd, {"--pool"}, "without --blob (it pools the temporal head's output)"),
+                "forward");
     jobs::AttentionRequest req;
     req.input = input_spec(o.attention);
+    warn_unused(unused_with_files(o.attention), "forward");
     req.backend = backend;
     req.sparse = sparse_config(o.attention);
     req.out_path = o.out;

@@ -42,7 +42,7 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
     throw_usage("--dense-baseline is for --blob with --backend dense (in attention mode --backend dense is the dense decode)");
   }
   if (!o.blob.empty()) {
-    warn_unused_by_model(o.attention, "stream");
+    warn_unused(unused_by_model(o.attention), "stream");
     jobs::ModelStreamRequest req;
     req.blob_path = o.blob;
     req.frames = jobs::FrameSpec{o.frames, o.gen_frames, parse_gen_kind(o.attention.gen),
@@ -56,6 +56,7 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
     if (!o.frames.empty() || o.gen_frames) throw_usage("--frames/--gen-frames need --blob");
     jobs::AttentionStreamRequest req;
     req.input = input_spec(o.attention);
+    warn_unused(unused_with_files(o.attention), "stream");
     req.backend = backend;
     req.sparse = sparse_config(o.attention);
     req.stream = s;

@@ -29,15 +29,11 @@ std::function<void(const std::string&)> warn_notice(const std::string& command) 
   return [command](const std::string& line) { spdlog::warn("{}: {}", command, line); };
 }
 
-void warn_unused_options(const CLI::App& cmd, const std::vector<std::string>& names, const std::string& command,
-                         const std::string& why) {
-  std::string given;
-  for (const std::string& name : names) {
-    if (cmd.get_option(name)->count() > 0) given += (given.empty() ? "" : ", ") + name;
-  }
-  if (given.empty()) return;
-  const bool one = given.find(',') == std::string::npos;
-  spdlog::warn("{}: {} {} no effect {}", command, given, one ? "has" : "have", why);
+void warn_unused(const UnusedOptions& u, const std::string& command) {
+  if (u.given.empty()) return;
+  std::string names;
+  for (const std::string& name : u.given) names += (names.empty() ? "" : ", ") + name;
+  spdlog::warn("{}: {} {} no effect {}", command, names, u.given.size() == 1 ? "has" : "have", u.why);
 }
 
 namespace {

@@ -1,7 +1,5 @@
 #include "presets.hpp"
 
-#include "cli.hpp"
-
 #include "rvt/core/hash.hpp"
 #include "rvt/jobs/presets.hpp"
 
@@ -64,14 +62,19 @@ void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c) {
   c.landmark_mode = attn::parse_landmark_mode(o.landmarks);
 }
 
-void warn_unused_by_model(const AttentionOptions& o, const std::string& command,
-                          const std::vector<std::string>& extra) {
+UnusedOptions unused_by_model(const AttentionOptions& o, const std::vector<std::string>& extra) {
   std::vector<std::string> names{"--q",     "--k",           "--v",            "--seq",      "--q-heads", "--kv-heads",
                                  "--dim",   "--globals",     "--no-log-stride", "--no-landmarks", "--landmarks"};
   names.insert(names.end(), extra.begin(), extra.end());
-  warn_unused_options(*o.cmd, names, command,
-                      "with --blob (the temporal head takes its heads and dim from the blob, its pattern is globals "
-                      "[0], log-stride and mean landmarks)");
+  return unused_options(*o.cmd, names,
+                        "with --blob (the temporal head takes its heads and dim from the blob, its pattern is globals "
+                        "[0], log-stride and mean landmarks)");
+}
+
+UnusedOptions unused_with_files(const AttentionOptions& o) {
+  if (o.q.empty() && o.k.empty() && o.v.empty()) return {};
+  return unused_options(*o.cmd, {"--gen", "--seed", "--seq", "--q-heads", "--kv-heads", "--dim"},
+                        "with --q/--k/--v (the inputs and their shape come from the files)");
 }
 
 jobs::InputSpec input_spec(const AttentionOptions& o) {
@@ -90,8 +93,6 @@ jobs::InputSpec input_spec(const AttentionOptions& o) {
   s.dim = pick(o.dim_opt, o.dim, p ? p->head_dim : 0, has_preset);
   if (s.from_files()) {
     if (o.q.empty() || o.k.empty() || o.v.empty()) throw_usage("--q, --k and --v must be given together");
-    warn_unused_options(*o.cmd, {"--gen", "--seed", "--seq", "--q-heads", "--kv-heads", "--dim"}, o.cmd->get_name(),
-                        "with --q/--k/--v (the inputs and their shape come from the files)");
   } else {
     if (s.q_heads == 0 || s.kv_heads == 0 || s.dim == 0) throw_usage("--q-heads, --kv-heads and --dim must be > 0");
     if (s.q_heads % s.kv_heads != 0) {

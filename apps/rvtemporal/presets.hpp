@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "cli.hpp"
+
 #include "rvt/attention/config.hpp"
 #include "rvt/jobs/inputs.hpp"
 #include "rvt/model/temporal_head.hpp"
@@ -38,17 +40,17 @@ struct AttentionOptions : PatternOptions {
 };
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o);
-// The temporal head (--blob) takes its heads and dim from the blob and has a fixed pattern: a
-// warning names the options given that it does not use (`extra`: the command's own ones).
-void warn_unused_by_model(const AttentionOptions& o, const std::string& command,
-                          const std::vector<std::string>& extra = {});
+// The options given that the temporal head (--blob) does not use: it takes its heads and dim
+// from the blob and has a fixed pattern (`extra`: the command's own such options).
+UnusedOptions unused_by_model(const AttentionOptions& o, const std::vector<std::string>& extra = {});
+// The generator options given beside --q/--k/--v, which input_spec does not use.
+UnusedOptions unused_with_files(const AttentionOptions& o);
 
 // For count options (lengths, heads, threads): plain decimal digits, at most 18 of them.
 // CLI11 would otherwise wrap "-1" or saturate "99999999999999999999" into a huge size_t.
 const CLI::Validator& count_check();
 
-// Resolved views of the options (preset applied). input_spec warns of the generator options
-// given beside --q/--k/--v, which it does not use.
+// Resolved views of the options (preset applied).
 jobs::InputSpec input_spec(const AttentionOptions& o);
 attn::SparseConfig sparse_config(const AttentionOptions& o);
 // The model's head: aether window/block unless given (heads come from the blob).
