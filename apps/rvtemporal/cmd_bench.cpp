@@ -28,6 +28,7 @@ struct BenchOptions : PatternOptions {
   std::string scaling_at = "none";
   std::size_t scaling_rounds = 5;
   std::size_t decode_steps = 256, dense_decode_steps = 64;
+  std::string kv_dtype = "f32";
   std::string format = "text";
   std::string plot, compare;
   double tolerance = 0.15;
@@ -81,6 +82,7 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   c.scaling_rounds = o.scaling_rounds;
   c.decode_steps = o.decode_steps;
   c.dense_decode_steps = o.dense_decode_steps;
+  c.kv_dtype = stream::parse_kv_dtype(o.kv_dtype);
   c.no_dense_above = o.no_dense_above;
   c.reference = !o.no_reference;
   c.seed = parse_u64(o.seed, "--seed");
@@ -127,6 +129,7 @@ void register_bench(CLI::App& root, Context& ctx) {
       ->check(count_check())->capture_default_str();
   cmd->add_option("--decode-steps", o->decode_steps, "Timed sparse decode steps at each T (the last at T)")
       ->check(count_check())->capture_default_str();
+  cmd->add_option("--kv-dtype", o->kv_dtype, "f32 | f16 storage of the decode table's KV cache")->capture_default_str();
   cmd->add_option("--dense-decode-steps", o->dense_decode_steps, "Timed dense (O(T) baseline) decode steps at each T")
       ->check(count_check())->capture_default_str();
   cmd->add_option("--format", o->format, "text | json | md | csv on stdout")

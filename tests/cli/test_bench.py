@@ -147,6 +147,19 @@ class BenchReport(CliTestCase):
             self.assertEqual(len(row[kernel]["samples_ns"]), steps)
             self.assertGreater(row[kernel]["median_ns"], 0)
         self.assertEqual(row["sparse_vs_first"], 1.0)
+        self.assertEqual(self.report["result"]["params"]["kv_dtype"], "f32")
+
+    def test_decode_over_an_f16_cache(self):
+        p, report = bench_json("--kv-dtype", "f16", seq="64")
+        self.assertExit(p, OK)
+        r = report["result"]
+        self.assertEqual((r["decode"]["kv_dtype"], r["params"]["kv_dtype"]), ("f16", "f16"))
+        self.assertGreater(r["decode"]["rows"][0]["sparse"]["median_ns"], 0)
+        p = run("bench", *small(seq="64"), "-q", "--kv-dtype", "f16")
+        self.assertIn("decode step (f16 cache, median ns per token", p.stdout)
+        p = run("bench", *small(seq="64"), "-q", "--kv-dtype", "f8")
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "--kv-dtype", "f8")
 
 
 class BenchOutputs(CliTestCase):
@@ -557,6 +570,11 @@ class BenchCompare(CliTestCase):
         p = run("bench", *SMALL, "-q", "--landmarks", "mass", "--compare", self.write("b.json", self.report))
         self.assertExit(p, BAD_INPUT)
         self.assertOneLineError(p, "not comparable", "landmarks mass", "landmarks mean")
+
+    def test_other_cache_dtype_is_bad_input(self):
+        p = run("bench", *SMALL, "-q", "--kv-dtype", "f16", "--compare", self.write("b.json", self.report))
+        self.assertExit(p, BAD_INPUT)
+        self.assertOneLineError(p, "not comparable", "over an f32 cache", "over an f16 one")
 
     def test_missing_baseline_is_io(self):
         p = run("bench", *SMALL, "-q", "--compare", self.path("nope.json"))

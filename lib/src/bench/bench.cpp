@@ -527,6 +527,7 @@ Json run_bench(const BenchConfig& config_in) {
                      {"decode_at", c.decode_at},
                      {"decode_steps", c.decode_steps},
                      {"dense_decode_steps", c.dense_decode_steps},
+                     {"kv_dtype", stream::kv_dtype_name(c.kv_dtype)},
                      {"no_dense_above", c.no_dense_above},
                      {"scaling_at", c.scaling_at},
                      {"scaling_rounds", c.scaling_rounds},
@@ -712,7 +713,7 @@ Json run_bench(const BenchConfig& config_in) {
   // kernel) takes fewer steps: at large T one step costs milliseconds, and the median
   // settles long before 256 of them.
   Json dec;
-  dec["kv_dtype"] = "f32";
+  dec["kv_dtype"] = stream::kv_dtype_name(c.kv_dtype);
   dec["steps_requested"] = c.decode_steps;
   dec["dense_steps_requested"] = c.dense_decode_steps;
   dec["sparse_kernel"] = kernels::isa_name(isa);
@@ -732,7 +733,7 @@ Json run_bench(const BenchConfig& config_in) {
     const std::size_t sparse_prefill = t_len - std::min(c.decode_steps, t_len);
     const std::size_t dense_prefill = t_len - std::min(c.dense_decode_steps, t_len);
     auto filled_cache = [&](std::size_t prefill) {
-      stream::KvCache cache(t_len, c.kv_heads, c.dim, c.sparse.block_size, stream::KvDType::kF32);
+      stream::KvCache cache(t_len, c.kv_heads, c.dim, c.sparse.block_size, c.kv_dtype);
       if (prefill) cache.append_all(x.k.first_rows(prefill), x.v.first_rows(prefill));
       return cache;
     };

@@ -109,11 +109,24 @@ std::string machine_notice(const Json& current_machine, const Json& baseline, co
          ": the ratios compare the machines as much as the code";
 }
 
+// The decode table's cache storage, "f32" where a report does not say (those before it could be f16).
+std::string decode_kv_dtype(const Json& r) {
+  return r.contains("decode") && r["decode"].is_object() && r["decode"].contains("kv_dtype") &&
+                 r["decode"]["kv_dtype"].is_string()
+             ? r["decode"]["kv_dtype"].get<std::string>()
+             : "f32";
+}
+
 void check_comparable(const Json& current, const Json& baseline, const std::string& baseline_name) {
   const std::string a = workload_words(current, true), b = workload_words(baseline, true);
   if (a != b) {
     throw_bad_input("--compare: baseline " + baseline_name + " was measured on " + b + ", this run is " + a +
                     ": not comparable");
+  }
+  const std::string da = decode_kv_dtype(current), db = decode_kv_dtype(baseline);
+  if (da != db) {
+    throw_bad_input("--compare: baseline " + baseline_name + " timed its decode steps over an " + db +
+                    " cache, this run over an " + da + " one: not comparable");
   }
 }
 

@@ -452,7 +452,8 @@ std::string format_text(const Json& r) {
   if (!scaling_rows(r).empty()) s += "\n" + scaling_title(r) + ":\n" + render_text(scaling_table(r));
   if (r.contains("scaling") && r["scaling"]["note"].is_string()) s += "\n" + r["scaling"]["note"].get<std::string>() + "\n";
   if (!r["decode"]["rows"].empty()) {
-    s += "\ndecode step (f32 cache, median ns per token over the timed steps):\n" + render_text(decode_table(r));
+    s += "\ndecode step (" + r["decode"]["kv_dtype"].get<std::string>() +
+         " cache, median ns per token over the timed steps):\n" + render_text(decode_table(r));
   }
   s += "\npeak RSS " + mib(r["peak_rss_bytes"]) + ", wall " + fixed(r["wall_s"].get<double>(), 1) + " s\n";
   if (r.contains("plot") && r["plot"].is_string()) s += "plot: " + r["plot"].get<std::string>() + "\n";
@@ -477,7 +478,8 @@ std::string format_markdown(const Json& r) {
     s += "\n" + title + ":\n\n" + render_markdown(scaling_table(r));
   }
   if (!r["decode"]["rows"].empty()) {
-    s += "\nDecode step (f32 cache, median ns per token):\n\n" + render_markdown(decode_table(r));
+    s += "\nDecode step (" + r["decode"]["kv_dtype"].get<std::string>() + " cache, median ns per token):\n\n" +
+         render_markdown(decode_table(r));
   }
   s += "\nPeak RSS " + mib(r["peak_rss_bytes"]) + ", wall " + fixed(r["wall_s"].get<double>(), 1) + " s.\n";
   return s;

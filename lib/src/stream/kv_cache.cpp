@@ -7,6 +7,7 @@
 #include "rvt/core/error.hpp"
 #include "rvt/core/half.hpp"
 #include "rvt/core/stats.hpp"
+#include "rvt/kernels/fast.hpp"
 
 namespace rvt::stream {
 
@@ -43,6 +44,7 @@ KvCache::KvCache(std::size_t capacity, std::size_t kv_heads, std::size_t dim, st
     scratch_v_.assign(kv_heads * dim, 0.0f);
     open_sum_k_.assign(kv_heads * dim, 0.0f);
     open_sum_v_.assign(kv_heads * dim, 0.0f);
+    if (const kernels::KernelTable* table = kernels::kernel_table(kernels::best_isa())) to_half_ = table->to_half;
   } catch (const std::bad_alloc&) {
     throw_bad_input("kv cache of capacity " + std::to_string(capacity) + " does not fit in memory");
   }
@@ -71,7 +73,10 @@ std::size_t KvCache::bytes() const {
 
 void KvCache::store_row(std::size_t slot, const float* k_row, const float* v_row) {
   const std::size_t n = kv_heads_ * dim_, base = slot * n;
-  if (dtype_ == KvDType::kF16) {
+  if (dtype_ == KvDType::kF16 && to_half_) {
+    to_half_(k_row, n, k16_.data() + base);
+    to_half_(v_row, n, v16_.data() + base);
+  } else if (dtype_ == KvDType::kF16) {
     for (std::size_t i = 0; i < n; ++i) {
       k16_[base + i] = f32_to_f16(k_row[i]);
       v16_[base + i] = f32_to_f16(v_row[i]);

@@ -21,6 +21,7 @@
 #include "rvt/core/error.hpp"
 #include "rvt/kernels/isa.hpp"
 #include "rvt/report/report.hpp"
+#include "rvt/stream/kv_cache.hpp"
 
 namespace rvt::bench {
 
@@ -53,6 +54,7 @@ struct BenchConfig {
   std::vector<std::size_t> decode_at{1024, 4096, 16384};
   std::size_t decode_steps = 256;       // timed sparse decode steps at each T
   std::size_t dense_decode_steps = 64;  // timed dense (O(T) baseline) decode steps at each T
+  stream::KvDType kv_dtype = stream::KvDType::kF32;  // the decode table's cache storage
   std::size_t no_dense_above = 65536;  // dense at N > this is extrapolated, never run
   bool reference = true;               // time the scalar reference sparse kernel too
   // Thread scaling: at each N here, dense (up to no_dense_above) and sparse on one thread and

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <limits>
 
+#include "rvt/core/half.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "vec.hpp"
 
@@ -525,6 +526,12 @@ void block_means(const float* x, std::size_t stride, std::size_t block, std::siz
   }
 }
 
+void to_half(const float* x, std::size_t n, std::uint16_t* out) {
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) vstore_half(out + i, vload(x + i));
+  for (; i < n; ++i) out[i] = f32_to_f16(x[i]);
+}
+
 bool any_nonfinite(const float* x, std::size_t n) {
   // A value is NaN or Inf exactly when all its exponent bits are set.
   const vf exp_bits = vbits(0x7F800000u);
@@ -575,7 +582,7 @@ const KernelTable kTable{
 #else
     Isa::kAvx2,
 #endif
-    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_means, &any_nonfinite, &fma_peak_work,
+    kLanes, &sparse_row<float>, &sparse_row<std::uint16_t>, &dense_rows, &sparse_tile, &transpose_tiles, &block_means, &any_nonfinite, &to_half, &fma_peak_work,
     &normal_pairs, &stream_fence};
 
 }  // namespace rvt::kernels::RVT_KERNEL_NS

@@ -31,6 +31,10 @@ inline vf vload_part(const float* p, std::size_t n) { return _mm512_maskz_loadu_
 inline vf vload_part(const std::uint16_t* p, std::size_t n) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail_mask(n), p));
 }
+// x as IEEE halves, rounded to nearest even (rvt::f32_to_f16's numbers).
+inline void vstore_half(std::uint16_t* p, vf x) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
 inline void vstore(float* p, vf x) { _mm512_storeu_ps(p, x); }
 inline void vstore_part(float* p, vf x, std::size_t n) { _mm512_mask_storeu_ps(p, tail_mask(n), x); }
 // A whole cache line (p 64-byte aligned) past the caches; stream_fence() orders it.
@@ -147,6 +151,10 @@ inline vf vload_part(const std::uint16_t* p, std::size_t n) {
   alignas(16) std::uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   std::memcpy(tmp, p, n * sizeof(std::uint16_t));
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
+}
+// x as IEEE halves, rounded to nearest even (rvt::f32_to_f16's numbers).
+inline void vstore_half(std::uint16_t* p, vf x) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 inline void vstore(float* p, vf x) { _mm256_storeu_ps(p, x); }
 inline void vstore_part(float* p, vf x, std::size_t n) { _mm256_maskstore_ps(p, tail_mask(n), x); }
