@@ -556,25 +556,15 @@ class BenchCompare(CliTestCase):
         self.assertIsNone(report["result"]["compare"]["same_machine"])
         self.assertNotIn("warning", p.stderr)
 
-    def test_other_preset_is_bad_input(self):
-        p = run("bench", *SMALL, "-q", "--preset", "aether", "--compare", self.write("b.json", self.report))
-        self.assertExit(p, BAD_INPUT)
-        self.assertOneLineError(p, "not comparable", "aether", "bench")
-
-    def test_other_shape_is_bad_input(self):
-        p = run("bench", *SMALL, "-q", "--dim", "16", "--compare", self.write("b.json", self.report))
-        self.assertExit(p, BAD_INPUT)
-        self.assertOneLineError(p, "not comparable", "dim 16", "dim 32")
-
-    def test_other_pattern_is_bad_input(self):
-        p = run("bench", *SMALL, "-q", "--landmarks", "mass", "--compare", self.write("b.json", self.report))
-        self.assertExit(p, BAD_INPUT)
-        self.assertOneLineError(p, "not comparable", "landmarks mass", "landmarks mean")
-
-    def test_other_cache_dtype_is_bad_input(self):
-        p = run("bench", *SMALL, "-q", "--kv-dtype", "f16", "--compare", self.write("b.json", self.report))
-        self.assertExit(p, BAD_INPUT)
-        self.assertOneLineError(p, "not comparable", "over an f32 cache", "over an f16 one")
+    def test_other_workload_is_bad_input(self):
+        # Preset, shape, pattern or the decode table's cache storage other than the baseline's.
+        for args, words in ((("--preset", "aether"), ("aether", "bench")), (("--dim", "16"), ("dim 16", "dim 32")),
+                            (("--landmarks", "mass"), ("landmarks mass", "landmarks mean")),
+                            (("--kv-dtype", "f16"), ("over an f32 cache", "over an f16 one"))):
+            with self.subTest(args=args):
+                p = run("bench", *SMALL, "-q", *args, "--compare", self.write("b.json", self.report))
+                self.assertExit(p, BAD_INPUT)
+                self.assertOneLineError(p, "not comparable", *words)
 
     def test_missing_baseline_is_io(self):
         p = run("bench", *SMALL, "-q", "--compare", self.path("nope.json"))
