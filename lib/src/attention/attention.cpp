@@ -151,6 +151,11 @@ void for_row_chunks(std::size_t seq, std::size_t multiple_of, unsigned threads, 
   parallel_runs(seq, (kTransposeRows + multiple_of - 1) / multiple_of * multiple_of, threads, fn);
 }
 
+// Tokens in landmark block b of a sequence of seq (the last block may be short).
+std::uint32_t block_tokens(std::size_t b, std::size_t seq, std::size_t block_size) {
+  return static_cast<std::uint32_t>(std::min((b + 1) * block_size, seq) - b * block_size);
+}
+
 // BlockMeans for k's shape with the counts set; the means are left for fill_block_means.
 BlockMeans unfilled_block_means(const Tensor& k, std::size_t block_size) {
   BlockMeans m;
@@ -162,7 +167,7 @@ BlockMeans unfilled_block_means(const Tensor& k, std::size_t block_size) {
   m.v.resize(m.k.size());
   m.counts.reserve(m.n_blocks);
   for (std::size_t b = 0; b < m.n_blocks; ++b) {
-    m.counts.push_back(static_cast<std::uint32_t>(std::min((b + 1) * block_size, k.seq()) - b * block_size));
+    m.counts.push_back(block_tokens(b, k.seq(), block_size));
   }
   return m;
 }
@@ -182,7 +187,9 @@ void fill_block_means(BlockMeansFn means, const Tensor& k, const Tensor& v, std:
 // Every tile's columns, built once per call (in parallel) and shared by all heads: about
 // 40 columns of 16 bytes per tile of 16 rows. A window past kMaxBuiltWindow adds a column per
 // key of the window to every tile (at 1M rows, window 1024: 1 GiB): there each worker builds
-// the columns tile by tile instead, into its own TilePattern (worker_pattern).
+// the columns tile by tile instead, into its own TilePattern (worker_pattern). With kMass
+// landmarks the set also holds each block's token count and its log2, the block columns'
+// score bias (SparseTileArgs::block_bias): like the columns, they depend on seq and config only.
 class TileColumnSet {
  public:
   static constexpr std::size_t kMaxBuiltWindow = 256;
@@ -198,6 +205,12 @@ class TileColumnSet {
         where_(built_ ? tiles_ : 0) {
     TilePattern own(seq, config, lanes);  // the bound, and the one-row tiles where the set is not built
     if (!built_) max_columns_ = own.max_columns();
+    if (config.landmarks && config.landmark_mode == LandmarkMode::kMass) {
+      for (std::size_t b = 0; b < block_count(seq, config.block_size); ++b) {
+        block_counts_.push_back(block_tokens(b, seq, config.block_size));
+        block_bias_.push_back(std::log2(static_cast<float>(block_counts_.back())));
+      }
+    }
     parallel_for(chunks_.size(), threads, [&](std::size_t first, std::size_t last, unsigned) {
       TilePattern pattern(seq, config, lanes);
       for (std::size_t c = first; c < last; ++c) {
@@ -237,6 +250,16 @@ class TileColumnSet {
     return {{base, w.relative}, {base + w.relative, w.globals}, {base + w.relative + w.globals, w.blocks}};
   }
   std::size_t max_columns() const { return max_columns_; }
+  // kMass: each block's log2 token count (the tiles' score bias), null otherwise.
+  const float* block_bias() const { return block_bias_.empty() ? nullptr : block_bias_.data(); }
+  // The landmarks of a one-row tile's row kernel (which adds ln(count) itself under kMass).
+  kernels::LandmarkSource landmarks(const kernels::SparseTileArgs& a) const {
+    kernels::LandmarkSource lm;
+    lm.rows = {a.mean_k, a.mean_v, a.mean_stride};
+    lm.counts = block_counts_.empty() ? nullptr : block_counts_.data();
+    lm.mass_bias = !block_counts_.empty();
+    return lm;
+  }
   // The candidates of tile t's row, where the tile holds one row (grid().rows(t) == 1: the
   // grid's last when the sequence plus the shift is one past a multiple of the lanes, N =
   // 1024 in the bench preset). Such a tile costs what a full one does; the row kernel takes
@@ -257,6 +280,8 @@ class TileColumnSet {
   std::vector<std::vector<kernels::TileColumn>> chunks_;
   std::vector<std::pair<std::size_t, LaneCandidates>> single_rows_;  // (tile, its row's candidates)
   std::vector<Where> where_;
+  std::vector<std::uint32_t> block_counts_;  // kMass only
+  std::vector<float> block_bias_;
   std::size_t max_columns_ = 0;
 };
 
@@ -359,8 +384,8 @@ bool prefetch_ahead(const AttentionShape& s) {
 // added ~30 us to a two-thread call at N = 1024 (0.165 ms against 0.136 without landmarks), more
 // than the whole means pass takes on one thread (13 - 17 us).
 kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Tensor& k, const Tensor& v,
-                                     const AttentionShape& s, const TileGrid& grid, BlockMeans* means,
-                                     const float* block_bias, std::size_t kvh, unsigned threads, float* memory) {
+                                     const AttentionShape& s, const TileGrid& grid, BlockMeans* means, std::size_t kvh,
+                                     unsigned threads, float* memory) {
   const std::size_t positions = s.seq + grid.shift;
   const PaddedTiles kt(memory, s.dim, positions, table.lanes);
   const bool copy = copy_values(s);
@@ -392,7 +417,6 @@ kernels::SparseTileArgs prepare_head(const kernels::KernelTable& table, const Te
     a.mean_k = means->k_row(0, kvh);
     a.mean_v = means->v_row(0, kvh);
     a.mean_stride = means->kv_heads * means->dim;
-    a.block_bias = block_bias;
   }
   return a;
 }
@@ -408,18 +432,14 @@ float* tile_scratch(const TileColumnSet& columns, std::size_t lanes) {
 // Tiles [begin, end) of kv head kvh (arguments from prepare_head), each for all the query
 // heads of its group, on the calling thread; own: its TileColumnSet::worker_pattern.
 void run_tiles(const kernels::KernelTable& table, const Tensor& q, const AttentionShape& s,
-               const TileColumnSet& columns, TilePattern* own, const BlockMeans* means,
-               const kernels::SparseTileArgs& a, std::size_t kvh, std::size_t begin, std::size_t end, float* scratch,
-               Tensor& out) {
+               const TileColumnSet& columns, TilePattern* own, const kernels::SparseTileArgs& a, std::size_t kvh,
+               std::size_t begin, std::size_t end, float* scratch, Tensor& out) {
   const TileGrid& grid = columns.grid();
   for (std::size_t t = begin; t < end; ++t) {
     if (grid.rows(t) == 1) {  // the row kernel; scratch holds a tile's columns, more than its candidates
       const LaneCandidates& single = columns.single_row(t);
       const std::size_t row = grid.row0(t);
-      kernels::LandmarkSource landmarks;
-      landmarks.rows = {a.mean_k, a.mean_v, a.mean_stride};
-      landmarks.counts = means ? means->counts.data() : nullptr;
-      landmarks.mass_bias = a.block_bias != nullptr;
+      const kernels::LandmarkSource landmarks = columns.landmarks(a);
       for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
         table.sparse_row_f32(q.row(row, h), s.dim, a.scale, {a.k, a.v, a.kv_stride}, single.tokens, landmarks,
                              single.blocks, scratch, out.row(row, h));
@@ -429,6 +449,7 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
     const kernels::TileColumns cols = columns.columns(t, own);  // shared by the group's query heads
     for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
       kernels::SparseTileArgs ah = a;
+      ah.block_bias = columns.block_bias();
       ah.q = q.row(0, h);
       ah.out = out.row(0, h);
       table.sparse_tile(ah, grid.row0(t), grid.rows(t), cols, scratch);
@@ -439,15 +460,14 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
 // The kv heads one after the other, each transposed and then its tiles split between the
 // workers, which share its K/V.
 void sparse_tiled_by_tiles(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                           const AttentionShape& s, BlockMeans* means, const float* block_bias,
-                           const TileColumnSet& columns, unsigned threads, Tensor& out) {
+                           const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
+                           Tensor& out) {
   const Workspace memory(head_tile_floats(s, columns.grid(), table.lanes));
   for (std::size_t kvh = 0; kvh < s.kv_heads; ++kvh) {
-    const kernels::SparseTileArgs a = prepare_head(table, k, v, s, columns.grid(), means, block_bias, kvh, threads, memory.data());
+    const kernels::SparseTileArgs a = prepare_head(table, k, v, s, columns.grid(), means, kvh, threads, memory.data());
     parallel_for(columns.tiles(), threads, [&](std::size_t begin, std::size_t end, unsigned) {
       std::optional<TilePattern> own = columns.worker_pattern();
-      run_tiles(table, q, s, columns, own ? &*own : nullptr, means, a, kvh, begin, end, tile_scratch(columns, table.lanes),
-                out);
+      run_tiles(table, q, s, columns, own ? &*own : nullptr, a, kvh, begin, end, tile_scratch(columns, table.lanes), out);
       if (a.stream_out) table.stream_fence();
     });
   }
@@ -488,8 +508,8 @@ unsigned share_turn(const AttentionShape& s, unsigned threads) {
 // 13.7, 8192 1.44 - 1.50 against 1.48 - 1.57, 1024 and 4096 level or faster; with 2 or 8 heads
 // level or faster.
 void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
-                           const AttentionShape& s, BlockMeans* means, const float* block_bias,
-                           const TileColumnSet& columns, unsigned threads, Tensor& out) {
+                           const AttentionShape& s, BlockMeans* means, const TileColumnSet& columns, unsigned threads,
+                           Tensor& out) {
   constexpr std::size_t kTilesPerClaim = 8;  // 128 rows on AVX-512: the run's window keys stay in cache
   OwnedWork work(s.kv_heads, columns.tiles(), kTilesPerClaim, threads);
   const unsigned turn = share_turn(s, threads);
@@ -508,11 +528,11 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
     auto tiles = [&](std::size_t h, std::size_t begin, std::size_t end) {
       const std::size_t n = columns.tiles(), first = (begin + work.share_of(h) * n / threads) % n;
       const std::size_t last = first + (end - begin);
-      run_tiles(table, q, s, columns, own, means, args[h], h, first, std::min(last, n), scratch, out);
-      if (last > n) run_tiles(table, q, s, columns, own, means, args[h], h, 0, last - n, scratch, out);
+      run_tiles(table, q, s, columns, own, args[h], h, first, std::min(last, n), scratch, out);
+      if (last > n) run_tiles(table, q, s, columns, own, args[h], h, 0, last - n, scratch, out);
     };
     while (const std::optional<std::size_t> h = work.take((worker + turn) % threads)) {
-      args[*h] = prepare_head(table, k, v, s, columns.grid(), means, block_bias, *h, 1, memory.data());
+      args[*h] = prepare_head(table, k, v, s, columns.grid(), means, *h, 1, memory.data());
       work.publish(*h);
       work.run(*h, tiles);
       work.wait_helpers(*h);  // then the workspace may take the next head
@@ -524,20 +544,13 @@ void sparse_tiled_by_heads(const kernels::KernelTable& table, const Tensor& q, c
 
 // split_heads: each worker takes whole kv heads; otherwise the heads go one after the other,
 // their tiles split between workers. Each head's block means are filled with its transposes.
-// kMass: each block's scores gain log2 of its token count (SparseTileArgs::block_bias).
 void sparse_tiled(const kernels::KernelTable& table, const Tensor& q, const Tensor& k, const Tensor& v,
                   const SparseConfig& config, const AttentionShape& s, unsigned threads, bool split_heads, Tensor& out) {
   const std::shared_ptr<const TileColumnSet> kept = tile_columns(s.seq, config, table.lanes, threads);
   BlockMeans unfilled = config.landmarks ? unfilled_block_means(k, config.block_size) : BlockMeans{};
   BlockMeans* means = config.landmarks ? &unfilled : nullptr;
-  std::vector<float> bias;
-  if (means && config.landmark_mode == LandmarkMode::kMass) {
-    bias.reserve(means->counts.size());
-    for (std::uint32_t count : means->counts) bias.push_back(std::log2(static_cast<float>(count)));
-  }
-  const float* block_bias = bias.empty() ? nullptr : bias.data();
-  if (split_heads) sparse_tiled_by_heads(table, q, k, v, s, means, block_bias, *kept, threads, out);
-  else sparse_tiled_by_tiles(table, q, k, v, s, means, block_bias, *kept, threads, out);
+  if (split_heads) sparse_tiled_by_heads(table, q, k, v, s, means, *kept, threads, out);
+  else sparse_tiled_by_tiles(table, q, k, v, s, means, *kept, threads, out);
 }
 
 // The SIMD kernels assume finite inputs (a masked lane's 0 weight times a NaN value is

@@ -10,6 +10,14 @@
 #include "rvt/kernels/fast.hpp"
 
 namespace rvt::stream {
+namespace {
+
+// KernelTable::to_half's scalar reference, for builds without SIMD kernels.
+void to_half_scalar(const float* x, std::size_t n, std::uint16_t* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
+}
+
+}  // namespace
 
 KvDType parse_kv_dtype(const std::string& name) {
   if (name == "f32") return KvDType::kF32;
@@ -44,7 +52,8 @@ KvCache::KvCache(std::size_t capacity, std::size_t kv_heads, std::size_t dim, st
     scratch_v_.assign(kv_heads * dim, 0.0f);
     open_sum_k_.assign(kv_heads * dim, 0.0f);
     open_sum_v_.assign(kv_heads * dim, 0.0f);
-    if (const kernels::KernelTable* table = kernels::kernel_table(kernels::best_isa())) to_half_ = table->to_half;
+    const kernels::KernelTable* table = kernels::kernel_table(kernels::best_isa());
+    to_half_ = table ? table->to_half : &to_half_scalar;
   } catch (const std::bad_alloc&) {
     throw_bad_input("kv cache of capacity " + std::to_string(capacity) + " does not fit in memory");
   }
@@ -73,14 +82,9 @@ std::size_t KvCache::bytes() const {
 
 void KvCache::store_row(std::size_t slot, const float* k_row, const float* v_row) {
   const std::size_t n = kv_heads_ * dim_, base = slot * n;
-  if (dtype_ == KvDType::kF16 && to_half_) {
+  if (dtype_ == KvDType::kF16) {
     to_half_(k_row, n, k16_.data() + base);
     to_half_(v_row, n, v16_.data() + base);
-  } else if (dtype_ == KvDType::kF16) {
-    for (std::size_t i = 0; i < n; ++i) {
-      k16_[base + i] = f32_to_f16(k_row[i]);
-      v16_[base + i] = f32_to_f16(v_row[i]);
-    }
   } else {
     std::memcpy(k32_.data() + base, k_row, n * sizeof(float));
     std::memcpy(v32_.data() + base, v_row, n * sizeof(float));

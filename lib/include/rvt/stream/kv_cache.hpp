@@ -88,7 +88,7 @@ class KvCache {
   std::size_t capacity_, kv_heads_, dim_, block_size_;
   KvDType dtype_;
   // f16 rows are stored by the best ISA's conversion (KernelTable::to_half), whatever ISA the
-  // decoder runs: it gives f32_to_f16's numbers bit for bit. Null: f32_to_f16 element by element.
+  // decoder runs: it gives f32_to_f16's numbers bit for bit (element by element without SIMD).
   void (*to_half_)(const float*, std::size_t, std::uint16_t*) = nullptr;
   std::size_t len_ = 0;
   std::uint64_t appended_ = 0, evicted_ = 0;
