@@ -1,4 +1,5 @@
 """Helpers for the CLI tests: run the built binary, check exit codes and JSON reports."""
+import contextlib
 import json
 import os
 import subprocess
@@ -16,6 +17,20 @@ OK, CHECK_FAILED, USAGE, BAD_INPUT, IO, UNSUPPORTED = 0, 1, 2, 3, 4, 5
 def run(*args, stdin=None):
     """Runs rvtemporal with args; returns CompletedProcess with text stdout/stderr."""
     return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, input=stdin, timeout=300)
+
+
+@contextlib.contextmanager
+def isa_env(isa):
+    """RVT_ISA=isa for the runs inside ("" lets the binary pick the widest ISA of this CPU)."""
+    old = os.environ.get("RVT_ISA")
+    os.environ["RVT_ISA"] = isa
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["RVT_ISA"]
+        else:
+            os.environ["RVT_ISA"] = old
 
 
 def run_json(*args):

@@ -5,7 +5,6 @@ attention-spec.md (dense in float64; the sparse candidate set of section 3 re-de
 against the reference Rust outputs in data/upstream/, and the temporal head against a NumPy
 re-implementation of the blob model (spec section 6 payload layout).
 """
-import contextlib
 import json
 import math
 import os
@@ -188,18 +187,6 @@ def read_json(path):
 # reference kernels (RVT_ISA, lib/src/kernels/isa.cpp). Both must match NumPy.
 ISAS = ("", "scalar")
 
-
-@contextlib.contextmanager
-def isa_env(isa):
-    old = os.environ.get("RVT_ISA")
-    os.environ["RVT_ISA"] = isa
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["RVT_ISA"]
-        else:
-            os.environ["RVT_ISA"] = old
 
 
 def max_err(a, b):
@@ -905,11 +892,17 @@ class TestBadInputs(ForwardCase):
                 self.assertExit(p, OK)
                 st = r["result"]["output"]["stats"]
                 self.assertGreater(st["nan_count"] + st["inf_count"], 0)
-        # Finite frames are unaffected by the flag.
+                self.assertEqual(r["result"]["isa_ran"], "scalar")  # the layers took the reference kernels
+                p = run("forward", "--blob", blob, "--frames", f, "--allow-nonfinite", "-q")
+                self.assertEqual("on the scalar reference kernels (the inputs hold a NaN or an inf)" in p.stdout,
+                                 r["host"]["isa"] != "scalar", p.stdout)
+        # Finite frames are unaffected by the flag, and run on the fast kernels.
         f = self.save("ok.npy", frames)
-        a = self.fwd("--blob", blob, "--frames", f)
+        p, a = run_json("forward", "--blob", blob, "--frames", f)
         b = self.fwd("--blob", blob, "--frames", f, "--allow-nonfinite")
-        self.assertEqual(a["output"]["xxh3"], b["output"]["xxh3"])
+        self.assertEqual(a["result"]["output"]["xxh3"], b["output"]["xxh3"])
+        self.assertEqual(a["result"]["isa_ran"], a["host"]["isa"])
+        self.assertEqual(b["isa_ran"], a["host"]["isa"])
 
     def test_empty_sequence(self):
         e = self.save("e.npy", np.zeros((0, 2, 8), np.float32))

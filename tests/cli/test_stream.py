@@ -331,6 +331,24 @@ class TestAttentionStream(StreamCase):
                 self.assertIsInstance(par["mean_abs_err"], float)
                 self.assertLess(par["max_abs_err"], 1e-5)
                 os.remove(out)
+                # The steps whose q or cache held a NaN or an inf took the scalar reference: the
+                # q rows 5 and 11, the V row 11, and from the K row 0 on every step.
+                scalar = {"q": 2, "k": 12, "v": 1}[which]
+                self.assertEqual(r["scalar_steps"], scalar)
+                p, e = run_json("stream", *args, "--allow-nonfinite")
+                self.assertEqual(e["result"]["isa_ran"], "scalar" if scalar == 12 else e["host"]["isa"])
+                p = run("stream", *args, "--allow-nonfinite", "-q")
+                self.assertEqual(f"{scalar} steps on the scalar reference kernels" in p.stdout,
+                                 e["host"]["isa"] != "scalar", p.stdout)
+        # Finite inputs: every step on the fast kernels; --isa scalar: every step on the reference.
+        for isa in ("", "scalar"):
+            with self.subTest(isa=isa), isa_env(isa):
+                p, e = run_json("stream", "--q", good_q, "--k", good_kv, "--v", good_kv)
+                self.assertExit(p, OK)
+                want = 12 if e["host"]["isa"] == "scalar" else 0
+                self.assertEqual((e["result"]["isa_ran"], e["result"]["scalar_steps"]), (e["host"]["isa"], want))
+                self.assertNotIn("steps on the scalar reference kernels", run("stream", "--q", good_q, "--k", good_kv,
+                                                                              "--v", good_kv).stdout)
 
 class TestEviction(StreamCase):
     def test_h2o_ten_times_capacity(self):
@@ -515,9 +533,14 @@ class TestModelStream(StreamCase):
                 self.assertEqual(p.stderr.strip(),
                                  f"rvtemporal: error: {f}: non-finite value {text} at [{index[0]}, {index[1]}] "
                                  f"(element {flat} of 320); pass --allow-nonfinite to propagate it")
-                r = self.stream_json("--blob", self.blob, "--frames", f, "--allow-nonfinite")
-                st = r["output"]["stats"]
+                p, e = run_json("stream", "--blob", self.blob, "--frames", f, "--allow-nonfinite")
+                self.assertExit(p, OK)
+                st = e["result"]["output"]["stats"]
                 self.assertGreater(st["nan_count"] + st["inf_count"], 0)
+                # Every frame from the first non-finite one on: its value stays in the caches.
+                scalar = 20 - index[0]
+                self.assertEqual(e["result"]["scalar_steps"], scalar)
+                self.assertEqual(e["result"]["isa_ran"], "scalar" if scalar == 20 else e["host"]["isa"])
 
     def test_input_errors(self):
         wrong = self.save("wrong.npy", np.zeros((10, 8), np.float32))

@@ -137,6 +137,18 @@ std::string long_dense_head_notice(const std::string& what, const model::Tempora
   return long_job_line(named, frames, layers * 4.0 * static_cast<double>(hc.head_dim * hc.q_heads) * edges, -1.0);
 }
 
+namespace {
+
+// What the wall line adds where non-finite inputs sent the call to the reference kernels
+// though SIMD ones were there.
+std::string fallback_note(kernels::Isa isa_ran) {
+  return isa_ran == kernels::Isa::kScalar && kernels::resolve_isa(kernels::Isa::kAuto) != kernels::Isa::kScalar
+             ? " on the scalar reference kernels (the inputs hold a NaN or an inf)"
+             : "";
+}
+
+}  // namespace
+
 JobResult run_attention_forward(const AttentionRequest& r) {
   r.sparse.validate();
   const Qkv x = load_inputs(r.input, r.threads);
@@ -187,9 +199,7 @@ JobResult run_attention_forward(const AttentionRequest& r) {
              std::to_string(j["edges"]["per_head"].get<std::uint64_t>()) + " of " +
              std::to_string(j["edges"]["dense_equivalent_per_head"].get<std::uint64_t>()) + " dense (sparsity " +
              format_double("%.4f", j["edges"]["sparsity"].get<double>()) + ")\n" + "wall " + format_double("%.3f", wall_ms) +
-             " ms" + (isa_ran == kernels::Isa::kScalar && kernels::resolve_isa(kernels::Isa::kAuto) != kernels::Isa::kScalar
-                          ? " on the scalar reference kernels (the inputs hold a NaN or an inf)"
-                          : "") +
+             " ms" + fallback_note(isa_ran) +
              ", output xxh3 " + j["output"]["xxh3"].get<std::string>() +
              (r.out_path.empty() ? "" : ", written to " + r.out_path) + "\n";
   return res;
@@ -230,8 +240,11 @@ JobResult run_model_forward(const ModelRequest& r) {
     const std::string line = long_dense_head_notice("dense attention", head, frames.seq(), HeadJob::kForward);
     if (!line.empty()) r.notice(line);
   }
+  attn::ExecOptions exec{r.threads};
+  kernels::Isa isa_ran = kernels::Isa::kScalar;
+  exec.isa_ran = &isa_ran;
   const auto start = Clock::now();
-  const std::vector<float> logits = head.forward(frames.values(), frames.seq(), r.pool, {r.threads});
+  const std::vector<float> logits = head.forward(frames.values(), frames.seq(), r.pool, exec);
   const double wall_ms = ms_since(start);
   if (!r.out_path.empty()) io::write_npy(r.out_path, logits, {logits.size()});
 
@@ -246,6 +259,7 @@ JobResult run_model_forward(const ModelRequest& r) {
   j["head"]["pool"] = model::pool_name(r.pool);
   j["edges_per_head_all_layers"] = head.edges_per_head(frames.seq());
   j["threads"] = r.threads;
+  j["isa_ran"] = kernels::isa_name(isa_ran);
   j["wall_ms"] = wall_ms;
   j["logits"] = logits;
   // With a NaN among the logits no class is the largest (NaN compares false): null, not 0.
@@ -257,7 +271,7 @@ JobResult run_model_forward(const ModelRequest& r) {
   res.text = std::string("temporal head (") + attn::backend_name(head.config().backend) + ") over " +
              std::to_string(frames.seq()) + " frames: logits [";
   for (std::size_t c = 0; c < logits.size(); ++c) res.text += (c ? ", " : "") + format_double("%.6g", logits[c]);
-  res.text += "], argmax " + (any_nan ? std::string("none (NaN logits)") : std::to_string(j["argmax"].get<std::size_t>())) + ", wall " + format_double("%.3f", wall_ms) + " ms\n";
+  res.text += "], argmax " + (any_nan ? std::string("none (NaN logits)") : std::to_string(j["argmax"].get<std::size_t>())) + ", wall " + format_double("%.3f", wall_ms) + " ms" + fallback_note(isa_ran) + "\n";
   return res;
 }
 

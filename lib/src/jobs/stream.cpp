@@ -40,12 +40,26 @@ Json cache_json(const StreamOptions& o, std::size_t capacity, std::size_t bytes,
               {"evicted", evicted}};
 }
 
-std::string summary_text(const char* what, std::size_t steps, const Json& latency, const Json& parity,
-                         std::size_t cache_bytes) {
-  std::string t = std::string(what) + ": " + std::to_string(steps) + " steps, p50 " +
+// Which kernels ran the steps: the decoder's ISA, or scalar where every step took the
+// reference kernels; and how many steps did (their q or cache held a NaN or an inf).
+void put_isa_ran(Json& j, kernels::Isa isa, std::uint64_t scalar_steps, std::size_t steps) {
+  j["isa_ran"] = kernels::isa_name(steps > 0 && scalar_steps == steps ? kernels::Isa::kScalar : isa);
+  j["scalar_steps"] = scalar_steps;
+}
+
+// The text form of report j: steps and latency, cache, parity, and the steps that took the
+// scalar reference kernels where others ran SIMD ones.
+std::string summary_text(const char* what, const Json& j) {
+  const Json& latency = j["latency"];
+  const Json& parity = j["parity"];
+  std::string t = std::string(what) + ": " + std::to_string(j["tokens"].get<std::size_t>()) + " steps, p50 " +
                   format_double("%.0f", latency["p50_ns"].get<double>()) + " ns, p99 " + format_double("%.0f", latency["p99_ns"].get<double>()) +
                   " ns, " + format_double("%.0f", latency["tokens_per_s"].get<double>()) + " tokens/s, cache " +
-                  std::to_string(cache_bytes) + " bytes\n";
+                  std::to_string(j["cache"]["bytes"].get<std::size_t>()) + " bytes\n";
+  if (const auto scalar = j["scalar_steps"].get<std::uint64_t>();
+      scalar > 0 && kernels::resolve_isa(kernels::Isa::kAuto) != kernels::Isa::kScalar) {
+    t += std::to_string(scalar) + " steps on the scalar reference kernels (q or the cache held a NaN or an inf)\n";
+  }
   if (!parity.is_null()) {
     t += "parity vs forward: max abs err " + format_double("%.3g", parity["max_abs_err"].get<double>()) + ", mean " +
          format_double("%.3g", parity["mean_abs_err"].get<double>());
@@ -175,6 +189,7 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
   j["config"] = r.backend == attn::Backend::kSparse ? sparse_config_json(r.sparse) : Json{{"causal", true}};
   j["tokens"] = s.seq;
   j["threads"] = r.stream.threads;
+  put_isa_ran(j, sparse ? sparse->isa() : dense->isa(), sparse ? sparse->scalar_steps() : dense->scalar_steps(), s.seq);
   j["latency"] = latency_json(latency);
   j["cache"] = cache_json(r.stream, capacity, c.bytes(), c.len(), c.evicted());
   j["cache"]["kv_bytes_f32"] = 2 * capacity * s.kv_heads * s.dim * 4;
@@ -193,8 +208,7 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
   }
   j["output"] = output_json(out.values(), r.stream.threads);
   j["output"]["path"] = r.stream.out_path.empty() ? Json(nullptr) : Json(r.stream.out_path);
-  res.text = summary_text(r.backend == attn::Backend::kDense ? "dense decode" : "sparse decode", s.seq, j["latency"],
-                          j["parity"], c.bytes());
+  res.text = summary_text(r.backend == attn::Backend::kDense ? "dense decode" : "sparse decode", j);
   return res;
 }
 
@@ -239,6 +253,7 @@ JobResult run_model_stream(const ModelStreamRequest& r) {
   j["head"] = head_json(head);
   j["tokens"] = n;
   j["threads"] = r.stream.threads;
+  put_isa_ran(j, online.isa(), online.scalar_steps(), n);
   j["latency"] = latency_json(latency);
   j["cache"] = cache_json(r.stream, capacity, online.cache_bytes(), online.cache_len(), online.evicted());
   if (r.stream.parity) {
@@ -250,7 +265,7 @@ JobResult run_model_stream(const ModelStreamRequest& r) {
   j["final_logits"] = std::vector<float>(logits.end() - static_cast<long>(classes), logits.end());
   j["output"] = output_json(logits, r.stream.threads);
   j["output"]["path"] = r.stream.out_path.empty() ? Json(nullptr) : Json(r.stream.out_path);
-  res.text = summary_text("temporal head stream", n, j["latency"], j["parity"], online.cache_bytes());
+  res.text = summary_text("temporal head stream", j);
   return res;
 }
 

@@ -117,6 +117,7 @@ void SparseDecoder::step(const float* q, const float* k, const float* v, float* 
   const bool mass = config_.landmark_mode == attn::LandmarkMode::kMass;
   const bool credit = evict_ == Evict::kH2O;
   const kernels::KernelTable* kernels = step_kernels(table_, q, q_heads_ * dim, cache_);
+  if (!kernels) ++scalar_steps_;
   for (std::size_t h = 0; h < q_heads_; ++h) {
     const float sum = cache_sparse_row(kernels, cache_, h / group, q + h * dim, scale_, pattern_, mass, scratch_.data(),
                                        out + h * dim);
@@ -165,6 +166,7 @@ void DenseDecoder::step(const float* q, const float* k, const float* v, float* o
   cache_.append(k, v);
   const std::size_t n = cache_.len(), dim = cache_.dim(), group = q_heads_ / cache_.kv_heads();
   const kernels::KernelTable* table = step_kernels(table_, q, q_heads_ * dim, cache_);
+  if (!table) ++scalar_steps_;
   const std::span<const std::uint32_t> all(positions_.data(), n);
   const kernels::LandmarkSource no_landmarks;
   for (std::size_t h = 0; h < q_heads_; ++h) {

@@ -51,7 +51,9 @@ class TemporalHead {
   std::size_t n_classes() const { return n_classes_; }
   std::size_t n_layers() const { return layers_.size(); }
 
-  // frames: [T][input_dim] row-major (T >= 1). Returns the logits [n_classes].
+  // frames: [T][input_dim] row-major (T >= 1). Returns the logits [n_classes]. exec.isa_ran is
+  // set by each layer's attention call: a NaN or an inf in one layer's input is in every later
+  // layer's (no product or sum makes it finite again), so the last call's tells.
   std::vector<float> forward(std::span<const float> frames, std::size_t n_frames, Pool pool,
                              const attn::ExecOptions& exec = {}) const;
 

@@ -43,6 +43,10 @@ class SparseDecoder {
   // The cache slots the last step attended to (tokens; landmark blocks excluded).
   std::span<const std::uint32_t> last_tokens() const { return pattern_.tokens(); }
   const attn::SparseConfig& config() const { return config_; }
+  // The ISA of the kernels a step runs on (scalar without SIMD or on --isa scalar), and how
+  // many steps took the scalar reference instead because q or the cache held a NaN or an inf.
+  kernels::Isa isa() const { return table_ ? table_->isa : kernels::Isa::kScalar; }
+  std::uint64_t scalar_steps() const { return scalar_steps_; }
 
  private:
   void make_room();
@@ -57,6 +61,7 @@ class SparseDecoder {
   const kernels::KernelTable* table_;  // nullptr: the scalar reference kernels
   std::vector<std::size_t> slot_globals_;  // the globals' current cache slots
   std::size_t last_edges_ = 0;
+  std::uint64_t scalar_steps_ = 0;
 };
 
 class DenseDecoder {
@@ -65,6 +70,8 @@ class DenseDecoder {
   void step(const float* q, const float* k, const float* v, float* out);
   Tensor step(const Tensor& q, const Tensor& k, const Tensor& v);
   const KvCache& cache() const { return cache_; }
+  kernels::Isa isa() const { return table_ ? table_->isa : kernels::Isa::kScalar; }  // as SparseDecoder's
+  std::uint64_t scalar_steps() const { return scalar_steps_; }
 
  private:
   std::size_t q_heads_;
@@ -73,6 +80,7 @@ class DenseDecoder {
   const kernels::KernelTable* table_;     // nullptr: the scalar reference kernels
   std::vector<std::uint32_t> positions_;  // 0 .. capacity-1: every slot is a candidate
   std::vector<float> scratch_;            // one score per slot
+  std::uint64_t scalar_steps_ = 0;
 };
 
 // Checks a single-token step's shapes against the decoder's; shared by both decoders.

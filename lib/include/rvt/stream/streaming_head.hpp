@@ -30,12 +30,17 @@ class StreamingHead {
   std::size_t cache_bytes() const;  // all layers
   std::size_t cache_len() const;    // positions held by the first layer's cache
   std::uint64_t evicted() const;    // by the first layer's cache
+  // The ISA of the layers' decode kernels, and the frames whose step took the scalar
+  // reference in some layer (its q or cache held a NaN or an inf).
+  kernels::Isa isa() const;
+  std::uint64_t scalar_steps() const { return scalar_steps_; }
 
  private:
   struct Layer;
   const model::TemporalHead* head_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<float> x_, q_, k_, v_, o_, proj_;
+  std::uint64_t scalar_steps_ = 0;
 };
 
 }  // namespace rvt::stream
