@@ -13,12 +13,15 @@ namespace rvt::stream {
 namespace {
 
 // The kernels for one step: `table`, or nullptr (the scalar reference) when q or the cache
-// holds a NaN/Inf, whose propagation the reference gives the same on every ISA. The q test
-// is the vectorizing any_nonfinite: a per-element isfinite loop with an early exit made a
-// decode step 8 - 12% slower (bench preset, T = 1024 and 4096).
+// holds a NaN/Inf, whose propagation the reference gives the same on every ISA; a step on the
+// reference adds one to scalar_steps. The q test is the vectorizing any_nonfinite: a
+// per-element isfinite loop with an early exit made a decode step 8 - 12% slower (bench
+// preset, T = 1024 and 4096).
 const kernels::KernelTable* step_kernels(const kernels::KernelTable* table, const float* q, std::size_t n,
-                                         const KvCache& cache) {
-  return any_nonfinite({q, n}) || cache.has_nonfinite() ? nullptr : table;
+                                         const KvCache& cache, std::uint64_t& scalar_steps) {
+  const kernels::KernelTable* chosen = any_nonfinite({q, n}) || cache.has_nonfinite() ? nullptr : table;
+  if (!chosen) ++scalar_steps;
+  return chosen;
 }
 
 // One head's sparse row over the cache, in its storage type, on the chosen kernels.
@@ -116,8 +119,7 @@ void SparseDecoder::step(const float* q, const float* k, const float* v, float* 
   const std::size_t group = q_heads_ / cache_.kv_heads();
   const bool mass = config_.landmark_mode == attn::LandmarkMode::kMass;
   const bool credit = evict_ == Evict::kH2O;
-  const kernels::KernelTable* kernels = step_kernels(table_, q, q_heads_ * dim, cache_);
-  if (!kernels) ++scalar_steps_;
+  const kernels::KernelTable* kernels = step_kernels(table_, q, q_heads_ * dim, cache_, scalar_steps_);
   for (std::size_t h = 0; h < q_heads_; ++h) {
     const float sum = cache_sparse_row(kernels, cache_, h / group, q + h * dim, scale_, pattern_, mass, scratch_.data(),
                                        out + h * dim);
@@ -165,8 +167,7 @@ DenseDecoder::DenseDecoder(std::size_t q_heads, KvCache cache, kernels::Isa isa)
 void DenseDecoder::step(const float* q, const float* k, const float* v, float* out) {
   cache_.append(k, v);
   const std::size_t n = cache_.len(), dim = cache_.dim(), group = q_heads_ / cache_.kv_heads();
-  const kernels::KernelTable* table = step_kernels(table_, q, q_heads_ * dim, cache_);
-  if (!table) ++scalar_steps_;
+  const kernels::KernelTable* table = step_kernels(table_, q, q_heads_ * dim, cache_, scalar_steps_);
   const std::span<const std::uint32_t> all(positions_.data(), n);
   const kernels::LandmarkSource no_landmarks;
   for (std::size_t h = 0; h < q_heads_; ++h) {
