@@ -105,14 +105,16 @@ double rel_l1(std::span<const float> got, std::span<const float> want) { return 
 double nmse(std::span<const float> got, std::span<const float> want) { return accumulate(got, want).nmse(); }
 double cosine(std::span<const float> got, std::span<const float> want) { return accumulate(got, want).cosine(); }
 
+ErrorMetrics ErrorMetrics::of(const Accumulator& a) {
+  return {a.max_abs_err(), a.mean_abs_err(), a.rmse(), a.rel_l1(), a.nmse(), a.cosine()};
+}
+
 Comparison compare(std::span<const float> got, std::span<const float> want, const TensorShape& shape) {
   const std::size_t numel = shape.seq * shape.heads * shape.dim;
   if (got.size() != numel || want.size() != numel) {
     throw_bad_input("metrics: arrays of " + std::to_string(got.size()) + " and " + std::to_string(want.size()) +
                     " values do not have shape " + shape.str());
   }
-  Comparison c;
-  c.shape = shape;
   std::vector<Accumulator> heads(shape.heads);
   Accumulator all;
   for (std::size_t i = 0; i < numel; ++i) {
@@ -120,29 +122,11 @@ Comparison compare(std::span<const float> got, std::span<const float> want, cons
     // Per head: the index within the whole tensor, so the worst element maps back.
     heads[(i / shape.dim) % shape.heads].add(i, got[i], want[i]);
   }
-  c.count = all.count;
-  c.nonfinite_got = all.nonfinite_got;
-  c.nonfinite_want = all.nonfinite_want;
-  c.max_abs_err = all.max_abs_err();
-  c.mean_abs_err = all.mean_abs_err();
-  c.rmse = all.rmse();
-  c.rel_l1 = all.rel_l1();
-  c.nmse = all.nmse();
-  c.cosine = all.cosine();
-  c.worst = worst_of(all, got, want, shape, 0);
+  Comparison c{ErrorMetrics::of(all), shape, all.count, all.nonfinite_got, all.nonfinite_want,
+               worst_of(all, got, want, shape, 0), {}};
   for (std::size_t h = 0; h < shape.heads; ++h) {
     const Accumulator& a = heads[h];
-    HeadMetrics m;
-    m.head = h;
-    m.max_abs_err = a.max_abs_err();
-    m.mean_abs_err = a.mean_abs_err();
-    m.rmse = a.rmse();
-    m.rel_l1 = a.rel_l1();
-    m.nmse = a.nmse();
-    m.cosine = a.cosine();
-    m.nonfinite = a.nonfinite();
-    m.worst = worst_of(a, got, want, shape, 0);
-    c.per_head.push_back(m);
+    c.per_head.push_back(HeadMetrics{ErrorMetrics::of(a), h, a.nonfinite(), worst_of(a, got, want, shape, 0)});
   }
   return c;
 }
@@ -245,30 +229,25 @@ report::Json element_json(const Element& e) {
   return j;
 }
 
+void add_error_json(report::Json& j, const ErrorMetrics& m) {
+  for (const ErrorField& f : kErrorFields) j[f.name] = number_json(m.*f.value);
+}
+
 report::Json comparison_json(const Comparison& c, bool per_head) {
   report::Json j;
   j["count"] = c.count;
-  j["max_abs"] = number_json(c.max_abs_err);
-  j["mean_abs"] = number_json(c.mean_abs_err);
-  j["rmse"] = number_json(c.rmse);
-  j["rel_l1"] = number_json(c.rel_l1);
-  j["nmse"] = number_json(c.nmse);
-  j["cosine"] = number_json(c.cosine);
+  add_error_json(j, c);
   j["nonfinite_got"] = c.nonfinite_got;
   j["nonfinite_want"] = c.nonfinite_want;
   j["worst"] = element_json(c.worst);
   if (per_head) {
     report::Json heads = report::Json::array();
     for (const HeadMetrics& h : c.per_head) {
-      heads.push_back(report::Json{{"head", h.head},
-                                   {"max_abs", number_json(h.max_abs_err)},
-                                   {"mean_abs", number_json(h.mean_abs_err)},
-                                   {"rmse", number_json(h.rmse)},
-                                   {"rel_l1", number_json(h.rel_l1)},
-                                   {"nmse", number_json(h.nmse)},
-                                   {"cosine", number_json(h.cosine)},
-                                   {"nonfinite", h.nonfinite},
-                                   {"worst", element_json(h.worst)}});
+      report::Json head{{"head", h.head}};
+      add_error_json(head, h);
+      head["nonfinite"] = h.nonfinite;
+      head["worst"] = element_json(h.worst);
+      heads.push_back(std::move(head));
     }
     j["per_head"] = heads;
   }

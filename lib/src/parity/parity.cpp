@@ -212,12 +212,7 @@ std::optional<double> Case::get(const std::string& metric) const {
 }
 
 void Case::set_comparison(const metrics::Comparison& c, bool per_head) {
-  set("max_abs", c.max_abs_err);
-  set("mean_abs", c.mean_abs_err);
-  set("rmse", c.rmse);
-  set("rel_l1", c.rel_l1);
-  set("nmse", c.nmse);
-  set("cosine", c.cosine);
+  for (const metrics::ErrorField& f : metrics::kErrorFields) set(f.name, c.*f.value);
   set("nonfinite", static_cast<double>(c.nonfinite()));
   worst = c.worst;
   details["compared"] = c.count;

@@ -22,6 +22,7 @@
 // a gate.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <span>
@@ -71,18 +72,33 @@ struct Accumulator {
   std::uint64_t nonfinite() const { return nonfinite_got + nonfinite_want; }
 };
 
-struct HeadMetrics {
-  std::size_t head = 0;
+// The error metrics of a set of pairs (the definitions above).
+struct ErrorMetrics {
   double max_abs_err = 0, mean_abs_err = 0, rmse = 0, rel_l1 = 0, nmse = 0, cosine = 1;
+  static ErrorMetrics of(const Accumulator& a);
+};
+// Each metric under the name the reports and the parity gates give it, in report order.
+struct ErrorField {
+  const char* name;
+  double ErrorMetrics::*value;
+};
+inline constexpr std::array<ErrorField, 6> kErrorFields{{{"max_abs", &ErrorMetrics::max_abs_err},
+                                                         {"mean_abs", &ErrorMetrics::mean_abs_err},
+                                                         {"rmse", &ErrorMetrics::rmse},
+                                                         {"rel_l1", &ErrorMetrics::rel_l1},
+                                                         {"nmse", &ErrorMetrics::nmse},
+                                                         {"cosine", &ErrorMetrics::cosine}}};
+
+struct HeadMetrics : ErrorMetrics {
+  std::size_t head = 0;
   std::uint64_t nonfinite = 0;
   Element worst;
 };
 
 // The full comparison of two tensors of the same shape.
-struct Comparison {
+struct Comparison : ErrorMetrics {
   TensorShape shape;
   std::uint64_t count = 0, nonfinite_got = 0, nonfinite_want = 0;
-  double max_abs_err = 0, mean_abs_err = 0, rmse = 0, rel_l1 = 0, nmse = 0, cosine = 1;
   // The worst element: the first pair with a non-finite side if there is one, else the
   // largest |got - want| (the first on ties). valid is false for empty tensors.
   Element worst;
@@ -115,6 +131,8 @@ std::size_t argmax(std::span<const float> values);
 // JSON: a double, or null when it is not finite.
 report::Json number_json(double value);
 report::Json element_json(const Element& e);
+// Adds each of m's metrics to j under its kErrorFields name (number_json).
+void add_error_json(report::Json& j, const ErrorMetrics& m);
 report::Json comparison_json(const Comparison& c, bool per_head = true);
 // "pos 17 head 2 dim 5: got 0.1234 want 0.1567 (|err| 0.0333)"
 std::string element_text(const Element& e);
