@@ -115,4 +115,8 @@ template void dense_row_ref<float>(const float*, std::size_t, float, RowSourceT<
 template void dense_row_ref<std::uint16_t>(const float*, std::size_t, float, RowSourceT<std::uint16_t>,
                                            std::size_t, float*);
 
+void to_half_ref(const float* x, std::size_t n, std::uint16_t* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
+}
+
 }  // namespace rvt::kernels

@@ -10,14 +10,6 @@
 #include "rvt/kernels/fast.hpp"
 
 namespace rvt::stream {
-namespace {
-
-// KernelTable::to_half's scalar reference, for builds without SIMD kernels.
-void to_half_scalar(const float* x, std::size_t n, std::uint16_t* out) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
-}
-
-}  // namespace
 
 KvDType parse_kv_dtype(const std::string& name) {
   if (name == "f32") return KvDType::kF32;
@@ -53,7 +45,7 @@ KvCache::KvCache(std::size_t capacity, std::size_t kv_heads, std::size_t dim, st
     open_sum_k_.assign(kv_heads * dim, 0.0f);
     open_sum_v_.assign(kv_heads * dim, 0.0f);
     const kernels::KernelTable* table = kernels::kernel_table(kernels::best_isa());
-    to_half_ = table ? table->to_half : &to_half_scalar;
+    to_half_ = table ? table->to_half : &kernels::to_half_ref;
   } catch (const std::bad_alloc&) {
     throw_bad_input("kv cache of capacity " + std::to_string(capacity) + " does not fit in memory");
   }

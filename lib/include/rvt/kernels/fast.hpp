@@ -106,8 +106,8 @@ struct KernelTable {
                       float* out, std::size_t out_stride);
   // True if any of x[0, n) is NaN or +-Inf (the guard that sends such inputs to the reference).
   bool (*any_nonfinite)(const float* x, std::size_t n);
-  // out[i] = f32_to_f16(x[i]) for i < n (rvt/core/half.hpp, its scalar reference), by the
-  // hardware's conversion (F16C), which rounds the same way bit for bit (tested).
+  // to_half_ref's halves (reference.hpp), by the hardware's conversion (F16C), which rounds
+  // the same way bit for bit (tested).
   void (*to_half)(const float* x, std::size_t n, std::uint16_t* out);
   // Runs `iterations` rounds of 12 independent vector FMAs (enough to cover FMA latency x
   // ports) and returns the float operations done (2 per lane per FMA). Time it to get this

@@ -56,4 +56,7 @@ void block_mean_ref(const float* x, std::size_t stride, std::size_t count, std::
 void block_means_ref(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t len,
                      float* out, std::size_t out_stride);
 
+// out[i] = f32_to_f16(x[i]) for i < n (rvt/core/half.hpp): KernelTable::to_half's numbers.
+void to_half_ref(const float* x, std::size_t n, std::uint16_t* out);
+
 }  // namespace rvt::kernels

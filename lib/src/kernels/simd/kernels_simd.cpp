@@ -18,7 +18,6 @@
 #include <cmath>
 #include <limits>
 
-#include "rvt/core/half.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "vec.hpp"
 
@@ -157,6 +156,33 @@ void weighted_output(const float* weights, float sum, RowSourceT<T> src, std::sp
   for (std::size_t v = 0; v < NV; ++v) store_vec(out, v, dim, vmul(acc[v], inv));
 }
 
+// A row's candidate scores into scratch, the tokens' then the landmark blocks': q's dot
+// products times score_scale (1 where q comes scaled: no multiply), plus ln(count) under kMass.
+// Shared by sparse_row and sparse_row_wide; always inlined, so sparse_row's constant 1 drops
+// the multiplies (decode step, bench preset, T = 4096: level with the code written out in place).
+template <typename T>
+[[gnu::always_inline]] inline void candidate_scores(const float* q, std::size_t dim, float score_scale,
+                                                    RowSourceT<T> src, std::span<const std::uint32_t> tokens,
+                                                    const LandmarkSource& lm, std::span<const std::uint32_t> blocks,
+                                                    float* scratch) {
+  auto scale = [&](float* s, std::size_t n) {
+    if (score_scale != 1.0f) {
+      for (std::size_t c = 0; c < n; ++c) s[c] *= score_scale;
+    }
+  };
+  const std::size_t n_tok = tokens.size();
+  score_rows(q, dim, src.k, src.stride, tokens, scratch);
+  scale(scratch, n_tok);
+  if (!blocks.empty()) {
+    float* s = scratch + n_tok;
+    score_rows(q, dim, lm.rows.k, lm.rows.stride, blocks, s);
+    scale(s, blocks.size());
+    if (lm.mass_bias) {
+      for (std::size_t c = 0; c < blocks.size(); ++c) s[c] += std::log(static_cast<float>(lm.counts[blocks[c]]));
+    }
+  }
+}
+
 // The output of a head wider than the switch in sparse_row takes, in chunks of up to 8 vectors,
 // each chunk's accumulators in registers: a chunk is weighted_output over the rows' elements
 // from its first one on (the V pointers and out moved there, dim shortened to match).
@@ -185,17 +211,12 @@ template <typename T>
 [[gnu::noinline]] float sparse_row_wide(const float* q, std::size_t dim, float scale, RowSourceT<T> src,
                                         std::span<const std::uint32_t> tokens, const LandmarkSource& lm,
                                         std::span<const std::uint32_t> blocks, float* scratch, float* out) {
-  const std::size_t n_tok = tokens.size(), total = n_tok + blocks.size();
+  const std::size_t total = tokens.size() + blocks.size();
   if (total == 0) {
     std::fill(out, out + dim, 0.0f);
     return 0.0f;
   }
-  score_rows(q, dim, src.k, src.stride, tokens, scratch);
-  score_rows(q, dim, lm.rows.k, lm.rows.stride, blocks, scratch + n_tok);
-  for (std::size_t c = 0; c < total; ++c) scratch[c] *= scale;
-  if (lm.mass_bias) {
-    for (std::size_t c = 0; c < blocks.size(); ++c) scratch[n_tok + c] += std::log(static_cast<float>(lm.counts[blocks[c]]));
-  }
+  candidate_scores(q, dim, scale, src, tokens, lm, blocks, scratch);
   const float sum = exp_in_place(scratch, total);
   weighted_output_chunks(scratch, sum, src, tokens, lm, blocks, dim, out);
   return sum;
@@ -207,20 +228,14 @@ float sparse_row(const float* q, std::size_t dim, float scale, RowSourceT<T> src
                  std::span<const std::uint32_t> blocks, float* scratch, float* out) {
   const std::size_t nv = (dim + kLanes - 1) / kLanes;
   if (nv > kMaxVectors) return sparse_row_wide(q, dim, scale, src, tokens, lm, blocks, scratch, out);
-  const std::size_t n_tok = tokens.size(), total = n_tok + blocks.size();
+  const std::size_t total = tokens.size() + blocks.size();
   if (total == 0) {
     std::fill(out, out + dim, 0.0f);
     return 0.0f;
   }
   alignas(64) float qs[kMaxVectors * kLanes];  // q * scale, once per row
   for (std::size_t d = 0; d < dim; ++d) qs[d] = q[d] * scale;
-  score_rows(qs, dim, src.k, src.stride, tokens, scratch);
-  if (!blocks.empty()) {
-    score_rows(qs, dim, lm.rows.k, lm.rows.stride, blocks, scratch + n_tok);
-    if (lm.mass_bias) {
-      for (std::size_t c = 0; c < blocks.size(); ++c) scratch[n_tok + c] += std::log(static_cast<float>(lm.counts[blocks[c]]));
-    }
-  }
+  candidate_scores(qs, dim, 1.0f, src, tokens, lm, blocks, scratch);
   const float sum = exp_in_place(scratch, total);
   switch (nv) {
     case 1: weighted_output<1>(scratch, sum, src, tokens, lm, blocks, dim, out); break;
@@ -529,7 +544,7 @@ void block_means(const float* x, std::size_t stride, std::size_t block, std::siz
 void to_half(const float* x, std::size_t n, std::uint16_t* out) {
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) vstore_half(out + i, vload(x + i));
-  for (; i < n; ++i) out[i] = f32_to_f16(x[i]);
+  to_half_ref(x + i, n - i, out + i);
 }
 
 bool any_nonfinite(const float* x, std::size_t n) {
