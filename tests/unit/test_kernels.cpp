@@ -112,11 +112,11 @@ TEST_CASE("fast dense and sparse kernels agree with the scalar reference", "[ker
   }
 }
 
-TEST_CASE("fast dense kernel: keys in several L2 ranges, odd row counts", "[kernels]") {
-  // The dense kernel feeds keys to a work item's row groups in ranges of 256 KiB of K and V
-  // (512 keys at dim 64 on both ISAs, ~150 at dim 200): 1100 keys make three ranges (seven
-  // at dim 200, its V sums in chunks), the last one partial, and rows whose causal extent
-  // ends inside each of them.
+TEST_CASE("fast dense kernel: keys in several ranges, odd row counts", "[kernels]") {
+  // The dense kernel feeds keys to a work item's row groups in ranges of 32 KiB of K and V
+  // (64 keys at dim 64 on both ISAs; at dim 200 one softmax step, 16 or 32 keys): 1100 keys
+  // make 18 ranges (35 or 69 at dim 200, its V sums in chunks), the last one partial, and
+  // rows whose causal extent ends inside each of them.
   for (Isa isa : fast_isas()) {
     for (std::size_t dim : {64u, 200u}) {
       for (bool causal : {true, false}) {

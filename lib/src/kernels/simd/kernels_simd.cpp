@@ -400,12 +400,15 @@ struct DenseBlocking {
 };
 
 // n groups of R rows from row i take the keys in ranges of about kRangeBytes of K and V,
-// every group one range before the next: the range stays in L2 while the groups reuse it
+// every group one range before the next: the range stays in L1 while the groups reuse it
 // (one group after the other over all keys reread K and V from L3 once they outgrow L2).
 // A range is a whole number of softmax steps, so the groups' numbers do not depend on it.
+// Ranges of 256 KiB, kept in L2, left the Intel host of 2026-11-30 waiting on L2: 32 KiB
+// ranges took one-thread calls 3 - 6% faster at dim 64 (N = 2048 - 4096), 1.5% at 1024, 2%
+// at dim 32, 1.4% at dims 128 - 256, AVX2 level (docs/performance.md, "Dense key ranges").
 template <std::size_t R, std::size_t NV, std::size_t KT>
 void dense_groups(const DenseHeadArgs& a, std::size_t i, std::size_t n) {
-  constexpr std::size_t kMaxGroups = 16, kRangeBytes = std::size_t{256} << 10;
+  constexpr std::size_t kMaxGroups = 16, kRangeBytes = std::size_t{32} << 10;
   using Group = DenseGroup<R, NV, KT>;
   const std::size_t tile_bytes = 2 * kLanes * Group::vectors(a) * kLanes * sizeof(float);  // K and V of one tile
   const std::size_t range = std::max<std::size_t>(1, kRangeBytes / tile_bytes / KT) * KT;
