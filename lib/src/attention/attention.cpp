@@ -435,6 +435,8 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
                const TileColumnSet& columns, TilePattern* own, const kernels::SparseTileArgs& a, std::size_t kvh,
                std::size_t begin, std::size_t end, float* scratch, Tensor& out) {
   const TileGrid& grid = columns.grid();
+  kernels::SparseTileArgs tile_args = a;
+  tile_args.block_bias = columns.block_bias();
   for (std::size_t t = begin; t < end; ++t) {
     if (grid.rows(t) == 1) {  // the row kernel; scratch holds a tile's columns, more than its candidates
       const LaneCandidates& single = columns.single_row(t);
@@ -448,8 +450,7 @@ void run_tiles(const kernels::KernelTable& table, const Tensor& q, const Attenti
     }
     const kernels::TileColumns cols = columns.columns(t, own);  // shared by the group's query heads
     for (std::size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
-      kernels::SparseTileArgs ah = a;
-      ah.block_bias = columns.block_bias();
+      kernels::SparseTileArgs ah = tile_args;
       ah.q = q.row(0, h);
       ah.out = out.row(0, h);
       table.sparse_tile(ah, grid.row0(t), grid.rows(t), cols, scratch);

@@ -137,14 +137,16 @@ std::string long_dense_head_notice(const std::string& what, const model::Tempora
   return long_job_line(named, frames, layers * 4.0 * static_cast<double>(hc.head_dim * hc.q_heads) * edges, -1.0);
 }
 
+bool scalar_fallback(bool took_reference) {
+  return took_reference && kernels::resolve_isa(kernels::Isa::kAuto) != kernels::Isa::kScalar;
+}
+
 namespace {
 
-// What the wall line adds where non-finite inputs sent the call to the reference kernels
-// though SIMD ones were there.
+// What the wall line adds where non-finite inputs sent the call to the reference kernels.
 std::string fallback_note(kernels::Isa isa_ran) {
-  return isa_ran == kernels::Isa::kScalar && kernels::resolve_isa(kernels::Isa::kAuto) != kernels::Isa::kScalar
-             ? " on the scalar reference kernels (the inputs hold a NaN or an inf)"
-             : "";
+  return scalar_fallback(isa_ran == kernels::Isa::kScalar) ? " on the scalar reference kernels (the inputs hold a NaN or an inf)"
+                                                           : "";
 }
 
 }  // namespace

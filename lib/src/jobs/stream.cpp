@@ -56,8 +56,7 @@ std::string summary_text(const char* what, const Json& j) {
                   format_double("%.0f", latency["p50_ns"].get<double>()) + " ns, p99 " + format_double("%.0f", latency["p99_ns"].get<double>()) +
                   " ns, " + format_double("%.0f", latency["tokens_per_s"].get<double>()) + " tokens/s, cache " +
                   std::to_string(j["cache"]["bytes"].get<std::size_t>()) + " bytes\n";
-  if (const auto scalar = j["scalar_steps"].get<std::uint64_t>();
-      scalar > 0 && kernels::resolve_isa(kernels::Isa::kAuto) != kernels::Isa::kScalar) {
+  if (const auto scalar = j["scalar_steps"].get<std::uint64_t>(); scalar_fallback(scalar > 0)) {
     t += std::to_string(scalar) + " steps on the scalar reference kernels (q or the cache held a NaN or an inf)\n";
   }
   if (!parity.is_null()) {

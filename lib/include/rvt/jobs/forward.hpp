@@ -65,6 +65,9 @@ report::Json sparse_config_json(const attn::SparseConfig& config);
 // Edge totals, sparsity and per-row spread for a sparse or dense pass.
 report::Json edges_json(std::size_t seq, std::size_t q_heads, attn::Backend backend,
                         const attn::SparseConfig& config);
+// Whether work that took the scalar reference kernels (non-finite inputs: took_reference) is
+// worth a line in a job's text: not where the reference is this run's ISA anyway (--isa scalar).
+bool scalar_fallback(bool took_reference);
 // Digest and stats of an output tensor's raw f32 bytes; `threads` workers share the stats.
 report::Json output_json(std::span<const float> values, unsigned threads = 1);
 
