@@ -87,6 +87,17 @@ class TestAttentionStream(StreamCase):
         self.assertTrue(lines[1].startswith("parity vs forward: max abs err "), lines[1])
         self.assertEqual(p.stderr, "")
 
+    def test_text_output_says_eviction_makes_parity_approximate(self):
+        p = run("stream", "--preset", "aether", "--seq", "100", "--capacity", "48", "--evict", "h2o")
+        self.assertExit(p, OK)
+        lines = p.stdout.splitlines()
+        self.assertEqual(len(lines), 2, p.stdout)
+        self.assertTrue(lines[1].startswith("parity vs forward: max abs err "), lines[1])
+        self.assertTrue(lines[1].endswith(" (52 evictions: rows from the first one on approximate the forward)"), lines[1])
+        with_room = run("stream", "--preset", "aether", "--seq", "100", "--capacity", "100", "--evict", "h2o")
+        self.assertExit(with_room, OK)
+        self.assertNotIn("evictions", with_room.stdout)
+
     def test_no_parity(self):
         r = self.stream_json("--preset", "bench", "--seq", "40", "--no-parity")
         self.assertIsNone(r["parity"])

@@ -66,6 +66,11 @@ std::string summary_text(const char* what, const Json& j) {
       t += " (over the finite pairs; " + std::to_string(pairs) + " with NaN or inf, " +
            std::to_string(parity["nonfinite_mismatches"].get<std::uint64_t>()) + " of them differing)";
     }
+    // After an eviction the rows attend over the compacted cache, not the whole sequence: the
+    // errors then say what eviction cost, which a bare "max abs err 2" would hide.
+    if (const auto evicted = j["cache"]["evicted"].get<std::uint64_t>(); evicted > 0) {
+      t += " (" + std::to_string(evicted) + " evictions: rows from the first one on approximate the forward)";
+    }
     t += "\n";
   }
   return t;
