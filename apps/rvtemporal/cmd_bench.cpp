@@ -18,8 +18,9 @@ namespace rvt::cli {
 namespace {
 
 struct BenchOptions : PatternOptions {
+  const CLI::App* cmd = nullptr;
   std::string preset = "bench";
-  std::size_t q_heads = 0, kv_heads = 0, dim = 0, window = 0, block = 0;  // 0: from the preset
+  std::size_t q_heads = 0, kv_heads = 0, dim = 0, window = 0, block = 0;  // the preset's unless given
   std::string seq = "256,512,1024,2048,4096";
   std::size_t reps = 5, warmup = 1, rounds = 1;
   unsigned threads = 0;
@@ -64,12 +65,17 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   bench::BenchRequest req;
   bench::BenchConfig& c = req.config;
   c.preset = o.preset;
-  c.q_heads = o.q_heads ? o.q_heads : p.q_heads;
-  c.kv_heads = o.kv_heads ? o.kv_heads : p.kv_heads;
-  c.dim = o.dim ? o.dim : p.head_dim;
+  // A value given, 0 included, is the user's: 0 heads, dim or block is refused (validate),
+  // window 0 runs without the local window, as in forward.
+  auto or_preset = [&](const char* name, std::size_t value, std::size_t preset_value) {
+    return o.cmd->get_option(name)->count() > 0 ? value : preset_value;
+  };
+  c.q_heads = or_preset("--q-heads", o.q_heads, p.q_heads);
+  c.kv_heads = or_preset("--kv-heads", o.kv_heads, p.kv_heads);
+  c.dim = or_preset("--dim", o.dim, p.head_dim);
   c.sparse = attn::SparseConfig{};
-  c.sparse.window = o.window ? o.window : p.window;
-  c.sparse.block_size = o.block ? o.block : p.block_size;
+  c.sparse.window = or_preset("--window", o.window, p.window);
+  c.sparse.block_size = or_preset("--block", o.block, p.block_size);
   apply_pattern_options(o, c.sparse);
   c.seqs = jobs::parse_index_list(o.seq, "--seq");
   c.reps = o.reps;
@@ -105,6 +111,7 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
 void register_bench(CLI::App& root, Context& ctx) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = root.add_subcommand("bench", "Time dense vs sparse attention (prefill and decode) on this machine");
+  o->cmd = cmd;
   cmd->add_option("--preset", o->preset, "bench | aether | default | llama8x64: heads, dim, window, block")
       ->capture_default_str();
   cmd->add_option("--q-heads", o->q_heads, "Query heads (default: the preset's)")->check(count_check());

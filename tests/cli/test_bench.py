@@ -271,6 +271,20 @@ class BenchOutputs(CliTestCase):
         self.assertExit(p, OK)
         self.assertEqual(report["result"]["shape"]["head_dim"], 64)
 
+    def test_explicit_zero_is_the_users_value(self):
+        # 0 given is not "the preset's": window 0 runs without the local window (as in forward),
+        # 0 heads, dim or block are refused like forward's (they were once silently the preset's).
+        p, report = run_json("bench", "--preset", "aether", "--seq", "64", "--window", "0", "--reps", "1",
+                             "--warmup", "0", "--threads", "1", "--decode-at", "none", "-q")
+        self.assertExit(p, OK)
+        self.assertEqual((report["result"]["config"]["window"], report["result"]["config"]["block_size"]), (0, 16))
+        for opt, words in (("--q-heads", ("--q-heads", "> 0")), ("--kv-heads", ("--kv-heads", "> 0")),
+                           ("--dim", ("--dim", "> 0")), ("--block", ("block_size", "> 0"))):
+            with self.subTest(opt=opt):
+                p = run("bench", *small(decode_at="none"), "-q", opt, "0")
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, *words)
+
     def test_pattern_options(self):
         # The pattern options forward takes: the config, the edges and the title follow them.
         pattern = ("--no-causal", "--landmarks", "mass", "--globals", "3", "--no-log-stride")
