@@ -52,11 +52,14 @@ struct UnusedOptions {
   std::vector<std::string> given;
   std::string why;
 };
+// Whether option `name` is on cmd's command line: a count or size given as 0 is still given,
+// so 0 never stands for "not given".
+inline bool given(const CLI::App& cmd, const std::string& name) { return cmd.get_option(name)->count() > 0; }
 // Those among `names` given on cmd's command line.
 inline UnusedOptions unused_options(const CLI::App& cmd, const std::vector<std::string>& names, std::string why) {
   UnusedOptions u{{}, std::move(why)};
   for (const std::string& name : names) {
-    if (cmd.get_option(name)->count() > 0) u.given.push_back(name);
+    if (given(cmd, name)) u.given.push_back(name);
   }
   return u;
 }

@@ -68,7 +68,7 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   // A value given, 0 included, is the user's: 0 heads, dim or block is refused (validate),
   // window 0 runs without the local window, as in forward.
   auto or_preset = [&](const char* name, std::size_t value, std::size_t preset_value) {
-    return o.cmd->get_option(name)->count() > 0 ? value : preset_value;
+    return given(*o.cmd, name) ? value : preset_value;
   };
   c.q_heads = or_preset("--q-heads", o.q_heads, p.q_heads);
   c.kv_heads = or_preset("--kv-heads", o.kv_heads, p.kv_heads);

@@ -39,7 +39,7 @@ Outcome run_forward(const ForwardOptions& o) {
     req.notice = warn_notice("forward");
     r = jobs::run_model_forward(req);
   } else {
-    if (!o.frames.empty() || o.gen_frames) throw_usage("--frames/--gen-frames need --blob");
+    if (!o.frames.empty() || given(*o.attention.cmd, "--gen-frames")) throw_usage("--frames/--gen-frames need --blob");
     warn_unused(unused_options(*o.attention.cmd, {"--pool"}, "without --blob (it pools the temporal head's output)"),
                 "forward");
     jobs::AttentionRequest req;

@@ -30,7 +30,7 @@ struct ParityOptions {
   CLI::App* cmd = nullptr;
 };
 
-bool given(const ParityOptions& o, const std::string& name) { return o.cmd->get_option(name)->count() > 0; }
+bool given(const ParityOptions& o, const std::string& name) { return cli::given(*o.cmd, name); }
 
 parity::Request make_request(const ParityOptions& o) {
   const AttentionOptions& a = o.attention;

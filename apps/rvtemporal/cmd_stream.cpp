@@ -53,7 +53,7 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
     req.notice = warn_notice("stream");
     r = jobs::run_model_stream(req);
   } else {
-    if (!o.frames.empty() || o.gen_frames) throw_usage("--frames/--gen-frames need --blob");
+    if (!o.frames.empty() || given(*o.attention.cmd, "--gen-frames")) throw_usage("--frames/--gen-frames need --blob");
     jobs::AttentionStreamRequest req;
     req.input = input_spec(o.attention);
     warn_unused(unused_with_files(o.attention), "stream");

@@ -707,6 +707,13 @@ class TestModel(ForwardCase):
         p = run("forward", "--blob", self.blob, "--gen-frames", 5, "--pool", "max")
         self.assertExit(p, USAGE)
         self.assertOneLineError(p, "--pool")
+        # Model options without --blob, 0 frames included (0 once read as "not given").
+        for command in ("forward", "stream"):
+            for extra in (("--gen-frames", 5), ("--gen-frames", 0), ("--frames", self.path("f.npy"))):
+                with self.subTest(command=command, extra=extra):
+                    p = run(command, "--seq", 8, *extra)
+                    self.assertExit(p, USAGE)
+                    self.assertOneLineError(p, "--gen-frames", "need --blob")
 
 
 # ---------------------------------------------------------------------------------------------
