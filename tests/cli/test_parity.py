@@ -251,6 +251,16 @@ class TestParityInputs(CliTestCase):
         p = run("parity", "--suite", "model", "--blob", self.path("junk.rvne"))
         self.assertExit(p, BAD_INPUT)
         self.assertOneLineError(p, "junk.rvne")
+        # No positions: the option's fault when generated (usage), the files' when read (bad input).
+        p = run("parity", "--suite", "realistic", "--seq", "0")
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "--seq", "> 0")
+        for name in ("q", "k", "v"):
+            write_npy(self.path(f"e{name}.npy"), (0, 2, 4), [])
+        p = run("parity", "--suite", "realistic", "--q", self.path("eq.npy"), "--k", self.path("ek.npy"),
+                "--v", self.path("ev.npy"))
+        self.assertExit(p, BAD_INPUT)
+        self.assertOneLineError(p, "no positions")
 
     def test_non_finite_inputs(self):
         # Refused where the files are read (exit 3, the first bad element named); with
