@@ -103,7 +103,7 @@ class TestHostileOptions(CliTestCase):
             (["--seed", "0x"], "--seed"),
             (["--seed", "18446744073709551616"], "does not fit in 64 bits"),
             (["--globals", "1,,2"], "--globals"),
-            (["--globals", "12345678901234567890123"], "--globals"),
+            (["--globals", "5,12345678901234567890123"], "'12345678901234567890123' is too large"),
             (["--globals", "-1"], "--globals"),
         ]
         for args, fragment in cases:

@@ -122,9 +122,10 @@ std::vector<std::size_t> parse_index_list(const std::string& text, const std::st
   while (start <= text.size()) {
     const std::size_t comma = text.find(',', start);
     const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos || item.size() > 18) {
+    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos) {
       throw_usage(what + ": '" + text + "' is not a comma-separated list of non-negative integers");
     }
+    if (item.size() > 18) throw_usage(what + ": '" + item + "' is too large (more than 18 digits)");
     out.push_back(static_cast<std::size_t>(std::stoull(item)));
     if (comma == std::string::npos) break;
     start = comma + 1;
