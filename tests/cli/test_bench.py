@@ -580,6 +580,13 @@ class BenchCompare(CliTestCase):
                 self.assertExit(p, BAD_INPUT)
                 self.assertOneLineError(p, "not comparable", *words)
 
+    def test_no_common_size_fails_before_timing(self):
+        # Checked up front: nothing is timed (no progress line) when no N or T can be compared.
+        p = run("bench", *small(seq="96", decode_at="96"), "--compare", self.write("b.json", self.report))
+        self.assertExit(p, BAD_INPUT)
+        self.assertOneLineError(p, "b.json", "none of this run's sizes")
+        self.assertEqual(p.stdout, "")
+
     def test_missing_baseline_is_io(self):
         p = run("bench", *SMALL, "-q", "--compare", self.path("nope.json"))
         self.assertExit(p, IO)

@@ -582,6 +582,11 @@ TEST_CASE("bench compare: another workload, nothing matched, bad tolerance, bad 
   other["prefill"][1]["seq"] = 78u;
   other["decode"]["rows"][0]["t"] = 79u;
   CHECK(code_of([&] { compare_results(current, other, 0.15); }) == ExitCode::kBadInput);
+  // The same before any timing, from the sizes a run will measure.
+  CHECK(code_of([&] { check_common_sizes(other, {64, 128}, {1024}, "b.json"); }) == ExitCode::kBadInput);
+  CHECK_NOTHROW(check_common_sizes(other, {64, 78}, {}, "b.json"));
+  CHECK_NOTHROW(check_common_sizes(other, {}, {79}, "b.json"));
+  CHECK(code_of([&] { check_common_sizes(other, {79}, {77}, "b.json"); }) == ExitCode::kBadInput);  // tables apart
   CHECK(code_of([&] { compare_results(current, current, -0.1); }) == ExitCode::kUsage);
 
   // Files: missing -> kIo, not JSON / not a bench report -> kBadInput, an envelope is unwrapped.

@@ -788,6 +788,7 @@ BenchOutcome run_bench_job(const BenchRequest& req) {
   if (!req.compare_path.empty()) {
     baseline = load_baseline(req.compare_path);
     check_comparable(workload_json(req.config), baseline, req.compare_path);
+    check_common_sizes(baseline, req.config.seqs, req.config.decode_at, req.compare_path);
     const std::string line =
         machine_notice(machine_json(kernels::resolve_isa(req.config.isa), req.config.threads), baseline, req.compare_path);
     if (!line.empty() && req.notice) req.notice(line);

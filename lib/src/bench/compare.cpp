@@ -1,5 +1,6 @@
 #include "rvt/bench/compare.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -56,6 +57,10 @@ double one_core_peak(const Json& r) {
 
 std::string entry_name(const CompareEntry& e) {
   return (e.table == "decode" ? "decode T=" : "N=") + std::to_string(e.n) + " " + e.kernel;
+}
+
+[[noreturn]] void throw_no_common_sizes(const std::string& baseline_name) {
+  throw_bad_input("--compare: baseline " + baseline_name + " has none of this run's sizes (N or decode T)");
 }
 
 std::string fmt(const char* f, double v) {
@@ -178,6 +183,16 @@ Json CompareResult::json() const {
   return j;
 }
 
+void check_common_sizes(const Json& baseline, const std::vector<std::size_t>& seqs,
+                        const std::vector<std::size_t>& decode_at, const std::string& baseline_name) {
+  auto has = [](const std::vector<std::size_t>& v, std::size_t n) { return std::find(v.begin(), v.end(), n) != v.end(); };
+  for (const auto& [key, value] : medians(baseline)) {
+    const auto& [table, n, kernel] = key;
+    if (value > 0.0 && has(table == "decode" ? decode_at : seqs, n)) return;
+  }
+  throw_no_common_sizes(baseline_name);
+}
+
 CompareResult compare_results(const Json& current, const Json& baseline, double tolerance,
                               const std::string& baseline_name) {
   if (!(tolerance >= 0.0) || !std::isfinite(tolerance)) throw_usage("--tolerance must be a finite number >= 0");
@@ -197,9 +212,7 @@ CompareResult compare_results(const Json& current, const Json& baseline, double 
     e.regressed = e.ratio > 1.0 + tolerance;
     res.entries.push_back(e);
   }
-  if (res.entries.empty()) {
-    throw_bad_input("--compare: baseline " + baseline_name + " has none of this run's sizes (N or decode T)");
-  }
+  if (res.entries.empty()) throw_no_common_sizes(baseline_name);
   auto machine_of = [](const Json& r) { return r.contains("machine") && r["machine"].is_object() ? r["machine"] : Json(); };
   const Json machine = machine_of(current), base_machine = machine_of(baseline);
   res.machine = machine.is_null() ? "" : describe_machine(machine);

@@ -43,6 +43,11 @@ std::string machine_notice(const report::Json& current_machine, const report::Js
 // only of "preset", "shape" and "config"), naming both sides.
 void check_comparable(const report::Json& current, const report::Json& baseline, const std::string& baseline_name);
 
+// Throws rvt::Error(kBadInput) when `baseline` has a median at none of the sizes a run will
+// measure (prefill N in `seqs`, decode T in `decode_at`): checked before the timing starts.
+void check_common_sizes(const report::Json& baseline, const std::vector<std::size_t>& seqs,
+                        const std::vector<std::size_t>& decode_at, const std::string& baseline_name);
+
 struct CompareEntry {
   std::string table;   // "prefill" | "decode"
   std::size_t n = 0;   // N or T
