@@ -52,6 +52,13 @@ struct UnusedOptions {
   std::vector<std::string> given;
   std::string why;
 };
+// For count options (lengths, heads, threads): plain decimal digits, at most 18 of them.
+// CLI11 would otherwise wrap "-1" or saturate "99999999999999999999" into a huge size_t.
+const CLI::Validator& count_check();
+// The same for a count stored in a narrower field: at most `max`, `why` saying why (CLI11's
+// own message for 100000 into a uint16_t is "Could not convert").
+CLI::Validator count_check(std::uint64_t max, const std::string& why);
+
 // Whether option `name` is on cmd's command line: a count or size given as 0 is still given,
 // so 0 never stands for "not given".
 inline bool given(const CLI::App& cmd, const std::string& name) { return cmd.get_option(name)->count() > 0; }

@@ -83,12 +83,13 @@ void register_blob(CLI::App& root, Context& ctx) {
   init_cmd->add_option("--out,-o", init->out, "Output file")->required();
   init_cmd->add_option("--seed", init->seed, "Seed, decimal or 0x hex")->capture_default_str();
   init_cmd->add_option("--dtype", init->dtype, "f32 | f16")->capture_default_str();
-  init_cmd->add_option("--input-dim", init->shape.input_dim, "Input feature size")->capture_default_str();
-  init_cmd->add_option("--q-heads", init->shape.q_heads, "Query heads")->capture_default_str();
-  init_cmd->add_option("--kv-heads", init->shape.kv_heads, "Key/value heads")->capture_default_str();
-  init_cmd->add_option("--head-dim", init->shape.head_dim, "Head dimension")->capture_default_str();
-  init_cmd->add_option("--layers", init->shape.n_layers, "Layers")->capture_default_str();
-  init_cmd->add_option("--classes", init->shape.n_classes, "Classes")->capture_default_str();
+  const CLI::Validator header_field = count_check(0xFFFF, " (the header's shape fields are 16-bit)");
+  init_cmd->add_option("--input-dim", init->shape.input_dim, "Input feature size")->check(header_field)->capture_default_str();
+  init_cmd->add_option("--q-heads", init->shape.q_heads, "Query heads")->check(header_field)->capture_default_str();
+  init_cmd->add_option("--kv-heads", init->shape.kv_heads, "Key/value heads")->check(header_field)->capture_default_str();
+  init_cmd->add_option("--head-dim", init->shape.head_dim, "Head dimension")->check(header_field)->capture_default_str();
+  init_cmd->add_option("--layers", init->shape.n_layers, "Layers")->check(header_field)->capture_default_str();
+  init_cmd->add_option("--classes", init->shape.n_classes, "Classes")->check(header_field)->capture_default_str();
   init_cmd->add_flag("--force,-f", init->force, "Overwrite an existing output file");
   bind(init_cmd, ctx, "blob init", [init] { return run_init(*init); });
 

@@ -46,10 +46,6 @@ UnusedOptions unused_by_model(const AttentionOptions& o, const std::vector<std::
 // The generator options given beside --q/--k/--v, which input_spec does not use.
 UnusedOptions unused_with_files(const AttentionOptions& o);
 
-// For count options (lengths, heads, threads): plain decimal digits, at most 18 of them.
-// CLI11 would otherwise wrap "-1" or saturate "99999999999999999999" into a huge size_t.
-const CLI::Validator& count_check();
-
 // Resolved views of the options (preset applied).
 jobs::InputSpec input_spec(const AttentionOptions& o);
 attn::SparseConfig sparse_config(const AttentionOptions& o);

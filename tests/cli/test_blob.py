@@ -189,6 +189,14 @@ class TestBlobInit(BlobCase):
                 self.assertExit(p, USAGE)
                 self.assertFalse(os.path.exists(out))
         self.assertEqual(os.listdir(self.tmp), [])
+        # The shape fields' messages name the option and why, not CLI11's "Could not convert".
+        for args, words in ((["--q-heads", "70000"], ("--q-heads", "'70000' is more than 65535", "16-bit")),
+                            (["--layers", "-1"], ("--layers", "not a non-negative integer")),
+                            (["--input-dim", "99999999999999999999"], ("--input-dim", "too large"))):
+            with self.subTest(args=args):
+                p = run("blob", "init", "--out", out, *args)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, *words)
 
     def test_custom_shape(self):
         out = self.path("g.rvne")
