@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,8 @@ const CLI::Validator& count_check();
 // The same for a count stored in a narrower field: at most `max`, `why` saying why (CLI11's
 // own message for 100000 into a uint16_t is "Could not convert").
 CLI::Validator count_check(std::uint64_t max, const std::string& why);
+// --threads: a count that fits an unsigned.
+inline CLI::Validator threads_check() { return count_check(std::numeric_limits<unsigned>::max(), " (threads)"); }
 
 // Whether option `name` is on cmd's command line: a count or size given as 0 is still given,
 // so 0 never stands for "not given".

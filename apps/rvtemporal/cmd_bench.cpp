@@ -125,7 +125,7 @@ void register_bench(CLI::App& root, Context& ctx) {
   cmd->add_option("--warmup", o->warmup, "Untimed runs before them")->check(count_check())->capture_default_str();
   cmd->add_option("--rounds", o->rounds, "Rounds in which each N's kernels take turns (--warmup, then --reps calls each), and each T's decoders")
       ->check(count_check())->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(count_check());
+  cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(threads_check());
   cmd->add_option("--isa", o->isa, "auto | scalar | avx2 | avx512")->capture_default_str();
   cmd->add_option("--decode-at", o->decode_at, "Decode cache lengths T, comma-separated ('none': no decode table)")
       ->capture_default_str();

@@ -64,7 +64,7 @@ void register_forward(CLI::App& root, Context& ctx) {
   add_attention_options(cmd, o->attention);
   cmd->add_option("--backend", o->backend, "dense | sparse")->capture_default_str();
   cmd->add_option("--out,-o", o->out, "Write the output (attention [seq][heads][dim] or logits) as .npy");
-  cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(count_check());
+  cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(threads_check());
   cmd->add_option("--pattern-row", o->pattern_rows, "Report the candidate list of these rows, e.g. 0,100");
   cmd->add_option("--blob", o->blob, "Run the temporal head from this RVNE blob");
   cmd->add_option("--frames", o->frames, "Model input frames, a 2-d [T][input_dim] .npy");

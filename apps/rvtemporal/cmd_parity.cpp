@@ -144,7 +144,7 @@ void register_parity(CLI::App& root, Context& ctx) {
   cmd->add_option("--format", o->format, "json | md (default: md on stdout, json with --json)")
       ->check(CLI::IsMember({"json", "md"}));
   cmd->add_option("--plot-dir", o->plot_dir, "Write SVG pictures here (created if missing, parent must exist)");
-  cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)");
+  cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(threads_check());
   bind(cmd, ctx, "parity", [o, &ctx] { return run_parity_cmd(*o, ctx); });
 }
 

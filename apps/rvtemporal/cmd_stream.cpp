@@ -86,7 +86,7 @@ void register_stream(CLI::App& root, Context& ctx) {
   cmd->add_option("--threads", o->threads,
                   "Worker threads for generating the inputs and the forward pass parity compares with (default, "
                   "or 0: all cores); the decode runs on one")
-      ->check(count_check());
+      ->check(threads_check());
   bind(cmd, ctx, "stream", [o, &ctx] { return run_stream_job(*o, ctx.jsonl); });
 }
 

@@ -136,6 +136,15 @@ class TestHostileOptions(CliTestCase):
                 self.assertExit(p, USAGE)
                 self.assertOneLineError(p, "--capacity")
 
+    def test_thread_counts_past_an_unsigned_are_usage_errors(self):
+        # Digits that pass the count check but not CLI11's conversion to unsigned ("Could not convert").
+        for command in (["forward", "--seq", "4", "--dim", "4"], ["stream", "--seq", "4", "--dim", "4"],
+                        ["bench", "--seq", "32", "--decode-at", "none"], ["parity", "--suite", "realistic"]):
+            with self.subTest(command=command[0]):
+                p = run(*command, "--threads", "99999999999")
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, "--threads", "'99999999999' is more than 4294967295")
+
     def test_bench_and_parity_counts_are_usage_errors(self):
         # bench's count options go through the same check (bb3b2b3); its list options (--seq,
         # --decode-at, --scaling-at) refuse anything but comma-separated digits. Nothing is run.
