@@ -333,7 +333,7 @@ void dense_tiled(const kernels::KernelTable& table, const Tensor& q, const Tenso
   // the workers' final chunks are the cheapest rows and neither waits long on the other's
   // (before, the last chunk was the costliest rows of the last head). In one process, call
   // by call, two threads 1 - 6% faster at N = 1024 - 8192, one thread level (Intel host,
-  // 2026-11-30; docs/performance-history.md, "Dense items costliest first").
+  // 2026-11-30; docs/performance-history.md, "On the Intel host: dense items costliest first").
   parallel_for(s.q_heads * items_per_head, threads, [&](std::size_t begin, std::size_t end, unsigned) {
     for (std::size_t item = begin; item < end; ++item) {
       const std::size_t h = item / items_per_head, kvh = h / s.group();
