@@ -12,33 +12,6 @@ std::size_t pick(const CLI::Option* opt, std::size_t given, std::size_t preset_v
 
 }  // namespace
 
-namespace {
-
-std::string count_error(const std::string& value) {
-  if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
-    return "'" + value + "' is not a non-negative integer";
-  }
-  if (value.size() > 18) return "'" + value + "' is too large";
-  return "";
-}
-
-}  // namespace
-
-const CLI::Validator& count_check() {
-  static const CLI::Validator check([](std::string& value) { return count_error(value); }, "COUNT");
-  return check;
-}
-
-CLI::Validator count_check(std::uint64_t max, const std::string& why) {
-  return CLI::Validator(
-      [max, why](std::string& value) {
-        std::string error = count_error(value);
-        if (error.empty() && std::stoull(value) > max) error = "'" + value + "' is more than " + std::to_string(max) + why;
-        return error;
-      },
-      "COUNT");
-}
-
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
   o.cmd = cmd;
   cmd->add_option("--preset", o.preset, "default | aether | bench | llama8x64: heads, dim, window, block");
