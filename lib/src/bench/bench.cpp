@@ -66,6 +66,16 @@ std::vector<double> time_ms(std::size_t warmup, std::size_t reps, Fn&& fn) {
 
 Json nullable(double value, bool valid) { return valid ? Json(value) : Json(nullptr); }
 
+// The samples and their statistics, keys suffixed with the unit: median_ms ... samples_ms.
+void put_samples(Json& j, const std::vector<double>& samples, const SampleStats& s, const std::string& unit) {
+  j["median_" + unit] = s.median;
+  j["min_" + unit] = s.min;
+  j["max_" + unit] = s.max;
+  j["mean_" + unit] = s.mean;
+  j["stddev_" + unit] = s.stddev;
+  j["samples_" + unit] = samples;
+}
+
 // One kernel's timing record at one N.
 Json kernel_json(kernels::Isa isa, const std::vector<double>& samples_ms, double flops, double peak_gflops) {
   const SampleStats s = sample_stats(samples_ms);
@@ -74,12 +84,7 @@ Json kernel_json(kernels::Isa isa, const std::vector<double>& samples_ms, double
   j["isa"] = kernels::isa_name(isa);
   j["attempted"] = true;
   j["extrapolated"] = false;
-  j["median_ms"] = s.median;
-  j["min_ms"] = s.min;
-  j["max_ms"] = s.max;
-  j["mean_ms"] = s.mean;
-  j["stddev_ms"] = s.stddev;
-  j["samples_ms"] = samples_ms;
+  put_samples(j, samples_ms, s, "ms");
   j["flops"] = flops;
   j["gflops"] = g;
   j["pct_of_peak"] = nullable(100.0 * g / peak_gflops, peak_gflops > 0.0);
@@ -133,12 +138,7 @@ Json decode_kernel_json(const std::vector<double>& samples_ns, const char* kerne
   Json j;
   j["kernel"] = kernel;
   j["steps"] = s.count;
-  j["median_ns"] = s.median;
-  j["min_ns"] = s.min;
-  j["max_ns"] = s.max;
-  j["mean_ns"] = s.mean;
-  j["stddev_ns"] = s.stddev;
-  j["samples_ns"] = samples_ns;
+  put_samples(j, samples_ns, s, "ns");
   return j;
 }
 
