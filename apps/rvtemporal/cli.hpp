@@ -53,7 +53,7 @@ struct UnusedOptions {
   std::vector<std::string> given;
   std::string why;
 };
-// For count options (lengths, heads, threads): plain decimal digits, at most 18 of them.
+// For count options (lengths, heads, threads; option_checks.cpp): plain decimal digits, at most 18 of them.
 // CLI11 would otherwise wrap "-1" or saturate "99999999999999999999" into a huge size_t.
 const CLI::Validator& count_check();
 // The same for a count stored in a narrower field: at most `max`, `why` saying why (CLI11's

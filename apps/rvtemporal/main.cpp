@@ -29,34 +29,6 @@ std::function<void(const std::string&)> warn_notice(const std::string& command) 
   return [command](const std::string& line) { spdlog::warn("{}: {}", command, line); };
 }
 
-namespace {
-
-// Why `value` is not a count option's value (plain decimal digits, at most 18); "" if it is.
-std::string count_error(const std::string& value) {
-  if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
-    return "'" + value + "' is not a non-negative integer";
-  }
-  if (value.size() > 18) return "'" + value + "' is too large";
-  return "";
-}
-
-}  // namespace
-
-const CLI::Validator& count_check() {
-  static const CLI::Validator check([](std::string& value) { return count_error(value); }, "COUNT");
-  return check;
-}
-
-CLI::Validator count_check(std::uint64_t max, const std::string& why) {
-  return CLI::Validator(
-      [max, why](std::string& value) {
-        std::string error = count_error(value);
-        if (error.empty() && std::stoull(value) > max) error = "'" + value + "' is more than " + std::to_string(max) + why;
-        return error;
-      },
-      "COUNT");
-}
-
 void warn_unused(const UnusedOptions& u, const std::string& command) {
   if (u.given.empty()) return;
   std::string names;
