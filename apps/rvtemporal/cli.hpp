@@ -65,6 +65,10 @@ inline CLI::Validator threads_check() { return count_check(std::numeric_limits<u
 // Whether option `name` is on cmd's command line: a count or size given as 0 is still given,
 // so 0 never stands for "not given".
 inline bool given(const CLI::App& cmd, const std::string& name) { return cmd.get_option(name)->count() > 0; }
+// Option `name`'s value where it is on cmd's command line, else `otherwise` (a preset's).
+inline std::size_t given_or(const CLI::App& cmd, const std::string& name, std::size_t value, std::size_t otherwise) {
+  return given(cmd, name) ? value : otherwise;
+}
 // Those among `names` given on cmd's command line.
 inline UnusedOptions unused_options(const CLI::App& cmd, const std::vector<std::string>& names, std::string why) {
   UnusedOptions u{{}, std::move(why)};

@@ -67,15 +67,12 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   c.preset = o.preset;
   // A value given, 0 included, is the user's: 0 heads, dim or block is refused (validate),
   // window 0 runs without the local window, as in forward.
-  auto or_preset = [&](const char* name, std::size_t value, std::size_t preset_value) {
-    return given(*o.cmd, name) ? value : preset_value;
-  };
-  c.q_heads = or_preset("--q-heads", o.q_heads, p.q_heads);
-  c.kv_heads = or_preset("--kv-heads", o.kv_heads, p.kv_heads);
-  c.dim = or_preset("--dim", o.dim, p.head_dim);
+  c.q_heads = given_or(*o.cmd, "--q-heads", o.q_heads, p.q_heads);
+  c.kv_heads = given_or(*o.cmd, "--kv-heads", o.kv_heads, p.kv_heads);
+  c.dim = given_or(*o.cmd, "--dim", o.dim, p.head_dim);
   c.sparse = attn::SparseConfig{};
-  c.sparse.window = or_preset("--window", o.window, p.window);
-  c.sparse.block_size = or_preset("--block", o.block, p.block_size);
+  c.sparse.window = given_or(*o.cmd, "--window", o.window, p.window);
+  c.sparse.block_size = given_or(*o.cmd, "--block", o.block, p.block_size);
   apply_pattern_options(o, c.sparse);
   c.seqs = jobs::parse_index_list(o.seq, "--seq");
   c.reps = o.reps;

@@ -6,8 +6,10 @@
 namespace rvt::cli {
 namespace {
 
-std::size_t pick(const CLI::Option* opt, std::size_t given, std::size_t preset_value, bool has_preset) {
-  return (has_preset && opt->count() == 0) ? preset_value : given;
+// With a preset, its value unless the option is given; without one, the option's.
+std::size_t pick(const AttentionOptions& o, const char* name, std::size_t value, std::size_t preset_value,
+                 bool has_preset) {
+  return has_preset ? given_or(*o.cmd, name, value, preset_value) : value;
 }
 
 }  // namespace
@@ -21,11 +23,11 @@ void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
   cmd->add_option("--gen", o.gen, "Generate inputs: normal | uniform | sincos | structured")->capture_default_str();
   cmd->add_option("--seed", o.seed, "Generator seed, decimal or 0x hex")->capture_default_str();
   cmd->add_option("--seq", o.seq, "Generated sequence length")->capture_default_str()->check(count_check());
-  o.q_heads_opt = cmd->add_option("--q-heads", o.q_heads, "Generated query heads")->capture_default_str()->check(count_check());
-  o.kv_heads_opt = cmd->add_option("--kv-heads", o.kv_heads, "Generated key/value heads")->capture_default_str()->check(count_check());
-  o.dim_opt = cmd->add_option("--dim", o.dim, "Generated head dimension")->capture_default_str()->check(count_check());
-  o.window_opt = cmd->add_option("--window", o.window, "Local window W")->capture_default_str()->check(count_check());
-  o.block_opt = cmd->add_option("--block", o.block, "Landmark block size B")->capture_default_str()->check(count_check());
+  cmd->add_option("--q-heads", o.q_heads, "Generated query heads")->capture_default_str()->check(count_check());
+  cmd->add_option("--kv-heads", o.kv_heads, "Generated key/value heads")->capture_default_str()->check(count_check());
+  cmd->add_option("--dim", o.dim, "Generated head dimension")->capture_default_str()->check(count_check());
+  cmd->add_option("--window", o.window, "Local window W")->capture_default_str()->check(count_check());
+  cmd->add_option("--block", o.block, "Landmark block size B")->capture_default_str()->check(count_check());
   add_pattern_options(cmd, o);
   cmd->add_flag("--allow-nonfinite", o.allow_nonfinite,
                 "Let NaN/inf in --q/--k/--v (or --frames) through instead of refusing the file");
@@ -75,9 +77,9 @@ jobs::InputSpec input_spec(const AttentionOptions& o) {
   s.gen = parse_gen_kind(o.gen);
   s.seed = parse_u64(o.seed, "--seed");
   s.seq = o.seq;
-  s.q_heads = pick(o.q_heads_opt, o.q_heads, p ? p->q_heads : 0, has_preset);
-  s.kv_heads = pick(o.kv_heads_opt, o.kv_heads, p ? p->kv_heads : 0, has_preset);
-  s.dim = pick(o.dim_opt, o.dim, p ? p->head_dim : 0, has_preset);
+  s.q_heads = pick(o, "--q-heads", o.q_heads, p ? p->q_heads : 0, has_preset);
+  s.kv_heads = pick(o, "--kv-heads", o.kv_heads, p ? p->kv_heads : 0, has_preset);
+  s.dim = pick(o, "--dim", o.dim, p ? p->head_dim : 0, has_preset);
   if (s.from_files()) {
     if (o.q.empty() || o.k.empty() || o.v.empty()) throw_usage("--q, --k and --v must be given together");
   } else {
@@ -94,8 +96,8 @@ attn::SparseConfig sparse_config(const AttentionOptions& o) {
   const bool has_preset = !o.preset.empty();
   const jobs::Preset* p = has_preset ? &jobs::find_preset(o.preset) : nullptr;
   attn::SparseConfig c;
-  c.window = pick(o.window_opt, o.window, p ? p->window : 0, has_preset);
-  c.block_size = pick(o.block_opt, o.block, p ? p->block_size : 0, has_preset);
+  c.window = pick(o, "--window", o.window, p ? p->window : 0, has_preset);
+  c.block_size = pick(o, "--block", o.block, p ? p->block_size : 0, has_preset);
   apply_pattern_options(o, c);
   c.validate();
   return c;
@@ -105,8 +107,8 @@ model::HeadConfig model_head_config(const AttentionOptions& o, attn::Backend bac
   const jobs::Preset& base = jobs::find_preset(o.preset.empty() ? "aether" : o.preset);
   model::HeadConfig h;
   h.backend = backend;
-  h.window = pick(o.window_opt, o.window, base.window, true);
-  h.block_size = pick(o.block_opt, o.block, base.block_size, true);
+  h.window = pick(o, "--window", o.window, base.window, true);
+  h.block_size = pick(o, "--block", o.block, base.block_size, true);
   h.causal = o.causal;
   return h;
 }

@@ -34,9 +34,6 @@ struct AttentionOptions : PatternOptions {
   std::size_t seq = 1024, q_heads = 4, kv_heads = 4, dim = 32;
   std::size_t window = 128, block = 64;
   bool allow_nonfinite = false;
-  // Set when the option was given on the command line (so a preset does not override it).
-  CLI::Option *q_heads_opt = nullptr, *kv_heads_opt = nullptr, *dim_opt = nullptr,
-              *window_opt = nullptr, *block_opt = nullptr;
 };
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o);
