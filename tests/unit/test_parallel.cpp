@@ -207,19 +207,25 @@ TEST_CASE("OwnedWork: share_of names the share each item is first taken from", "
 
 TEST_CASE("OwnedWork: an idle worker helps until every piece of a slow owner's item is claimed", "[parallel]") {
   // Shares: worker 0 item 0, worker 1 item 1. Worker 1's pieces are quick; worker 0's first one
-  // waits (up to 2 s) for worker 1 to help, so worker 1 claims the rest of item 0, its last
-  // quarter included (a helper that left the last quarter to the owner idled that long).
+  // waits (up to 2 s) until worker 1 has run a piece of item 0's last quarter, so worker 1
+  // claims the rest of item 0 (a helper that left the last quarter to the owner idled those
+  // 2 s, and the check below fails). Waiting only until the help began left the last quarter
+  // to a race that the owner won under ASan (CI, 2026-11-30).
   constexpr std::size_t kParts = 16;
   rvt::OwnedWork work(2, kParts, 1, 2);
   std::vector<std::atomic<int>> runner(2 * kParts);  // 1 + the worker that ran the piece
   std::array<std::atomic<int>, 2> owner{};           // 1 + the worker that took the item
-  std::atomic<bool> helping{false};
+  auto helper_ran_last_quarter = [&] {
+    for (std::size_t p = kParts * 3 / 4; p < kParts; ++p) {
+      if (runner[p].load() == 2) return true;
+    }
+    return false;
+  };
   auto worker = [&](int w) {
     auto pieces = [&](std::size_t item, std::size_t begin, std::size_t end) {
       for (std::size_t p = begin; p < end; ++p) runner[item * kParts + p].store(w + 1);
-      if (owner[item].load() != w + 1) helping.store(true);
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-      while (w == 0 && !helping.load() && std::chrono::steady_clock::now() < deadline) {
+      while (w == 0 && !helper_ran_last_quarter() && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));
       }
     };
