@@ -319,6 +319,19 @@ class TestBlobInspect(BlobCase):
         self.assertExit(p, CHECK_FAILED)
         self.assertEqual(r["result"]["files"][0]["check"], "layout_mismatch")
         self.assertIn("18446744073709551615", r["result"]["files"][0]["message"])
+        # inspect lists the first slot past the payload and counts the other 262,140 (their
+        # offsets saturate at 2^64 - 1, never wrap); each shape in full (65535 x 4294836225).
+        p, r = run_json("blob", "inspect", path)
+        self.assertExit(p, OK)
+        res = r["result"]
+        self.assertEqual(len(res["tensors"]), 1)
+        self.assertEqual(res["tensors_not_listed"], 65535 * 4)
+        self.assertEqual(res["tensors"][0]["shape"], [65535, 65535 * 65535])
+        p = run("blob", "inspect", path)
+        self.assertExit(p, OK)
+        self.assertIn("65535x4294836225", p.stdout)
+        self.assertIn("262140 more slots past the payload", p.stdout)
+        self.assertLess(len(p.stdout), 4000)
 
     def test_non_finite_weights_are_counted(self):
         ref = bytearray(default_bytes())
@@ -332,6 +345,22 @@ class TestBlobInspect(BlobCase):
         self.assertEqual(res["loadable"]["check"], "non_finite_weights")
         self.assertEqual(res["tensors"][0]["stats"]["nan_count"], 1)
         self.assertEqual(res["tensors"][8]["stats"]["inf_count"], 1)
+
+    def test_tensor_with_no_finite_value_is_inspected(self):
+        # Every classifier weight NaN or inf: its min/max/mean/std are null, "-" in the text.
+        ref = bytearray(default_bytes())
+        for i in range(64):
+            struct.pack_into("<f", ref, 24 + 4 * (10304 - 64 + i), float("nan") if i % 2 else float("-inf"))
+        path = self.write("nan_cls.rvne", seal(bytes(ref[:-4])))
+        p, r = run_json("blob", "inspect", path)
+        self.assertExit(p, OK)
+        s = r["result"]["tensors"][8]["stats"]
+        self.assertEqual((s["count"], s["nan_count"], s["inf_count"]), (64, 32, 32))
+        self.assertIsNone(s["min"])
+        self.assertIsNone(s["std"])
+        p = run("blob", "inspect", path)
+        self.assertExit(p, OK)
+        self.assertRegex(p.stdout, r"classifier\s+16x4\s+40984\s+-\s+-\s+-\s+-\s+64")
 
     def test_corrupt_file_is_bad_input(self):
         data = bytearray(default_bytes())

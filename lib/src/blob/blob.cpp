@@ -99,7 +99,8 @@ std::vector<TensorSlot> payload_layout(const Shape& s) {
   std::uint64_t offset = 0;
   auto add = [&](int layer, const char* name, std::uint32_t rows, std::uint32_t cols) {
     slots.push_back(TensorSlot{layer, name, rows, cols, offset});
-    offset += std::uint64_t{rows} * cols;
+    const std::uint64_t count = std::uint64_t{rows} * cols;  // u32 x u32: fits
+    offset = count > UINT64_MAX - offset ? UINT64_MAX : offset + count;  // saturates, like the count below
   };
   for (int l = 0; l < s.n_layers; ++l) {
     add(l, "wq", in, qd);

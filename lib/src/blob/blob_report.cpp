@@ -63,23 +63,31 @@ Json inspect_file(const std::string& path) {
   j["layout_element_count"] = want;
   j["loadable"] = loadable;
 
+  // Every slot the payload holds, then the first one it does not (stats null); the slots after
+  // that are only counted: a 28-byte header may name 262,141 of them.
   Json tensors = Json::array();
+  std::uint64_t not_listed = 0;
   const std::vector<float> w = payload_floats(blob);
+  const std::uint64_t elem_bytes = dtype_bytes(h.dtype());
   for (const TensorSlot& s : payload_layout(h.shape)) {
+    const bool held = s.offset_elements <= w.size() && s.count() <= w.size() - s.offset_elements;
+    if (!held && !tensors.empty() && tensors.back()["stats"].is_null()) {
+      ++not_listed;
+      continue;
+    }
     Json t;
     t["layer"] = s.layer < 0 ? Json(nullptr) : Json(s.layer);
     t["name"] = s.name;
     t["shape"] = Json::array({s.rows, s.cols});
-    t["offset_bytes"] = std::uint64_t{kHeaderBytes} + s.offset_elements * dtype_bytes(h.dtype());
-    if (s.offset_elements <= w.size() && s.count() <= w.size() - s.offset_elements) {
-      t["stats"] = report::stats_json(
-          summarize(std::span(w).subspan(s.offset_elements, s.count())));
-    } else {
-      t["stats"] = nullptr;  // the payload is shorter than the layout formula says
-    }
+    t["offset_bytes"] = s.offset_elements > (UINT64_MAX - kHeaderBytes) / elem_bytes
+                            ? UINT64_MAX  // saturates, like the layout's offsets
+                            : kHeaderBytes + s.offset_elements * elem_bytes;
+    t["stats"] = held ? report::stats_json(summarize(std::span(w).subspan(s.offset_elements, s.count())))
+                      : Json(nullptr);  // the payload is shorter than the layout formula says
     tensors.push_back(std::move(t));
   }
   j["tensors"] = std::move(tensors);
+  j["tensors_not_listed"] = not_listed;
   return j;
 }
 
@@ -118,19 +126,24 @@ std::string inspect_text(const Json& j) {
     const std::string name =
         t["layer"].is_null() ? t["name"].get<std::string>()
                              : "layer" + std::to_string(t["layer"].get<int>()) + "." + t["name"].get<std::string>();
-    const std::string shape = std::to_string(t["shape"][0].get<int>()) + "x" + std::to_string(t["shape"][1].get<int>());
+    const std::string shape =
+        std::to_string(t["shape"][0].get<std::uint64_t>()) + "x" + std::to_string(t["shape"][1].get<std::uint64_t>());
     if (t["stats"].is_null()) {
       std::snprintf(buf, sizeof buf, "%-18s %-11s %10llu %12s\n", name.c_str(), shape.c_str(),
                     static_cast<unsigned long long>(t["offset_bytes"].get<std::uint64_t>()), "(missing)");
     } else {
       const Json& s = t["stats"];
+      // null where the tensor holds no finite value
+      auto stat = [&](const char* key) { return s[key].is_null() ? std::string("-") : format_double("%.6g", s[key].get<double>()); };
       std::snprintf(buf, sizeof buf, "%-18s %-11s %10llu %12s %12s %12s %12s %6llu\n", name.c_str(),
                     shape.c_str(), static_cast<unsigned long long>(t["offset_bytes"].get<std::uint64_t>()),
-                    format_double("%.6g", s["min"].get<double>()).c_str(), format_double("%.6g", s["max"].get<double>()).c_str(),
-                    format_double("%.6g", s["mean"].get<double>()).c_str(), format_double("%.6g", s["std"].get<double>()).c_str(),
+                    stat("min").c_str(), stat("max").c_str(), stat("mean").c_str(), stat("std").c_str(),
                     static_cast<unsigned long long>(s["nan_count"].get<std::uint64_t>() + s["inf_count"].get<std::uint64_t>()));
     }
     out += buf;
+  }
+  if (const auto n = j["tensors_not_listed"].get<std::uint64_t>(); n > 0) {
+    out += "(and " + std::to_string(n) + " more slots past the payload, not listed)\n";
   }
   return out;
 }

@@ -104,7 +104,8 @@ std::uint32_t crc32(std::span<const std::uint8_t> bytes);
 // Throws BlobError. Used before writing too, so a bad shape is never written.
 void validate_shape(const Shape& shape);
 
-// The payload layout formula and its total element count (u64: cannot overflow for u16 dims).
+// The payload layout formula and its total element count, both in u64 saturating at
+// UINT64_MAX (u16 dims allow layouts past 2^64 elements).
 std::vector<TensorSlot> payload_layout(const Shape& shape);
 std::uint64_t layout_element_count(const Shape& shape);
 
