@@ -66,6 +66,24 @@ class TestHostileFiles(CliTestCase):
         self.assertOneLineError(p, "tiny.rvne", "payload holds 20 f32 values but the layout for this shape needs 17179475970")
 
 
+    def test_fifo_without_a_writer_is_refused_not_waited_on(self):
+        # open() of a FIFO blocks until a writer comes; every input is opened non-blocking.
+        fifo = self.path("fifo.npy")
+        os.mkfifo(fifo)
+        blob = self.path("m.rvne")
+        self.assertExit(run("blob", "init", "--out", blob, "-q"), OK)
+        for args in (["forward", "--q", fifo, "--k", fifo, "--v", fifo], ["blob", "verify", fifo],
+                     ["blob", "inspect", fifo], ["parity", "--suite", "model", "--blob", fifo],
+                     ["forward", "--blob", blob, "--frames", fifo]):
+            with self.subTest(args=args[:2]):
+                p = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=60)
+                self.assertExit(p, IO)
+                if args[1] == "verify":  # the verdicts are the report; stderr counts the failures
+                    self.assertIn("fifo.npy: not a regular file [io]", p.stdout)
+                else:
+                    self.assertOneLineError(p, "fifo.npy", "not a regular file")
+
+
 class TestHostileShapes(CliTestCase):
     def forward(self, *args):
         out = self.path("o.npy")

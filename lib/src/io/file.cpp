@@ -192,7 +192,8 @@ bool path_exists(const std::string& path) {
 }
 
 std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_bytes) {
-  FdGuard guard{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: a FIFO with no writer would block the open itself, before fstat can refuse it.
+  FdGuard guard{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (guard.fd < 0) throw_io(path + ": cannot open: " + errno_text(errno));
   struct stat st {};
   if (::fstat(guard.fd, &st) != 0) throw_io(path + ": cannot stat: " + errno_text(errno));
