@@ -15,6 +15,7 @@
 #include "rvt/core/build_info.hpp"
 #include "rvt/io/file.hpp"
 #include "rvt/kernels/isa.hpp"
+#include "rvt/tensor/tensor.hpp"
 
 namespace rvt::cli {
 
@@ -278,8 +279,8 @@ int main(int argc, char** argv) {
     return finish(ctx, out.code, out.result, out.text, out.error);
   } catch (const Error& e) {
     return finish(ctx, e.code(), Json::object(), "", e.what());
-  } catch (const std::bad_alloc&) {
-    return finish(ctx, ExitCode::kBadInput, Json::object(), "", "out of memory: the input is too large");
+  } catch (const std::bad_alloc& e) {
+    return finish(ctx, ExitCode::kBadInput, Json::object(), "", "out of memory: the input is too large" + out_of_memory_note(e));
   } catch (const std::exception& e) {
     return finish(ctx, ExitCode::kInternal, Json::object(), "", std::string("internal error: ") + e.what());
   }

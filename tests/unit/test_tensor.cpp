@@ -3,11 +3,14 @@
 
 #include "rvt/core/error.hpp"
 #include "rvt/core/half.hpp"
+#include "rvt/core/memory.hpp"
 #include "rvt/core/stats.hpp"
 #include "rvt/tensor/tensor.hpp"
 
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -69,6 +72,45 @@ TEST_CASE("tensor shapes whose size overflows are a bad-input error", "[tensor]"
   }
   REQUIRE_THROWS_AS(checked_numel({std::size_t{1} << 21, std::size_t{1} << 20, 1}), Error);
   REQUIRE(checked_numel({0, 5, 7}) == 0);
+}
+
+TEST_CASE("large blocks past the free memory are refused, untouched ones counted", "[tensor]") {
+  // Two blocks of 60% of the free memory, never touched: Linux would hand out both and kill
+  // the process once their pages were written. The second is refused, naming what is free.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  WARN("not run: a sanitizer's allocator maps and marks the blocks");
+  return;
+#endif
+  const std::optional<std::uint64_t> free = available_memory_bytes();
+  if (!free || *free < (std::uint64_t{1} << 30)) {
+    WARN("not run: free memory unknown or under 1 GiB");
+    return;
+  }
+  const std::size_t n = static_cast<std::size_t>(*free / 4 * 6 / 10);
+  poison_uninitialized(false);  // the unit tests' NaN fill would touch every page
+  struct PoisonAgain {
+    ~PoisonAgain() { poison_uninitialized(true); }
+  } poison_again;
+  Tensor first(n, 1, 1, Tensor::Uninitialized{});
+  try {
+    Tensor second(n, 1, 1, Tensor::Uninitialized{});
+    FAIL("no error");
+  } catch (const Error& e) {
+    REQUIRE(e.code() == ExitCode::kBadInput);
+    REQUIRE_THAT(e.what(), Catch::Contains("more memory than is available") && Catch::Contains("bytes were free, ") &&
+                               Catch::Contains("taken by this run's other large blocks"));
+  }
+  // Freed, the room is there again.
+  { const Tensor again(n / 2, 1, 1, Tensor::Uninitialized{}); }
+}
+
+TEST_CASE("MemAvailable is read from /proc/meminfo text", "[memory]") {
+  std::istringstream good("MemTotal:       24576000 kB\nMemFree:  100 kB\nMemAvailable:   24228288 kB\n");
+  REQUIRE(parse_mem_available(good) == std::uint64_t{24228288} * 1024);
+  std::istringstream missing("MemTotal:       24576000 kB\n");
+  REQUIRE_FALSE(parse_mem_available(missing).has_value());
+  std::istringstream junk("MemAvailable: lots\n");
+  REQUIRE_FALSE(parse_mem_available(junk).has_value());
 }
 
 TEST_CASE("f16 conversion rounds to nearest even and keeps specials", "[half]") {

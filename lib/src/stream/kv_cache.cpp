@@ -46,8 +46,8 @@ KvCache::KvCache(std::size_t capacity, std::size_t kv_heads, std::size_t dim, st
     open_sum_v_.assign(kv_heads * dim, 0.0f);
     const kernels::KernelTable* table = kernels::kernel_table(kernels::best_isa());
     to_half_ = table ? table->to_half : &kernels::to_half_ref;
-  } catch (const std::bad_alloc&) {
-    throw_bad_input("kv cache of capacity " + std::to_string(capacity) + " does not fit in memory");
+  } catch (const std::bad_alloc& e) {
+    throw_bad_input("kv cache of capacity " + std::to_string(capacity) + " does not fit in memory" + out_of_memory_note(e));
   }
 }
 

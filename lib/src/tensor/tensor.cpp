@@ -10,10 +10,12 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
 #include "rvt/core/error.hpp"
+#include "rvt/core/memory.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -102,14 +104,51 @@ const bool kHeapKept = [] {
   return true;
 }();
 #endif
+
+// Linux overcommits: a block far past the free memory is handed out, and the process is killed
+// (no message, exit 137) when it touches the pages. So a block past the block cache's sizes is
+// refused (std::bad_alloc, which the callers report as exit 3) where it is more than the memory
+// free now, or more than what the free memory at the first such block leaves after the large
+// blocks still held: those may not be touched yet, and so not yet missing from the free memory.
+class LargeBlocks {
+ public:
+  static constexpr std::size_t kMinBytes = BlockCache::kMaxBytes + 1;
+
+  static void take(std::size_t bytes) {
+    static const std::optional<std::uint64_t> free_at_first = available_memory_bytes();
+    const std::optional<std::uint64_t> free_now = available_memory_bytes();
+    const std::uint64_t held = held_.load(std::memory_order_relaxed);
+    if (free_now && bytes > *free_now) throw OutOfMemory(std::to_string(*free_now) + " bytes free");
+    if (free_at_first && (held > *free_at_first || bytes > *free_at_first - held)) {
+      throw OutOfMemory(std::to_string(*free_at_first) + " bytes were free, " + std::to_string(held) +
+                        " of them taken by this run's other large blocks");
+    }
+    held_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  static void give(std::size_t bytes) noexcept { held_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  static inline std::atomic<std::uint64_t> held_{0};
+};
 }  // namespace
+
+std::string out_of_memory_note(const std::bad_alloc& e) {
+  return dynamic_cast<const OutOfMemory*>(&e) ? std::string(" (") + e.what() + ")" : std::string();
+}
 
 void* allocate_aligned(std::size_t bytes, std::size_t align) {
   const std::size_t a = effective_align(bytes, align);
   if (BlockCache::eligible(bytes)) {
     if (void* p = BlockCache::instance().take(bytes, a)) return p;
   }
-  void* p = ::operator new(bytes, std::align_val_t{a});
+  if (bytes >= LargeBlocks::kMinBytes) LargeBlocks::take(bytes);
+  void* p = nullptr;
+  try {
+    p = ::operator new(bytes, std::align_val_t{a});
+  } catch (const std::bad_alloc&) {
+    if (bytes >= LargeBlocks::kMinBytes) LargeBlocks::give(bytes);
+    throw;
+  }
 #ifdef MADV_HUGEPAGE
   // A hint: where THP is off, or under a sanitizer's allocator, it fails harmlessly.
   if (a == kHugePage) (void)::madvise(p, bytes - bytes % kHugePage, MADV_HUGEPAGE);
@@ -122,6 +161,7 @@ void deallocate_aligned(void* p, std::size_t bytes, std::size_t align) noexcept 
     BlockCache::instance().keep(p, bytes, effective_align(bytes, align));
     return;
   }
+  if (p && bytes >= LargeBlocks::kMinBytes) LargeBlocks::give(bytes);
   ::operator delete(p, std::align_val_t{effective_align(bytes, align)});
 }
 
@@ -168,9 +208,9 @@ void Tensor::allocate(bool zero) {
     if (zero) data_.assign(n, 0.0f);
     else if (g_poison_uninitialized.load(std::memory_order_relaxed)) data_.assign(n, std::numeric_limits<float>::quiet_NaN());
     else data_.resize(n);
-  } catch (const std::bad_alloc&) {
-    throw_bad_input("tensor " + shape_.str() + " needs " + std::to_string(n * 4) +
-                    " bytes: more memory than is available");
+  } catch (const std::bad_alloc& e) {
+    throw_bad_input("tensor " + shape_.str() + " needs " + std::to_string(n * 4) + " bytes: more memory than is available" +
+                    out_of_memory_note(e));
   }
 }
 

@@ -21,8 +21,22 @@ namespace rvt {
 // and the KV cache read (log-stride, landmarks) do not each cost a TLB miss. Freed blocks
 // of 64 KiB .. 64 MiB are kept (64 MiB in all) for the next request of the same size, so
 // repeated calls do not fault fresh pages in (not under AddressSanitizer).
+// Blocks past 64 MiB are checked against the memory free first (rvt/core/memory.hpp):
+// OutOfMemory where one would not fit, so that it is refused instead of the process being
+// killed when it touches the pages.
 void* allocate_aligned(std::size_t bytes, std::size_t align);
 void deallocate_aligned(void* p, std::size_t bytes, std::size_t align) noexcept;
+
+class OutOfMemory : public std::bad_alloc {
+ public:
+  explicit OutOfMemory(std::string why) : why_(std::move(why)) {}
+  const char* what() const noexcept override { return why_.c_str(); }
+
+ private:
+  std::string why_;
+};
+// " (what)" for an OutOfMemory, else "": for the messages that report a failed allocation.
+std::string out_of_memory_note(const std::bad_alloc& e);
 
 // DefaultInit: the no-argument construct default-initialises (leaves a float unset), so
 // resize() writes nothing: Tensor's storage (zero-filled explicitly unless a kernel is about
