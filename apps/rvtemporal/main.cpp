@@ -64,20 +64,20 @@ void set_log_level(int verbose, bool quiet, const std::string& level) {
 // `label` starts the stderr line: "error", or "usage error" for a command line the parser refused.
 int finish(const Context& ctx, ExitCode code, const Json& result, const std::string& text, std::string error,
            const char* label = "error") {
-  if (!error.empty()) std::fprintf(stderr, "rvtemporal: %s: %s\n", label, error.c_str());
   Json envelope = report::envelope(ctx.command, code, result, error);
   if (!ctx.out_report.empty()) {
     try {
       io::write_file_atomic(ctx.out_report, report::to_text(envelope, 2) + "\n");
     } catch (const Error& e) {
-      std::fprintf(stderr, "rvtemporal: error: %s\n", e.what());
-      if (code == ExitCode::kOk) {
-        code = e.code();
-        error = e.what();
-        envelope = report::envelope(ctx.command, code, result, error);
-      }
+      // A report asked for and not written decides the exit code (io), as an unreadable file
+      // does in `blob verify`; the command's own error, if any, goes on the same line.
+      error = error.empty() ? e.what() : std::string(e.what()) + " (the command had failed too: " + error + ")";
+      code = e.code();
+      label = "error";
+      envelope = report::envelope(ctx.command, code, result, error);
     }
   }
+  if (!error.empty()) std::fprintf(stderr, "rvtemporal: %s: %s\n", label, error.c_str());
   if (ctx.jsonl) {
     std::cout << report::to_text(envelope) << "\n";
     if (!text.empty()) std::fputs(text.c_str(), stderr);

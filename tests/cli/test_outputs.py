@@ -122,6 +122,20 @@ class TestReports(CliTestCase):
         self.assertEnvelope(report, "forward", IO)
         self.assertIn("missing/r.json", report["error"]["message"])
 
+    def test_failed_command_whose_report_cannot_be_written_exits_io_on_one_line(self):
+        # The report's failure decides the exit code (4); the command's own error goes with it.
+        for args, first in ((["parity", "--suite", "stream", "--gate", "max_abs=0"], "gate"),
+                            (["forward", "--q", self.path("none.npy"), "--k", "k", "--v", "v"], "none.npy"),
+                            (["forward", "--bogus"], "--bogus")):
+            with self.subTest(args=args[:2]):
+                p = run(*args, "--json", "--out-report", self.path("missing/r.json"))
+                self.assertExit(p, IO)
+                self.assertOneLineError(p, "missing/r.json", "the command had failed too", first)
+                report = json.loads(p.stdout)
+                self.assertEnvelope(report, args[0], IO)
+                self.assertIn("the command had failed too", report["error"]["message"])
+                self.assertFalse(os.path.exists(self.path("missing")))
+
 
 class TestSuspectValues(CliTestCase):
     def test_empty_values_are_usage_errors(self):
@@ -394,11 +408,12 @@ class TestDestinations(CliTestCase):
         self.assertExit(p, IO)
         self.assertOneLineError(p, "too many levels of symbolic links")
         self.assertTrue(os.path.islink(self.path("a")))
-        # Also where only the checks meet it: a refused command line, a loop as an input.
-        for args in (["--out-report", self.path("a"), "forward", "--bogus"],
-                     ["--out-report", self.path("r.json"), "forward", "--q=" + self.path("a"), "--bogus"]):
+        # Also where only the checks meet it: a refused command line (whose report, into the
+        # loop, then fails: io decides), a loop as an input.
+        for args, code in ((["--out-report", self.path("a"), "forward", "--bogus"], IO),
+                           (["--out-report", self.path("r.json"), "forward", "--q=" + self.path("a"), "--bogus"], USAGE)):
             with self.subTest(args=args):
-                self.assertExit(run(*args), USAGE)
+                self.assertExit(run(*args), code)
 
     def test_pipe_is_written_not_replaced(self):
         fifo = self.path("fifo")
