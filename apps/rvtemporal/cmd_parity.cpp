@@ -110,7 +110,10 @@ Outcome run_parity_cmd(const ParityOptions& o, Context& ctx) {
   Outcome out;
   out.result = report.json();
   out.text = report.markdown();
-  if (!report.pass()) {
+  if (const std::string plot_error = report.plot_error(); !plot_error.empty()) {
+    out.code = ExitCode::kIo;  // decides over a failed gate, as an unwritable report does
+    out.error = plot_error;
+  } else if (!report.pass()) {
     out.code = ExitCode::kCheckFailed;
     out.error = report.failure_line();
   }

@@ -15,6 +15,7 @@
 #include "rvt/core/build_info.hpp"
 #include "rvt/io/file.hpp"
 #include "rvt/kernels/isa.hpp"
+#include "rvt/parity/parity.hpp"
 #include "rvt/tensor/tensor.hpp"
 
 namespace rvt::cli {
@@ -161,8 +162,12 @@ std::vector<std::pair<std::string, std::string>> given_values(const CLI::App& ap
 // input, or another output, would destroy it (and so would the report, when --out-report is one).
 void refuse_suspect_values(const CLI::App& app, Context& ctx) {
   static const std::set<std::string> kReads = {"--q", "--k", "--v", "--blob", "--frames", "--compare", "file", "files"};
-  static const std::set<std::string> kWrites = {"--out", "--out-report", "--plot"};
-  const auto values = given_values(app);
+  static const std::set<std::string> kWrites = {"--out", "--out-report", "--plot", "--plot-dir"};
+  auto values = given_values(app);
+  for (const auto& [name, dir] : std::vector(values)) {  // the files parity writes there, each an output
+    if (name != "--plot-dir" || dir.empty()) continue;
+    for (const char* file : parity::kPlotFiles) values.emplace_back(name, dir + "/" + file);
+  }
   for (std::size_t w = 0; w < values.size(); ++w) {  // first: it decides whether the report may be written
     if (!kWrites.contains(values[w].first)) continue;
     for (std::size_t o = 0; o < values.size(); ++o) {
@@ -180,10 +185,24 @@ void refuse_suspect_values(const CLI::App& app, Context& ctx) {
   }
   // An output that is stdout itself carries data there: the text report goes to stderr, and
   // a report or records on stdout would be mixed into the data.
+  std::string on_stdout;  // the output that writes stdout
   for (const auto& [name, value] : values) {
     if (!kWrites.contains(name) || !io::names_stdout(value)) continue;
     if (ctx.json || ctx.jsonl) throw_usage(name + " " + value + " and --json" + (ctx.jsonl ? "l" : "") + " both want stdout; pick one");
+    if (!on_stdout.empty()) throw_usage(on_stdout + " and " + name + " " + value + " both want stdout; pick one");
+    on_stdout = name + " " + value;
     ctx.text_to_stderr = true;
+  }
+  // An output that cannot be written is refused now, not after the work (a bench run of
+  // minutes); --plot-dir is made, and tried, by parity itself before its suites.
+  for (const auto& [name, value] : values) {
+    if (!kWrites.contains(name) || name == "--plot-dir") continue;
+    try {
+      io::check_writable(value);
+    } catch (const Error&) {
+      if (name == "--out-report") ctx.out_report.clear();  // the report cannot go there either
+      throw;
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 larger than N, globals out of range, bad or absurd option values, outputs that cannot be
 written. Exact exit codes and messages; a failing run leaves the previous output intact.
 """
+import json
 import os
 import resource
 import shutil
@@ -304,9 +305,10 @@ class TestDiskFull(CliTestCase):
         self.assertGreater(os.path.getsize(rep), self.LIMIT)
         p = self.assertWriteFails(rep, ["forward", "--seq", "16", "--dim", "4", "--out-report", rep])
         self.assertIn("edges per head", p.stdout)  # the run itself succeeded; only the report failed
-        # A run that failed already keeps its own exit code when the report cannot be written either.
+        # A failed run's report is short enough to be written under the limit: the run's own code.
         p = run_fsize_limited(self.LIMIT, "forward", "--seq", "8", "--block", "0", "--out-report", rep)
         self.assertExit(p, USAGE)
+        self.assertEqual(json.loads(read(rep))["exit_code"], USAGE)
         self.assertEqual(self.no_temp_files(self.tmp), [])
 
     def test_svg_outputs(self):
@@ -315,15 +317,21 @@ class TestDiskFull(CliTestCase):
                  "--no-reference", "-q", "--plot", plot]
         self.assertExit(run(*bench), OK)
         self.assertGreater(os.path.getsize(plot), self.LIMIT)
-        self.assertWriteFails(plot, bench)
+        p = self.assertWriteFails(plot, bench + ["--json"])
+        result = json.loads(p.stdout)["result"]  # the measurements stand; only the plot is missing
+        self.assertEqual([row["seq"] for row in result["prefill"]], [32, 64])
+        self.assertIsNone(result["plot"])
         plots = self.path("plots")
         self.assertExit(run("parity", "--suite", "realistic", "--seq", "48", "--plot-dir", plots), OK)
         before = {name: read(os.path.join(plots, name)) for name in os.listdir(plots)}
         self.assertEqual(len(before), 3)
-        p = run_fsize_limited(self.LIMIT, "parity", "--suite", "realistic", "--seq", "64", "--plot-dir", plots)
+        p = run_fsize_limited(self.LIMIT, "parity", "--suite", "realistic", "--seq", "64", "--plot-dir", plots, "--json")
         self.assertExit(p, IO)
         self.assertOneLineError(p, plots, ".svg", "write failed")
         self.assertEqual({name: read(os.path.join(plots, name)) for name in os.listdir(plots)}, before)
+        suite = json.loads(p.stdout)["result"]["suites"][0]  # the suite's results stand
+        self.assertEqual(len(suite["plot_errors"]), 3)
+        self.assertGreater(len(suite["cases"]), 0)
 
     def test_full_tmpfs(self):
         # A real full file system, where the platform lets us mount one (root, no container ban).

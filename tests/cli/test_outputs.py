@@ -123,18 +123,57 @@ class TestReports(CliTestCase):
         self.assertIn("missing/r.json", report["error"]["message"])
 
     def test_failed_command_whose_report_cannot_be_written_exits_io_on_one_line(self):
-        # The report's failure decides the exit code (4); the command's own error goes with it.
-        for args, first in ((["parity", "--suite", "stream", "--gate", "max_abs=0"], "gate"),
-                            (["forward", "--q", self.path("none.npy"), "--k", "k", "--v", "v"], "none.npy"),
-                            (["forward", "--bogus"], "--bogus")):
-            with self.subTest(args=args[:2]):
-                p = run(*args, "--json", "--out-report", self.path("missing/r.json"))
-                self.assertExit(p, IO)
-                self.assertOneLineError(p, "missing/r.json", "the command had failed too", first)
-                report = json.loads(p.stdout)
-                self.assertEnvelope(report, args[0], IO)
-                self.assertIn("the command had failed too", report["error"]["message"])
-                self.assertFalse(os.path.exists(self.path("missing")))
+        # A refused command line, then its report not written: the report's failure decides
+        # the exit code (4), and the command's own error goes on the same line.
+        p = run("forward", "--bogus", "--json", "--out-report", self.path("missing/r.json"))
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, "missing/r.json", "the command had failed too", "--bogus")
+        report = json.loads(p.stdout)
+        self.assertEnvelope(report, "forward", IO)
+        self.assertIn("the command had failed too", report["error"]["message"])
+        # A command that would fail later is refused up front, its report's directory missing:
+        # nothing runs.
+        p = run("parity", "--suite", "stream", "--gate", "max_abs=0", "--json", "--out-report", self.path("missing/r.json"))
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, "missing/r.json", "cannot create temp file")
+        self.assertEqual(json.loads(p.stdout)["result"], {})
+        self.assertFalse(os.path.exists(self.path("missing")))
+
+    def test_outputs_that_cannot_be_written_are_refused_before_the_work(self):
+        # --out, --out-report, --plot: a missing directory, a directory, a parent that is a file.
+        open(self.path("file"), "w").close()
+        for args, bad in ((["bench", "--seq", "64", "--reps", "1", "--decode-at", "none", "--scaling-at", "none"], "--plot"),
+                          (["forward", "--seq", "8"], "--out"), (["stream", "--seq", "8"], "--out"),
+                          (["blob", "init"], "--out"), (["forward", "--seq", "8"], "--out-report")):
+            for target in (self.path("missing/x"), self.tmp, self.path("file/x")):
+                with self.subTest(args=args[0], option=bad, target=target):
+                    p = run(*args, bad, target, "--json")
+                    self.assertExit(p, IO)
+                    self.assertOneLineError(p, target)
+                    self.assertEqual(json.loads(p.stdout)["result"], {})  # nothing ran
+                    self.assertEqual(os.listdir(self.tmp), ["file"])
+
+    def test_two_outputs_on_stdout_are_refused(self):
+        p = run("forward", "--seq", "4", "--out", "/dev/stdout", "--out-report", "/dev/stdout")
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "--out-report /dev/stdout and --out /dev/stdout both want stdout")
+        self.assertEnvelope(json.loads(p.stdout), "forward", USAGE)  # the report, where it was asked for; no data
+
+    def test_input_read_through_stdin_is_not_overwritten(self):
+        q = self.path("q.npy")
+        self.assertExit(run("forward", "--seq", "6", "--out", q), OK)
+        before = open(q, "rb").read()
+        k = self.path("k.npy")
+        with open(q, "rb") as stdin:
+            p = subprocess.run([BIN, "forward", "--q", "/dev/stdin", "--k", q, "--v", q, "--out", k], stdin=stdin,
+                               capture_output=True, text=True, timeout=120)
+        self.assertExit(p, OK)  # a different output: fine
+        with open(q, "rb") as stdin:
+            p = subprocess.run([BIN, "forward", "--q", "/dev/stdin", "--k", k, "--v", k, "--out", q], stdin=stdin,
+                               capture_output=True, text=True, timeout=120)
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "--out " + q + ": the same file as --q, an input")
+        self.assertEqual(open(q, "rb").read(), before)
 
 
 class TestSuspectValues(CliTestCase):

@@ -260,14 +260,20 @@ class TestAttentionStream(StreamCase):
         final = json.loads(lines[0])
         self.assertEnvelope(final, "stream", USAGE)
         self.assertIn("eviction", final["error"]["message"])
-        # After the last step (--out cannot be written): every step, then the report line.
+        # An --out whose directory is missing is refused before the first step.
         p = run("stream", "--preset", "aether", "--seq", "3", "--jsonl", "--out",
                 os.path.join(self.tmp, "no-such-dir", "x.npy"))
         self.assertExit(p, IO)
         records = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([r.get("type") for r in records], [None])
+        self.assertIn("no-such-dir", records[-1]["error"]["message"])
+        # After the last step (--out fails only when written: a full device): every step, then the report line.
+        p = run("stream", "--preset", "aether", "--seq", "3", "--jsonl", "--out", "/dev/full")
+        self.assertExit(p, IO)
+        records = [json.loads(line) for line in p.stdout.splitlines()]
         self.assertEqual([r.get("type") for r in records], ["step", "step", "step", None])
         self.assertEnvelope(records[-1], "stream", IO)
-        self.assertIn("no-such-dir", records[-1]["error"]["message"])
+        self.assertIn("/dev/full", records[-1]["error"]["message"])
 
     def test_step_input_errors(self):
         rng = np.random.default_rng(1)

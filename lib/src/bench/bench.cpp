@@ -797,13 +797,18 @@ BenchOutcome run_bench_job(const BenchRequest& req) {
   out.result = run_bench(req.config);
   out.result["plot"] = nullptr;
   if (!req.plot_path.empty()) {
-    io::write_file_atomic(req.plot_path, plot_svg(out.result));
-    out.result["plot"] = req.plot_path;
+    try {  // a plot that fails now (a full disk) costs the plot, not the measurements
+      io::write_file_atomic(req.plot_path, plot_svg(out.result));
+      out.result["plot"] = req.plot_path;
+    } catch (const Error& e) {
+      out.code = e.code();
+      out.error = e.what();
+    }
   }
   if (!req.compare_path.empty()) {
     const CompareResult cmp = compare_results(out.result, baseline, req.tolerance, req.compare_path);
     out.result["compare"] = cmp.json();
-    if (cmp.regressions() > 0) {
+    if (cmp.regressions() > 0 && out.code == ExitCode::kOk) {  // an io failure above decides the code
       out.code = ExitCode::kCheckFailed;
       out.error = cmp.failure_message();
     }

@@ -169,8 +169,9 @@ bool same_file(const std::string& a, const std::string& b) noexcept {
   try {
     if (a.empty() || b.empty()) return false;  // names no file
     const LinkEnd ea = follow_links(a), eb = follow_links(b);
-    // This process's descriptors are written at the descriptor, in turn: nothing is replaced.
-    if (ea.descriptor || eb.descriptor) return false;
+    // Writing one of this process's descriptors writes at the descriptor: nothing is replaced.
+    // `b` may be one (an input read through /dev/stdin < q.npy): stat finds the file it is open on.
+    if (ea.descriptor) return false;
     struct stat sa {}, sb {};
     const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
     if (a_exists && b_exists) return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
@@ -219,37 +220,80 @@ std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_b
   return bytes;
 }
 
+namespace {
+
+// Where writing `path` goes: into one of this process's descriptors open on a regular file, into
+// a device or pipe (nothing to replace), or to a regular file replaced through a temp file in
+// its directory. Throws the io error a write would meet first.
+enum class OutputKind { kDescriptor, kStream, kFile };
+struct Output {
+  OutputKind kind;
+  LinkEnd end;  // a link stays a link: the file it leads to is replaced, in that file's directory
+  bool exists = false;
+  struct stat st {};
+};
+Output classify_output(const std::string& path) {
+  if (path.empty()) throw_io("output path is empty");
+  Output out{OutputKind::kFile, follow_links(path)};
+  if (out.end.descriptor && regular_descriptor(*out.end.descriptor)) {
+    out.kind = OutputKind::kDescriptor;
+    return out;
+  }  // a pipe or a terminal: opened again, a description of our own (a caller's may be non-blocking)
+  out.exists = ::stat(path.c_str(), &out.st) == 0;  // through links
+  if (out.exists && S_ISDIR(out.st.st_mode)) throw_io(path + ": is a directory");
+  if (out.exists && (S_ISCHR(out.st.st_mode) || S_ISFIFO(out.st.st_mode))) {
+    out.kind = OutputKind::kStream;  // /dev/null, /dev/stdout, a pipe
+    return out;
+  }
+  if (out.exists && !S_ISREG(out.st.st_mode)) throw_io(path + ": not a regular file, a character device or a pipe");
+  return out;
+}
+
+// mkstemp's template for a temp file beside `target`.
+std::string temp_template(const std::filesystem::path& target) {
+  std::string name = target.filename().string();
+  if (name.size() > kMaxTempStem) name.resize(kMaxTempStem);  // NAME_MAX is 255: leave room for the suffix
+  return (target.parent_path() / (name + ".tmp.XXXXXX")).string();
+}
+
+[[noreturn]] void throw_no_temp(const std::string& path, const std::filesystem::path& target, int err) {
+  const std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
+  throw_io(path + ": cannot create temp file in " + dir + ": " + errno_text(err));
+}
+
+}  // namespace
+
+void check_writable(const std::string& path) {
+  const Output out = classify_output(path);
+  if (out.kind != OutputKind::kFile) return;
+  std::string tmpl = temp_template(out.end.target);
+  FdGuard guard{::mkstemp(tmpl.data())};
+  if (guard.fd < 0) throw_no_temp(path, out.end.target, errno);
+  ::unlink(tmpl.c_str());
+}
+
 void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes,
                        bool overwrite) {
-  if (path.empty()) throw_io("output path is empty");
-  // A link stays a link: the file it leads to is replaced, in that file's directory.
-  const LinkEnd end = follow_links(path);
-  if (end.descriptor && regular_descriptor(*end.descriptor)) {
-    write_descriptor(*end.descriptor, bytes, path, overwrite);
-    return;
-  }  // a pipe or a terminal: opened again below, a description of our own (a caller's may be non-blocking)
-  struct stat st {};
-  const bool exists = ::stat(path.c_str(), &st) == 0;  // through links
-  if (exists && S_ISDIR(st.st_mode)) throw_io(path + ": is a directory");
-  if (exists && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
-    write_stream(path, bytes);  // /dev/null, /dev/stdout, a pipe: nothing to replace
+  const Output out = classify_output(path);
+  if (out.kind == OutputKind::kDescriptor) {
+    write_descriptor(*out.end.descriptor, bytes, path, overwrite);
     return;
   }
-  if (exists && !S_ISREG(st.st_mode)) throw_io(path + ": not a regular file, a character device or a pipe");
+  if (out.kind == OutputKind::kStream) {
+    write_stream(path, bytes);
+    return;
+  }
+  const bool exists = out.exists;
+  const struct stat& st = out.st;
   struct stat link_st {};
   if (!overwrite && (exists || ::lstat(path.c_str(), &link_st) == 0)) {
     throw_io(path + ": exists (use --force to overwrite)");
   }
-  const std::filesystem::path& target = end.target;
-  std::string name = target.filename().string();
-  if (name.size() > kMaxTempStem) name.resize(kMaxTempStem);  // NAME_MAX is 255: leave room for the suffix
-  std::string tmpl = (target.parent_path() / (name + ".tmp.XXXXXX")).string();
+  const std::filesystem::path& target = out.end.target;
+  std::string tmpl = temp_template(target);
   FdGuard guard{::mkstemp(tmpl.data())};
   const TempRegistration registration(guard.fd >= 0 ? tmpl : std::string());  // first: a signal from here on removes it
-  if (guard.fd < 0) {
-    const std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
-    throw_io(path + ": cannot create temp file in " + dir + ": " + errno_text(errno));
-  }
+  if (guard.fd < 0) throw_no_temp(path, target, errno);
   const std::string tmp = tmpl;
   try {
     write_all(guard.fd, bytes.data(), bytes.size(), path);

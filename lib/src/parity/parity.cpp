@@ -92,15 +92,15 @@ Json case_json(const Case& c) {
   return j;
 }
 
+// Made if missing (its parent must exist) and tried with a temp file, before any suite runs.
 void ensure_plot_dir(const std::string& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) throw_io("--plot-dir " + dir + ": exists and is not a directory");
-    return;
-  }
-  if (::mkdir(dir.c_str(), 0777) != 0) {
+  } else if (::mkdir(dir.c_str(), 0777) != 0) {
     throw_io("--plot-dir " + dir + ": cannot create directory: " + std::strerror(errno));
   }
+  io::check_writable(dir + "/" + kPatternSvg);
 }
 
 }  // namespace
@@ -288,12 +288,20 @@ Json Report::json() const {
     sj["table"] = s.table;
     sj["notes"] = s.notes;
     sj["plots"] = s.plots;
+    sj["plot_errors"] = s.plot_errors;
     suites_json.push_back(sj);
   }
   j["suites"] = suites_json;
   j["plots"] = plots;
   j["wall_ms"] = wall_ms;
   return j;
+}
+
+std::string Report::plot_error() const {
+  for (const SuiteResult& s : suites) {
+    if (!s.plot_errors.empty()) return s.plot_errors.front();
+  }
+  return "";
 }
 
 std::string Report::markdown() const {
@@ -548,8 +556,12 @@ double ms_since(Clock::time_point start) {
 
 void write_plot(const Ctx& ctx, SuiteResult& suite, const std::string& file, const std::string& svg) {
   const std::string path = ctx.req.plot_dir + "/" + file;
-  io::write_file_atomic(path, svg);
-  suite.plots.push_back(path);
+  try {  // a picture that fails (a full disk) costs the picture, not the suites' results
+    io::write_file_atomic(path, svg);
+    suite.plots.push_back(path);
+  } catch (const Error& e) {
+    suite.plot_errors.push_back(e.what());
+  }
 }
 
 }  // namespace detail

@@ -181,13 +181,13 @@ SuiteResult suite_realistic(const Ctx& ctx) {
     const std::string summary = "edges per head " + std::to_string(edges["per_head"].get<std::uint64_t>()) + " of " +
                                 std::to_string(edges["dense_equivalent_per_head"].get<std::uint64_t>()) +
                                 " dense, sparsity " + format_double("%.3f", edges["sparsity"].get<double>());
-    write_plot(ctx, s, "pattern.svg", pattern_svg(x.q.seq(), cfg, 0, summary));
-    write_plot(ctx, s, "attention_maps.svg",
+    write_plot(ctx, s, kPatternSvg, pattern_svg(x.q.seq(), cfg, 0, summary));
+    write_plot(ctx, s, kAttentionMapsSvg,
                attention_maps_svg(dense_weights(x.q, x.k, head, cfg.causal, rows),
                                   sparse_weights(x.q, x.k, head, cfg, rows), head,
                                   "head " + std::to_string(head) + " holds the worst element; rel_l1 of the output " +
                                       format_double("%.3g", cmp.rel_l1) + ", cosine " + format_double("%.4f", cmp.cosine)));
-    write_plot(ctx, s, "error_heatmap.svg",
+    write_plot(ctx, s, kErrorHeatmapSvg,
                error_heatmap_svg(metrics::max_abs_err_map(sparse, dense), x.q.seq(), x.q.heads(),
                                  "N=" + std::to_string(x.q.seq()) + ", max_abs " + format_double("%.3g", cmp.max_abs_err) +
                                      ", rel_l1 " + format_double("%.3g", cmp.rel_l1) + "; worst: " +
@@ -744,7 +744,7 @@ SuiteResult suite_sweep(const Ctx& ctx) {
   s.cases.push_back(std::move(summary));
   s.table = table;
   if (!ctx.req.plot_dir.empty()) {
-    write_plot(ctx, s, "sweep.svg",
+    write_plot(ctx, s, kSweepSvg,
                sweep_svg(points, "N=" + std::to_string(x.q.seq()) + ", " + std::to_string(x.q.heads()) + " heads, inputs " +
                                      in.json.value("generator", std::string("from files")) +
                                      "; gates: " + (any_pass ? "best = passing setting with the highest sparsity"

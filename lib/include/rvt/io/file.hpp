@@ -34,14 +34,21 @@ bool path_exists(const std::string& path);
 // For a process's main(): it installs signal handlers.
 void remove_temp_files_on_signals();
 
+// Throws the io error (exit 4) that writing `path` with write_file_atomic would meet in its
+// directory (missing, not a directory, not writable: a temp file is made there and removed),
+// so a command can refuse an output before its work instead of after. Devices, pipes and
+// this process's descriptors pass. A full disk still shows only when written.
+void check_writable(const std::string& path);
+
 // Whether writing `path` writes this process's stdout (/dev/stdout, /dev/fd/1, ...). Never throws.
 bool names_stdout(const std::string& path) noexcept;
 
 // Whether writing `a` would overwrite the regular file `b` names: the same inode when both
 // exist, else the same absolute, normalised path where writing would create the file (links
 // followed, a dangling one to its target).
-// Devices, pipes and this process's descriptors (/dev/null, /dev/stdout) never count: writing
-// them destroys nothing. Never throws (a link loop is "not the same").
+// Devices, pipes, and `a` as one of this process's descriptors (/dev/null, /dev/stdout) never
+// count: writing them destroys nothing. `b` as a descriptor counts as the file it is open on
+// (`--q /dev/stdin < q.npy --out q.npy`). Never throws (a link loop is "not the same").
 bool same_file(const std::string& a, const std::string& b) noexcept;
 
 }  // namespace rvt::io

@@ -8,6 +8,7 @@
 // summary case decides: a sweep passes when at least one setting passes its gates.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <optional>
 #include <string>
@@ -20,6 +21,13 @@
 #include "rvt/tensor/generate.hpp"
 
 namespace rvt::parity {
+
+// The pictures --plot-dir receives: realistic writes the first three, sweep the last.
+inline constexpr const char* kPatternSvg = "pattern.svg";
+inline constexpr const char* kAttentionMapsSvg = "attention_maps.svg";
+inline constexpr const char* kErrorHeatmapSvg = "error_heatmap.svg";
+inline constexpr const char* kSweepSvg = "sweep.svg";
+inline constexpr std::array<const char*, 4> kPlotFiles{kPatternSvg, kAttentionMapsSvg, kErrorHeatmapSvg, kSweepSvg};
 
 using report::Json;
 
@@ -78,7 +86,7 @@ struct Request {
   std::vector<SweepAxis> sweep;  // empty: the default grid window=8,16,32,64 block=8,16,32
   std::string blob_path;         // model suite; empty: the default random blob
   unsigned threads = 1;
-  std::string plot_dir;          // empty: no pictures
+  std::string plot_dir;          // empty: no pictures (kPlotFiles)
   std::function<void(const Progress&)> progress;  // optional: before and after each suite
 
   bool from_files() const { return !q_path.empty() || !k_path.empty() || !v_path.empty(); }
@@ -107,6 +115,7 @@ struct SuiteResult {
   Json table = nullptr;  // landmarks and sweep: their summary rows
   std::vector<std::string> notes;
   std::vector<std::string> plots;  // pictures written by this suite
+  std::vector<std::string> plot_errors;  // pictures that could not be written (a full disk): io, exit 4
   double wall_ms = 0.0;
 
   bool pass() const;
@@ -129,6 +138,8 @@ struct Report {
   // One line for stderr naming the first failing suite/case/gate and its worst element;
   // empty when everything passed.
   std::string failure_line() const;
+  // The first picture that could not be written, or "": the run's results stand, its exit code is io.
+  std::string plot_error() const;
 };
 
 // Checks the request (gates against the selected suites' metrics, sweep only with the
