@@ -149,6 +149,18 @@ class TestParityGates(CliTestCase):
         self.assertOneLineError(p, "model/logits_dense_vs_sparse", "spearman", "< 1.01")
         self.assertEqual(r["result"]["failures"][0]["op"], ">=")
 
+    def test_identical_outputs_score_a_cosine_of_exactly_one(self):
+        # GQA's mapping and repeat cases compare bit-identical outputs: cosine=1 passes them; a case
+        # an ulp away fails with digits enough to tell the value from the bound.
+        p, r = run_json("parity", "--suite", "gqa", "--gate", "cosine=1")
+        self.assertExit(p, CHECK_FAILED)
+        identical = {name: c for name, c in cases(r, "gqa").items() if c["metrics"]["max_abs"] == 0}
+        self.assertGreaterEqual(len(identical), 8)
+        for name, c in identical.items():
+            self.assertEqual(c["metrics"]["cosine"], 1.0, name)
+            self.assertTrue(c["pass"], name)
+        self.assertRegex(p.stderr, r"cosine 0\.99999999\d+ < 1;")
+
     def test_gates_can_loosen_and_drop(self):
         # loosening: the sweep's rows all pass; dropping: no max_abs gate left in stream
         p, r = run_json("parity", "--suite", "sweep,stream", "--gate", "sweep.cosine=0,sweep.rel_l1=off",

@@ -1,5 +1,6 @@
 // Accuracy metrics on hand-computed cases, their degenerate inputs, the worst element,
 // per-head breakdowns, ranks/Spearman, and the structured generator's concentration.
+#include <cstdint>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -47,9 +48,21 @@ TEST_CASE("identical inputs score perfectly", "[metrics]") {
   CHECK(rmse(a, a) == 0.0);
   CHECK(rel_l1(a, a) == 0.0);
   CHECK(nmse(a, a) == 0.0);
-  CHECK(cosine(a, a) == Approx(1.0).epsilon(1e-15));
+  CHECK(cosine(a, a) == 1.0);  // exactly: a cosine=1 gate passes bit-identical outputs
   const std::vector<float> neg{-0.5f, 1.25f, -3.0f, -1e-3f};
-  CHECK(cosine(neg, a) == Approx(-1.0).epsilon(1e-15));
+  CHECK(cosine(neg, a) == -1.0);
+  // Many sizes and magnitudes, each exactly 1 (two square roots multiplied missed by an ulp).
+  std::uint64_t state = 12345;
+  for (std::size_t n = 1; n <= 4096; n = n * 3 + 1) {
+    for (const float scale : {1e-30f, 1e-3f, 1.0f, 7.5f, 1e30f}) {
+      std::vector<float> x(n);
+      for (float& v : x) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        v = scale * (static_cast<float>(state >> 40) / static_cast<float>(1u << 24) - 0.5f);
+      }
+      CHECK(cosine(x, x) == 1.0);
+    }
+  }
 }
 
 TEST_CASE("degenerate inputs have documented values", "[metrics]") {

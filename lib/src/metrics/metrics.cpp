@@ -94,7 +94,11 @@ double Accumulator::cosine() const {
   const bool zero_got = sum_sq_got == 0.0, zero_want = sum_sq_want == 0.0;
   if (zero_got && zero_want) return 1.0;
   if (zero_got || zero_want) return 0.0;
-  const double c = dot / (std::sqrt(sum_sq_got) * std::sqrt(sum_sq_want));
+  // One square root of the product: for identical tensors dot, sum_sq_got and sum_sq_want are
+  // the same double, and sqrt(a * a) is exactly a, so they score exactly 1 (the product of two
+  // roots gave 0.9999999999999999, and failed a cosine=1 gate). Sums of float squares stay far
+  // from a double's range at both ends, so the product neither overflows nor underflows.
+  const double c = dot / std::sqrt(sum_sq_got * sum_sq_want);
   return std::clamp(c, -1.0, 1.0);  // rounding can step just outside
 }
 

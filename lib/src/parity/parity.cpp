@@ -65,9 +65,16 @@ std::string gates_text(const Case& c, bool failures_only) {
 }
 
 std::string failure_text(const std::string& suite, const Case& c, const GateResult& g) {
-  const std::string value = std::isfinite(g.value) ? format_double("%.6g", g.value) : (std::isnan(g.value) ? "nan" : "inf");
-  return suite + "/" + c.name + ": " + g.metric + " " + value + (g.op == Bound::kUpper ? " > " : " < ") +
-         format_double("%g", g.bound) + (c.worst.valid ? "; worst element " + metrics::element_text(c.worst) : "");
+  // Six digits, or as many as it takes to tell the value from the bound ("cosine 0.99999999999999989 < 1").
+  std::string value = "inf", bound = format_double("%g", g.bound);
+  if (std::isnan(g.value)) value = "nan";
+  if (std::isfinite(g.value)) value = format_double("%.6g", g.value);
+  if (std::isfinite(g.value) && value == bound) {
+    value = format_double("%.17g", g.value);
+    bound = format_double("%.17g", g.bound);
+  }
+  return suite + "/" + c.name + ": " + g.metric + " " + value + (g.op == Bound::kUpper ? " > " : " < ") + bound +
+         (c.worst.valid ? "; worst element " + metrics::element_text(c.worst) : "");
 }
 
 Json gate_json(const GateResult& g) {
