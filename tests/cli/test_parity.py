@@ -174,12 +174,17 @@ class TestParityGates(CliTestCase):
 
     def test_bad_gate_syntax_is_usage(self):
         for gate in ("max_abs", "max_abs=", "=1e-4", "max_abs=abc", "max_abs=1e-4,", "bogus=1",
-                     "nosuite.max_abs=1", "max_abs=inf", "max_abs=1e-4;cosine=0.9"):
+                     "nosuite.max_abs=1", "max_abs=inf", "max_abs=1e-4;cosine=0.9",
+                     "nonfinite=off", "nonfinite=1", "saturated.nonfinite=100000"):  # always on
             with self.subTest(gate=gate):
                 p = run("parity", "--suite", "saturated", "--gate", gate)
                 self.assertExit(p, USAGE)
                 self.assertOneLineError(p, "--gate")
                 self.assertEqual(p.stdout, "")
+
+    def test_nonfinite_gate_at_zero_is_accepted(self):
+        p = run("parity", "--suite", "saturated", "--gate", "nonfinite=0")
+        self.assertExit(p, OK)
 
     def test_gate_that_checks_nothing_is_usage(self):
         p = run("parity", "--suite", "realistic", "--gate", "top1=0.9")

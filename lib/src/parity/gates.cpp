@@ -96,6 +96,10 @@ std::vector<GateOverride> parse_gates(const std::string& text, const std::vector
       }
       g.bound = v;
     }
+    // A NaN anywhere fails the run: CI relies on it, so no --gate turns that off or loosens it.
+    if (key == "nonfinite" && g.bound != 0.0) {
+      throw_usage("--gate: '" + item + "': the nonfinite gate is always on (nonfinite<=0) and cannot be changed");
+    }
     out.push_back(g);
   }
   return out;
