@@ -24,7 +24,6 @@ struct BenchOptions : PatternOptions {
   std::string seq = "256,512,1024,2048,4096";
   std::size_t reps = 5, warmup = 1, rounds = 1;
   unsigned threads = 0;
-  std::string isa = "auto";
   std::string decode_at = "1024,4096,16384";
   std::string scaling_at = "none";
   std::size_t scaling_rounds = 5;
@@ -79,7 +78,7 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   c.rounds = o.rounds;
   c.warmup = o.warmup;
   c.threads = o.threads ? o.threads : default_threads();
-  c.isa = kernels::parse_isa(o.isa);
+  c.isa = kernels::Isa::kAuto;  // the global --isa (or RVT_ISA), as the report's host.isa says
   c.decode_at = (o.decode_at == "none") ? std::vector<std::size_t>{} : jobs::parse_index_list(o.decode_at, "--decode-at");
   c.scaling_at = (o.scaling_at == "none") ? std::vector<std::size_t>{} : jobs::parse_index_list(o.scaling_at, "--scaling-at");
   c.scaling_rounds = o.scaling_rounds;
@@ -123,7 +122,6 @@ void register_bench(CLI::App& root, Context& ctx) {
   cmd->add_option("--rounds", o->rounds, "Rounds in which each N's kernels take turns (--warmup, then --reps calls each), and each T's decoders")
       ->check(count_check())->capture_default_str();
   cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(threads_check());
-  cmd->add_option("--isa", o->isa, "auto | scalar | avx2 | avx512")->capture_default_str();
   cmd->add_option("--decode-at", o->decode_at, "Decode cache lengths T, comma-separated ('none': no decode table)")
       ->capture_default_str();
   cmd->add_option("--scaling-at", o->scaling_at,

@@ -440,6 +440,16 @@ class BenchOutputs(CliTestCase):
         for name in ("speedup_rounds", "fast_vs_ref_rounds"):
             self.assertLessEqual(float(sparse[name + "_min"]), float(sparse[name + "_max"]))
 
+    def test_isa_after_the_command_is_what_ran_and_what_the_host_block_says(self):
+        # `bench --isa X` is the global --isa: before, bench had its own, and host.isa named
+        # the best ISA while the kernels ran X.
+        p = run("bench", *small(decode_at="64"), "-q", "--json", "--isa", "scalar")
+        self.assertExit(p, OK)
+        r = json.loads(p.stdout)
+        self.assertEqual(r["host"]["isa"], "scalar")
+        self.assertEqual(r["result"]["machine"]["isa"], "scalar")
+        self.assertEqual(r["result"]["decode"]["sparse_kernel"], "scalar")
+
     def test_usage_errors(self):
         for overrides, extra in (({"seq": "abc"}, ()), ({"seq": ""}, ()), ({"seq": "0"}, ()), ({"reps": "0"}, ()),
                                  ({"decode_at": "1,x"}, ()), ({"decode_steps": "0"}, ()),
