@@ -45,6 +45,13 @@ void add_pattern_options(CLI::App* cmd, PatternOptions& o) {
 void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c) {
   c.globals = (o.globals == "none" || o.globals.empty()) ? std::vector<std::size_t>{}
                                                           : jobs::parse_index_list(o.globals, "--globals");
+  // A repeat adds nothing to the pattern: "0,5,0" is "0,5" (so say the reports, --compare and
+  // H2O's capacity rule). The order stays: the candidate lists follow it (docs/attention.md).
+  std::vector<std::size_t> distinct;
+  for (std::size_t g : c.globals) {
+    if (std::find(distinct.begin(), distinct.end(), g) == distinct.end()) distinct.push_back(g);
+  }
+  c.globals = std::move(distinct);
   c.causal = o.causal;
   c.log_stride = !o.no_log_stride;
   c.landmarks = !o.no_landmarks;

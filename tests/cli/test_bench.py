@@ -494,6 +494,15 @@ class BenchCompare(CliTestCase):
         # names the worst median: N (prefill) or T (decode) and the kernel
         self.assertRegex(p.stderr, r"(N|decode T)=\d+ (dense|sparse|sparse_ref) median")
 
+    def test_extreme_ratio_and_small_tolerance_print_in_full(self):
+        # A 63-digit "%.2f" of 5e298 looked cut short, and a tolerance of 0.004 printed as 0.00.
+        path = self.write("tinier.json", self.scaled(1e-300))
+        p = run("bench", *SMALL, "-q", "--compare", path, "--tolerance", "0.004")
+        self.assertExit(p, CHECK_FAILED)
+        self.assertRegex(p.stderr, r" is \d\.\d+e\+\d+x the baseline \S+ (ms|ns) \(tolerance 0\.004\)")
+        self.assertIn("(tolerance 0.004):", p.stdout)
+        self.assertRegex(p.stdout, r": \d\.\d+e\+\d+x baseline  REGRESSED")
+
     def test_tiny_baseline_json_report(self):
         path = self.write("tiny.json", self.scaled(1e-6))
         p, report = run_json("bench", *SMALL, "-q", "--compare", path)
@@ -573,12 +582,22 @@ class BenchCompare(CliTestCase):
         self.assertIn("7 threads", p.stderr.splitlines()[0])
 
     def test_old_baseline_without_cpu_id_cannot_tell(self):
-        base = self.scaled(1e6)
-        del base["result"]["machine"]["cpu_id"]
-        p, report = run_json("bench", *SMALL, "--compare", self.write("old.json", base))
+        for absent in (True, False):  # no cpu_id key (older reports), or null (no cpuinfo fields)
+            with self.subTest(absent=absent):
+                base = self.scaled(1e6)
+                if absent:
+                    del base["result"]["machine"]["cpu_id"]
+                else:
+                    base["result"]["machine"]["cpu_id"] = None
+                p, report = run_json("bench", *SMALL, "--compare", self.write("old.json", base))
+                self.assertExit(p, OK)
+                self.assertIsNone(report["result"]["compare"]["same_machine"])
+                self.assertNotIn("warning", p.stderr)
+
+    def test_globals_written_twice_are_the_same_workload(self):
+        # The saved report ran globals [0]; "0,0" is the same pattern, so it compares.
+        p = run("bench", *SMALL, "-q", "--globals", "0,0", "--compare", self.write("same.json", self.scaled(1e6)))
         self.assertExit(p, OK)
-        self.assertIsNone(report["result"]["compare"]["same_machine"])
-        self.assertNotIn("warning", p.stderr)
 
     def test_other_workload_is_bad_input(self):
         # Preset, shape, pattern or the decode table's cache storage other than the baseline's.

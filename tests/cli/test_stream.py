@@ -412,6 +412,11 @@ class TestEviction(StreamCase):
                 self.assertOneLineError(p, "h2o", "window + globals")
         p = run("stream", "--preset", "aether", "--seq", "100", "--capacity", "34", "--evict", "h2o")
         self.assertExit(p, OK)
+        # Globals are a set: "0,0,0" is one global token, so 34 is room enough for it too.
+        p, r = run_json("stream", "--preset", "aether", "--seq", "100", "--capacity", "34", "--evict", "h2o",
+                        "--globals", "0,0,0")
+        self.assertExit(p, OK)
+        self.assertEqual(r["result"]["config"]["globals"], [0])
 
     def test_h2o_with_dense_backend(self):
         p = run("stream", "--preset", "aether", "--seq", "100", "--capacity", "64", "--evict", "h2o",

@@ -93,7 +93,9 @@ std::optional<bool> same_machine(const Json& current_machine, const Json& baseli
   const Json& b = baseline["machine"];
   auto same = [&](const char* key) { return b.contains(key) && current_machine.contains(key) && b[key] == current_machine[key]; };
   if (!same("cpu_model") || !same("isa") || !same("threads")) return false;
-  if (!b.contains("cpu_id") || !current_machine.contains("cpu_id")) return std::nullopt;
+  // A cpu_id absent (older reports) or null (a /proc/cpuinfo without the fields) cannot tell.
+  auto known = [](const Json& m) { return m.contains("cpu_id") && !m["cpu_id"].is_null(); };
+  if (!known(b) || !known(current_machine)) return std::nullopt;
   return same("cpu_id");
 }
 
@@ -149,8 +151,8 @@ std::string CompareResult::failure_message() const {
   if (!worst) return "";
   const char* unit = worst->table == "decode" ? "ns" : "ms";
   std::string s = "check failed: " + entry_name(*worst) + " median " + fmt("%.4g", worst->current) + " " + unit +
-                  " is " + fmt("%.2f", worst->ratio) + "x the baseline " + fmt("%.4g", worst->baseline) + " " + unit +
-                  " (tolerance " + fmt("%.2f", tolerance) + ")";
+                  " is " + fmt("%.4g", worst->ratio) + "x the baseline " + fmt("%.4g", worst->baseline) + " " + unit +
+                  " (tolerance " + fmt("%g", tolerance) + ")";
   const std::size_t more = regressions() - 1;
   if (more) s += ", and " + std::to_string(more) + " more regression" + (more > 1 ? "s" : "");
   return s;

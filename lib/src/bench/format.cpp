@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "rvt/core/error.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/report/svg.hpp"
 
 namespace rvt::bench {
@@ -275,7 +276,7 @@ std::string compare_text(const Json& r) {
   if (!r.contains("compare")) return "";
   const Json& c = r["compare"];
   std::string s = "compare with " + c["baseline"].get<std::string>() + " (tolerance " +
-                  fixed(c["tolerance"].get<double>(), 2) + "): " + std::to_string(c["compared"].get<std::uint64_t>()) +
+                  format_double("%g", c["tolerance"].get<double>()) + "): " + std::to_string(c["compared"].get<std::uint64_t>()) +
                   " medians, " + std::to_string(c["regressions"].get<std::uint64_t>()) + " regressed\n";
   auto text_or = [&](const char* key, const char* absent) {
     return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : std::string(absent);
@@ -290,7 +291,7 @@ std::string compare_text(const Json& r) {
   for (const Json& e : c["entries"]) {
     s += "  " + e["table"].get<std::string>() + " " + (e["table"] == "decode" ? "T=" : "N=") +
          std::to_string(e["n"].get<std::uint64_t>()) + " " + e["kernel"].get<std::string>() + ": " +
-         fixed(e["ratio"].get<double>(), 3) + "x baseline" + (e["regressed"].get<bool>() ? "  REGRESSED" : "") + "\n";
+         format_double("%.4g", e["ratio"].get<double>()) + "x baseline" + (e["regressed"].get<bool>() ? "  REGRESSED" : "") + "\n";
   }
   return s;
 }
