@@ -1,5 +1,9 @@
 #include "presets.hpp"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "rvt/core/hash.hpp"
 #include "rvt/jobs/presets.hpp"
 
