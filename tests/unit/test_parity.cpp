@@ -209,6 +209,7 @@ TEST_CASE("request checks", "[parity]") {
   CHECK(code_of([] { parse_suites(""); }) == ExitCode::kUsage);
   CHECK(parse_suites("all") == suite_names());
   CHECK(parse_suites("sweep,gqa") == std::vector<std::string>{"gqa", "sweep"});
+  CHECK(parse_suites("all,stream") == suite_names());  // "all" in a list: every suite (was "unknown suite 'all'")
   CHECK(code_of([] { validate(request_for("realistic", "top1=0.9")); }) == ExitCode::kUsage);
   CHECK(code_of([] { validate(request_for("realistic", "stream.max_abs=1")); }) == ExitCode::kUsage);
   CHECK(code_of([] { validate(request_for("model", "model.mapping_errors=0")); }) == ExitCode::kUsage);

@@ -130,6 +130,10 @@ std::vector<std::string> parse_suites(const std::string& text) {
     const std::size_t comma = text.find(',', start);
     const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     start = comma == std::string::npos ? text.size() + 1 : comma + 1;
+    if (item == "all") {  // in a list too: "all,stream" is all of them
+      chosen.insert(all.begin(), all.end());
+      continue;
+    }
     if (std::find(all.begin(), all.end(), item) == all.end()) {
       std::string names;
       for (const std::string& s : all) names += s + ", ";
