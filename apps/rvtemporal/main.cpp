@@ -135,10 +135,21 @@ Context refused_context(const CLI::App& app, int argc, char** argv) {
   return ctx;
 }
 
-// The parser's message, or for a first word that is no command, which commands there are.
+// The first word that is neither an option nor a global option's value: where the command goes.
+std::string command_word(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] != '-') return word;
+    const CLI::Option* opt = word.find('=') == std::string::npos ? app.get_option_no_throw(word) : nullptr;
+    if (opt != nullptr && opt->get_items_expected() > 0) ++i;  // --isa avx2 bogus: skip avx2 (flags expect none)
+  }
+  return "";
+}
+
+// The parser's message, or for a command word that is no command, which commands there are.
 std::string usage_message(const CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
-  if (argc > 1 && argv[1][0] != '-' && find_subcommand(app, argv[1]) == nullptr) {
-    return std::string("unknown command '") + argv[1] + "' (commands: blob, forward, stream, bench, parity)";
+  if (const std::string word = command_word(app, argc, argv); !word.empty() && find_subcommand(app, word) == nullptr) {
+    return "unknown command '" + word + "' (commands: blob, forward, stream, bench, parity)";
   }
   return std::string(e.what()) + " (see --help)";
 }

@@ -113,6 +113,12 @@ class TestReports(CliTestCase):
         self.assertExit(p, USAGE)
         self.assertOneLineError(p, "unknown command 'frobnicate'", "forward")
         self.assertEnvelope(json.loads(p.stdout), "", USAGE)
+        # also after global options, flags or with values (was "A subcommand is required")
+        for before in (["--json"], ["-q"], ["-vv"], ["--isa", "avx2"], ["--out-report", self.path("r.json")]):
+            with self.subTest(before=before):
+                p = run(*before, "frobnicate")
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, "unknown command 'frobnicate'")
 
     def test_report_file_that_cannot_be_written_shows_in_the_stdout_report(self):
         p = run("forward", "--seq", "8", "--json", "--out-report", self.path("missing/r.json"))
