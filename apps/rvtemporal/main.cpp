@@ -301,7 +301,10 @@ int main(int argc, char** argv) {
   try {
     refuse_suspect_values(app, ctx);
     // --isa works through RVT_ISA, which every kernel front end resolves (and reports).
-    if (!isa.empty()) ::setenv("RVT_ISA", isa.c_str(), 1);
+    if (!isa.empty()) {
+      (void)kernels::parse_isa(isa, "--isa");  // a bad name is the option's, not RVT_ISA's
+      ::setenv("RVT_ISA", isa.c_str(), 1);
+    }
     kernels::resolve_isa(kernels::Isa::kAuto);  // refuse an unknown or unsupported ISA up front
     log_start(app, ctx);
     Outcome out = ctx.run();

@@ -279,7 +279,7 @@ class BenchOutputs(CliTestCase):
         self.assertExit(p, OK)
         self.assertEqual((report["result"]["config"]["window"], report["result"]["config"]["block_size"]), (0, 16))
         for opt, words in (("--q-heads", ("--q-heads", "> 0")), ("--kv-heads", ("--kv-heads", "> 0")),
-                           ("--dim", ("--dim", "> 0")), ("--block", ("block_size", "> 0"))):
+                           ("--dim", ("--dim", "> 0")), ("--block", ("--block", "> 0"))):
             with self.subTest(opt=opt):
                 p = run("bench", *small(decode_at="none"), "-q", opt, "0")
                 self.assertExit(p, USAGE)

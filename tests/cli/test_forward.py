@@ -764,7 +764,7 @@ class TestBadInputs(ForwardCase):
     def test_usage_errors(self):
         self.expect(USAGE, ["--q", self.q], "--q, --k and --v")
         self.expect(USAGE, ["--q", self.q, "--k", self.k], "--q, --k and --v")
-        self.expect(USAGE, ["--seq", 8, "--block", 0], "block_size")
+        self.expect(USAGE, ["--seq", 8, "--block", 0], "--block: the block size")
         self.expect(USAGE, ["--seq", 8, "--backend", "bogus"], "--backend", "bogus")
         self.expect(USAGE, ["--seq", 8, "--gen", "bogus"], "--gen", "bogus")
         self.expect(USAGE, ["--seq", 8, "--landmarks", "bogus"], "--landmarks", "bogus")
@@ -781,7 +781,7 @@ class TestBadInputs(ForwardCase):
         p, r = run_json("forward", "--seq", 8, "--block", 0)
         self.assertExit(p, USAGE)
         self.assertEnvelope(r, "forward", USAGE)
-        self.assertIn("block_size", r["error"]["message"])
+        self.assertIn("--block", r["error"]["message"])
 
     def test_out_into_missing_directory(self):
         target = os.path.join(self.tmp, "nodir", "out.npy")

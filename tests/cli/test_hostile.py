@@ -113,12 +113,22 @@ class TestHostileShapes(CliTestCase):
 
 
 class TestHostileOptions(CliTestCase):
+    def test_bad_isa_names_its_source(self):
+        p = run("forward", "--seq", "4", "--isa", "sse9")
+        self.assertExit(p, USAGE)
+        self.assertOneLineError(p, "--isa: 'sse9' is not one of auto, scalar, avx2, avx512")
+        with isa_env("sse9"):
+            p = run("forward", "--seq", "4")
+            self.assertExit(p, USAGE)
+            self.assertOneLineError(p, "RVT_ISA: 'sse9' is not one of")
+            self.assertExit(run("forward", "--seq", "4", "--isa", "scalar"), OK)  # the option wins
+
     def test_bad_numbers_are_usage_errors(self):
         cases = [
             (["--seq", "1e3"], "--seq"),
             (["--seq", "abc"], "--seq"),
             (["--threads", "-1"], "--threads"),
-            (["--block", "0"], "block_size must be > 0"),
+            (["--block", "0"], "--block: the block size must be > 0"),
             (["--seed", "0x"], "--seed"),
             (["--seed", "18446744073709551616"], "does not fit in 64 bits"),
             (["--globals", "1,,2"], "--globals"),

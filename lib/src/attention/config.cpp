@@ -25,7 +25,7 @@ LandmarkMode parse_landmark_mode(const std::string& name) {
 }
 
 void SparseConfig::validate() const {
-  if (block_size == 0) throw_usage("block_size must be > 0");
+  if (block_size == 0) throw_usage("--block: the block size must be > 0");
 }
 
 float AttentionShape::scale() const { return 1.0f / std::sqrt(static_cast<float>(dim)); }

@@ -16,11 +16,11 @@ const char* isa_name(Isa isa) {
   return "unknown";
 }
 
-Isa parse_isa(const std::string& name) {
+Isa parse_isa(const std::string& name, const std::string& source) {
   for (Isa isa : {Isa::kAuto, Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
     if (name == isa_name(isa)) return isa;
   }
-  throw_usage("isa '" + name + "' is not one of auto, scalar, avx2, avx512");
+  throw_usage(source + ": '" + name + "' is not one of auto, scalar, avx2, avx512");
 }
 
 bool isa_supported(Isa isa) {
@@ -49,7 +49,7 @@ Isa resolve_isa(Isa requested) {
   if (requested == Isa::kAuto) {
     const char* env = std::getenv("RVT_ISA");
     if (env == nullptr || *env == '\0') return best_isa();
-    requested = parse_isa(env);
+    requested = parse_isa(env, "RVT_ISA");
     if (requested == Isa::kAuto) return best_isa();
   }
   if (!isa_supported(requested)) {

@@ -9,7 +9,8 @@ namespace rvt::kernels {
 enum class Isa { kAuto, kScalar, kAvx2, kAvx512 };
 
 const char* isa_name(Isa isa);           // "auto", "scalar", "avx2", "avx512"
-Isa parse_isa(const std::string& name);  // throws rvt::Error(kUsage)
+// Throws rvt::Error(kUsage) naming `source` (the option or variable the name came from).
+Isa parse_isa(const std::string& name, const std::string& source = "--isa");
 bool isa_supported(Isa isa);             // by this CPU and this build
 Isa best_isa();                          // the widest supported
 
