@@ -23,6 +23,8 @@ struct ForwardOptions {
 };
 
 Outcome run_forward(const ForwardOptions& o) {
+  check_given_values(o.attention);
+  (void)model::parse_pool(o.pool);  // with or without --blob: a bad value is a bad value
   const unsigned threads = o.threads ? o.threads : default_threads();
   const attn::Backend backend = attn::parse_backend(o.backend);
   jobs::JobResult r;

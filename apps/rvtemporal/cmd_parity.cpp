@@ -34,12 +34,14 @@ bool given(const ParityOptions& o, const std::string& name) { return cli::given(
 
 parity::Request make_request(const ParityOptions& o) {
   const AttentionOptions& a = o.attention;
+  check_given_values(a);
   parity::Request r;
   r.suites = parity::parse_suites(o.suite);
   r.q_path = a.q;
   r.k_path = a.k;
   r.v_path = a.v;
   r.allow_nonfinite = a.allow_nonfinite;
+  warn_unused(unused_with_files(a, false), "parity");  // --gen with files: refused (validate)
   if (given(o, "--gen")) r.gen = parse_gen_kind(a.gen);
   r.seed = parse_u64(a.seed, "--seed");
   if (given(o, "--seq")) r.seq = a.seq;
@@ -55,10 +57,7 @@ parity::Request make_request(const ParityOptions& o) {
   r.window = pick("--window", a.window, p ? p->window : 0);
   r.block = pick("--block", a.block, p ? p->block_size : 0);
   if (r.block && *r.block == 0) throw_usage("--block must be > 0");
-  if (given(o, "--globals")) {
-    r.globals = (a.globals == "none" || a.globals.empty()) ? std::vector<std::size_t>{}
-                                                           : jobs::parse_index_list(a.globals, "--globals");
-  }
+  if (given(o, "--globals")) r.globals = parse_globals(a.globals);
   r.causal = a.causal;
   r.log_stride = !a.no_log_stride;
   r.landmarks = !a.no_landmarks;

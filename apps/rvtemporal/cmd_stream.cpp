@@ -26,6 +26,7 @@ struct StreamCliOptions {
 };
 
 Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
+  check_given_values(o.attention);
   jobs::StreamOptions s;
   s.capacity = o.capacity;
   s.dtype = stream::parse_kv_dtype(o.kv_dtype);

@@ -46,16 +46,19 @@ void add_pattern_options(CLI::App* cmd, PatternOptions& o) {
       ->capture_default_str();
 }
 
-void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c) {
-  c.globals = (o.globals == "none" || o.globals.empty()) ? std::vector<std::size_t>{}
-                                                          : jobs::parse_index_list(o.globals, "--globals");
+std::vector<std::size_t> parse_globals(const std::string& text) {
+  if (text == "none" || text.empty()) return {};
   // A repeat adds nothing to the pattern: "0,5,0" is "0,5" (so say the reports, --compare and
   // H2O's capacity rule). The order stays: the candidate lists follow it (docs/attention.md).
   std::vector<std::size_t> distinct;
-  for (std::size_t g : c.globals) {
+  for (std::size_t g : jobs::parse_index_list(text, "--globals")) {
     if (std::find(distinct.begin(), distinct.end(), g) == distinct.end()) distinct.push_back(g);
   }
-  c.globals = std::move(distinct);
+  return distinct;
+}
+
+void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c) {
+  c.globals = parse_globals(o.globals);
   c.causal = o.causal;
   c.log_stride = !o.no_log_stride;
   c.landmarks = !o.no_landmarks;
@@ -71,10 +74,18 @@ UnusedOptions unused_by_model(const AttentionOptions& o, const std::vector<std::
                         "[0], log-stride and mean landmarks)");
 }
 
-UnusedOptions unused_with_files(const AttentionOptions& o) {
+UnusedOptions unused_with_files(const AttentionOptions& o, bool with_gen) {
   if (o.q.empty() && o.k.empty() && o.v.empty()) return {};
-  return unused_options(*o.cmd, {"--gen", "--seed", "--seq", "--q-heads", "--kv-heads", "--dim"},
-                        "with --q/--k/--v (the inputs and their shape come from the files)");
+  std::vector<std::string> names{"--seed", "--seq", "--q-heads", "--kv-heads", "--dim"};
+  if (with_gen) names.insert(names.begin(), "--gen");
+  return unused_options(*o.cmd, names, "with --q/--k/--v (the inputs and their shape come from the files)");
+}
+
+void check_given_values(const AttentionOptions& o) {
+  (void)parse_gen_kind(o.gen);
+  (void)parse_u64(o.seed, "--seed");
+  (void)parse_globals(o.globals);
+  (void)attn::parse_landmark_mode(o.landmarks);
 }
 
 jobs::InputSpec input_spec(const AttentionOptions& o) {

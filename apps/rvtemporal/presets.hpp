@@ -22,6 +22,8 @@ struct PatternOptions {
 };
 
 void add_pattern_options(CLI::App* cmd, PatternOptions& o);
+// --globals: "none" or a list, repeats dropped (they add nothing to the pattern), order kept.
+std::vector<std::size_t> parse_globals(const std::string& text);
 // Sets c's globals, causal, log-stride and landmark fields from o (usage errors for bad values).
 void apply_pattern_options(const PatternOptions& o, attn::SparseConfig& c);
 
@@ -40,8 +42,12 @@ void add_attention_options(CLI::App* cmd, AttentionOptions& o);
 // The options given that the temporal head (--blob) does not use: it takes its heads and dim
 // from the blob and has a fixed pattern (`extra`: the command's own such options).
 UnusedOptions unused_by_model(const AttentionOptions& o, const std::vector<std::string>& extra = {});
-// The generator options given beside --q/--k/--v, which input_spec does not use.
-UnusedOptions unused_with_files(const AttentionOptions& o);
+// The generator options given beside --q/--k/--v, which input_spec does not use (--gen
+// too, unless `with_gen` is false: parity refuses it there).
+UnusedOptions unused_with_files(const AttentionOptions& o, bool with_gen = true);
+// Parses every value given, used or not (usage error for a bad one): an option the command
+// then warns "has no effect" about still has to be well formed.
+void check_given_values(const AttentionOptions& o);
 
 // Resolved views of the options (preset applied).
 jobs::InputSpec input_spec(const AttentionOptions& o);

@@ -609,6 +609,16 @@ class TestModel(ForwardCase):
         self.assertExit(p, OK)
         self.assertEqual(p.stderr.splitlines(),
                          ["warning: forward: --pool has no effect without --blob (it pools the temporal head's output)"])
+        # An option without effect still needs a well-formed value: exit 2, as when it is used.
+        for cmd, args, option in (("forward", ["--seq", 30, "--pool", "bogus"], "--pool"),
+                                  ("forward", ["--blob", self.blob, "--gen-frames", 5, "--landmarks", "bogus"], "--landmarks"),
+                                  ("forward", ["--blob", self.blob, "--gen-frames", 5, "--globals", "x"], "--globals"),
+                                  ("stream", ["--blob", self.blob, "--gen-frames", 5, "--landmarks", "bogus"], "--landmarks"),
+                                  ("stream", ["--blob", self.blob, "--gen-frames", 5, "--seed", "0x"], "--seed")):
+            with self.subTest(cmd=cmd, option=option):
+                p = run(cmd, *args)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, option)
 
     def test_long_dense_head_is_announced(self):
         # The default blob's head, dense: 2 layers x 4 heads x dim 32, 2 N (N + 1) x 256 float

@@ -203,7 +203,10 @@ class TestParityGates(CliTestCase):
                      ["--suite", "gqa", "--plot-dir", self.tmp],
                      ["--suite", "realistic", "--q-heads", "3", "--kv-heads", "2"],
                      ["--suite", "realistic", "--q", "q.npy"],
-                     ["--suite", "realistic", "--format", "md", "--json"]):
+                     ["--suite", "realistic", "--format", "md", "--json"],
+                     # sizes given are checked for suites with sizes of their own too
+                     ["--suite", "model", "--seq", "0"], ["--suite", "gqa", "--q-heads", "4", "--kv-heads", "8"],
+                     ["--suite", "gqa", "--dim", "0"]):
             with self.subTest(args=args):
                 p = run("parity", *args)
                 self.assertExit(p, USAGE)
@@ -250,6 +253,11 @@ class TestParityInputs(CliTestCase):
         self.assertEqual(c["config"]["inputs"]["source"], "files")
         self.assertEqual(c["config"]["shape"]["seq"], n)
         self.assertEqual(c["config"]["sparse"]["window"], 4)
+        # Generator options beside the files are named, as forward names them.
+        p = run("parity", "--suite", "realistic", "--q", self.path("q.npy"), "--k", self.path("k.npy"),
+                "--v", self.path("v.npy"), "--seq", "64", "--dim", "16")
+        self.assertExit(p, OK)
+        self.assertIn("warning: parity: --seq, --dim have no effect with --q/--k/--v", p.stderr)
 
     def test_input_errors(self):
         p = run("parity", "--suite", "realistic", "--q", self.path("no.npy"), "--k", self.path("no.npy"),

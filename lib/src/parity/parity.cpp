@@ -441,6 +441,16 @@ void validate(const Request& r) {
     throw_usage("--q/--k/--v: no selected suite reads them (" + names + " do)");
   }
   if (r.threads == 0) throw_usage("--threads must be > 0");
+  // Sizes given as options are checked whichever suites run, those with sizes of their own too
+  // (the model suite once read --seq 0 as "no frames", exit 3; gqa took 4 q heads over 8 kv).
+  if (r.seq && *r.seq == 0) throw_usage("parity: --seq must be > 0 (no positions to compare)");
+  for (const auto& [name, value] : {std::pair{"--q-heads", r.q_heads}, {"--kv-heads", r.kv_heads}, {"--dim", r.dim}}) {
+    if (value && *value == 0) throw_usage(std::string(name) + " must be > 0");
+  }
+  if (r.q_heads && r.kv_heads && *r.q_heads % *r.kv_heads != 0) {
+    throw_usage("--q-heads " + std::to_string(*r.q_heads) + " is not divisible by --kv-heads " +
+                std::to_string(*r.kv_heads) + " (GQA)");
+  }
 }
 
 SuiteResult run_suite(const std::string& name, const Request& request) {
