@@ -292,6 +292,8 @@ TEST_CASE("npy header parsing is tolerant of what Python literals allow", "[npy]
     REQUIRE(a.values == v);
     REQUIRE(a.source_dtype == "<f4");
   }
+  // A dimension of 0 is a zero, not a leading one.
+  REQUIRE(parse_npy(make_npy(f4_dict("(0, 3)"), {}), "t.npy").shape == std::vector<std::size_t>{0, 3});
   // 1-d with trailing comma, 0-d, and versions 2.0 and 3.0 (u32 header length).
   REQUIRE(parse_npy(make_npy(f4_dict("(6,)"), data), "t.npy").shape ==
           std::vector<std::size_t>{6});
@@ -395,6 +397,9 @@ TEST_CASE("npy rejects malformed header dicts and missing keys", "[npy]") {
       {"{'descr': '<f4', 'fortran_order': False, 'shape': ('3',), }", "entry is a string"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (-3,), }", "negative dimension"},
       {"{'descr': 4, 'fortran_order': False, 'shape': (3,), }", "'descr' is an int"},
+      // Python 3 (np.load) refuses both; "010" was Python 2's octal 8, never ten.
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (03,), }", "leading zero"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (3l,), }", "number literal"},
   };
   for (const auto& [dict, fragment] : cases) {
     INFO(dict);

@@ -197,13 +197,17 @@ class HeaderParser {
       skip_space();  // Python allows "- 5"
     }
     if (!(peek() >= '0' && peek() <= '9')) fail("expected digits");
+    // "010": octal in Python 2, an error in Python 3 (np.load refuses it); never read as ten.
+    if (peek() == '0' && pos_ + 1 < text_.size() && text_[pos_ + 1] >= '0' && text_[pos_ + 1] <= '9') {
+      fail("a number with a leading zero");
+    }
     while (!at_end() && peek() >= '0' && peek() <= '9') {
       const auto d = static_cast<std::uint64_t>(peek() - '0');
       if (v.magnitude > (std::numeric_limits<std::uint64_t>::max() - d) / 10) v.overflow = true;
       v.magnitude = v.magnitude * 10 + d;  // meaningless once overflow is set
       ++pos_;
     }
-    if (peek() == 'L' || peek() == 'l') ++pos_;  // Python 2 long suffix
+    if (peek() == 'L') ++pos_;  // Python 2's long suffix, as its repr (and so numpy) wrote it
     if (is_ident(peek()) || peek() == '.') fail("unsupported number literal");
     return v;
   }
