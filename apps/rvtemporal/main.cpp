@@ -121,6 +121,8 @@ Context refused_context(const CLI::App& app, int argc, char** argv) {
       if (i + 1 < argc && find_subcommand(*sub, argv[i + 1]) != nullptr) ctx.command += " " + std::string(argv[i + 1]);
     }
   }
+  // Not into stdout where --json or --jsonl prints it there already.
+  if ((ctx.json || ctx.jsonl) && io::names_stdout(ctx.out_report)) ctx.out_report.clear();
   // Not over a file the command line names otherwise (an input, say): refuse_suspect_values's
   // check, with every word, and what follows '=' in it (--blob=m.rvne), standing in for a path.
   for (int i = 1; i < argc && !ctx.out_report.empty(); ++i) {
@@ -199,8 +201,11 @@ void refuse_suspect_values(const CLI::App& app, Context& ctx) {
   std::string on_stdout;  // the output that writes stdout
   for (const auto& [name, value] : values) {
     if (!kWrites.contains(name) || !io::names_stdout(value)) continue;
-    if (ctx.json || ctx.jsonl) throw_usage(name + " " + value + " and --json" + (ctx.jsonl ? "l" : "") + " both want stdout; pick one");
-    if (!on_stdout.empty()) throw_usage(on_stdout + " and " + name + " " + value + " both want stdout; pick one");
+    std::string other = !on_stdout.empty() ? on_stdout : ctx.json ? "--json" : ctx.jsonl ? "--jsonl" : "";
+    if (!other.empty()) {
+      if (io::names_stdout(ctx.out_report)) ctx.out_report.clear();  // the refusal's report: not into stdout too
+      throw_usage(name + " " + value + " and " + other + " both want stdout; pick one");
+    }
     on_stdout = name + " " + value;
     ctx.text_to_stderr = true;
   }

@@ -160,10 +160,18 @@ class TestReports(CliTestCase):
                     self.assertEqual(os.listdir(self.tmp), ["file"])
 
     def test_two_outputs_on_stdout_are_refused(self):
+        # Refused, and the refusal's report does not go to stdout a second time: none at all with
+        # two outputs there, one with --json or --jsonl (as a parser refusal gives it).
         p = run("forward", "--seq", "4", "--out", "/dev/stdout", "--out-report", "/dev/stdout")
         self.assertExit(p, USAGE)
-        self.assertOneLineError(p, "--out-report /dev/stdout and --out /dev/stdout both want stdout")
-        self.assertEnvelope(json.loads(p.stdout), "forward", USAGE)  # the report, where it was asked for; no data
+        self.assertOneLineError(p, "--out /dev/stdout and --out-report /dev/stdout both want stdout")
+        self.assertEqual(p.stdout, "")
+        for args in (["forward", "--seq", "4", "--json"], ["stream", "--seq", "4", "--jsonl"],
+                     ["stream", "--bogus", "--json"], ["stream", "--bogus", "--jsonl"]):
+            with self.subTest(args=args):
+                p = run(*args, "--out-report", "/dev/stdout")
+                self.assertExit(p, USAGE)
+                self.assertEnvelope(json.loads(p.stdout), args[0], USAGE)  # one report: parses whole
 
     def test_input_read_through_stdin_is_not_overwritten(self):
         q = self.path("q.npy")
