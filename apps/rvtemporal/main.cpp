@@ -3,9 +3,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <set>
 #include <utility>
@@ -13,6 +16,7 @@
 
 #include "cli.hpp"
 #include "rvt/core/build_info.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/io/file.hpp"
 #include "rvt/kernels/isa.hpp"
 #include "rvt/parity/parity.hpp"
@@ -78,16 +82,34 @@ int finish(const Context& ctx, ExitCode code, const Json& result, const std::str
       envelope = report::envelope(ctx.command, code, result, error);
     }
   }
-  if (!error.empty()) std::fprintf(stderr, "rvtemporal: %s: %s\n", label, error.c_str());
   if (ctx.jsonl) {
     std::cout << report::to_text(envelope) << "\n";
-    if (!text.empty()) std::fputs(text.c_str(), stderr);
   } else if (ctx.json) {
     std::cout << report::to_text(envelope, 2) << "\n";
-  } else if (!text.empty()) {
-    (ctx.text_to_stderr ? std::cerr : std::cout) << text;
+  } else if (!text.empty() && !ctx.text_to_stderr) {
+    std::cout << text;
   }
+  // stdout is an output like any other: a full disk or a reader gone (SIGPIPE is ignored, so
+  // EPIPE) is exit 4, and the report file is written again to say so.
+  errno = 0;
   std::cout.flush();
+  std::fflush(stdout);
+  const int flush_errno = errno;  // set where this flush's write failed; an earlier one's is gone
+  if (!std::cout || std::ferror(stdout)) {
+    const std::string why = std::string("stdout: write failed") + (flush_errno ? std::string(": ") + std::strerror(flush_errno) : "") +
+                            " (the report or data there is incomplete)";
+    error = error.empty() ? why : why + " (the command had failed too: " + error + ")";
+    code = ExitCode::kIo;
+    label = "error";
+    if (!ctx.out_report.empty()) {
+      try {
+        io::write_file_atomic(ctx.out_report, report::to_text(report::envelope(ctx.command, code, result, error), 2) + "\n");
+      } catch (const Error&) {  // it was written a moment ago; the exit code says enough
+      }
+    }
+  }
+  if (!error.empty()) std::fprintf(stderr, "rvtemporal: %s: %s\n", label, one_line(error).c_str());
+  if (!text.empty() && (ctx.jsonl || ctx.text_to_stderr)) std::fputs(text.c_str(), stderr);
   if (!ctx.out_report.empty()) spdlog::debug("report written to {}", ctx.out_report);
   spdlog::info("{}: exit {} ({}) after {:.1f} ms", ctx.command, to_int(code), exit_code_name(code),
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - g_start).count());
@@ -264,6 +286,9 @@ int main(int argc, char** argv) {
   using namespace rvt::cli;
 
   io::remove_temp_files_on_signals();
+  // A reader that goes away (`| head`) is a failed write to report (exit 4), not a death by
+  // SIGPIPE with no word and a report file that says "ok": see finish().
+  ::signal(SIGPIPE, SIG_IGN);
   start_logging();
   CLI::App app{"rvtemporal: sparse vs dense attention on temporal sequences"};
   app.fallthrough();  // global options may follow the subcommand

@@ -159,6 +159,39 @@ class TestReports(CliTestCase):
                     self.assertEqual(json.loads(p.stdout)["result"], {})  # nothing ran
                     self.assertEqual(os.listdir(self.tmp), ["file"])
 
+    def test_stdout_that_cannot_be_written_is_an_io_error(self):
+        # A full device, a closed descriptor, a pipe with no reader (SIGPIPE is ignored: EPIPE):
+        # exit 4 on one line, and the report file, written before, is written again to say so.
+        rep = self.path("r.json")
+
+        def run_to(stdout, *args):
+            p = subprocess.run([BIN, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+            p.stdout = ""  # not captured: it went to `stdout`
+            return p
+
+        with open("/dev/full", "w") as full:
+            p = run_to(full, "forward", "--seq", "64", "--json", "--out-report", rep)
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, "stdout: write failed")
+        report = json.loads(open(rep).read())
+        self.assertEqual((report["ok"], report["exit_code"]), (False, IO))
+        p = run_to(subprocess.DEVNULL, "forward", "--seq", "64", "--json")
+        self.assertExit(p, OK)
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # no reader from the start
+        try:
+            p = run_to(write_end, "stream", "--seq", "64", "--jsonl", "--out", self.path("s.npy"))
+        finally:
+            os.close(write_end)
+        self.assertExit(p, IO)  # not -13 (SIGPIPE)
+        self.assertIn("rvtemporal: error: stdout: write failed", p.stderr)
+        self.assertTrue(os.path.exists(self.path("s.npy")))  # the other outputs are still written
+
+    def test_control_bytes_in_a_message_stay_on_one_line(self):
+        p = run("blob", "inspect", self.path("no\nsuch\x1b[31m"))
+        self.assertExit(p, IO)
+        self.assertOneLineError(p, "no\\nsuch\\x1b[31m: cannot open")
+
     def test_two_outputs_on_stdout_are_refused(self):
         # Refused, and the refusal's report does not go to stdout a second time: none at all with
         # two outputs there, one with --json or --jsonl (as a parser refusal gives it).

@@ -2,10 +2,15 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace rvt {
 
 // One number through a printf format ("%.3f", "%.6g", ...).
 std::string format_double(const char* printf_format, double value);
+
+// `text` with its control bytes written out ("\n", "\r", "\x1b"; tabs kept), so that a
+// message quoting a file name or an option value stays one line on a terminal.
+std::string one_line(std::string_view text);
 
 }  // namespace rvt
