@@ -113,6 +113,23 @@ class TestHostileShapes(CliTestCase):
 
 
 class TestHostileOptions(CliTestCase):
+    def test_threads_the_system_refuses_are_unsupported_not_a_bug(self):
+        # 256 MiB of address space holds no 32 thread stacks of 8 MiB: std::thread throws
+        # std::system_error, once exit 9 ("internal error"); now exit 5 naming the limit.
+        limit = 256 << 20
+
+        def cap():
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        if subprocess.run([BIN, "--version"], capture_output=True, preexec_fn=cap).returncode != 0:
+            self.skipTest("this build does not run in 256 MiB of address space (a sanitizer's)")
+        for args in (["parity", "--suite", "reference", "--threads", "32"],
+                     ["forward", "--seq", "4096", "--backend", "dense", "--threads", "32"]):
+            with self.subTest(args=args[0]):
+                p = subprocess.run([BIN, *args], capture_output=True, text=True, preexec_fn=cap, timeout=120)
+                self.assertExit(p, UNSUPPORTED)
+                self.assertOneLineError(p, "cannot start a worker thread", "--threads")
+
     def test_bad_isa_names_its_source(self):
         p = run("forward", "--seq", "4", "--isa", "sse9")
         self.assertExit(p, USAGE)

@@ -23,6 +23,7 @@
 #include "rvt/io/file.hpp"
 #include "rvt/core/build_info.hpp"
 #include "rvt/core/error.hpp"
+#include "rvt/core/parallel.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/spin.hpp"
 #include "rvt/jobs/forward.hpp"
@@ -235,7 +236,13 @@ std::vector<std::vector<double>> time_concurrent(std::size_t reps, const std::ve
     }
   };
   std::vector<std::thread> others;
-  for (std::size_t i = 1; i < cpus.size(); ++i) others.emplace_back(copy, i);
+  try {
+    for (std::size_t i = 1; i < cpus.size(); ++i) others.push_back(start_thread([&copy, i] { copy(i); }));
+  } catch (...) {  // the system refused a thread: release those at the line, then say so
+    line.give_up();
+    for (auto& t : others) t.join();
+    throw;
+  }
   copy(0);
   for (auto& t : others) t.join();
   for (const auto& e : errors) {
@@ -414,17 +421,25 @@ std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t it
   if (cpus.empty()) cpus.push_back(-1);
   std::vector<CpuPeak> peaks(cpus.size());
   std::atomic<std::size_t> ready{0};
+  std::atomic<bool> abandoned{false};  // a thread could not be started: the others stop waiting
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < cpus.size(); ++i) {
-    threads.emplace_back([&, i] {
+    auto probe = [&, i] {
       CpuPeak& p = peaks[i];
       std::optional<PinnedTo> pin;  // for the whole probe; -1: the affinity could not be read
       if (cpus[i] >= 0) pin.emplace(cpus[i]);
       p.cpu = pin && pin->pinned() ? cpus[i] : -1;
       ready.fetch_add(1);
-      while (ready.load() < cpus.size()) std::this_thread::yield();  // all start together
-      p.gflops = best_piece_gflops(*table, iterations, pieces);
-    });
+      while (ready.load() < cpus.size() && !abandoned.load()) std::this_thread::yield();  // all start together
+      if (!abandoned.load()) p.gflops = best_piece_gflops(*table, iterations, pieces);
+    };
+    try {
+      threads.push_back(start_thread(probe));
+    } catch (...) {
+      abandoned.store(true);
+      for (auto& t : threads) t.join();
+      throw;
+    }
   }
   for (auto& t : threads) t.join();
   return peaks;

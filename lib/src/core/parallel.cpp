@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "rvt/core/error.hpp"
 #include "rvt/core/spin.hpp"
 
 // A unit test's pause (tests/unit/test_parallel.cpp) where a worker has seen a job and not yet
@@ -39,7 +41,7 @@ class Pool {
       std::lock_guard lock(mutex_);
       while (threads_.size() + 1 < workers) {
         const unsigned index = static_cast<unsigned>(threads_.size()) + 1;
-        threads_.emplace_back([this, index] { serve(index); });
+        threads_.push_back(start_thread([this, index] { serve(index); }));
       }
       body_ = &body;
       pending_.store(workers - 1, std::memory_order_relaxed);
@@ -114,6 +116,15 @@ class Pool {
 }  // namespace
 
 unsigned default_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+std::thread start_thread(std::function<void()> fn) {
+  try {
+    return std::thread(std::move(fn));
+  } catch (const std::system_error& e) {
+    throw Error(ExitCode::kUnsupported, "cannot start a worker thread (" + e.code().message() +
+                                            "): use fewer --threads, or raise the memory or process limits (ulimit -v, -u)");
+  }
+}
 
 void parallel_for(std::size_t n, unsigned threads,
                   const std::function<void(std::size_t, std::size_t, unsigned)>& fn) {

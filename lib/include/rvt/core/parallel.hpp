@@ -8,11 +8,16 @@
 #include <algorithm>
 #include <cstddef>
 #include <functional>
+#include <thread>
 
 namespace rvt {
 
 // Threads to use when the user does not say: every core this process may run on.
 unsigned default_threads();
+
+// A thread running fn. Where the system refuses one (a limit on memory or processes), an
+// Error(kUnsupported) naming the limit, not std::system_error, which would read as a bug (exit 9).
+std::thread start_thread(std::function<void()> fn);
 
 // Calls fn(begin, end, worker) for each chunk; worker is in [0, workers). Exceptions
 // thrown by fn are rethrown in the caller (the first one).
