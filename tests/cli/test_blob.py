@@ -101,6 +101,24 @@ class TestBlobInit(BlobCase):
         self.assertIn("exists", r["error"]["message"])
         self.assertEqual(self.read(out), b"keep me")
 
+    def test_two_inits_at_once_never_both_write(self):
+        # The existence check and the rename were two steps: of two runs at once, both could
+        # pass the check, and the second replaced the first's file and still said "wrote".
+        out = self.path("race.rvne")
+        for i in range(10):
+            if os.path.exists(out):
+                os.remove(out)
+            procs = [subprocess.Popen([BIN, "blob", "init", "--out", out, "--seed", str(seed)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+            results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
+            for p in procs:
+                p.stdout.close()
+                p.stderr.close()
+            codes = sorted(code for code, _ in results)
+            self.assertEqual(codes, [OK, IO], results)
+            self.assertIn("exists (use --force to overwrite)", [err for code, err in results if code == IO][0])
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["race.rvne"])  # no temp file left
+
     def test_overwrites_with_force(self):
         out = self.write("a.rvne", b"old")
         p = run("blob", "init", "--out", out, "--force")

@@ -256,6 +256,19 @@ std::string temp_template(const std::filesystem::path& target) {
   return (target.parent_path() / (name + ".tmp.XXXXXX")).string();
 }
 
+// Renames tmp to a target that must not exist, in one step: another process that created it
+// since the check above (two `blob init` at once) is not replaced. RENAME_NOREPLACE where the
+// file system has it, else a hard link, which also fails on an existing name.
+void publish_new(const std::string& tmp, const std::filesystem::path& target, const std::string& path) {
+  int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    rc = ::link(tmp.c_str(), target.c_str());
+    if (rc == 0) ::unlink(tmp.c_str());
+  }
+  if (rc != 0 && errno == EEXIST) throw_io(path + ": exists (use --force to overwrite)");
+  if (rc != 0) throw_io(path + ": cannot rename temp file into place: " + errno_text(errno));
+}
+
 [[noreturn]] void throw_no_temp(const std::string& path, const std::filesystem::path& target, int err) {
   const std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
   throw_io(path + ": cannot create temp file in " + dir + ": " + errno_text(err));
@@ -312,8 +325,10 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
     const int fd = guard.fd;
     guard.fd = -1;
     if (::close(fd) != 0) throw_io(path + ": close failed: " + errno_text(errno));
-    if (::rename(tmp.c_str(), target.c_str()) != 0) {
-      throw_io(path + ": cannot rename temp file into place: " + errno_text(errno));
+    if (overwrite) {
+      if (::rename(tmp.c_str(), target.c_str()) != 0) throw_io(path + ": cannot rename temp file into place: " + errno_text(errno));
+    } else {
+      publish_new(tmp, target, path);
     }
   } catch (...) {
     ::unlink(tmp.c_str());
