@@ -367,6 +367,17 @@ class TestDeterminism(ForwardCase):
             self.assertEqual(a, b)
             self.assertNotEqual(a, digests[0])  # dense and sparse outputs differ at seq 300 > W
 
+    def test_default_threads_are_the_cpus_this_process_may_use(self):
+        # Pinned to one CPU (taskset, a cpuset), the default is one worker, not the machine's count.
+        if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+            self.skipTest("needs two CPUs to choose from")
+        cpu = min(os.sched_getaffinity(0))
+        p = subprocess.run([BIN, "forward", *map(str, self.ARGS), "--json"], capture_output=True, text=True,
+                           preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), timeout=120)
+        self.assertExit(p, OK)
+        self.assertEqual(json.loads(p.stdout)["result"]["threads"], 1)
+        self.assertEqual(self.fwd(*self.ARGS)["threads"], len(os.sched_getaffinity(0)))
+
     def test_seed_and_generator_change_the_digest(self):
         base = self.fwd(*self.ARGS)["output"]["xxh3"]
         self.assertNotEqual(self.fwd("--preset", "aether", "--seq", 300, "--seed", "0x1235")["output"]["xxh3"], base)

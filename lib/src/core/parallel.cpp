@@ -1,5 +1,7 @@
 #include "rvt/core/parallel.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -115,7 +117,14 @@ class Pool {
 
 }  // namespace
 
-unsigned default_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+unsigned default_threads() {
+  // The CPUs this process may run on (taskset, a container's cpuset), not every CPU the machine
+  // has: two workers on one allowed CPU take turns and run slower than one.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 std::thread start_thread(std::function<void()> fn) {
   try {
