@@ -45,6 +45,14 @@ void register_parity(CLI::App& root, Context& ctx);
 // Marks `sub` as the chosen command when it is parsed.
 void bind(CLI::App* sub, Context& ctx, const std::string& name, std::function<Outcome()> run);
 
+// For a command's `--format`: "json" is the report envelope on stdout, as --json; set while the
+// command line is parsed, so that the checks before the run see it (two outputs on stdout).
+inline std::function<void(const std::string&)> json_on_stdout(Context& ctx) {
+  return [&ctx](const std::string& format) {
+    if (format == "json") ctx.json = true;
+  };
+}
+
 // A job's notice (a long dense pass, say) as a warning on stderr, "warning: <command>: <line>".
 std::function<void(const std::string&)> warn_notice(const std::string& command);
 

@@ -97,7 +97,6 @@ Outcome run_bench_cmd(const BenchOptions& o, Context& ctx) {
   if (ctx.json && (o.format == "md" || o.format == "csv")) {
     throw_usage("--format " + o.format + " and --json both want stdout; pick one");
   }
-  if (o.format == "json") ctx.json = true;  // the full report envelope, as with --json
   bench::BenchOutcome r = bench::run_bench_job(req);
   return Outcome{r.code, std::move(r.result), std::move(r.text), std::move(r.error)};
 }
@@ -136,6 +135,7 @@ void register_bench(CLI::App& root, Context& ctx) {
       ->check(count_check())->capture_default_str();
   cmd->add_option("--format", o->format, "text | json | md | csv on stdout")
       ->check(CLI::IsMember({"text", "json", "md", "csv"}))
+      ->each(json_on_stdout(ctx))
       ->capture_default_str();
   cmd->add_option("--plot", o->plot, "Write an SVG of time vs N (log-log) and speedup vs N to FILE");
   cmd->add_option("--compare", o->compare, "Compare the medians with a saved `bench --json` report");

@@ -98,9 +98,7 @@ std::function<void(const parity::Progress&)> progress_printer() {
 }
 
 Outcome run_parity_cmd(const ParityOptions& o, Context& ctx) {
-  if (o.format == "json") {
-    ctx.json = true;
-  } else if (o.format == "md" && ctx.json) {
+  if (o.format == "md" && ctx.json) {
     throw_usage("--format md and --json both want stdout; pick one");
   }
   parity::Request request = make_request(o);
@@ -144,7 +142,8 @@ void register_parity(CLI::App& root, Context& ctx) {
       ->expected(1, -1);
   cmd->add_option("--blob", o->blob, "RVNE blob for the model suite (default: the default random blob)");
   cmd->add_option("--format", o->format, "json | md (default: md on stdout, json with --json)")
-      ->check(CLI::IsMember({"json", "md"}));
+      ->check(CLI::IsMember({"json", "md"}))
+      ->each(json_on_stdout(ctx));
   cmd->add_option("--plot-dir", o->plot_dir, "Write SVG pictures here (created if missing, parent must exist)");
   cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(threads_check());
   bind(cmd, ctx, "parity", [o, &ctx] { return run_parity_cmd(*o, ctx); });

@@ -35,7 +35,11 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
   s.parity = !o.no_parity;
   s.threads = o.threads ? o.threads : default_threads();
   if (jsonl) {
-    s.on_step = [](const Json& record) { std::cout << report::to_text(record) << '\n'; };
+    s.on_step = [](const Json& record) {
+      std::cout << report::to_text(record) << '\n';
+      // A reader gone (SIGPIPE is ignored) or a full disk: stop here, not after every step.
+      if (!std::cout) throw_io("stdout: write failed while writing the step records (the reader is gone, or the disk is full)");
+    };
   }
   const attn::Backend backend = attn::parse_backend(o.backend);
   jobs::JobResult r;

@@ -69,19 +69,31 @@ void set_log_level(int verbose, bool quiet, const std::string& level) {
 // `label` starts the stderr line: "error", or "usage error" for a command line the parser refused.
 int finish(const Context& ctx, ExitCode code, const Json& result, const std::string& text, std::string error,
            const char* label = "error") {
-  Json envelope = report::envelope(ctx.command, code, result, error);
+  // Outputs the user asked for and did not get decide the exit code (io), as an unreadable
+  // file does in `blob verify`; the command's own error, if any, goes on the same line.
+  const std::string command_error = error;
+  std::vector<std::string> failed_outputs;
+  auto fail_output = [&](const Error& e) {
+    failed_outputs.push_back(e.what());
+    error.clear();
+    for (const std::string& f : failed_outputs) error += (error.empty() ? "" : "; ") + f;
+    if (!command_error.empty()) error += " (the command had failed too: " + command_error + ")";
+    code = e.code();
+    label = "error";
+  };
+  auto write_report = [&] {
+    io::write_file_atomic(ctx.out_report, report::to_text(report::envelope(ctx.command, code, result, error), 2) + "\n");
+  };
+  bool report_written = false;
   if (!ctx.out_report.empty()) {
     try {
-      io::write_file_atomic(ctx.out_report, report::to_text(envelope, 2) + "\n");
+      write_report();
+      report_written = true;
     } catch (const Error& e) {
-      // A report asked for and not written decides the exit code (io), as an unreadable file
-      // does in `blob verify`; the command's own error, if any, goes on the same line.
-      error = error.empty() ? e.what() : std::string(e.what()) + " (the command had failed too: " + error + ")";
-      code = e.code();
-      label = "error";
-      envelope = report::envelope(ctx.command, code, result, error);
+      fail_output(e);
     }
   }
+  const Json envelope = report::envelope(ctx.command, code, result, error);
   if (ctx.jsonl) {
     std::cout << report::to_text(envelope) << "\n";
   } else if (ctx.json) {
@@ -90,27 +102,27 @@ int finish(const Context& ctx, ExitCode code, const Json& result, const std::str
     std::cout << text;
   }
   // stdout is an output like any other: a full disk or a reader gone (SIGPIPE is ignored, so
-  // EPIPE) is exit 4, and the report file is written again to say so.
+  // EPIPE) is exit 4, and a report file written before is written again to say so, where that
+  // replaces it (not a descriptor or a pipe, which would get a second report).
   errno = 0;
   std::cout.flush();
   std::fflush(stdout);
   const int flush_errno = errno;  // set where this flush's write failed; an earlier one's is gone
-  if (!std::cout || std::ferror(stdout)) {
-    const std::string why = std::string("stdout: write failed") + (flush_errno ? std::string(": ") + std::strerror(flush_errno) : "") +
-                            " (the report or data there is incomplete)";
-    error = error.empty() ? why : why + " (the command had failed too: " + error + ")";
-    code = ExitCode::kIo;
-    label = "error";
-    if (!ctx.out_report.empty()) {
+  const bool stdout_failed = !std::cout || std::ferror(stdout);
+  if (stdout_failed && command_error.rfind("stdout: write failed", 0) != 0) {  // not said already
+    fail_output(Error(ExitCode::kIo, std::string("stdout: write failed") +
+                                         (flush_errno ? std::string(": ") + std::strerror(flush_errno) : "") +
+                                         " (the report or data there is incomplete)"));
+    if (report_written && io::replaces_file(ctx.out_report)) {
       try {
-        io::write_file_atomic(ctx.out_report, report::to_text(report::envelope(ctx.command, code, result, error), 2) + "\n");
-      } catch (const Error&) {  // it was written a moment ago; the exit code says enough
+        write_report();
+      } catch (const Error&) {  // written a moment ago; the exit code says enough
       }
     }
   }
   if (!error.empty()) std::fprintf(stderr, "rvtemporal: %s: %s\n", label, one_line(error).c_str());
   if (!text.empty() && (ctx.jsonl || ctx.text_to_stderr)) std::fputs(text.c_str(), stderr);
-  if (!ctx.out_report.empty()) spdlog::debug("report written to {}", ctx.out_report);
+  if (report_written) spdlog::debug("report written to {}", ctx.out_report);
   spdlog::info("{}: exit {} ({}) after {:.1f} ms", ctx.command, to_int(code), exit_code_name(code),
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - g_start).count());
   return to_int(code);
@@ -164,7 +176,10 @@ std::string command_word(const CLI::App& app, int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string word = argv[i];
     if (word.empty() || word[0] != '-') return word;
-    const CLI::Option* opt = word.find('=') == std::string::npos ? app.get_option_no_throw(word) : nullptr;
+    if (word.find('=') != std::string::npos) continue;  // --isa=avx2
+    const CLI::Option* opt = app.get_option_no_throw(word);
+    const bool short_flags = word.size() > 1 && word[1] != '-';  // -vv, -q
+    if (opt == nullptr && !short_flags) return "";  // not a global option: the parser's message says which
     if (opt != nullptr && opt->get_items_expected() > 0) ++i;  // --isa avx2 bogus: skip avx2 (flags expect none)
   }
   return "";

@@ -119,6 +119,13 @@ class TestReports(CliTestCase):
                 p = run(*before, "frobnicate")
                 self.assertExit(p, USAGE)
                 self.assertOneLineError(p, "unknown command 'frobnicate'")
+        # a command's option before the command: the parser's own message, not "unknown command '64'"
+        for args in (["--seq", "64", "forward"], ["--threads", "4", "frobnicate"]):
+            with self.subTest(args=args):
+                p = run(*args)
+                self.assertExit(p, USAGE)
+                self.assertOneLineError(p, "usage error")
+                self.assertNotIn("unknown command '" + args[1] + "'", p.stderr)
 
     def test_report_file_that_cannot_be_written_shows_in_the_stdout_report(self):
         p = run("forward", "--seq", "8", "--json", "--out-report", self.path("missing/r.json"))
@@ -184,8 +191,13 @@ class TestReports(CliTestCase):
         finally:
             os.close(write_end)
         self.assertExit(p, IO)  # not -13 (SIGPIPE)
-        self.assertIn("rvtemporal: error: stdout: write failed", p.stderr)
-        self.assertTrue(os.path.exists(self.path("s.npy")))  # the other outputs are still written
+        self.assertOneLineError(p, "stdout: write failed while writing the step records")
+        self.assertEqual(os.listdir(self.tmp), ["r.json"])  # stopped at the first record: no --out, no temp file
+        # stdout closed: the same
+        p = subprocess.run([BIN, "forward", "--seq", "16", "--json"], stderr=subprocess.PIPE, text=True, timeout=120,
+                           preexec_fn=lambda: os.close(1))
+        self.assertEqual(p.returncode, IO, p.stderr)
+        self.assertIn("stdout: write failed", p.stderr)
 
     def test_control_bytes_in_a_message_stay_on_one_line(self):
         p = run("blob", "inspect", self.path("no\nsuch\x1b[31m"))

@@ -276,6 +276,14 @@ void publish_new(const std::string& tmp, const std::filesystem::path& target, co
 
 }  // namespace
 
+bool replaces_file(const std::string& path) noexcept {
+  try {
+    return classify_output(path).kind == OutputKind::kFile;
+  } catch (...) {
+    return false;
+  }
+}
+
 void check_writable(const std::string& path) {
   const Output out = classify_output(path);
   if (out.kind != OutputKind::kFile) return;

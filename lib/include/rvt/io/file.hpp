@@ -40,6 +40,10 @@ void remove_temp_files_on_signals();
 // this process's descriptors pass. A full disk still shows only when written.
 void check_writable(const std::string& path);
 
+// Whether write_file_atomic replaces `path` through a temp file (a regular file or a new one),
+// rather than writing into a descriptor, device or pipe. Never throws (false where it would).
+bool replaces_file(const std::string& path) noexcept;
+
 // Whether writing `path` writes this process's stdout (/dev/stdout, /dev/fd/1, ...). Never throws.
 bool names_stdout(const std::string& path) noexcept;
 
