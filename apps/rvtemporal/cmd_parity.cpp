@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 
@@ -41,7 +42,6 @@ parity::Request make_request(const ParityOptions& o) {
   r.k_path = a.k;
   r.v_path = a.v;
   r.allow_nonfinite = a.allow_nonfinite;
-  warn_unused(unused_with_files(a, false), "parity");  // --gen with files: refused (validate)
   if (given(o, "--gen")) r.gen = parse_gen_kind(a.gen);
   r.seed = parse_u64(a.seed, "--seed");
   if (given(o, "--seq")) r.seq = a.seq;
@@ -71,6 +71,12 @@ parity::Request make_request(const ParityOptions& o) {
   r.blob_path = o.blob;
   r.threads = o.threads ? o.threads : default_threads();
   r.plot_dir = o.plot_dir;
+  parity::validate(r);  // refusals first, then the warning below
+  // Beside --q/--k/--v the generator options have no effect where every selected suite reads
+  // the files; gqa generates its own inputs (--seed applies) and model its frames (--seq).
+  if (std::all_of(r.suites.begin(), r.suites.end(), parity::suite_reads_inputs)) {
+    warn_unused(unused_with_files(a, false), "parity");  // --gen with files: refused by validate
+  }
   return r;
 }
 
@@ -109,7 +115,7 @@ Outcome run_parity_cmd(const ParityOptions& o, Context& ctx) {
   out.text = report.markdown();
   if (const std::string plot_error = report.plot_error(); !plot_error.empty()) {
     out.code = ExitCode::kIo;  // decides over a failed gate, as an unwritable report does
-    out.error = plot_error;
+    out.error = plot_error + (report.pass() ? "" : " (a gate failed too: " + report.failure_line() + ")");
   } else if (!report.pass()) {
     out.code = ExitCode::kCheckFailed;
     out.error = report.failure_line();

@@ -823,9 +823,11 @@ BenchOutcome run_bench_job(const BenchRequest& req) {
   if (!req.compare_path.empty()) {
     const CompareResult cmp = compare_results(out.result, baseline, req.tolerance, req.compare_path);
     out.result["compare"] = cmp.json();
-    if (cmp.regressions() > 0 && out.code == ExitCode::kOk) {  // an io failure above decides the code
+    if (cmp.regressions() > 0 && out.code == ExitCode::kOk) {
       out.code = ExitCode::kCheckFailed;
       out.error = cmp.failure_message();
+    } else if (cmp.regressions() > 0) {  // the plot's io failure decides the code; the regression is said too
+      out.error += " (the comparison failed too: " + cmp.failure_message() + ")";
     }
   }
   switch (format) {

@@ -265,6 +265,12 @@ void publish_new(const std::string& tmp, const std::filesystem::path& target, co
     rc = ::link(tmp.c_str(), target.c_str());
     if (rc == 0) ::unlink(tmp.c_str());
   }
+  if (rc != 0 && (errno == EPERM || errno == ENOTSUP || errno == ENOSYS)) {
+    // No hard links either (some FUSE file systems): the check before, then a plain rename.
+    struct stat st {};
+    if (::lstat(target.c_str(), &st) == 0) errno = EEXIST;
+    else rc = ::rename(tmp.c_str(), target.c_str());
+  }
   if (rc != 0 && errno == EEXIST) throw_io(path + ": exists (use --force to overwrite)");
   if (rc != 0) throw_io(path + ": cannot rename temp file into place: " + errno_text(errno));
 }
