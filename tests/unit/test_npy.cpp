@@ -292,8 +292,9 @@ TEST_CASE("npy header parsing is tolerant of what Python literals allow", "[npy]
     REQUIRE(a.values == v);
     REQUIRE(a.source_dtype == "<f4");
   }
-  // A dimension of 0 is a zero, not a leading one.
+  // A dimension of 0 (or "00", zero in Python 3 too) is a zero, not a leading one.
   REQUIRE(parse_npy(make_npy(f4_dict("(0, 3)"), {}), "t.npy").shape == std::vector<std::size_t>{0, 3});
+  REQUIRE(parse_npy(make_npy(f4_dict("(00, 3)"), {}), "t.npy").shape == std::vector<std::size_t>{0, 3});
   // 1-d with trailing comma, 0-d, and versions 2.0 and 3.0 (u32 header length).
   REQUIRE(parse_npy(make_npy(f4_dict("(6,)"), data), "t.npy").shape ==
           std::vector<std::size_t>{6});

@@ -143,19 +143,6 @@ Json decode_kernel_json(const std::vector<double>& samples_ns, const char* kerne
   return j;
 }
 
-// The CPUs this process may run on (empty if the affinity cannot be read).
-std::vector<int> allowed_cpus() {
-  std::vector<int> cpus;
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-      if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-    }
-  }
-  return cpus;
-}
-
 // Per-CPU one-thread calls (scaling_kernel_json) only where the process may use at most this
 // many CPUs (a small VM, or a run limited with taskset): on a large machine they would
 // multiply the table's time.
@@ -236,6 +223,7 @@ std::vector<std::vector<double>> time_concurrent(std::size_t reps, const std::ve
     }
   };
   std::vector<std::thread> others;
+  others.reserve(cpus.size());  // push_back then cannot throw with a joinable thread in hand
   try {
     for (std::size_t i = 1; i < cpus.size(); ++i) others.push_back(start_thread([&copy, i] { copy(i); }));
   } catch (...) {  // the system refused a thread: release those at the line, then say so
@@ -423,6 +411,7 @@ std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t it
   std::atomic<std::size_t> ready{0};
   std::atomic<bool> abandoned{false};  // a thread could not be started: the others stop waiting
   std::vector<std::thread> threads;
+  threads.reserve(cpus.size());
   for (std::size_t i = 0; i < cpus.size(); ++i) {
     auto probe = [&, i] {
       CpuPeak& p = peaks[i];

@@ -41,6 +41,7 @@ class Pool {
     std::lock_guard job_lock(job_mutex_);
     {
       std::lock_guard lock(mutex_);
+      threads_.reserve(workers);  // push_back then cannot throw with a joinable thread in hand
       while (threads_.size() + 1 < workers) {
         const unsigned index = static_cast<unsigned>(threads_.size()) + 1;
         threads_.push_back(start_thread([this, index] { serve(index); }));
@@ -117,13 +118,23 @@ class Pool {
 
 }  // namespace
 
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+    }
+  }
+  return cpus;
+}
+
 unsigned default_threads() {
   // The CPUs this process may run on (taskset, a container's cpuset), not every CPU the machine
   // has: two workers on one allowed CPU take turns and run slower than one.
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t allowed = allowed_cpus().size();
+  return allowed > 0 ? static_cast<unsigned>(allowed) : std::max(1u, std::thread::hardware_concurrency());
 }
 
 std::thread start_thread(std::function<void()> fn) {

@@ -10,14 +10,14 @@ std::string format_double(const char* printf_format, double value) {
   return buf;
 }
 
-std::string one_line(std::string_view text) {
+std::string one_line(std::string_view text, bool ascii_only) {
   std::string out;
   out.reserve(text.size());
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
     if (c == '\n') out += "\\n";
     else if (c == '\r') out += "\\r";
-    else if ((byte < 0x20 && c != '\t') || byte == 0x7f) {
+    else if ((byte < 0x20 && (c != '\t' || ascii_only)) || byte == 0x7f || (ascii_only && byte >= 0x80)) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", byte);
       out += buf;

@@ -295,6 +295,7 @@ void check_writable(const std::string& path) {
   if (out.kind != OutputKind::kFile) return;
   std::string tmpl = temp_template(out.end.target);
   FdGuard guard{::mkstemp(tmpl.data())};
+  const TempRegistration registration(guard.fd >= 0 ? tmpl : std::string());  // a signal now removes it too
   if (guard.fd < 0) throw_no_temp(path, out.end.target, errno);
   ::unlink(tmpl.c_str());
 }

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "rvt/core/error.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/core/half.hpp"
 #include "rvt/io/file.hpp"
 
@@ -42,22 +43,7 @@ std::string shape_text(const std::vector<Int>& shape) {
 
 // Printable rendering of (part of) a header for error messages.
 std::string printable(std::string_view text, std::size_t max_chars = 96) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < max_chars; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (text.size() > max_chars) out += "...";
-  return out;
+  return one_line(text.substr(0, max_chars), true) + (text.size() > max_chars ? "..." : "");
 }
 
 // ---------------------------------------------------------------------------------
@@ -197,16 +183,18 @@ class HeaderParser {
       skip_space();  // Python allows "- 5"
     }
     if (!(peek() >= '0' && peek() <= '9')) fail("expected digits");
-    // "010": octal in Python 2, an error in Python 3 (np.load refuses it); never read as ten.
-    if (peek() == '0' && pos_ + 1 < text_.size() && text_[pos_ + 1] >= '0' && text_[pos_ + 1] <= '9') {
-      fail("a number with a leading zero");
-    }
+    const bool leading_zero = peek() == '0';
+    std::size_t digits = 0;
     while (!at_end() && peek() >= '0' && peek() <= '9') {
       const auto d = static_cast<std::uint64_t>(peek() - '0');
       if (v.magnitude > (std::numeric_limits<std::uint64_t>::max() - d) / 10) v.overflow = true;
       v.magnitude = v.magnitude * 10 + d;  // meaningless once overflow is set
       ++pos_;
+      ++digits;
     }
+    // "010": octal in Python 2, an error in Python 3 (np.load refuses it); never read as ten.
+    // "00" is zero in Python 3 too.
+    if (leading_zero && digits > 1 && (v.magnitude != 0 || v.overflow)) fail("a number with a leading zero");
     if (peek() == 'L') ++pos_;  // Python 2's long suffix, as its repr (and so numpy) wrote it
     if (is_ident(peek()) || peek() == '.') fail("unsupported number literal");
     return v;

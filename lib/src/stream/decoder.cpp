@@ -1,6 +1,7 @@
 #include "rvt/stream/decoder.hpp"
 
 #include <algorithm>
+#include <set>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -84,9 +85,11 @@ SparseDecoder::SparseDecoder(std::size_t q_heads, KvCache cache, const attn::Spa
     throw_usage("q_heads " + std::to_string(q_heads) + " is not a positive multiple of kv_heads " +
                 std::to_string(cache_.kv_heads()) + " (GQA)");
   }
-  if (evict == Evict::kH2O && cache_.capacity() <= config.window + config.globals.size()) {
-    throw_usage("h2o eviction needs a capacity above window + globals (" +
-                std::to_string(config.window + config.globals.size()) + "), got " + std::to_string(cache_.capacity()));
+  // A global repeated in the list is one token to keep.
+  const std::size_t globals = std::set<std::size_t>(config.globals.begin(), config.globals.end()).size();
+  if (evict == Evict::kH2O && cache_.capacity() <= config.window + globals) {
+    throw_usage("h2o eviction needs a capacity above window + globals (" + std::to_string(config.window + globals) +
+                "), got " + std::to_string(cache_.capacity()));
   }
   scratch_.resize(pattern_.max_row_candidates());
   slot_globals_ = config.globals;

@@ -9,11 +9,15 @@
 #include <cstddef>
 #include <functional>
 #include <thread>
+#include <vector>
 
 namespace rvt {
 
 // Threads to use when the user does not say: every core this process may run on.
 unsigned default_threads();
+
+// The CPUs this process may run on (its affinity: taskset, a cpuset); empty if it cannot be read.
+std::vector<int> allowed_cpus();
 
 // A thread running fn. Where the system refuses one (a limit on memory or processes), an
 // Error(kUnsupported) naming the limit, not std::system_error, which would read as a bug (exit 9).

@@ -10,7 +10,8 @@ namespace rvt {
 std::string format_double(const char* printf_format, double value);
 
 // `text` with its control bytes written out ("\n", "\r", "\x1b"; tabs kept), so that a
-// message quoting a file name or an option value stays one line on a terminal.
-std::string one_line(std::string_view text);
+// message quoting a file name or an option value stays one line on a terminal. ascii_only:
+// tabs and bytes past 0x7f too ("\xff"), for quoting binary data such as a file's header.
+std::string one_line(std::string_view text, bool ascii_only = false);
 
 }  // namespace rvt
