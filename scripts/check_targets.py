@@ -243,8 +243,10 @@ def machine_line():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bin", default="build/apps/rvtemporal", help="the rvtemporal binary")
-    p.add_argument("--out", help="directory for the reports (default: out/targets-<UTC time>)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # from any working directory
+    p.add_argument("--bin", default=os.path.join(root, "build", "apps", "rvtemporal"),
+                   help="the rvtemporal binary (default: the repository's build/apps/rvtemporal)")
+    p.add_argument("--out", help="directory for the reports (default: the repository's out/targets-<UTC time>)")
     p.add_argument("--repeat", type=int, default=1, help="runs of the one-thread, two-thread, scaling and decode benches")
     p.add_argument("--quick", action="store_true", help="tiny sizes: try the script, no verdicts to quote")
     p.add_argument("--from", dest="from_dir", help="judge the reports saved in this directory, run nothing")
@@ -255,7 +257,7 @@ def main():
         if a.from_dir:
             out_dir = a.from_dir
         else:
-            out_dir = a.out or os.path.join("out", "targets-" + utc_now().replace(":", ""))
+            out_dir = a.out or os.path.join(root, "out", "targets-" + utc_now().replace(":", ""))
             os.makedirs(out_dir, exist_ok=True)
             last_cpu = max(os.sched_getaffinity(0))
             runs = {"machine": machine_line(), "quick": a.quick, "runs": []}

@@ -10,11 +10,16 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${RVT_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 mode=fuzz
 seconds=600
-if [ "${1:-}" = "--regress" ]; then mode=regress; shift
+known=(fuzz_blob fuzz_npy fuzz_cli_numbers)
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0
+elif [ "${1:-}" = "--regress" ]; then mode=regress; shift
 elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then seconds="$1"; shift
 fi
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_blob fuzz_npy fuzz_cli_numbers)
+[ ${#targets[@]} -eq 0 ] && targets=("${known[@]}")
+for t in "${targets[@]}"; do  # before configuring anything: a typo is a usage error
+  [[ " ${known[*]} " == *" $t "* ]] || { echo "fuzz: unknown target '$t' (targets: ${known[*]}; seconds come first)" >&2; exit 2; }
+done
 
 cxx="${RVT_FUZZ_CXX:-clang++}"
 command -v "$cxx" >/dev/null || { echo "fuzz: $cxx not found" >&2; exit 1; }

@@ -6,6 +6,12 @@
 # then the fuzz targets over their seed corpora (regression mode; skipped, loudly, without clang++).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+usage() { sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+case "$#:${1:-}" in  # before anything is installed or built: a typo must not pass as a run
+  0:|1:--sanitize|1:--tsan) ;;
+  1:-h|1:--help) usage; exit 0 ;;
+  *) echo "test: unknown arguments: $* (use: scripts/test.sh [--sanitize|--tsan])" >&2; exit 2 ;;
+esac
 "$root/scripts/setup.sh"
 
 run_suite() {  # run_suite BUILD_DIR [cmake args...]

@@ -30,7 +30,11 @@ def put(target, name, data):
 
 
 def blobs(rvt):
-    tmp = tempfile.mkdtemp()
+    with tempfile.TemporaryDirectory() as tmp:  # removed after, with the blobs made in it
+        return blobs_in(rvt, tmp)
+
+
+def blobs_in(rvt, tmp):
     shapes = {
         "tiny_f32": ["--input-dim", "2", "--q-heads", "1", "--kv-heads", "1", "--head-dim", "2",
                      "--layers", "1", "--classes", "2"],
