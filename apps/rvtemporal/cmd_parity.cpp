@@ -56,7 +56,6 @@ parity::Request make_request(const ParityOptions& o) {
   r.dim = pick("--dim", a.dim, p ? p->head_dim : 0);
   r.window = pick("--window", a.window, p ? p->window : 0);
   r.block = pick("--block", a.block, p ? p->block_size : 0);
-  if (r.block && *r.block == 0) throw_usage("--block must be > 0");
   if (given(o, "--globals")) r.globals = parse_globals(a.globals);
   r.causal = a.causal;
   r.log_stride = !a.no_log_stride;

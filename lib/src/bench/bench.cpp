@@ -222,15 +222,7 @@ std::vector<std::vector<double>> time_concurrent(std::size_t reps, const std::ve
       line.give_up();
     }
   };
-  std::vector<std::thread> others;
-  others.reserve(cpus.size());  // push_back then cannot throw with a joinable thread in hand
-  try {
-    for (std::size_t i = 1; i < cpus.size(); ++i) others.push_back(start_thread([&copy, i] { copy(i); }));
-  } catch (...) {  // the system refused a thread: release those at the line, then say so
-    line.give_up();
-    for (auto& t : others) t.join();
-    throw;
-  }
+  std::vector<std::thread> others = start_threads(1, cpus.size(), copy, [&line] { line.give_up(); });
   copy(0);
   for (auto& t : others) t.join();
   for (const auto& e : errors) {
@@ -410,27 +402,16 @@ std::vector<CpuPeak> measure_fma_per_cpu(kernels::Isa resolved, std::uint64_t it
   std::vector<CpuPeak> peaks(cpus.size());
   std::atomic<std::size_t> ready{0};
   std::atomic<bool> abandoned{false};  // a thread could not be started: the others stop waiting
-  std::vector<std::thread> threads;
-  threads.reserve(cpus.size());
-  for (std::size_t i = 0; i < cpus.size(); ++i) {
-    auto probe = [&, i] {
-      CpuPeak& p = peaks[i];
-      std::optional<PinnedTo> pin;  // for the whole probe; -1: the affinity could not be read
-      if (cpus[i] >= 0) pin.emplace(cpus[i]);
-      p.cpu = pin && pin->pinned() ? cpus[i] : -1;
-      ready.fetch_add(1);
-      while (ready.load() < cpus.size() && !abandoned.load()) std::this_thread::yield();  // all start together
-      if (!abandoned.load()) p.gflops = best_piece_gflops(*table, iterations, pieces);
-    };
-    try {
-      threads.push_back(start_thread(probe));
-    } catch (...) {
-      abandoned.store(true);
-      for (auto& t : threads) t.join();
-      throw;
-    }
-  }
-  for (auto& t : threads) t.join();
+  auto probe = [&](std::size_t i) {
+    CpuPeak& p = peaks[i];
+    std::optional<PinnedTo> pin;  // for the whole probe; -1: the affinity could not be read
+    if (cpus[i] >= 0) pin.emplace(cpus[i]);
+    p.cpu = pin && pin->pinned() ? cpus[i] : -1;
+    ready.fetch_add(1);
+    while (ready.load() < cpus.size() && !abandoned.load()) std::this_thread::yield();  // all start together
+    if (!abandoned.load()) p.gflops = best_piece_gflops(*table, iterations, pieces);
+  };
+  for (auto& t : start_threads(0, cpus.size(), probe, [&abandoned] { abandoned.store(true); })) t.join();
   return peaks;
 }
 

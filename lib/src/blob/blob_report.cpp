@@ -67,14 +67,16 @@ Json inspect_file(const std::string& path) {
   // that are only counted: a 28-byte header may name 262,141 of them.
   Json tensors = Json::array();
   std::uint64_t not_listed = 0;
+  bool past_payload_listed = false;
   const std::vector<float> w = payload_floats(blob);
   const std::uint64_t elem_bytes = dtype_bytes(h.dtype());
   for (const TensorSlot& s : payload_layout(h.shape)) {
     const bool held = s.offset_elements <= w.size() && s.count() <= w.size() - s.offset_elements;
-    if (!held && !tensors.empty() && tensors.back()["stats"].is_null()) {
+    if (!held && past_payload_listed) {
       ++not_listed;
       continue;
     }
+    past_payload_listed = past_payload_listed || !held;
     Json t;
     t["layer"] = s.layer < 0 ? Json(nullptr) : Json(s.layer);
     t["name"] = s.name;

@@ -137,6 +137,20 @@ unsigned default_threads() {
   return allowed > 0 ? static_cast<unsigned>(allowed) : std::max(1u, std::thread::hardware_concurrency());
 }
 
+std::vector<std::thread> start_threads(std::size_t first, std::size_t last, const std::function<void(std::size_t)>& fn,
+                                       const std::function<void()>& release) {
+  std::vector<std::thread> threads;
+  threads.reserve(last > first ? last - first : 0);  // push_back then cannot throw with a joinable thread in hand
+  try {
+    for (std::size_t i = first; i < last; ++i) threads.push_back(start_thread([fn, i] { fn(i); }));
+  } catch (...) {
+    release();
+    for (auto& t : threads) t.join();
+    throw;
+  }
+  return threads;
+}
+
 std::thread start_thread(std::function<void()> fn) {
   try {
     return std::thread(std::move(fn));

@@ -444,7 +444,8 @@ void validate(const Request& r) {
   // Sizes given as options are checked whichever suites run, those with sizes of their own too
   // (the model suite once read --seq 0 as "no frames", exit 3; gqa took 4 q heads over 8 kv).
   if (r.seq && *r.seq == 0) throw_usage("parity: --seq must be > 0 (no positions to compare)");
-  for (const auto& [name, value] : {std::pair{"--q-heads", r.q_heads}, {"--kv-heads", r.kv_heads}, {"--dim", r.dim}}) {
+  for (const auto& [name, value] :
+       {std::pair{"--q-heads", r.q_heads}, {"--kv-heads", r.kv_heads}, {"--dim", r.dim}, {"--block", r.block}}) {
     if (value && *value == 0) throw_usage(std::string(name) + " must be > 0");
   }
   if (r.q_heads && r.kv_heads && *r.q_heads % *r.kv_heads != 0) {

@@ -115,8 +115,8 @@ class LargeBlocks {
   static constexpr std::size_t kMinBytes = BlockCache::kMaxBytes + 1;
 
   static void take(std::size_t bytes) {
-    static const std::optional<std::uint64_t> free_at_first = available_memory_bytes();
     const std::optional<std::uint64_t> free_now = available_memory_bytes();
+    static const std::optional<std::uint64_t> free_at_first = free_now;
     const std::uint64_t held = held_.load(std::memory_order_relaxed);
     if (free_now && bytes > *free_now) throw OutOfMemory(std::to_string(*free_now) + " bytes free");
     if (free_at_first && (held > *free_at_first || bytes > *free_at_first - held)) {

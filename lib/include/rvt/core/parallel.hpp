@@ -23,6 +23,12 @@ std::vector<int> allowed_cpus();
 // Error(kUnsupported) naming the limit, not std::system_error, which would read as a bug (exit 9).
 std::thread start_thread(std::function<void()> fn);
 
+// fn(i) on a thread of its own for each i in [first, last), for the caller to join. Where the
+// system refuses one, release() lets those already started stop waiting for the others; they
+// are joined and start_thread's error rethrown.
+std::vector<std::thread> start_threads(std::size_t first, std::size_t last, const std::function<void(std::size_t)>& fn,
+                                       const std::function<void()>& release);
+
 // Calls fn(begin, end, worker) for each chunk; worker is in [0, workers). Exceptions
 // thrown by fn are rethrown in the caller (the first one).
 void parallel_for(std::size_t n, unsigned threads,
