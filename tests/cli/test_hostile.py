@@ -130,6 +130,31 @@ class TestHostileOptions(CliTestCase):
                 self.assertExit(p, UNSUPPORTED)
                 self.assertOneLineError(p, "cannot start a worker thread", "--threads")
 
+    def test_a_kv_cache_past_memory_is_refused_before_it_is_written(self):
+        # K alone fits in what is free, K and V together do not: the cache must be refused
+        # before K is zero-filled (once K's gigabytes were written first, then V refused).
+        def cap():
+            resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
+
+        if subprocess.run([BIN, "--version"], capture_output=True, preexec_fn=cap).returncode != 0:
+            self.skipTest("a sanitizer's allocator writes shadow memory for each block")
+        with open("/proc/meminfo") as f:
+            free = next((int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")), 0)
+        if free < 2 << 30:
+            self.skipTest("under 2 GiB free")
+        capacity = int(free * 0.6) // 16  # one kv head of dim 4, f32: 16 bytes a position
+        # A wrapper whose only child is the binary reports that child's peak RSS.
+        wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+                   "print('maxrss_kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+                   "sys.exit(r.returncode)")
+        p = subprocess.run([sys.executable, "-c", wrapper, BIN, "stream", "--seq", "16", "--capacity", str(capacity),
+                            "--q-heads", "1", "--kv-heads", "1", "--dim", "4"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, BAD_INPUT, p.stderr)
+        error, rss = p.stderr.strip().split("\n")
+        self.assertIn(f"kv cache of capacity {capacity} does not fit in memory", error)
+        self.assertLess(int(rss.split()[1]) * 1024, capacity * 16 // 4, "K was written before V was refused")
+
     def test_bad_isa_names_its_source(self):
         p = run("forward", "--seq", "4", "--isa", "sse9")
         self.assertExit(p, USAGE)

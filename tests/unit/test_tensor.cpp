@@ -6,8 +6,11 @@
 #include "rvt/core/memory.hpp"
 #include "rvt/core/stats.hpp"
 #include "rvt/tensor/tensor.hpp"
+#include "test_support.hpp"
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -15,6 +18,7 @@
 #include <vector>
 
 using namespace rvt;
+using rvt::test::TempDir;
 
 TEST_CASE("tensor layout is [seq][heads][dim], zero-filled, 64-byte aligned", "[tensor]") {
   Tensor t(3, 2, 5);
@@ -119,6 +123,59 @@ TEST_CASE("MemAvailable is read from /proc/meminfo text", "[memory]") {
   REQUIRE_FALSE(parse_mem_available(missing).has_value());
   std::istringstream junk("MemAvailable: lots\n");
   REQUIRE_FALSE(parse_mem_available(junk).has_value());
+}
+
+TEST_CASE("the own cgroup path is read from /proc/self/cgroup text", "[memory]") {
+  std::istringstream v1("9:name=systemd:/\n4:memory:/process_api/8841b2\n0::/\n");
+  REQUIRE(own_cgroup_path(v1, false) == std::string("/process_api/8841b2"));
+  std::istringstream both("5:cpu,memory,pids:/a:b\n0::/user.slice/x\n");
+  REQUIRE(own_cgroup_path(both, false) == std::string("/a:b"));  // a ':' in the path stays
+  both.clear();
+  both.seekg(0);
+  REQUIRE(own_cgroup_path(both, true) == std::string("/user.slice/x"));
+  std::istringstream none("4:memoryx:/y\n1:cpu:/z\n");
+  REQUIRE_FALSE(own_cgroup_path(none, false).has_value());
+  none.clear();
+  none.seekg(0);
+  REQUIRE_FALSE(own_cgroup_path(none, true).has_value());
+}
+
+TEST_CASE("cgroup room is the least any level from the own cgroup up leaves, cache reclaimable", "[memory]") {
+  // A fake v2 hierarchy: root (no limit), parent (limit 10 GB), own (limit 8 GB).
+  const TempDir dir;
+  const auto level = [&](const std::string& rel, const std::string& limit, std::uint64_t usage,
+                         std::uint64_t inactive) {
+    const std::filesystem::path d = dir.path / rel;
+    std::filesystem::create_directories(d);
+    std::ofstream(d / "memory.max") << limit << "\n";
+    std::ofstream(d / "memory.current") << usage << "\n";
+    std::ofstream(d / "memory.stat") << "anon 5\nfile 9\ninactive_file " << inactive << "\nactive_file 3\n";
+  };
+  level("", "max", 50'000'000'000, 0);
+  level("parent", "10000000000", 9'000'000'000, 500'000'000);  // 1.5 GB room
+  level("parent/own", "8000000000", 2'000'000'000, 1'000'000'000);  // 7 GB room
+  const std::string root = dir.path.string();
+  REQUIRE(cgroup_room(kCgroupV2, root, "/parent/own") == std::uint64_t{1'500'000'000});
+  REQUIRE(cgroup_room(kCgroupV2, root, "/parent") == std::uint64_t{1'500'000'000});
+  // The own level alone binds once the parent has room.
+  level("parent", "10000000000", 3'000'000'000, 0);
+  REQUIRE(cgroup_room(kCgroupV2, root, "/parent/own") == std::uint64_t{7'000'000'000});
+  // A path missing under the mount (a container showing its own cgroup as the root) reads the
+  // root, and so does one that tries to leave the mount.
+  REQUIRE_FALSE(cgroup_room(kCgroupV2, root, "/docker/abc").has_value());
+  REQUIRE_FALSE(cgroup_room(kCgroupV2, root, "/../..").has_value());
+  level("", "4000000000", 1'000'000'000, 0);
+  REQUIRE(cgroup_room(kCgroupV2, root, "/docker/abc") == std::uint64_t{3'000'000'000});
+  // Usage past the limit leaves nothing, never a wrapped number.
+  level("parent/own", "8000000000", 9'000'000'000, 0);
+  REQUIRE(cgroup_room(kCgroupV2, root, "/parent/own") == std::uint64_t{0});
+  // v1 names: limit_in_bytes, usage_in_bytes, total_inactive_file.
+  const std::filesystem::path v1 = dir.path / "v1";
+  std::filesystem::create_directories(v1);
+  std::ofstream(v1 / "memory.limit_in_bytes") << "6000000000\n";
+  std::ofstream(v1 / "memory.usage_in_bytes") << "5000000000\n";
+  std::ofstream(v1 / "memory.stat") << "cache 7\ninactive_file 1\ntotal_inactive_file 2000000000\n";
+  REQUIRE(cgroup_room(kCgroupV1, v1.string(), "/") == std::uint64_t{3'000'000'000});
 }
 
 TEST_CASE("f16 conversion rounds to nearest even and keeps specials", "[half]") {

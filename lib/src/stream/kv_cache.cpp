@@ -28,10 +28,16 @@ KvCache::KvCache(std::size_t capacity, std::size_t kv_heads, std::size_t dim, st
   const std::size_t elems = checked_numel({capacity, kv_heads, dim}, "kv cache");
   const std::size_t n_blocks = (capacity + block_size - 1) / block_size;
   try {
+    // Both rows' memory first, so that a cache too large is refused before any of it is
+    // zero-filled (which takes seconds at tens of GB).
     if (dtype == KvDType::kF16) {
+      k16_.reserve(elems);
+      v16_.reserve(elems);
       k16_.assign(elems, 0);
       v16_.assign(elems, 0);
     } else {
+      k32_.reserve(elems);
+      v32_.reserve(elems);
       k32_.assign(elems, 0.0f);
       v32_.assign(elems, 0.0f);
     }
