@@ -198,7 +198,7 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& e, int arg
 std::vector<std::pair<std::string, std::string>> given_values(const CLI::App& app) {
   std::vector<std::pair<std::string, std::string>> values;
   for (const CLI::Option* opt : app.get_options()) {
-    if (opt->get_type_size() == 0) continue;  // a flag: no value
+    if (opt->get_type_size() == 0 || opt->get_expected_min() == 0) continue;  // a flag: no value
     for (const std::string& v : opt->results()) values.emplace_back(opt->get_name(), v);
   }
   for (const CLI::App* sub : app.get_subcommands()) {

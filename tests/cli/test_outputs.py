@@ -103,6 +103,7 @@ class TestReports(CliTestCase):
         self.assertRegex(lines[1], r"^info: forward: exit 0 \(ok\) after [0-9.]+ ms$")
         debug = run("-vv", "forward", "--seq", "8", "--out-report", self.path("r.json"))
         self.assertIn("debug: option --seq = '8'", debug.stderr)
+        self.assertNotIn("option --verbose", debug.stderr)  # flags carry no value (once: 'true' twice)
         self.assertIn("debug: report written to " + self.path("r.json"), debug.stderr)
         refused = run("-v", "forward", "--bogus")
         self.assertExit(refused, USAGE)
