@@ -467,6 +467,75 @@ TEST_CASE("fast decode steps agree with the scalar reference, f32 and f16 caches
   }
 }
 
+TEST_CASE("scores that overflow to inf give the reference's NaN rows on every ISA", "[kernels]") {
+  // Finite inputs, so no scan sends them to the reference: one key row so large that every
+  // score against it is +inf in any summation order (all terms positive). exp(inf - inf) is
+  // NaN there; the SIMD exps once clamped that NaN to a weight of ~0 and gave a finite, wrong
+  // row. Landmarks of one-token blocks, so that their means overflow as robustly.
+  auto same_nans_close = [](const Tensor& got, const Tensor& want) {
+    double worst = 0;
+    std::size_t nans = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const float g = got.data()[i], w = want.data()[i];
+      if (std::isnan(g) != std::isnan(w)) return -1.0;
+      nans += std::isnan(w) ? 1 : 0;
+      if (!std::isnan(w)) worst = std::max(worst, std::abs(static_cast<double>(g) - w));
+    }
+    return nans > 0 ? worst : -2.0;  // -2: the test lost its NaNs
+  };
+  for (std::size_t dim : {7u, 32u}) {
+    Qkv x = generate_qkv(GenKind::kNormal, 300, 4, 2, dim, 41);
+    for (float& f : x.q.values()) f = std::abs(f) + 0.5f;
+    for (std::size_t h = 0; h < 2; ++h) {
+      for (std::size_t d = 0; d < dim; ++d) x.k.at(150, h, d) = 3e38f;
+    }
+    attn::SparseConfig c;
+    c.window = 16;
+    c.block_size = 1;
+    attn::SparseConfig no_landmarks = c;
+    no_landmarks.landmarks = false;
+    attn::ExecOptions ref{1, Isa::kScalar};
+    ref.inputs_finite = true;
+    const Tensor dense_ref = attn::dense_attention(x.q, x.k, x.v, true, ref);
+    REQUIRE(std::isnan(dense_ref.row(150, 0)[0]));
+    REQUIRE(!std::isnan(dense_ref.row(149, 0)[0]));
+    for (Isa isa : fast_isas()) {
+      for (unsigned threads : {1u, 2u}) {
+        INFO("isa " << kernels::isa_name(isa) << " dim " << dim << " threads " << threads);
+        attn::ExecOptions fast{threads, isa};
+        fast.inputs_finite = true;
+        const double dense = same_nans_close(attn::dense_attention(x.q, x.k, x.v, true, fast), dense_ref);
+        CHECK((dense >= 0 && dense < 1e-5));
+        for (const attn::SparseConfig& config : {c, no_landmarks}) {
+          const double sparse = same_nans_close(attn::sparse_attention(x.q, x.k, x.v, config, fast),
+                                                attn::sparse_attention(x.q, x.k, x.v, config, ref));
+          CHECK((sparse >= 0 && sparse < 1e-5));
+        }
+      }
+    }
+  }
+  // A value past 65504 is finite in f32 and +inf in an f16 cache.
+  Qkv x = generate_qkv(GenKind::kNormal, 40, 2, 1, 8, 43);
+  for (float& f : x.q.values()) f = std::abs(f) + 0.5f;
+  x.k.at(20, 0, 3) = 7e4f;
+  attn::SparseConfig c;
+  c.window = 4;
+  c.block_size = 8;
+  for (Isa isa : fast_isas()) {
+    INFO("decode, isa " << kernels::isa_name(isa));
+    stream::SparseDecoder fast(2, stream::KvCache(40, 1, 8, 8, stream::KvDType::kF16), c, stream::Evict::kNone, isa);
+    stream::SparseDecoder ref(2, stream::KvCache(40, 1, 8, 8, stream::KvDType::kF16), c, stream::Evict::kNone,
+                              Isa::kScalar);
+    Tensor a(40, 2, 8), b(40, 2, 8);
+    for (std::size_t t = 0; t < 40; ++t) {
+      fast.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), a.row(t, 0));
+      ref.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), b.row(t, 0));
+    }
+    const double decode = same_nans_close(a, b);
+    CHECK((decode >= 0 && decode < 1e-5));
+  }
+}
+
 TEST_CASE("inputs_finite skips the scan and changes no result on finite inputs", "[kernels]") {
   const Qkv x = generate_qkv(GenKind::kNormal, 200, 4, 2, 32, 9);
   for (Isa isa : fast_isas()) {

@@ -352,7 +352,7 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
   mask(cols.relative, nullptr);
   mask(cols.globals, nullptr);
   mask(cols.blocks, a.block_bias);
-  m = vmax(m, vset1(-std::numeric_limits<float>::max()));  // lanes past the last row: no candidate
+  m = vmax(vset1(-std::numeric_limits<float>::max()), m);  // lanes past the last row: no candidate; NaN stays
 
   // Softmax numerators in place; a masked lane (-inf) weighs exactly 0 (vexp2).
   vf sum = vzero();
@@ -363,7 +363,8 @@ void sparse_tile(const SparseTileArgs& a, std::size_t row0, std::size_t rows, co
     sum = vadd(sum, e);
   }
   alignas(64) float inv[kLanes];
-  vstore(inv, vdiv(vset1(1.0f), vmax(sum, vset1(std::numeric_limits<float>::min()))));
+  // A NaN sum (an overflowed score) stays NaN, as in the scalar reference (vexp in vec.hpp).
+  vstore(inv, vdiv(vset1(1.0f), vmax(vset1(std::numeric_limits<float>::min()), sum)));
   value_pass(a, row0, p0, rows, cols, w, inv);
 }
 

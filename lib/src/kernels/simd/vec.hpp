@@ -249,7 +249,7 @@ inline vf vpow2i(vf n) {
 // vexp2's pieces: x clamped at -127, where vpow2i's exponent bits are all zero, so that -inf
 // and anything below gives exactly 0; x - floor(x) in [0, 1] (1 only where a tiny negative x
 // rounds so); p * 2^floor(x).
-inline vf vexp2_domain(vf x) { return vmax(x, vset1(-127.0f)); }
+inline vf vexp2_domain(vf x) { return vmax(vset1(-127.0f), x); }  // NaN stays NaN: see vexp
 inline vf vfrac(vf x) { return vsub(x, vround_floor(x)); }
 inline vf vmul_pow2_floor(vf p, vf x) { return vmul(p, vpow2i(vround_floor(x))); }
 #else
@@ -265,9 +265,12 @@ inline vf vhorner(vf r, float top, Rest... rest) {
 }
 
 // exp(x) for the softmax: inputs are <= 0 after max subtraction; -inf gives 0.
+// The clamps take x second: maxps/minps return the second operand where either is NaN, so a
+// NaN (a score that overflowed to inf, minus an inf max) stays NaN, as in the scalar
+// reference; clamped first, it became a weight of ~0 and the row a finite wrong answer.
 inline vf vexp(vf x) {
-  x = vmax(x, vset1(-87.3f));  // below this the result underflows to (near) zero anyway
-  x = vmin(x, vset1(88.3f));
+  x = vmax(vset1(-87.3f), x);  // below this the result underflows to (near) zero anyway
+  x = vmin(vset1(88.3f), x);
   const vf n = vround_floor(vfma(x, vset1(1.44269504088896341f), vset1(0.5f)));
   vf r = vfma(n, vset1(-0.693359375f), x);  // x - n*ln2, ln2 split for accuracy
   r = vfma(n, vset1(2.12194440e-4f), r);
