@@ -187,6 +187,22 @@ TEST_CASE("h2o eviction", "[stream][evict]") {
     }
     CHECK(dec.cache().evicted() == n - capacity);
   }
+  SECTION("a head whose row is NaN credits nothing; the scores stay finite") {
+    // Head 1's query is NaN at step 30: its weights are NaN, and crediting them would make
+    // every attended slot's score NaN, so that no victim compares lowest any more.
+    const std::size_t capacity = 24, n = 60;
+    Qkv x = generate_qkv(GenKind::kNormal, n, 2, 1, 16, 17);
+    x.q.at(30, 1, 0) = std::numeric_limits<float>::quiet_NaN();
+    SparseDecoder dec(2, KvCache(capacity, 1, 16, 8), cfg, Evict::kH2O);
+    Tensor out(1, 2, 16);
+    for (std::size_t t = 0; t < n; ++t) {
+      dec.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), out.data());
+      REQUIRE(std::isnan(out.row(0, 1)[0]) == (t == 30));
+      REQUIRE(std::isfinite(out.row(0, 0)[0]));
+      for (float score : dec.cache().scores()) REQUIRE(std::isfinite(score));
+    }
+    CHECK(dec.cache().evicted() == n - capacity);
+  }
   SECTION("the victim is the lowest score, first on ties") {
     KvCache cache(6, 1, 2, 2);
     const float row[2] = {1, 2};

@@ -126,7 +126,7 @@ void SparseDecoder::step(const float* q, const float* k, const float* v, float* 
   for (std::size_t h = 0; h < q_heads_; ++h) {
     const float sum = cache_sparse_row(kernels, cache_, h / group, q + h * dim, scale_, pattern_, mass, scratch_.data(),
                                        out + h * dim);
-    if (credit && sum > 0.0f) {
+    if (credit && sum > 0.0f) {  // a NaN sum (non-finite input, overflow) credits nothing
       const auto tokens = pattern_.tokens();
       for (std::size_t c = 0; c < tokens.size(); ++c) cache_.add_score(tokens[c], scratch_[c] / sum);
     }
