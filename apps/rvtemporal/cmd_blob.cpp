@@ -35,7 +35,7 @@ Outcome run_init(const InitOptions& o) {
   }
   io::write_file_atomic(o.out, bytes, o.force);
 
-  const blob::Blob parsed = blob::parse(bytes);
+  const blob::Container parsed = blob::check_container(bytes);
   Outcome out;
   out.result["path"] = o.out;
   out.result["seed"] = hex64(seed);

@@ -144,6 +144,17 @@ TEST_CASE("blob: default init is byte-identical to the reference blob", "[blob]"
     REQUIRE(v >= -0.1f);
     REQUIRE(v <= 0.1f);
   }
+
+  // A slice decodes as the same elements; a moved-in file parses as the copied one.
+  REQUIRE(blob::payload_floats(b, 5000, 7) == std::vector<float>(w.begin() + 5000, w.begin() + 5007));
+  const blob::Container c = blob::check_container(mine);
+  REQUIRE(c.stored_crc == b.stored_crc);
+  REQUIRE(c.header.weights_len == b.header.weights_len);
+  std::vector<std::uint8_t> file = mine;
+  const blob::Blob moved = blob::parse(std::move(file));
+  REQUIRE(moved.payload == b.payload);
+  REQUIRE(moved.stored_crc == b.stored_crc);
+  REQUIRE(moved.header.shape.head_dim == b.header.shape.head_dim);
 }
 
 TEST_CASE("blob: the init stream is xorshift64 times the multiplier, mapped to -0.1 .. 0.1", "[blob]") {

@@ -123,7 +123,7 @@ std::uint64_t layout_element_count(const Shape& s) {
   return per_layer * s.n_layers + classifier;
 }
 
-Blob parse(std::span<const std::uint8_t> bytes) {
+Container check_container(std::span<const std::uint8_t> bytes) {
   const std::size_t n = bytes.size();
   if (n < kMinFileBytes) {
     throw BlobError(Check::kTooShort, "too short: " + std::to_string(n) +
@@ -131,7 +131,7 @@ Blob parse(std::span<const std::uint8_t> bytes) {
                                           std::to_string(kMinFileBytes));
   }
   const std::uint8_t* p = bytes.data();
-  Blob blob;
+  Container blob;
   Header& h = blob.header;
   h.magic = load_u32(p);
   if (h.magic != kMagic) {
@@ -173,7 +173,22 @@ Blob parse(std::span<const std::uint8_t> bytes) {
                         " bytes is not a multiple of the " + dtype_name(h.dtype()) +
                         " element size " + std::to_string(elem));
   }
-  blob.payload.assign(p + kHeaderBytes, p + kHeaderBytes + h.weights_len);
+  return blob;
+}
+
+Blob parse(std::span<const std::uint8_t> bytes) {
+  const Container c = check_container(bytes);
+  Blob blob{c.header, {}, c.stored_crc};
+  blob.payload.assign(bytes.begin() + kHeaderBytes, bytes.begin() + kHeaderBytes + c.header.weights_len);
+  return blob;
+}
+
+Blob parse(std::vector<std::uint8_t>&& file) {
+  const Container c = check_container(file);
+  Blob blob{c.header, std::move(file), c.stored_crc};
+  std::vector<std::uint8_t>& p = blob.payload;
+  p.erase(p.begin() + kHeaderBytes + c.header.weights_len, p.end());  // the CRC
+  p.erase(p.begin(), p.begin() + kHeaderBytes);  // the header: the payload moves to the front
   return blob;
 }
 
@@ -187,39 +202,47 @@ void check_loadable(const Blob& blob) {
                         " values but the layout for this shape needs " + std::to_string(want) +
                         " (a valid container, not a loadable model)");
   }
-  const std::vector<float> w = payload_floats(blob);
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (!std::isfinite(w[i])) {
-      throw BlobError(Check::kNonFinite, "weight " + std::to_string(i) + " is " +
-                                             (std::isnan(w[i]) ? "NaN" : "infinite"));
+  // In chunks: the weights as floats at once would hold a large payload twice over.
+  constexpr std::uint64_t kChunk = std::uint64_t{1} << 20;
+  for (std::uint64_t first = 0; first < have; first += kChunk) {
+    const std::vector<float> w = payload_floats(blob, first, std::min(kChunk, have - first));
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      if (!std::isfinite(w[i])) {
+        throw BlobError(Check::kNonFinite, "weight " + std::to_string(first + i) + " is " +
+                                               (std::isnan(w[i]) ? "NaN" : "infinite"));
+      }
     }
   }
 }
 
-std::vector<float> payload_floats(const Blob& blob) {
-  const std::uint8_t* p = blob.payload.data();
-  std::vector<float> out;
-  if (blob.header.dtype() == DType::kF16) {
-    out.resize(blob.payload.size() / 2);
+std::vector<float> payload_floats(const Blob& blob, std::uint64_t first, std::uint64_t count) {
+  const bool f16 = blob.header.dtype() == DType::kF16;
+  const std::uint8_t* p = blob.payload.data() + first * (f16 ? 2 : 4);
+  std::vector<float> out(static_cast<std::size_t>(count));
+  if (f16) {
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = f16_to_f32(load_u16(p + 2 * i));
   } else {
-    out.resize(blob.payload.size() / 4);
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      out[i] = std::bit_cast<float>(load_u32(p + 4 * i));
-    }
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = std::bit_cast<float>(load_u32(p + 4 * i));
   }
   return out;
 }
 
-std::vector<std::uint8_t> encode(const Shape& shape, DType dtype,
-                                 std::span<const std::uint8_t> payload) {
+std::vector<float> payload_floats(const Blob& blob) {
+  return payload_floats(blob, 0, blob.payload.size() / dtype_bytes(blob.header.dtype()));
+}
+
+namespace {
+
+// A file's header for a payload of `payload_bytes`, in a buffer with room for the payload
+// and the CRC after it (finish_file appends the CRC).
+std::vector<std::uint8_t> start_file(const Shape& shape, DType dtype, std::uint64_t payload_bytes) {
   validate_shape(shape);
-  if (payload.size() > UINT32_MAX) {
-    throw_bad_input("payload of " + std::to_string(payload.size()) +
+  if (payload_bytes > UINT32_MAX) {
+    throw_bad_input("payload of " + std::to_string(payload_bytes) +
                     " bytes does not fit the u32 weights_len field");
   }
   std::vector<std::uint8_t> out;
-  out.reserve(kMinFileBytes + payload.size());
+  out.reserve(static_cast<std::size_t>(kMinFileBytes + payload_bytes));
   store_u32(out, kMagic);
   store_u16(out, kVersion);
   out.push_back(static_cast<std::uint8_t>(dtype));
@@ -230,9 +253,18 @@ std::vector<std::uint8_t> encode(const Shape& shape, DType dtype,
   store_u16(out, shape.head_dim);
   store_u16(out, shape.n_layers);
   store_u16(out, shape.n_classes);
-  store_u32(out, static_cast<std::uint32_t>(payload.size()));
+  store_u32(out, static_cast<std::uint32_t>(payload_bytes));
+  return out;
+}
+
+void finish_file(std::vector<std::uint8_t>& file) { store_u32(file, crc32(file)); }
+
+}  // namespace
+
+std::vector<std::uint8_t> encode(const Shape& shape, DType dtype, std::span<const std::uint8_t> payload) {
+  std::vector<std::uint8_t> out = start_file(shape, dtype, payload.size());
   out.insert(out.end(), payload.begin(), payload.end());
-  store_u32(out, crc32(out));
+  finish_file(out);
   return out;
 }
 
@@ -258,19 +290,18 @@ std::vector<std::uint8_t> init_random_blob(const Shape& shape, std::uint64_t see
     throw_bad_input("shape needs " + std::to_string(count) + " " + dtype_name(dtype) +
                     " payload values, more than the u32 weights_len field holds");
   }
-  const std::uint64_t bytes = count * dtype_bytes(dtype);
-  std::vector<std::uint8_t> payload;
-  payload.reserve(static_cast<std::size_t>(bytes));
+  std::vector<std::uint8_t> file = start_file(shape, dtype, count * dtype_bytes(dtype));  // the payload in place
   InitStream stream(seed);
   for (std::uint64_t i = 0; i < count; ++i) {
     const float w = stream.next_weight();
     if (dtype == DType::kF16) {
-      store_u16(payload, f32_to_f16(w));
+      store_u16(file, f32_to_f16(w));
     } else {
-      store_u32(payload, std::bit_cast<std::uint32_t>(w));
+      store_u32(file, std::bit_cast<std::uint32_t>(w));
     }
   }
-  return encode(shape, dtype, payload);
+  finish_file(file);
+  return file;
 }
 
 }  // namespace rvt::blob

@@ -33,24 +33,26 @@ Json header_json(const Header& h) {
 }
 
 Json inspect_file(const std::string& path) {
-  const std::vector<std::uint8_t> bytes = io::read_file(path);
+  std::vector<std::uint8_t> bytes = io::read_file(path);
+  const std::size_t file_bytes = bytes.size();
+  const std::uint64_t xxh3_file = xxh3_64(bytes);
   Blob blob;
   try {
-    blob = parse(bytes);
+    blob = parse(std::move(bytes));  // the file's memory becomes the payload's
   } catch (const BlobError& e) {
     throw BlobError(e.check(), path + ": " + e.what());
   }
   const Header& h = blob.header;
   Json j;
   j["path"] = path;
-  j["file_bytes"] = bytes.size();
+  j["file_bytes"] = file_bytes;
   j["header"] = header_json(h);
   j["payload_bytes"] = blob.payload.size();
   j["element_count"] = blob.payload.size() / dtype_bytes(h.dtype());
   j["crc_stored"] = hex32(blob.stored_crc);
-  j["crc_computed"] = hex32(crc32(std::span(bytes).first(bytes.size() - kCrcBytes)));
+  j["crc_computed"] = hex32(blob.stored_crc);  // parse refuses a file whose CRC differs
   j["xxh3_payload"] = hex64(xxh3_64(blob.payload));
-  j["xxh3_file"] = hex64(xxh3_64(bytes));
+  j["xxh3_file"] = hex64(xxh3_file);
 
   const std::uint64_t want = layout_element_count(h.shape);
   Json loadable;
@@ -68,10 +70,9 @@ Json inspect_file(const std::string& path) {
   Json tensors = Json::array();
   std::uint64_t not_listed = 0;
   bool past_payload_listed = false;
-  const std::vector<float> w = payload_floats(blob);
-  const std::uint64_t elem_bytes = dtype_bytes(h.dtype());
+  const std::uint64_t elem_bytes = dtype_bytes(h.dtype()), elements = blob.payload.size() / elem_bytes;
   for (const TensorSlot& s : payload_layout(h.shape)) {
-    const bool held = s.offset_elements <= w.size() && s.count() <= w.size() - s.offset_elements;
+    const bool held = s.offset_elements <= elements && s.count() <= elements - s.offset_elements;
     if (!held && past_payload_listed) {
       ++not_listed;
       continue;
@@ -84,7 +85,7 @@ Json inspect_file(const std::string& path) {
     t["offset_bytes"] = s.offset_elements > (UINT64_MAX - kHeaderBytes) / elem_bytes
                             ? UINT64_MAX  // saturates, like the layout's offsets
                             : kHeaderBytes + s.offset_elements * elem_bytes;
-    t["stats"] = held ? report::stats_json(summarize(std::span(w).subspan(s.offset_elements, s.count())))
+    t["stats"] = held ? report::stats_json(summarize(payload_floats(blob, s.offset_elements, s.count())))
                       : Json(nullptr);  // the payload is shorter than the layout formula says
     tensors.push_back(std::move(t));
   }
@@ -166,7 +167,7 @@ Verdict verify_file(const std::string& path, std::optional<std::uint64_t> expect
   v.detail["file_bytes"] = bytes.size();
   v.detail["xxh3_file"] = hex64(digest);
   try {
-    const Blob blob = parse(bytes);
+    const Blob blob = parse(std::move(bytes));  // the file's memory becomes the payload's
     v.detail["header"] = header_json(blob.header);
     v.detail["crc"] = hex32(blob.stored_crc);
     check_loadable(blob);

@@ -208,14 +208,14 @@ JobResult run_attention_forward(const AttentionRequest& r) {
 }
 
 BlobHead load_blob_head(const std::string& path, const model::HeadConfig& config) {
-  const std::vector<std::uint8_t> bytes = io::read_file(path);
+  std::vector<std::uint8_t> bytes = io::read_file(path);
   BlobHead loaded;
+  loaded.report = Json{{"path", path}, {"xxh3_file", hex64(xxh3_64(bytes))}};
   try {
-    loaded.head = model::TemporalHead::from_blob(blob::parse(bytes), config);
+    loaded.head = model::TemporalHead::from_blob(blob::parse(std::move(bytes)), config);
   } catch (const blob::BlobError& e) {
     throw Error(ExitCode::kBadInput, path + ": " + e.what());
   }
-  loaded.report = Json{{"path", path}, {"xxh3_file", hex64(xxh3_64(bytes))}};
   return loaded;
 }
 

@@ -109,17 +109,29 @@ void validate_shape(const Shape& shape);
 std::vector<TensorSlot> payload_layout(const Shape& shape);
 std::uint64_t layout_element_count(const Shape& shape);
 
-// Parses and checks a whole file image: container checks in the reference order,
-// then the shape and element-size checks. Throws BlobError on the first failure.
-// Allocates at most the payload the bytes already hold.
+// What the container checks read: the header and the stored CRC (no payload).
+struct Container {
+  Header header;
+  std::uint32_t stored_crc = 0;
+};
+
+// Checks a whole file image: container checks in the reference order, then the shape and
+// element-size checks. Throws BlobError on the first failure. Copies nothing.
+Container check_container(std::span<const std::uint8_t> bytes);
+
+// check_container, then the payload: copied out of `bytes`, or moved out of `file`, whose
+// memory it keeps (the payload moved to its front), so that a large blob is never held twice.
 Blob parse(std::span<const std::uint8_t> bytes);
+Blob parse(std::vector<std::uint8_t>&& file);
 
 // Model-level checks beyond the container: payload matches the layout formula and
 // every weight is finite. Throws BlobError.
 void check_loadable(const Blob& blob);
 
-// Decodes the payload to f32 (f16 widened exactly).
+// Decodes the payload to f32 (f16 widened exactly): all of it, or `count` elements from
+// element `first` (which must lie inside the payload).
 std::vector<float> payload_floats(const Blob& blob);
+std::vector<float> payload_floats(const Blob& blob, std::uint64_t first, std::uint64_t count);
 
 // Serialises header + payload with a fresh weights_len and CRC. Validates the shape first.
 std::vector<std::uint8_t> encode(const Shape& shape, DType dtype, std::span<const std::uint8_t> payload);
