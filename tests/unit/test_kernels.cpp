@@ -536,6 +536,49 @@ TEST_CASE("scores that overflow to inf give the reference's NaN rows on every IS
   }
 }
 
+TEST_CASE("a key scoring -inf weighs 0, and a row whose keys all do is a zero row, on every ISA", "[kernels]") {
+  // Finite inputs whose scores overflow to -inf: keys 0 - 9 point against every query. The
+  // reference once gave exp(-inf - -inf) = NaN there (dense: the whole row, from key 0 alone)
+  // where the SIMD kernels, which mask such lanes, gave 0 or the other keys' softmax.
+  for (std::size_t dim : {4u, 32u}) {
+    Qkv x = generate_qkv(GenKind::kNormal, 64, 2, 1, dim, 47);
+    for (float& f : x.q.values()) f = 1e20f;
+    for (std::size_t j = 0; j < 64; ++j) {
+      for (std::size_t d = 0; d < dim; ++d) x.k.at(j, 0, d) = j < 10 ? -1e20f : x.k.at(j, 0, d) * 1e-3f;
+    }
+    attn::SparseConfig c;
+    c.window = 4;
+    c.block_size = 4;
+    attn::ExecOptions ref{1, Isa::kScalar};
+    ref.inputs_finite = true;
+    const Tensor dense_ref = attn::dense_attention(x.q, x.k, x.v, true, ref);
+    const Tensor sparse_ref = attn::sparse_attention(x.q, x.k, x.v, c, ref);
+    for (std::size_t i = 0; i < 64; ++i) {
+      INFO("row " << i << " dim " << dim);
+      for (const Tensor* t : {&dense_ref, &sparse_ref}) {
+        REQUIRE(std::isfinite(t->row(i, 1)[0]));
+        if (i < 10) REQUIRE(t->row(i, 1)[0] == 0.0f);
+      }
+    }
+    for (Isa isa : fast_isas()) {
+      INFO("isa " << kernels::isa_name(isa) << " dim " << dim);
+      attn::ExecOptions fast{2, isa};
+      fast.inputs_finite = true;
+      CHECK(test::max_abs_diff(attn::dense_attention(x.q, x.k, x.v, true, fast), dense_ref) < 1e-5);
+      CHECK(test::max_abs_diff(attn::sparse_attention(x.q, x.k, x.v, c, fast), sparse_ref) < 1e-5);
+      stream::SparseDecoder a(2, stream::KvCache(64, 1, dim, 4), c, stream::Evict::kNone, isa);
+      stream::SparseDecoder b(2, stream::KvCache(64, 1, dim, 4), c, stream::Evict::kNone, Isa::kScalar);
+      Tensor oa(64, 2, dim), ob(64, 2, dim);
+      for (std::size_t t = 0; t < 64; ++t) {
+        a.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), oa.row(t, 0));
+        b.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), ob.row(t, 0));
+      }
+      CHECK(test::max_abs_diff(oa, ob) < 1e-5);
+      CHECK(test::max_abs_diff(ob, sparse_ref) < 1e-5);  // causal streaming is the forward, row by row
+    }
+  }
+}
+
 TEST_CASE("inputs_finite skips the scan and changes no result on finite inputs", "[kernels]") {
   const Qkv x = generate_qkv(GenKind::kNormal, 200, 4, 2, 32, 9);
   for (Isa isa : fast_isas()) {

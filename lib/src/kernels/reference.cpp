@@ -68,6 +68,14 @@ float sparse_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T>
     max_score = std::max(max_score, s);
   }
 
+  // A -inf score weighs 0 (exp(-inf)); where every candidate scores -inf the row is a zero
+  // row, as an empty one, not exp(-inf - -inf) = NaN: the SIMD kernels' masked lanes' rule.
+  // (std::max passes over NaN scores: a NaN among them still makes the row NaN below.)
+  if (max_score == -std::numeric_limits<float>::infinity() &&
+      std::none_of(scratch, scratch + total, [](float x) { return std::isnan(x); })) {
+    std::fill(out, out + dim, 0.0f);
+    return 0.0f;
+  }
   float sum = 0.0f;
   for (std::size_t c = 0; c < total; ++c) {
     scratch[c] = std::exp(scratch[c] - max_score);
@@ -91,6 +99,7 @@ void dense_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> s
   float sum = 0.0f;
   for (std::size_t j = 0; j < count; ++j) {
     const float s = dot_mixed(q, src.k + j * src.stride, dim) * scale;
+    if (s == -std::numeric_limits<float>::infinity()) continue;  // weighs 0 (see sparse_row_ref)
     if (s > running_max) {  // rescale what has been accumulated to the new maximum
       const float correction = std::exp(running_max - s);
       sum *= correction;
@@ -101,6 +110,7 @@ void dense_row_ref(const float* q, std::size_t dim, float scale, RowSourceT<T> s
     sum += w;
     axpy(w, src.v + j * src.stride, out, dim);
   }
+  if (sum == 0.0f) return;  // every key scored -inf: a zero row
   const float inv = 1.0f / sum;
   for (std::size_t d = 0; d < dim; ++d) out[d] *= inv;
 }

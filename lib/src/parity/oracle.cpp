@@ -15,10 +15,15 @@ double dot64(const float* a, const float* b, std::size_t n) {
   return acc;
 }
 
-// Softmax in place; returns nothing for an empty set.
+// Softmax in place; returns nothing for an empty set. A -inf score weighs 0; all of them
+// -inf weigh 0 each, as an empty set (the kernels' rule).
 void softmax(std::vector<double>& s) {
   if (s.empty()) return;
   const double mx = *std::max_element(s.begin(), s.end());
+  if (mx == -std::numeric_limits<double>::infinity()) {
+    std::fill(s.begin(), s.end(), 0.0);
+    return;
+  }
   double sum = 0.0;
   for (double& x : s) sum += (x = std::exp(x - mx));
   for (double& x : s) x /= sum;

@@ -101,7 +101,14 @@ float exp_in_place(float* s, std::size_t n) {
   vf m = neg_inf;
   for (std::size_t c = 0; c < full; c += kLanes) m = vmax(m, vload(s + c));
   const vf tail = rest ? vblend_part(neg_inf, vload_part(s + full, rest), rest) : neg_inf;
-  const vf mv = vset1(vhmax(vmax(m, tail)));
+  const float top = vhmax(vmax(m, tail));
+  // Every candidate scored -inf: weights 0, a zero row (as the reference). maxps may pass over
+  // a NaN score, which must still make the row NaN.
+  if (top == kNegInf && std::none_of(s, s + n, [](float x) { return std::isnan(x); })) {
+    std::fill(s, s + n, 0.0f);
+    return 0.0f;
+  }
+  const vf mv = vset1(top);
   vf sum = vzero();
   for (std::size_t c = 0; c < full; c += kLanes) {
     const vf e = vexp(vsub(vload(s + c), mv));
@@ -152,7 +159,7 @@ void weighted_output(const float* weights, float sum, RowSourceT<T> src, std::sp
   for (std::size_t v = 0; v < NV; ++v) acc[v] = vzero();
   weighted_sum<NV>(weights, tokens, src.v, src.stride, dim, acc);
   weighted_sum<NV>(weights + tokens.size(), blocks, lm.rows.v, lm.rows.stride, dim, acc);
-  const vf inv = vset1(1.0f / sum);
+  const vf inv = vset1(sum > 0.0f ? 1.0f / sum : 0.0f);  // 0: all weights 0; a NaN sum stays in acc
   for (std::size_t v = 0; v < NV; ++v) store_vec(out, v, dim, vmul(acc[v], inv));
 }
 
