@@ -262,7 +262,8 @@ JobResult run_model_stream(const ModelStreamRequest& r) {
   j["cache"] = cache_json(r.stream, capacity, online.cache_bytes(), online.cache_len(), online.evicted());
   if (r.stream.parity) {
     j["parity"] = parity_json(logits, head.per_frame_logits(frames.values(), n, {r.stream.threads}));
-    j["parity"]["against"] = "forward, last-token pooling per frame";
+    j["parity"]["against"] = head.config().causal ? "forward, last-token pooling per frame"
+                                                  : "forward over each prefix, last-token pooling (non-causal)";
   } else {
     j["parity"] = nullptr;
   }
