@@ -107,7 +107,7 @@ void register_bench(CLI::App& root, Context& ctx) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = root.add_subcommand("bench", "Time dense vs sparse attention (prefill and decode) on this machine");
   o->cmd = cmd;
-  cmd->add_option("--preset", o->preset, "bench | aether | default | llama8x64: heads, dim, window, block")
+  cmd->add_option("--preset", o->preset, jobs::preset_names(" | ") + ": heads, dim, window, block")
       ->capture_default_str();
   cmd->add_option("--q-heads", o->q_heads, "Query heads (default: the preset's)")->check(count_check());
   cmd->add_option("--kv-heads", o->kv_heads, "Key/value heads (default: the preset's)")->check(count_check());

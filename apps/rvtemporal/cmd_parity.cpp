@@ -28,10 +28,9 @@ struct ParityOptions {
   std::string format;  // "" = md unless --json
   std::string plot_dir;
   unsigned threads = 0;
-  CLI::App* cmd = nullptr;
 };
 
-bool given(const ParityOptions& o, const std::string& name) { return cli::given(*o.cmd, name); }
+bool given(const ParityOptions& o, const std::string& name) { return cli::given(*o.attention.cmd, name); }
 
 parity::Request make_request(const ParityOptions& o) {
   const AttentionOptions& a = o.attention;
@@ -127,7 +126,6 @@ Outcome run_parity_cmd(const ParityOptions& o, Context& ctx) {
 void register_parity(CLI::App& root, Context& ctx) {
   auto o = std::make_shared<ParityOptions>();
   CLI::App* cmd = root.add_subcommand("parity", "Accuracy suites with gates: sparse vs dense, stream, GQA, kernels, model");
-  o->cmd = cmd;
   add_attention_options(cmd, o->attention);
   // Each suite has its own input sizes and pattern; these options override them only when given.
   const char* own = " (default: each suite's own, docs/parity.md)";

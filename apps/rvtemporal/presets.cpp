@@ -20,7 +20,7 @@ std::size_t pick(const AttentionOptions& o, const char* name, std::size_t value,
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
   o.cmd = cmd;
-  cmd->add_option("--preset", o.preset, "default | aether | bench | llama8x64: heads, dim, window, block");
+  cmd->add_option("--preset", o.preset, jobs::preset_names(" | ") + ": heads, dim, window, block");
   cmd->add_option("--q", o.q, "Query tensor, .npy [seq][q_heads][dim]");
   cmd->add_option("--k", o.k, "Key tensor, .npy [seq][kv_heads][dim]");
   cmd->add_option("--v", o.v, "Value tensor, .npy [seq][kv_heads][dim]");

@@ -13,6 +13,7 @@
 #include "rvt/attention/attention.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/half.hpp"
+#include "rvt/core/stats.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "rvt/kernels/reference.hpp"
 #include "rvt/stream/decoder.hpp"
@@ -575,6 +576,30 @@ TEST_CASE("a key scoring -inf weighs 0, and a row whose keys all do is a zero ro
       }
       CHECK(test::max_abs_diff(oa, ob) < 1e-5);
       CHECK(test::max_abs_diff(ob, sparse_ref) < 1e-5);  // causal streaming is the forward, row by row
+    }
+  }
+}
+
+TEST_CASE("KernelTable::any_nonfinite agrees with the scalar any_nonfinite", "[kernels]") {
+  // Every length through four vectors' main loop and the partial tail, each kind of value at
+  // every position, on a finite background that includes the largest and the tiniest floats.
+  const float kinds[] = {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+                         std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                         std::numeric_limits<float>::max(), -std::numeric_limits<float>::denorm_min()};
+  for (Isa isa : fast_isas()) {
+    const kernels::KernelTable& table = *kernels::kernel_table(isa);
+    for (std::size_t n = 0; n <= 70; ++n) {
+      std::vector<float> x(n);
+      for (std::size_t i = 0; i < n; ++i) x[i] = i % 3 == 0 ? std::numeric_limits<float>::max() : -1e-40f * static_cast<float>(i);
+      INFO("isa " << kernels::isa_name(isa) << " n " << n);
+      REQUIRE(table.any_nonfinite(x.data(), n) == any_nonfinite(x));
+      for (std::size_t at = 0; at < n; ++at) {
+        for (float bad : kinds) {
+          std::vector<float> y = x;
+          y[at] = bad;
+          REQUIRE(table.any_nonfinite(y.data(), n) == any_nonfinite(y));
+        }
+      }
     }
   }
 }

@@ -187,11 +187,6 @@ bool same_file(const std::string& a, const std::string& b) noexcept {
   }
 }
 
-bool path_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
 std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_bytes) {
   // O_NONBLOCK: a FIFO with no writer would block the open itself, before fstat can refuse it.
   FdGuard guard{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};

@@ -159,16 +159,6 @@ void KvCache::append_all(const Tensor& k, const Tensor& v) {
   for (std::size_t t = 0; t < k.seq(); ++t) append(k.row(t, 0), v.row(t, 0));
 }
 
-void KvCache::reset() {
-  len_ = 0;
-  appended_ = 0;
-  evicted_ = 0;
-  nonfinite_ = false;
-  std::fill(mean_k_.begin(), mean_k_.end(), 0.0f);
-  std::fill(mean_v_.begin(), mean_v_.end(), 0.0f);
-  std::fill(block_count_.begin(), block_count_.end(), 0);
-}
-
 long KvCache::h2o_victim(std::size_t window, std::span<const std::size_t> globals) const {
   const std::size_t protected_from = len_ > window ? len_ - window : 0;
   long victim = -1;

@@ -16,7 +16,6 @@ struct SummaryStats {
   double min = 0.0, max = 0.0, mean = 0.0, std = 0.0;  // over finite values; 0 if none
 
   std::uint64_t finite_count() const { return count - nan_count - inf_count; }
-  std::uint64_t nonfinite_count() const { return nan_count + inf_count; }
 };
 
 // `threads` workers share the passes; the sums run in a fixed order (runs of 65,536 values,

@@ -26,8 +26,6 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
                        bool overwrite = true);
 void write_file_atomic(const std::string& path, const std::string& text, bool overwrite = true);
 
-bool path_exists(const std::string& path);
-
 // Makes SIGINT, SIGTERM, SIGHUP and SIGXFSZ (a file-size limit) remove the temp file of a write
 // in progress before the process ends by the signal as usual (Ctrl-C during a large --out
 // left NAME.tmp.XXXXXX behind). Signals that are ignored or already handled are left alone.

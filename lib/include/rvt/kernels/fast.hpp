@@ -104,7 +104,8 @@ struct KernelTable {
   // order, one lane per element; short element runs take several blocks per pass).
   void (*block_means)(const float* x, std::size_t stride, std::size_t block, std::size_t rows, std::size_t len,
                       float* out, std::size_t out_stride);
-  // True if any of x[0, n) is NaN or +-Inf (the guard that sends such inputs to the reference).
+  // True if any of x[0, n) is NaN or +-Inf (the guard that sends such inputs to the reference);
+  // its scalar reference is rvt::any_nonfinite (rvt/core/stats.hpp).
   bool (*any_nonfinite)(const float* x, std::size_t n);
   // to_half_ref's halves (reference.hpp), by the hardware's conversion (F16C), which rounds
   // the same way bit for bit (tested).

@@ -38,11 +38,9 @@ class SparseDecoder {
   Tensor step(const Tensor& q, const Tensor& k, const Tensor& v);
 
   const KvCache& cache() const { return cache_; }
-  std::size_t q_heads() const { return q_heads_; }
   std::size_t last_edges() const { return last_edges_; }  // per head, of the last step
   // The cache slots the last step attended to (tokens; landmark blocks excluded).
   std::span<const std::uint32_t> last_tokens() const { return pattern_.tokens(); }
-  const attn::SparseConfig& config() const { return config_; }
   // The ISA of the kernels a step runs on (scalar without SIMD or on --isa scalar), and how
   // many steps took the scalar reference instead because q or the cache held a NaN or an inf.
   kernels::Isa isa() const { return table_ ? table_->isa : kernels::Isa::kScalar; }

@@ -39,7 +39,6 @@ class KvCache {
   KvDType dtype() const { return dtype_; }
   std::size_t len() const { return len_; }
   bool full() const { return len_ == capacity_; }
-  std::uint64_t appended() const { return appended_; }  // tokens ever appended
   std::uint64_t evicted() const { return evicted_; }
 
   // Appends one token's K and V rows ([kv_heads][dim] each). Throws rvt::Error(kUsage)
@@ -47,7 +46,6 @@ class KvCache {
   void append(const float* k_row, const float* v_row);
   // Prefill: appends every position of k, v ([seq][kv_heads][dim]); checks the shape.
   void append_all(const Tensor& k, const Tensor& v);
-  void reset();
 
   // Evicts slot `slot` (shifting later slots down) and rebuilds the affected block means.
   void evict(std::size_t slot);
@@ -76,7 +74,7 @@ class KvCache {
 
   std::size_t bytes() const;  // K/V storage + means + bookkeeping, as allocated
 
-  // True once a non-finite K/V value was appended (until reset): decoders then use the
+  // True once a non-finite K/V value was appended: decoders then use the
   // scalar reference kernels, whose NaN/Inf propagation is the same on every ISA.
   bool has_nonfinite() const { return nonfinite_; }
 
