@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "rvt/core/clock.hpp"
 #include "rvt/core/build_info.hpp"
 #include "rvt/core/text.hpp"
 #include "rvt/io/file.hpp"
@@ -44,7 +45,7 @@ void warn_unused(const UnusedOptions& u, const std::string& command) {
 
 namespace {
 
-const auto g_start = std::chrono::steady_clock::now();  // for finish's -v line
+const auto g_start = rvt::Clock::now();  // for finish's -v line
 
 // Logging goes to stderr (stdout is for machine output only), at warn until the options are
 // parsed: a refused command line logs like any other.
@@ -124,7 +125,7 @@ int finish(const Context& ctx, ExitCode code, const Json& result, const std::str
   if (!text.empty() && (ctx.jsonl || ctx.text_to_stderr)) std::fputs(text.c_str(), stderr);
   if (report_written) spdlog::debug("report written to {}", ctx.out_report);
   spdlog::info("{}: exit {} ({}) after {:.1f} ms", ctx.command, to_int(code), exit_code_name(code),
-               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - g_start).count());
+               ms_since(g_start));
   return to_int(code);
 }
 

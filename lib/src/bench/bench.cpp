@@ -1,3 +1,5 @@
+#include "rvt/core/text.hpp"
+#include "rvt/core/clock.hpp"
 #include "rvt/bench/bench.hpp"
 
 #include <pthread.h>
@@ -36,12 +38,6 @@ namespace rvt::bench {
 namespace {
 
 using report::Json;
-using Clock = std::chrono::steady_clock;
-
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 // Keeps a result alive past the timed call so the compiler cannot drop the work. One per
 // thread: the one-thread calls on every CPU at once (time_concurrent) write it together.
 thread_local volatile float g_sink = 0.0f;
@@ -123,7 +119,7 @@ std::vector<double> time_steps(Decoder& dec, const Qkv& x, std::size_t first, st
     const auto start = Clock::now();
     dec.step(x.q.row(t, 0), x.k.row(t, 0), x.v.row(t, 0), out.data());
     const auto stop = Clock::now();
-    samples.push_back(std::chrono::duration<double, std::nano>(stop - start).count());
+    samples.push_back(ns_between(start, stop));
   }
   g_sink = g_sink + out.data()[0];
   return samples;
@@ -315,12 +311,6 @@ Json scaling_kernel_json(const BenchConfig& c, kernels::Isa isa, double flops, d
       concurrent.empty() ? 0.0 : throughput_over(sample_stats(one).median, medians_of(concurrent)), all_pinned && at_once);
   j["round_concurrent_bounds"] = all_pinned && at_once ? Json(concurrent_rounds) : Json::array();
   return j;
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 }  // namespace
@@ -586,12 +576,12 @@ Json run_bench(const BenchConfig& config_in) {
     rows.push_back(std::move(r));
 
     const Json& last = rows.back();
-    std::string line = at + ": sparse " + fmt("%.3f ms", last["sparse"]["median_ms"].get<double>());
+    std::string line = at + ": sparse " + format_double("%.3f ms", last["sparse"]["median_ms"].get<double>());
     if (last["dense"]["attempted"].get<bool>()) {
-      line += ", dense " + fmt("%.3f ms", last["dense"]["median_ms"].get<double>()) + ", speedup " +
-              fmt("%.2fx", last["dense"]["median_ms"].get<double>() / last["sparse"]["median_ms"].get<double>());
+      line += ", dense " + format_double("%.3f ms", last["dense"]["median_ms"].get<double>()) + ", speedup " +
+              format_double("%.2fx", last["dense"]["median_ms"].get<double>() / last["sparse"]["median_ms"].get<double>());
     }
-    line += " (edge ratio " + fmt("%.2f", last["edges"]["ratio"].get<double>()) + ")";
+    line += " (edge ratio " + format_double("%.2f", last["edges"]["ratio"].get<double>()) + ")";
     report_progress(line, true);
   }
 
@@ -685,8 +675,8 @@ Json run_bench(const BenchConfig& config_in) {
         c, isa, attention_flops(attn::sparse_edges_per_head(n, c.sparse), c.q_heads, c.dim), peak_one, timed_alone,
         inputs, [&](unsigned t, const Qkv& x) { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, {t, isa, true}); });
     stage_done(at + " sparse");
-    std::string line = at + ": sparse " + fmt("%.2fx", r["sparse"]["speedup"].get<double>());
-    if (r["dense"].is_object()) line += ", dense " + fmt("%.2fx", r["dense"]["speedup"].get<double>());
+    std::string line = at + ": sparse " + format_double("%.2fx", r["sparse"]["speedup"].get<double>());
+    if (r["dense"].is_object()) line += ", dense " + format_double("%.2fx", r["dense"]["speedup"].get<double>());
     report_progress(line + " on " + std::to_string(c.threads) + " threads", true);
     srows.push_back(std::move(r));
   }
@@ -756,7 +746,7 @@ Json run_bench(const BenchConfig& config_in) {
     r["dense_vs_first"] = dense0 > 0.0 ? Json(d_ns / dense0) : Json(nullptr);
     r["peak_rss_bytes"] = peak_rss_bytes();
     drows.push_back(std::move(r));
-    report_progress(at + ": sparse step " + fmt("%.0f ns", s_ns) + ", dense step " + fmt("%.0f ns", d_ns), true);
+    report_progress(at + ": sparse step " + format_double("%.0f ns", s_ns) + ", dense step " + format_double("%.0f ns", d_ns), true);
   }
   dec["rows"] = drows;
   j["decode"] = dec;

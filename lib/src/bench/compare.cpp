@@ -1,3 +1,4 @@
+#include "rvt/core/text.hpp"
 #include "rvt/bench/compare.hpp"
 
 #include <algorithm>
@@ -61,12 +62,6 @@ std::string entry_name(const CompareEntry& e) {
 
 [[noreturn]] void throw_no_common_sizes(const std::string& baseline_name) {
   throw_bad_input("--compare: baseline " + baseline_name + " has none of this run's sizes (N or decode T)");
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 }  // namespace
@@ -150,9 +145,9 @@ std::string CompareResult::failure_message() const {
   }
   if (!worst) return "";
   const char* unit = worst->table == "decode" ? "ns" : "ms";
-  std::string s = "check failed: " + entry_name(*worst) + " median " + fmt("%.4g", worst->current) + " " + unit +
-                  " is " + fmt("%.4g", worst->ratio) + "x the baseline " + fmt("%.4g", worst->baseline) + " " + unit +
-                  " (tolerance " + fmt("%g", tolerance) + ")";
+  std::string s = "check failed: " + entry_name(*worst) + " median " + format_double("%.4g", worst->current) + " " + unit +
+                  " is " + format_double("%.4g", worst->ratio) + "x the baseline " + format_double("%.4g", worst->baseline) + " " + unit +
+                  " (tolerance " + format_double("%g", tolerance) + ")";
   const std::size_t more = regressions() - 1;
   if (more) s += ", and " + std::to_string(more) + " more regression" + (more > 1 ? "s" : "");
   return s;

@@ -1,3 +1,4 @@
+#include "rvt/core/clock.hpp"
 #include "rvt/core/text.hpp"
 #include "rvt/jobs/forward.hpp"
 
@@ -18,12 +19,6 @@ namespace rvt::jobs {
 namespace {
 
 using report::Json;
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
 }  // namespace
 
 Json sparse_config_json(const attn::SparseConfig& c) {

@@ -1,3 +1,4 @@
+#include "rvt/core/clock.hpp"
 #include "rvt/core/text.hpp"
 #include "rvt/jobs/stream.hpp"
 
@@ -18,12 +19,6 @@ namespace rvt::jobs {
 namespace {
 
 using report::Json;
-using Clock = std::chrono::steady_clock;
-
-double ns_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::nano>(b - a).count();
-}
-
 // The errors over the pairs where both values are finite, and the non-finite pairs counted
 // (metrics::Accumulator): with --allow-nonfinite a NaN propagates through both.
 Json parity_json(std::span<const float> streamed, std::span<const float> full) {

@@ -1,3 +1,4 @@
+#include "rvt/core/text.hpp"
 #include "rvt/metrics/metrics.hpp"
 
 #include <algorithm>
@@ -49,12 +50,6 @@ Element worst_of(const Accumulator& a, std::span<const float> got, std::span<con
   if (a.has_nonfinite) return element_at(got, want, s, offset + a.first_nonfinite);
   if (a.count == 0) return Element{};
   return element_at(got, want, s, offset + a.worst_index);
-}
-
-std::string fmt_g(double v) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
 }
 
 }  // namespace
@@ -263,8 +258,8 @@ std::string element_text(const Element& e) {
   // A pair with a NaN or inf has no error to quote (abs_err holds inf so that it sorts first).
   const bool finite = std::isfinite(e.got) && std::isfinite(e.want);
   return "pos " + std::to_string(e.pos) + " head " + std::to_string(e.head) + " dim " + std::to_string(e.dim) +
-         ": got " + fmt_g(e.got) + " want " + fmt_g(e.want) +
-         (finite ? " (|err| " + fmt_g(e.abs_err) + ")" : std::string(" (non-finite)"));
+         ": got " + format_double("%.6g", e.got) + " want " + format_double("%.6g", e.want) +
+         (finite ? " (|err| " + format_double("%.6g", e.abs_err) + ")" : std::string(" (non-finite)"));
 }
 
 }  // namespace rvt::metrics

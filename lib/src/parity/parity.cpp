@@ -456,7 +456,7 @@ void validate(const Request& r) {
 
 SuiteResult run_suite(const std::string& name, const Request& request) {
   detail::Ctx ctx{request, name, attn::ExecOptions{request.threads, kernels::Isa::kAuto}};
-  const auto start = detail::Clock::now();
+  const auto start = Clock::now();
   SuiteResult r;
   if (name == "saturated") r = detail::suite_saturated(ctx);
   else if (name == "realistic") r = detail::suite_realistic(ctx);
@@ -468,14 +468,14 @@ SuiteResult run_suite(const std::string& name, const Request& request) {
   else if (name == "sweep") r = detail::suite_sweep(ctx);
   else throw_usage("unknown suite '" + name + "'");
   r.name = name;
-  r.wall_ms = detail::ms_since(start);
+  r.wall_ms = ms_since(start);
   return r;
 }
 
 Report run_parity(const Request& request) {
   validate(request);
   if (!request.plot_dir.empty()) ensure_plot_dir(request.plot_dir);
-  const auto start = detail::Clock::now();
+  const auto start = Clock::now();
   Report rep;
   rep.preset = request.preset;
   rep.user_gates = request.gates;
@@ -488,7 +488,7 @@ Report run_parity(const Request& request) {
     for (const std::string& p : rep.suites.back().plots) rep.plots.push_back(p);
     if (request.progress) request.progress(Progress{i, request.suites.size(), name, &rep.suites.back()});
   }
-  rep.wall_ms = detail::ms_since(start);
+  rep.wall_ms = ms_since(start);
   return rep;
 }
 
@@ -566,10 +566,6 @@ attn::SparseConfig pattern(const Ctx& ctx, std::size_t window, std::size_t block
   c.landmark_mode = r.landmark_mode.value_or(attn::LandmarkMode::kMean);
   c.validate();
   return c;
-}
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
 void write_plot(const Ctx& ctx, SuiteResult& suite, const std::string& file, const std::string& svg) {

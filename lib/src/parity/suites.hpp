@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "rvt/core/clock.hpp"
 #include "rvt/attention/attention.hpp"
 #include "rvt/parity/parity.hpp"
 
@@ -31,8 +32,6 @@ Inputs load_inputs(const Ctx& ctx, GenKind gen, std::size_t seq, std::size_t q_h
 // The user's pattern values with the suite's default window and block.
 attn::SparseConfig pattern(const Ctx& ctx, std::size_t window, std::size_t block);
 
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point start);
 
 // Writes an SVG under req.plot_dir (atomically) and records it in the suite.
 void write_plot(const Ctx& ctx, SuiteResult& suite, const std::string& file, const std::string& svg);
