@@ -10,6 +10,16 @@ std::string format_double(const char* printf_format, double value) {
   return buf;
 }
 
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  for (std::size_t at; (at = text.find(separator, start)) != std::string::npos; start = at + 1) {
+    items.push_back(text.substr(start, at - start));
+  }
+  items.push_back(text.substr(start));
+  return items;
+}
+
 std::string one_line(std::string_view text, bool ascii_only) {
   std::string out;
   out.reserve(text.size());

@@ -1,3 +1,4 @@
+#include "rvt/core/text.hpp"
 #include "rvt/jobs/inputs.hpp"
 
 #include <cmath>
@@ -118,17 +119,12 @@ Tensor load_frames(const FrameSpec& spec, std::size_t input_dim, unsigned thread
 std::vector<std::size_t> parse_index_list(const std::string& text, const std::string& what) {
   std::vector<std::size_t> out;
   if (text.empty()) return out;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : split(text, ',')) {
     if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos) {
       throw_usage(what + ": '" + text + "' is not a comma-separated list of non-negative integers");
     }
     if (item.size() > 18) throw_usage(what + ": '" + item + "' is too large (more than 18 digits)");
     out.push_back(static_cast<std::size_t>(std::stoull(item)));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return out;
 }

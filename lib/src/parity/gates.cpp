@@ -1,3 +1,4 @@
+#include "rvt/core/text.hpp"
 #include "rvt/parity/gates.hpp"
 
 #include <algorithm>
@@ -61,11 +62,8 @@ const char* gate_preset_name(GatePreset preset) { return preset == GatePreset::k
 
 std::vector<GateOverride> parse_gates(const std::string& text, const std::vector<std::string>& suites) {
   std::vector<GateOverride> out;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t comma = text.find(',', start);
-    const std::string item = trim(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    start = comma == std::string::npos ? text.size() + 1 : comma + 1;
+  for (const std::string& untrimmed : split(text, ',')) {
+    const std::string item = trim(untrimmed);
     const std::size_t eq = item.find('=');
     if (item.empty() || eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
       throw_usage("--gate: '" + item + "' is not metric=value (e.g. max_abs=1e-4,cosine=0.98)");

@@ -125,11 +125,7 @@ std::vector<std::string> parse_suites(const std::string& text) {
   const std::vector<std::string>& all = suite_names();
   if (text == "all") return all;
   std::set<std::string> chosen;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    start = comma == std::string::npos ? text.size() + 1 : comma + 1;
+  for (const std::string& item : split(text, ',')) {
     if (item == "all") {  // in a list too: "all,stream" is all of them
       chosen.insert(all.begin(), all.end());
       continue;
@@ -177,12 +173,7 @@ std::vector<SweepAxis> parse_sweep(const std::vector<std::string>& items) {
     for (const SweepAxis& b : axes) {
       if (b.key == a.key) throw_usage("--sweep: key '" + a.key + "' given twice");
     }
-    const std::string list = item.substr(eq + 1);
-    std::size_t start = 0;
-    while (start <= list.size()) {
-      const std::size_t comma = list.find(',', start);
-      const std::string v = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+    for (const std::string& v : split(item.substr(eq + 1), ',')) {
       bool ok = false;
       if (a.key == "window" || a.key == "block") {
         ok = !v.empty() && v.size() <= 9 && v.find_first_not_of("0123456789") == std::string::npos &&

@@ -3,11 +3,15 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rvt {
 
 // One number through a printf format ("%.3f", "%.6g", ...).
 std::string format_double(const char* printf_format, double value);
+
+// The items of a `separator`-separated list, empty ones kept ("a,,b": a, "", b; "": one "").
+std::vector<std::string> split(const std::string& text, char separator);
 
 // `text` with its control bytes written out ("\n", "\r", "\x1b"; tabs kept), so that a
 // message quoting a file name or an option value stays one line on a terminal. ascii_only:
