@@ -52,7 +52,8 @@ std::string summary_text(const char* what, const Json& j) {
                   " ns, " + format_double("%.0f", latency["tokens_per_s"].get<double>()) + " tokens/s, cache " +
                   std::to_string(j["cache"]["bytes"].get<std::size_t>()) + " bytes\n";
   if (const auto scalar = j["scalar_steps"].get<std::uint64_t>(); scalar_fallback(scalar > 0)) {
-    t += std::to_string(scalar) + " steps on the scalar reference kernels (q or the cache held a NaN or an inf)\n";
+    t += std::to_string(scalar) + (scalar == 1 ? " step" : " steps") +
+         " on the scalar reference kernels (q or the cache held a NaN or an inf)\n";
   }
   if (!parity.is_null()) {
     t += "parity vs forward: max abs err " + format_double("%.3g", parity["max_abs_err"].get<double>()) + ", mean " +
