@@ -14,7 +14,7 @@ namespace {
 
 struct InitOptions {
   std::string out;
-  std::string seed = "0xC5110007DEADBEEF";
+  std::string seed = fmt::format("0x{:X}", blob::kDefaultSeed);
   std::string dtype = "f32";
   blob::Shape shape;
   bool force = false;

@@ -32,20 +32,23 @@ Json header_json(const Header& h) {
   return j;
 }
 
-Json inspect_file(const std::string& path) {
+Blob read_blob_file(const std::string& path, std::uint64_t* xxh3_file) {
   std::vector<std::uint8_t> bytes = io::read_file(path);
-  const std::size_t file_bytes = bytes.size();
-  const std::uint64_t xxh3_file = xxh3_64(bytes);
-  Blob blob;
+  if (xxh3_file) *xxh3_file = xxh3_64(bytes);
   try {
-    blob = parse(std::move(bytes));  // the file's memory becomes the payload's
+    return parse(std::move(bytes));  // the file's memory becomes the payload's
   } catch (const BlobError& e) {
     throw BlobError(e.check(), path + ": " + e.what());
   }
+}
+
+Json inspect_file(const std::string& path) {
+  std::uint64_t xxh3_file = 0;
+  const Blob blob = read_blob_file(path, &xxh3_file);
   const Header& h = blob.header;
   Json j;
   j["path"] = path;
-  j["file_bytes"] = file_bytes;
+  j["file_bytes"] = std::uint64_t{kMinFileBytes} + h.weights_len;  // parse checked the length
   j["header"] = header_json(h);
   j["payload_bytes"] = blob.payload.size();
   j["element_count"] = blob.payload.size() / dtype_bytes(h.dtype());

@@ -9,6 +9,7 @@
 
 #include "rvt/bench/stats.hpp"
 #include "rvt/blob/blob.hpp"
+#include "rvt/blob/blob_report.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/stats.hpp"
@@ -203,11 +204,12 @@ JobResult run_attention_forward(const AttentionRequest& r) {
 }
 
 BlobHead load_blob_head(const std::string& path, const model::HeadConfig& config) {
-  std::vector<std::uint8_t> bytes = io::read_file(path);
+  std::uint64_t digest = 0;
+  const blob::Blob blob = blob::read_blob_file(path, &digest);
   BlobHead loaded;
-  loaded.report = Json{{"path", path}, {"xxh3_file", hex64(xxh3_64(bytes))}};
+  loaded.report = Json{{"path", path}, {"xxh3_file", hex64(digest)}};
   try {
-    loaded.head = model::TemporalHead::from_blob(blob::parse(std::move(bytes)), config);
+    loaded.head = model::TemporalHead::from_blob(blob, config);
   } catch (const blob::BlobError& e) {
     throw Error(ExitCode::kBadInput, path + ": " + e.what());
   }

@@ -152,7 +152,7 @@ WeightMap sparse_weights(const Tensor& q, const Tensor& k, std::size_t head, con
   map.rows = rows;
   map.w.assign(rows * rows, 0.0);
   if (rows == 0) return map;
-  const Tensor kp = prefix(k, rows);
+  const Tensor kp = k.first_rows(rows);
   const std::size_t kvh = head / (q.heads() / k.heads());
   const Means64 m = config.landmarks ? means64(kp, kp, config.block_size) : Means64{};
   const bool mass = config.landmark_mode == attn::LandmarkMode::kMass;
@@ -182,13 +182,6 @@ WeightMap sparse_weights(const Tensor& q, const Tensor& k, std::size_t head, con
     }
   }
   return map;
-}
-
-Tensor prefix(const Tensor& t, std::size_t n) {
-  n = std::min(n, t.seq());
-  Tensor out(n, t.heads(), t.dim());
-  std::copy_n(t.data(), out.size(), out.data());
-  return out;
 }
 
 Tensor repeat_heads(const Tensor& t, std::size_t group) {

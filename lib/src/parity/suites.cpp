@@ -11,6 +11,7 @@
 #include "rvt/core/text.hpp"
 #include "rvt/attention/pattern.hpp"
 #include "rvt/blob/blob.hpp"
+#include "rvt/blob/blob_report.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/half.hpp"
 #include "rvt/core/hash.hpp"
@@ -485,18 +486,14 @@ SuiteResult suite_reference(const Ctx& ctx) {
 SuiteResult suite_model(const Ctx& ctx) {
   SuiteResult s;
   const Request& r = ctx.req;
-  std::vector<std::uint8_t> bytes;
-  std::string blob_name;
-  if (r.blob_path.empty()) {
-    bytes = blob::init_random_blob(blob::Shape{}, blob::kDefaultSeed, blob::DType::kF32);
-    blob_name = "default random blob (init_random_blob, seed 0xc5110007deadbeef)";
-  } else {
-    bytes = io::read_file(r.blob_path);
-    blob_name = r.blob_path;
-  }
+  const std::string blob_name = r.blob_path.empty() ? "default random blob (init_random_blob, seed 0x" +
+                                                          hex64(blob::kDefaultSeed) + ")"
+                                                    : r.blob_path;
+  const blob::Blob b = r.blob_path.empty()
+                           ? blob::parse(blob::init_random_blob(blob::Shape{}, blob::kDefaultSeed, blob::DType::kF32))
+                           : blob::read_blob_file(r.blob_path);
   model::TemporalHead dense_head, sparse_head;
   try {
-    const blob::Blob b = blob::parse(bytes);
     model::HeadConfig hc;
     hc.window = r.window.value_or(32);
     hc.block_size = r.block.value_or(16);

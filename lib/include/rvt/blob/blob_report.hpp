@@ -12,6 +12,11 @@
 
 namespace rvt::blob {
 
+// Reads and parses a blob file (held once: parse of the moved file buffer). Throws
+// rvt::Error(kIo) for a file that cannot be read, BlobError naming the file for a failed
+// check. xxh3_file, if given, receives the XXH3-64 of the whole file.
+Blob read_blob_file(const std::string& path, std::uint64_t* xxh3_file = nullptr);
+
 // Full description of a readable, container-valid blob: header, sizes, stored vs
 // computed CRC, digests, and per-tensor statistics. Throws rvt::Error for a file
 // that cannot be read (kIo) or fails a container check (BlobError, kBadInput).

@@ -34,8 +34,6 @@ WeightMap dense_weights(const Tensor& q, const Tensor& k, std::size_t head, bool
 WeightMap sparse_weights(const Tensor& q, const Tensor& k, std::size_t head, const attn::SparseConfig& config,
                          std::size_t rows);
 
-// The first n positions of a tensor.
-Tensor prefix(const Tensor& t, std::size_t n);
 // K/V with each kv head repeated `group` times: the MHA equivalent of a GQA call.
 Tensor repeat_heads(const Tensor& t, std::size_t group);
 // Heads [h, h+1) of t as a one-head tensor.
