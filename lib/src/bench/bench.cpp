@@ -378,6 +378,7 @@ FmaPeak measure_fma_peak(kernels::Isa resolved, double seconds) {
   constexpr int kPieces = 4;
   const double piece_ms = std::max(1.0, seconds * 1000.0 / kPieces);
   p.iterations = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(static_cast<double>(iters) * piece_ms / ms));
+  p.pieces = kPieces;
   p.gflops = best_piece_gflops(*table, p.iterations, kPieces);
   p.seconds = ms_between(probe_start, Clock::now()) / 1000.0;
   p.valid = p.gflops > 0.0;
@@ -446,11 +447,11 @@ Json fma_peak_json(kernels::Isa isa, unsigned threads, double seconds) {
   pj["threads"] = threads;
   pj["reference_gflops"] = nullable(peak.gflops * threads, peak.valid);  // what pct_of_peak divides by
   pj["iterations_per_piece"] = peak.iterations;
-  pj["pieces"] = 4;
+  pj["pieces"] = peak.pieces;
   pj["seconds"] = peak.seconds;
   pj["note"] = peak.valid ? Json(nullptr) : Json(peak.note);
   Json per_cpu = Json::array();
-  for (const CpuPeak& cp : measure_fma_per_cpu(isa, peak.valid ? peak.iterations : 0)) {
+  for (const CpuPeak& cp : measure_fma_per_cpu(isa, peak.valid ? peak.iterations : 0, peak.pieces)) {
     per_cpu.push_back(Json{{"cpu", cp.cpu}, {"gflops", cp.gflops}});
   }
   pj["per_cpu_all_busy"] = per_cpu;

@@ -79,6 +79,7 @@ struct FmaPeak {
   kernels::Isa isa = kernels::Isa::kScalar;
   double gflops = 0.0;  // one core
   std::uint64_t iterations = 0;  // per timed piece
+  int pieces = 0;                // timed pieces, the best counts
   double seconds = 0.0;          // total probe time
   std::string note;              // why it is not valid
 };
