@@ -106,10 +106,7 @@ jobs::InputSpec input_spec(const AttentionOptions& o) {
     if (o.q.empty() || o.k.empty() || o.v.empty()) throw_usage("--q, --k and --v must be given together");
   } else {
     if (s.q_heads == 0 || s.kv_heads == 0 || s.dim == 0) throw_usage("--q-heads, --kv-heads and --dim must be > 0");
-    if (s.q_heads % s.kv_heads != 0) {
-      throw_usage("--q-heads " + std::to_string(s.q_heads) + " is not divisible by --kv-heads " +
-                  std::to_string(s.kv_heads) + " (GQA)");
-    }
+    attn::check_gqa_options(s.q_heads, s.kv_heads);
   }
   return s;
 }

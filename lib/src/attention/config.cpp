@@ -28,7 +28,14 @@ void SparseConfig::validate() const {
   if (block_size == 0) throw_usage("--block: the block size must be > 0");
 }
 
-float AttentionShape::scale() const { return 1.0f / std::sqrt(static_cast<float>(dim)); }
+float softmax_scale(std::size_t dim) { return 1.0f / std::sqrt(static_cast<float>(dim)); }
+
+void check_gqa_options(std::size_t q_heads, std::size_t kv_heads) {
+  if (q_heads % kv_heads != 0) {
+    throw_usage("--q-heads " + std::to_string(q_heads) + " is not divisible by --kv-heads " + std::to_string(kv_heads) +
+                " (GQA)");
+  }
+}
 
 AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
   if (k.shape() != v.shape()) {

@@ -333,10 +333,7 @@ void BenchConfig::validate() const {
   if (decode_steps == 0) throw_usage("--decode-steps must be > 0");
   if (dense_decode_steps == 0) throw_usage("--dense-decode-steps must be > 0");
   if (q_heads == 0 || kv_heads == 0 || dim == 0) throw_usage("--q-heads, --kv-heads and --dim must be > 0");
-  if (q_heads % kv_heads != 0) {
-    throw_usage("--q-heads " + std::to_string(q_heads) + " is not divisible by --kv-heads " +
-                std::to_string(kv_heads) + " (GQA)");
-  }
+  attn::check_gqa_options(q_heads, kv_heads);
   sparse.validate();
 }
 

@@ -439,10 +439,7 @@ void validate(const Request& r) {
        {std::pair{"--q-heads", r.q_heads}, {"--kv-heads", r.kv_heads}, {"--dim", r.dim}, {"--block", r.block}}) {
     if (value && *value == 0) throw_usage(std::string(name) + " must be > 0");
   }
-  if (r.q_heads && r.kv_heads && *r.q_heads % *r.kv_heads != 0) {
-    throw_usage("--q-heads " + std::to_string(*r.q_heads) + " is not divisible by --kv-heads " +
-                std::to_string(*r.kv_heads) + " (GQA)");
-  }
+  if (r.q_heads && r.kv_heads) attn::check_gqa_options(*r.q_heads, *r.kv_heads);
 }
 
 SuiteResult run_suite(const std::string& name, const Request& request) {
@@ -532,10 +529,7 @@ Inputs load_inputs(const Ctx& ctx, GenKind gen, std::size_t seq, std::size_t q_h
   spec.dim = r.dim.value_or(dim);
   if (!spec.from_files()) {
     // validate() refused a zero size given; here one head count given against the suite's other.
-    if (spec.q_heads % spec.kv_heads != 0) {
-      throw_usage("--q-heads " + std::to_string(spec.q_heads) + " is not divisible by --kv-heads " +
-                  std::to_string(spec.kv_heads) + " (GQA)");
-    }
+    attn::check_gqa_options(spec.q_heads, spec.kv_heads);
   }
   Inputs in;
   in.x = jobs::load_inputs(spec, r.threads);

@@ -75,7 +75,7 @@ SparseDecoder::SparseDecoder(std::size_t q_heads, KvCache cache, const attn::Spa
       config_(config),
       evict_(evict),
       pattern_(cache_.capacity(), config),
-      scale_(1.0f / std::sqrt(static_cast<float>(cache_.dim()))),
+      scale_(attn::softmax_scale(cache_.dim())),
       table_(kernels::kernel_table(kernels::resolve_isa(isa))) {
   if (cache_.block_size() != config.block_size) {
     throw_usage("kv cache block size " + std::to_string(cache_.block_size()) +
@@ -156,7 +156,7 @@ Tensor SparseDecoder::step(const Tensor& q, const Tensor& k, const Tensor& v) {
 DenseDecoder::DenseDecoder(std::size_t q_heads, KvCache cache, kernels::Isa isa)
     : q_heads_(q_heads),
       cache_(std::move(cache)),
-      scale_(1.0f / std::sqrt(static_cast<float>(cache_.dim()))),
+      scale_(attn::softmax_scale(cache_.dim())),
       table_(kernels::kernel_table(kernels::resolve_isa(isa))) {
   if (q_heads == 0 || q_heads % cache_.kv_heads() != 0) {
     throw_usage("q_heads " + std::to_string(q_heads) + " is not a positive multiple of kv_heads " +

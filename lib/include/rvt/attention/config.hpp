@@ -39,10 +39,18 @@ struct SparseConfig {
 };
 
 // The checked shape of one attention call.
+// The score scale 1 / sqrt(dim), in f32 as the reference computes it: the forward kernels and
+// the decoders take it from here, so that streaming reproduces forward() bit for bit.
+float softmax_scale(std::size_t dim);
+
+// The GQA rule for sizes given as options: q_heads a multiple of kv_heads (both > 0 already);
+// a usage error naming the two options otherwise.
+void check_gqa_options(std::size_t q_heads, std::size_t kv_heads);
+
 struct AttentionShape {
   std::size_t seq = 0, q_heads = 0, kv_heads = 0, dim = 0;
   std::size_t group() const { return q_heads / kv_heads; }
-  float scale() const;  // 1 / sqrt(dim), in f32 as the reference computes it
+  float scale() const { return softmax_scale(dim); }
 };
 
 // Checks Q/K/V agree (same seq, same dim, K and V the same shape, heads > 0,
