@@ -643,10 +643,16 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
     sparse_tiled(*table, q, k, v, config, s, threads, split_heads, out);
     return out;
   }
-  // The scalar reference, row by row: --isa scalar, or inputs with a NaN or an inf.
+  return sparse_reference(q, k, v, config, exec.threads);  // --isa scalar, or inputs with a NaN or an inf
+}
+
+Tensor sparse_reference(const Tensor& q, const Tensor& k, const Tensor& v, const SparseConfig& config,
+                        unsigned threads, bool prefix_rows) {
+  config.validate();
+  const AttentionShape s = check_qkv(q, k, v);
   Tensor out(s.seq, s.q_heads, s.dim);
   if (s.seq == 0) return out;
-  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, exec.threads) : BlockMeans{};
+  const BlockMeans means = config.landmarks ? block_means(k, v, config.block_size, threads) : BlockMeans{};
   const float scale = s.scale();
   const std::size_t kv_stride = s.kv_heads * s.dim;
   // Per-worker pattern builders (O(N) stamps each) and score scratch, made on first use.
@@ -654,8 +660,8 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
     PatternBuilder pattern;
     std::vector<float> scratch;
   };
-  std::vector<std::unique_ptr<WorkerState>> workers(std::max(1u, exec.threads));
-  parallel_for(s.seq, exec.threads, [&](std::size_t begin, std::size_t end, unsigned w) {
+  std::vector<std::unique_ptr<WorkerState>> workers(std::max(1u, threads));
+  parallel_for(s.seq, threads, [&](std::size_t begin, std::size_t end, unsigned w) {
     if (!workers[w]) {
       PatternBuilder pattern(s.seq, config);
       const std::size_t scratch = pattern.max_row_candidates();
@@ -663,7 +669,8 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
     }
     WorkerState& ws = *workers[w];
     for (std::size_t i = begin; i < end; ++i) {
-      ws.pattern.build(i);
+      if (prefix_rows) ws.pattern.build(i, i + 1);  // row i of the sequence cut after i
+      else ws.pattern.build(i);
       for (std::size_t h = 0; h < s.q_heads; ++h) {
         const std::size_t kvh = h / s.group();
         const kernels::RowSource src{k.row(0, kvh), v.row(0, kvh), kv_stride};

@@ -87,30 +87,7 @@ std::string dense_stream_what(bool checked, bool over_prefixes) {
 // the complete blocks before its own, whose means are those of the whole sequence. Rows are
 // independent: `threads` workers share them, each with its own pattern builder.
 Tensor prefix_last_rows(const Qkv& x, const attn::SparseConfig& c, unsigned threads) {
-  const attn::AttentionShape s = attn::check_qkv(x.q, x.k, x.v);
-  Tensor out(s.seq, s.q_heads, s.dim);
-  if (s.seq == 0) return out;
-  const attn::BlockMeans means = c.landmarks ? attn::block_means(x.k, x.v, c.block_size) : attn::BlockMeans{};
-  const std::size_t kv_stride = s.kv_heads * s.dim;
-  parallel_for(s.seq, threads, [&](std::size_t begin, std::size_t end, unsigned) {
-    attn::PatternBuilder pattern(s.seq, c);
-    std::vector<float> scratch(pattern.max_row_candidates());
-    for (std::size_t t = begin; t < end; ++t) {
-      pattern.build(t, t + 1);
-      for (std::size_t h = 0; h < s.q_heads; ++h) {
-        const std::size_t kvh = h / s.group();
-        kernels::LandmarkSource lm;
-        if (c.landmarks) {
-          lm.rows = {means.k_row(0, kvh), means.v_row(0, kvh), kv_stride};
-          lm.counts = means.counts.data();
-          lm.mass_bias = c.landmark_mode == attn::LandmarkMode::kMass;
-        }
-        kernels::sparse_row_ref(x.q.row(t, h), s.dim, s.scale(), kernels::RowSource{x.k.row(0, kvh), x.v.row(0, kvh), kv_stride},
-                                pattern.tokens(), lm, pattern.blocks(), scratch.data(), out.row(t, h));
-      }
-    }
-  });
-  return out;
+  return attn::sparse_reference(x.q, x.k, x.v, c, threads, /*prefix_rows=*/true);
 }
 
 }  // namespace

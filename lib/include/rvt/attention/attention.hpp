@@ -55,4 +55,11 @@ Tensor dense_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
 Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const SparseConfig& config,
                         const ExecOptions& exec = {});
 
+// The scalar reference sparse kernel, row by row over `threads` workers (what sparse_attention
+// runs on --isa scalar or non-finite inputs). prefix_rows: row t is instead the last row of the
+// attention over the prefix [0, t] (N = t + 1), which is what a stream's step t computes; for a
+// causal config that is the same row.
+Tensor sparse_reference(const Tensor& q, const Tensor& k, const Tensor& v, const SparseConfig& config,
+                        unsigned threads = 1, bool prefix_rows = false);
+
 }  // namespace rvt::attn
