@@ -7,7 +7,6 @@
 #include "rvt/blob/blob.hpp"
 #include "rvt/blob/blob_report.hpp"
 #include "rvt/core/hash.hpp"
-#include "rvt/io/file.hpp"
 
 namespace rvt::cli {
 namespace {
@@ -24,28 +23,16 @@ Outcome run_init(const InitOptions& o) {
   const std::uint64_t seed = parse_u64(o.seed, "--seed");
   if (seed == 0) spdlog::warn("--seed 0: the xorshift stream stays 0, so every weight is -0.1 (as in the reference)");
   const blob::DType dtype = blob::parse_dtype(o.dtype);
-  std::vector<std::uint8_t> bytes;
+  Outcome out;
   try {
-    bytes = blob::init_random_blob(o.shape, seed, dtype);
+    out.result = blob::init_file(o.out, o.shape, seed, dtype, o.force);
   } catch (const Error& e) {
     // The shape came from options: a shape check or a payload too large for the u32
-    // weights_len field is a bad option value.
+    // weights_len field is a bad option value (the file's own errors are io, exit 4).
     if (e.code() != ExitCode::kBadInput) throw;
     throw_usage(std::string("blob shape: ") + e.what());
   }
-  io::write_file_atomic(o.out, bytes, o.force);
-
-  const blob::Container parsed = blob::check_container(bytes);
-  Outcome out;
-  out.result["path"] = o.out;
-  out.result["seed"] = hex64(seed);
-  out.result["file_bytes"] = bytes.size();
-  out.result["header"] = blob::header_json(parsed.header);
-  out.result["crc"] = hex32(parsed.stored_crc);
-  out.result["xxh3_file"] = hex64(xxh3_64(bytes));
-  out.text = "wrote " + o.out + " (" + std::to_string(bytes.size()) + " bytes, " +
-             blob::dtype_name(dtype) + ", crc " + hex32(parsed.stored_crc) + ", xxh3 " +
-             hex64(xxh3_64(bytes)) + ")\n";
+  out.text = blob::init_text(out.result);
   return out;
 }
 

@@ -32,6 +32,26 @@ Json header_json(const Header& h) {
   return j;
 }
 
+Json init_file(const std::string& path, const Shape& shape, std::uint64_t seed, DType dtype, bool overwrite) {
+  const std::vector<std::uint8_t> bytes = init_random_blob(shape, seed, dtype);
+  io::write_file_atomic(path, bytes, overwrite);
+  const Container written = check_container(bytes);
+  Json j;
+  j["path"] = path;
+  j["seed"] = hex64(seed);
+  j["file_bytes"] = bytes.size();
+  j["header"] = header_json(written.header);
+  j["crc"] = hex32(written.stored_crc);
+  j["xxh3_file"] = hex64(xxh3_64(bytes));
+  return j;
+}
+
+std::string init_text(const Json& j) {
+  return "wrote " + j["path"].get<std::string>() + " (" + std::to_string(j["file_bytes"].get<std::uint64_t>()) +
+         " bytes, " + j["header"]["dtype"].get<std::string>() + ", crc " + j["crc"].get<std::string>() + ", xxh3 " +
+         j["xxh3_file"].get<std::string>() + ")\n";
+}
+
 Blob read_blob_file(const std::string& path, std::uint64_t* xxh3_file) {
   std::vector<std::uint8_t> bytes = io::read_file(path);
   if (xxh3_file) *xxh3_file = xxh3_64(bytes);

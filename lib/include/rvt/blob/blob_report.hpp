@@ -12,6 +12,13 @@
 
 namespace rvt::blob {
 
+// `blob init`: writes init_random_blob's file to `path` (atomically; refused where the file
+// exists and !overwrite) and describes it: path, seed, file_bytes, header, crc, xxh3_file.
+// A shape that fails a check, or whose payload the u32 weights_len cannot hold, is a
+// BlobError or rvt::Error(kBadInput) before anything is written.
+report::Json init_file(const std::string& path, const Shape& shape, std::uint64_t seed, DType dtype, bool overwrite);
+std::string init_text(const report::Json& written);
+
 // Reads and parses a blob file (held once: parse of the moved file buffer). Throws
 // rvt::Error(kIo) for a file that cannot be read, BlobError naming the file for a failed
 // check. xxh3_file, if given, receives the XXH3-64 of the whole file.
