@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "cli.hpp"
-#include "presets.hpp"
+#include "attention_options.hpp"
 #include "rvt/bench/bench.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/parallel.hpp"

@@ -4,7 +4,7 @@
 #include "rvt/core/hash.hpp"
 #include "rvt/core/parallel.hpp"
 #include "rvt/jobs/forward.hpp"
-#include "presets.hpp"
+#include "attention_options.hpp"
 
 namespace rvt::cli {
 namespace {
@@ -15,10 +15,7 @@ struct ForwardOptions {
   std::string out;
   unsigned threads = 0;
   std::string pattern_rows;
-  // model mode
-  std::string blob;
-  std::string frames;
-  std::size_t gen_frames = 0;
+  ModelOptions model;
   std::string pool = "mean";
 };
 
@@ -28,12 +25,11 @@ Outcome run_forward(const ForwardOptions& o) {
   const unsigned threads = o.threads ? o.threads : default_threads();
   const attn::Backend backend = attn::parse_backend(o.backend);
   jobs::JobResult r;
-  if (!o.blob.empty()) {
+  if (!o.model.blob.empty()) {
     warn_unused(unused_by_model(o.attention, {"--pattern-row"}), "forward");
     jobs::ModelRequest req;
-    req.blob_path = o.blob;
-    req.frames = jobs::FrameSpec{o.frames, o.gen_frames, parse_gen_kind(o.attention.gen),
-                                 parse_u64(o.attention.seed, "--seed"), o.attention.allow_nonfinite};
+    req.blob_path = o.model.blob;
+    req.frames = frame_spec(o.model, o.attention);
     req.head = model_head_config(o.attention, backend);
     req.pool = model::parse_pool(o.pool);
     req.out_path = o.out;
@@ -41,7 +37,7 @@ Outcome run_forward(const ForwardOptions& o) {
     req.notice = warn_notice("forward");
     r = jobs::run_model_forward(req);
   } else {
-    if (!o.frames.empty() || given(*o.attention.cmd, "--gen-frames")) throw_usage("--frames/--gen-frames need --blob");
+    refuse_frames_without_blob(o.model, o.attention);
     warn_unused(unused_options(*o.attention.cmd, {"--pool"}, "without --blob (it pools the temporal head's output)"),
                 "forward");
     jobs::AttentionRequest req;
@@ -68,9 +64,7 @@ void register_forward(CLI::App& root, Context& ctx) {
   cmd->add_option("--out,-o", o->out, "Write the output (attention [seq][heads][dim] or logits) as .npy");
   cmd->add_option("--threads", o->threads, "Worker threads (default, or 0: all cores)")->check(threads_check());
   cmd->add_option("--pattern-row", o->pattern_rows, "Report the candidate list of these rows, e.g. 0,100");
-  cmd->add_option("--blob", o->blob, "Run the temporal head from this RVNE blob");
-  cmd->add_option("--frames", o->frames, "Model input frames, a 2-d [T][input_dim] .npy");
-  cmd->add_option("--gen-frames", o->gen_frames, "Generate T model input frames (with --gen, --seed)")->check(count_check());
+  add_model_options(cmd, o->model, "Run the temporal head from this RVNE blob");
   cmd->add_option("--pool", o->pool, "mean | last: how the head pools over time")->capture_default_str();
   bind(cmd, ctx, "forward", [o] { return run_forward(*o); });
 }

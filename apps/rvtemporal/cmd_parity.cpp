@@ -9,7 +9,7 @@
 #include <functional>
 
 #include "cli.hpp"
-#include "presets.hpp"
+#include "attention_options.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/parallel.hpp"
 #include "rvt/jobs/presets.hpp"

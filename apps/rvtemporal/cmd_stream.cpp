@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "presets.hpp"
+#include "attention_options.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/parallel.hpp"
 #include "rvt/jobs/stream.hpp"
@@ -19,8 +19,7 @@ struct StreamCliOptions {
   std::string evict = "none";
   std::string out;
   bool no_parity = false;
-  std::string blob, frames;
-  std::size_t gen_frames = 0;
+  ModelOptions model;
   bool dense_baseline = false;
   unsigned threads = 0;
 };
@@ -43,22 +42,21 @@ Outcome run_stream_job(const StreamCliOptions& o, bool jsonl) {
   }
   const attn::Backend backend = attn::parse_backend(o.backend);
   jobs::JobResult r;
-  if (o.dense_baseline && (o.blob.empty() || backend != attn::Backend::kDense)) {
+  if (o.dense_baseline && (o.model.blob.empty() || backend != attn::Backend::kDense)) {
     throw_usage("--dense-baseline is for --blob with --backend dense (in attention mode --backend dense is the dense decode)");
   }
-  if (!o.blob.empty()) {
+  if (!o.model.blob.empty()) {
     warn_unused(unused_by_model(o.attention), "stream");
     jobs::ModelStreamRequest req;
-    req.blob_path = o.blob;
-    req.frames = jobs::FrameSpec{o.frames, o.gen_frames, parse_gen_kind(o.attention.gen),
-                                 parse_u64(o.attention.seed, "--seed"), o.attention.allow_nonfinite};
+    req.blob_path = o.model.blob;
+    req.frames = frame_spec(o.model, o.attention);
     req.head = model_head_config(o.attention, backend);
     req.dense_baseline = o.dense_baseline;
     req.stream = s;
     req.notice = warn_notice("stream");
     r = jobs::run_model_stream(req);
   } else {
-    if (!o.frames.empty() || given(*o.attention.cmd, "--gen-frames")) throw_usage("--frames/--gen-frames need --blob");
+    refuse_frames_without_blob(o.model, o.attention);
     jobs::AttentionStreamRequest req;
     req.input = input_spec(o.attention);
     warn_unused(unused_with_files(o.attention), "stream");
@@ -84,9 +82,7 @@ void register_stream(CLI::App& root, Context& ctx) {
   cmd->add_option("--out,-o", o->out, "Write the streamed rows (or per-frame logits) as .npy");
   cmd->add_flag("--jsonl", ctx.jsonl, "One JSON record per step on stdout, then the report as one line");
   cmd->add_flag("--no-parity", o->no_parity, "Skip the comparison with the full forward pass");
-  cmd->add_option("--blob", o->blob, "Stream the temporal head from this RVNE blob");
-  cmd->add_option("--frames", o->frames, "Model input frames, a 2-d [T][input_dim] .npy");
-  cmd->add_option("--gen-frames", o->gen_frames, "Generate T model input frames (with --gen, --seed)")->check(count_check());
+  add_model_options(cmd, o->model, "Stream the temporal head from this RVNE blob");
   cmd->add_flag("--dense-baseline", o->dense_baseline, "Let a dense head stream with the O(T) dense decode");
   cmd->add_option("--threads", o->threads,
                   "Worker threads for generating the inputs and the forward pass parity compares with (default, "

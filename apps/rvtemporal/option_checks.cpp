@@ -1,5 +1,5 @@
 // The count options' validators (cli.hpp). Apart from main.cpp so that the fuzz target
-// fuzz_cli_numbers, which compiles presets.cpp, can link them without the app's main.
+// fuzz_cli_numbers, which compiles attention_options.cpp, can link them without the app's main.
 #include <cstdint>
 #include <string>
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "fuzz_common.hpp"
-#include "presets.hpp"
+#include "attention_options.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/jobs/inputs.hpp"
 

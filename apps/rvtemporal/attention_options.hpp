@@ -55,4 +55,15 @@ attn::SparseConfig sparse_config(const AttentionOptions& o);
 // The model's head: aether window/block unless given (heads come from the blob).
 model::HeadConfig model_head_config(const AttentionOptions& o, attn::Backend backend);
 
+// The temporal head's inputs (forward and stream): the blob, and its frames from a file or
+// generated (with the attention options' --gen and --seed).
+struct ModelOptions {
+  std::string blob, frames;
+  std::size_t gen_frames = 0;
+};
+void add_model_options(CLI::App* cmd, ModelOptions& o, const std::string& blob_help);
+jobs::FrameSpec frame_spec(const ModelOptions& m, const AttentionOptions& o);
+// Attention mode (no --blob): frames are a usage error.
+void refuse_frames_without_blob(const ModelOptions& m, const AttentionOptions& o);
+
 }  // namespace rvt::cli

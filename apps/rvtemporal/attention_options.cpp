@@ -1,4 +1,4 @@
-#include "presets.hpp"
+#include "attention_options.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -120,6 +120,20 @@ attn::SparseConfig sparse_config(const AttentionOptions& o) {
   apply_pattern_options(o, c);
   c.validate();
   return c;
+}
+
+void add_model_options(CLI::App* cmd, ModelOptions& o, const std::string& blob_help) {
+  cmd->add_option("--blob", o.blob, blob_help);
+  cmd->add_option("--frames", o.frames, "Model input frames, a 2-d [T][input_dim] .npy");
+  cmd->add_option("--gen-frames", o.gen_frames, "Generate T model input frames (with --gen, --seed)")->check(count_check());
+}
+
+jobs::FrameSpec frame_spec(const ModelOptions& m, const AttentionOptions& o) {
+  return jobs::FrameSpec{m.frames, m.gen_frames, parse_gen_kind(o.gen), parse_u64(o.seed, "--seed"), o.allow_nonfinite};
+}
+
+void refuse_frames_without_blob(const ModelOptions& m, const AttentionOptions& o) {
+  if (!m.frames.empty() || given(*o.cmd, "--gen-frames")) throw_usage("--frames/--gen-frames need --blob");
 }
 
 model::HeadConfig model_head_config(const AttentionOptions& o, attn::Backend backend) {
