@@ -134,9 +134,9 @@ void register_parity(CLI::App& root, Context& ctx) {
     CLI::Option* opt = cmd->get_option(name);
     opt->description(opt->get_description() + own)->default_str("");
   }
-  cmd->add_option("--suite", o->suite,
-                  "all | saturated | realistic | stream | gqa | reference | model | landmarks | sweep "
-                  "(or a comma-separated list)")
+  std::string suites = "all";
+  for (const std::string& name : parity::suite_names()) suites += " | " + name;
+  cmd->add_option("--suite", o->suite, suites + " (or a comma-separated list)")
       ->capture_default_str();
   cmd->add_option("--gate", o->gates, "Gates, e.g. max_abs=1e-4,cosine=0.98 or stream.max_abs=1e-6 (metric=off drops one)")
       ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

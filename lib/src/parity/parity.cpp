@@ -31,9 +31,30 @@ std::string short_num(double v) {
 
 const std::vector<std::string> kErrorMetrics{"max_abs", "mean_abs", "rmse", "rel_l1", "nmse", "cosine", "nonfinite"};
 
-std::vector<std::string> with(std::vector<std::string> base, std::initializer_list<const char*> more) {
-  for (const char* m : more) base.emplace_back(m);
-  return base;
+// Every suite: its name, what runs it, the metrics it reports beyond kErrorMetrics, and
+// whether it reads --q/--k/--v. The one list the names, metrics and dispatch come from.
+struct SuiteDef {
+  const char* name;
+  SuiteResult (*run)(const detail::Ctx&);
+  const char* extra_metrics[2];  // null where fewer
+  bool reads_inputs;
+};
+constexpr SuiteDef kSuites[] = {
+    {"saturated", detail::suite_saturated, {}, true},
+    {"realistic", detail::suite_realistic, {"sparsity"}, true},
+    {"stream", detail::suite_stream, {}, true},
+    {"gqa", detail::suite_gqa, {"mapping_errors"}, false},
+    {"reference", detail::suite_reference, {}, true},
+    {"model", detail::suite_model, {"top1", "spearman"}, false},
+    {"landmarks", detail::suite_landmarks, {"sparsity"}, true},
+    {"sweep", detail::suite_sweep, {"sparsity"}, true},
+};
+
+const SuiteDef* find_suite(const std::string& name) {
+  for (const SuiteDef& s : kSuites) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
 }
 
 std::vector<std::string> split_items(const std::vector<std::string>& items) {
@@ -116,8 +137,11 @@ void ensure_plot_dir(const std::string& dir) {
 // Names and parsing
 
 const std::vector<std::string>& suite_names() {
-  static const std::vector<std::string> names{"saturated", "realistic", "stream", "gqa",
-                                              "reference", "model",     "landmarks", "sweep"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> all;
+    for (const SuiteDef& s : kSuites) all.emplace_back(s.name);
+    return all;
+  }();
   return names;
 }
 
@@ -145,16 +169,18 @@ std::vector<std::string> parse_suites(const std::string& text) {
 }
 
 std::vector<std::string> suite_metrics(const std::string& suite) {
-  if (suite == "realistic" || suite == "landmarks" || suite == "sweep") return with(kErrorMetrics, {"sparsity"});
-  if (suite == "gqa") return with(kErrorMetrics, {"mapping_errors"});
-  if (suite == "model") return with(kErrorMetrics, {"top1", "spearman"});
-  if (suite == "saturated" || suite == "stream" || suite == "reference") return kErrorMetrics;
-  return {};
+  const SuiteDef* def = find_suite(suite);
+  if (!def) return {};
+  std::vector<std::string> metrics = kErrorMetrics;
+  for (const char* extra : def->extra_metrics) {
+    if (extra) metrics.emplace_back(extra);
+  }
+  return metrics;
 }
 
 bool suite_reads_inputs(const std::string& suite) {
-  return suite == "saturated" || suite == "realistic" || suite == "stream" || suite == "reference" ||
-         suite == "landmarks" || suite == "sweep";
+  const SuiteDef* def = find_suite(suite);
+  return def && def->reads_inputs;
 }
 
 std::vector<SweepAxis> parse_sweep(const std::vector<std::string>& items) {
@@ -318,10 +344,7 @@ std::string Report::markdown() const {
       if (!c.gating) continue;  // the sweep's rows are in the sweep table
       std::string other;
       for (const auto& [name, value] : c.metrics) {
-        if (name == "max_abs" || name == "rel_l1" || name == "cosine" || name == "mean_abs" || name == "rmse" ||
-            name == "nmse" || name == "nonfinite") {
-          continue;
-        }
+        if (std::find(kErrorMetrics.begin(), kErrorMetrics.end(), name) != kErrorMetrics.end()) continue;
         other += (other.empty() ? "" : ", ") + name + " " + short_num(value);
       }
       auto m = [&](const char* name) { return c.get(name) ? short_num(*c.get(name)) : std::string("-"); };
@@ -446,15 +469,9 @@ SuiteResult run_suite(const std::string& name, const Request& request) {
   detail::Ctx ctx{request, name, attn::ExecOptions{request.threads, kernels::Isa::kAuto}};
   const auto start = Clock::now();
   SuiteResult r;
-  if (name == "saturated") r = detail::suite_saturated(ctx);
-  else if (name == "realistic") r = detail::suite_realistic(ctx);
-  else if (name == "stream") r = detail::suite_stream(ctx);
-  else if (name == "gqa") r = detail::suite_gqa(ctx);
-  else if (name == "reference") r = detail::suite_reference(ctx);
-  else if (name == "model") r = detail::suite_model(ctx);
-  else if (name == "landmarks") r = detail::suite_landmarks(ctx);
-  else if (name == "sweep") r = detail::suite_sweep(ctx);
-  else throw_usage("unknown suite '" + name + "'");
+  const SuiteDef* def = find_suite(name);
+  if (!def) throw_usage("unknown suite '" + name + "'");
+  r = def->run(ctx);
   r.name = name;
   r.wall_ms = ms_since(start);
   return r;
