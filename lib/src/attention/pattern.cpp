@@ -57,13 +57,11 @@ void PatternBuilder::build(std::size_t i, std::size_t n) {
     stamp_ = 1;
   }
   current_n_ = n;
-  const std::size_t w = config_.window;
   const bool causal = config_.causal;
 
   // 1. Local window.
-  const std::size_t lo = i >= w ? i - w : 0;
-  const std::size_t hi = causal ? i : std::min(i + w, n - 1);
-  for (std::size_t j = lo; j <= hi; ++j) add_token(j);
+  const SparseConfig::KeyRange window = config_.window_keys(i, n);
+  for (std::size_t j = window.first; j <= window.last; ++j) add_token(j);
 
   // 2. Global tokens in configured order; out-of-range ones are ignored.
   for (std::size_t g : config_.globals) {

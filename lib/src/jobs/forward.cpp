@@ -34,17 +34,24 @@ Json sparse_config_json(const attn::SparseConfig& c) {
   return j;
 }
 
-Json pattern_row_json(std::size_t seq, const attn::SparseConfig& c, std::size_t row) {
+namespace {
+
+void check_pattern_row(std::size_t seq, std::size_t row) {
   if (row >= seq) {
     throw_usage("--pattern-row " + std::to_string(row) + " is out of range for seq " + std::to_string(seq));
   }
+}
+
+}  // namespace
+
+Json pattern_row_json(std::size_t seq, const attn::SparseConfig& c, std::size_t row) {
+  check_pattern_row(seq, row);
   attn::PatternBuilder p(seq, c);
   p.build(row);
-  const std::size_t lo = row >= c.window ? row - c.window : 0;
-  const std::size_t hi = c.causal ? row : std::min(row + c.window, seq - 1);
+  const attn::SparseConfig::KeyRange window = c.window_keys(row, seq);
   Json tokens = Json::array();
   for (std::uint32_t j : p.tokens()) {
-    const char* kind = (j >= lo && j <= hi) ? "window"
+    const char* kind = (j >= window.first && j <= window.last) ? "window"
                        : std::find(c.globals.begin(), c.globals.end(), j) != c.globals.end() ? "global"
                                                                                              : "stride";
     tokens.push_back(Json{{"pos", j}, {"kind", kind}});
@@ -151,11 +158,7 @@ JobResult run_attention_forward(const AttentionRequest& r) {
   r.sparse.validate();
   const Qkv x = load_inputs(r.input, r.threads);
   const attn::AttentionShape shape = attn::check_qkv(x.q, x.k, x.v);
-  for (std::size_t row : r.pattern_rows) {
-    if (row >= shape.seq) {
-      throw_usage("--pattern-row " + std::to_string(row) + " is out of range for seq " + std::to_string(shape.seq));
-    }
-  }
+  for (std::size_t row : r.pattern_rows) check_pattern_row(shape.seq, row);  // before any work
   attn::ExecOptions exec{r.threads};
   exec.inputs_finite = !r.input.from_files() || !r.input.allow_nonfinite;  // checked by load_inputs
   kernels::Isa isa_ran = kernels::Isa::kScalar;

@@ -35,10 +35,17 @@ struct SparseConfig {
   LandmarkMode landmark_mode = LandmarkMode::kMean;
 
   void validate() const;  // block_size > 0; throws rvt::Error(kUsage)
+  // Query i's local window in a sequence of n tokens (rule 1 of the candidate set): keys
+  // first .. last, both included.
+  struct KeyRange {
+    std::size_t first, last;
+  };
+  KeyRange window_keys(std::size_t i, std::size_t n) const {
+    return {i >= window ? i - window : 0, causal ? i : std::min(i + window, n - 1)};
+  }
   bool operator==(const SparseConfig&) const = default;
 };
 
-// The checked shape of one attention call.
 // The score scale 1 / sqrt(dim), in f32 as the reference computes it: the forward kernels and
 // the decoders take it from here, so that streaming reproduces forward() bit for bit.
 float softmax_scale(std::size_t dim);
@@ -47,6 +54,7 @@ float softmax_scale(std::size_t dim);
 // a usage error naming the two options otherwise.
 void check_gqa_options(std::size_t q_heads, std::size_t kv_heads);
 
+// The checked shape of one attention call.
 struct AttentionShape {
   std::size_t seq = 0, q_heads = 0, kv_heads = 0, dim = 0;
   std::size_t group() const { return q_heads / kv_heads; }
