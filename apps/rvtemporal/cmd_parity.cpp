@@ -80,8 +80,9 @@ parity::Request make_request(const ParityOptions& o) {
 
 // Progress on stderr, for runs that take minutes (large --seq): on a terminal a status line
 // naming the suite that runs, redrawn in place and cleared at the end, so that a failing
-// gate's one-line error stands alone; with -v one line per finished suite; nothing with -q
-// or when stderr is not a terminal (scripts read the one-line error).
+// gate's one-line error stands alone; with -v one line per finished suite (on a terminal or
+// not); nothing with -q, nor without -v when stderr is not a terminal (scripts read the
+// one-line error).
 std::function<void(const parity::Progress&)> progress_printer() {
   const spdlog::level::level_enum level = spdlog::default_logger()->level();
   const bool tty = level < spdlog::level::err && isatty(fileno(stderr));

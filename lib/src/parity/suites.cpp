@@ -123,7 +123,7 @@ SuiteResult suite_saturated(const Ctx& ctx) {
                        Json{{"inputs", in.json}, {"shape", shape_json(in.x.q, in.x.k)},
                             {"sparse", jobs::sparse_config_json(cfg)}, {"against", "dense"}});
     c.set_comparison(compare(sparse, dense));
-    c.defaults = gates_with_nonfinite({{"max_abs", 1e-6}, {"nmse", ctx.g(1e-10, 1e-12)}});
+    c.defaults = gates_with_nonfinite({{"max_abs", 1e-6}, {"nmse", ctx.by_preset(1e-10, 1e-12)}});
     ctx.evaluate(c);
     s.cases.push_back(std::move(c));
   }
@@ -142,7 +142,7 @@ SuiteResult suite_saturated(const Ctx& ctx) {
                             {"shape", shape_json(x.q, x.k)}, {"sparse", jobs::sparse_config_json(cfg)},
                             {"against", "dense"}});
     c.set_comparison(compare(sparse, dense));
-    c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-4, 5e-5)}});
+    c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-4, 5e-5)}});
     ctx.evaluate(c);
     s.cases.push_back(std::move(c));
   }
@@ -217,7 +217,7 @@ SuiteResult suite_stream(const Ctx& ctx) {
     c.config["cache"] = "f32";
     c.config["against"] = "sparse forward";
     c.set_comparison(compare(stream_sparse(x, cfg, stream::KvDType::kF32, kernels::Isa::kAuto), forward_sparse));
-    c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-5, 2e-6)}});
+    c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-5, 2e-6)}});
     ctx.evaluate(c);
     s.cases.push_back(std::move(c));
   }
@@ -228,7 +228,7 @@ SuiteResult suite_stream(const Ctx& ctx) {
     c.config["cache"] = "f16";
     c.config["against"] = "sparse forward on the f32 inputs";
     c.set_comparison(compare(streamed_f16, forward_sparse));
-    c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-2, 2e-3)}, {"rel_l1", ctx.g(2e-3, 5e-4)}});
+    c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-2, 2e-3)}, {"rel_l1", ctx.by_preset(2e-3, 5e-4)}});
     ctx.evaluate(c);
     s.cases.push_back(std::move(c));
   }
@@ -241,7 +241,7 @@ SuiteResult suite_stream(const Ctx& ctx) {
     c.config["cache"] = "f16";
     c.config["against"] = "sparse forward on K/V rounded to half";
     c.set_comparison(compare(streamed_f16, forward_rounded));
-    c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-4, 3e-5)}});
+    c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-4, 3e-5)}});
     ctx.evaluate(c);
     s.cases.push_back(std::move(c));
   }
@@ -249,7 +249,7 @@ SuiteResult suite_stream(const Ctx& ctx) {
     Case c = make_case("dense_f32", Json{{"inputs", in.json}, {"shape", shape_json(x.q, x.k)}, {"cache", "f32"},
                                          {"against", "dense forward"}});
     c.set_comparison(compare(stream_dense(x), attn::dense_attention(x.q, x.k, x.v, true, ctx.exec)));
-    c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-5, 2e-6)}});
+    c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-5, 2e-6)}});
     ctx.evaluate(c);
     s.cases.push_back(std::move(c));
   }
@@ -317,7 +317,7 @@ Case mapping_case(const Ctx& ctx, const Qkv& x, const attn::SparseConfig& cfg, b
   c.set("mapping_errors", static_cast<double>(mapping_errors));
   c.details["heads"] = heads;
   c.details["min_other_kv_max_abs"] = metrics::number_json(min_margin);
-  c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-6, 0.0)}, {"mapping_errors", 0.0}});
+  c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-6, 0.0)}, {"mapping_errors", 0.0}});
   ctx.evaluate(c);
   return c;
 }
@@ -357,7 +357,7 @@ SuiteResult suite_gqa(const Ctx& ctx) {
                          Json{{"shape", shape_json(x.q, x.k)}, {"group", group}, {"backend", sparse ? "sparse" : "dense"},
                               {"against", "MHA with each kv head repeated group times"}});
       c.set_comparison(compare(got, want));
-      c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-6, 0.0)}});
+      c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-6, 0.0)}});
       ctx.evaluate(c);
       s.cases.push_back(std::move(c));
     }
@@ -379,7 +379,7 @@ SuiteResult suite_gqa(const Ctx& ctx) {
                               {"rows", "pos 0 sparse forward, 1 dense forward, 2 decode step"},
                               {"against", "V of kv head h / group"}});
       c.set_comparison(compare(got, want));
-      c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-6, 0.0)}});
+      c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-6, 0.0)}});
       ctx.evaluate(c);
       s.cases.push_back(std::move(c));
     }
@@ -420,7 +420,7 @@ SuiteResult suite_gqa(const Ctx& ctx) {
                               {"rows", "pos 0 sparse decode, 1 dense decode (cache holding one position)"},
                               {"against", "two-key softmax computed in double"}});
       c.set_comparison(compare(got, stack({want_row, want_row})));
-      c.defaults = gates_with_nonfinite({{"max_abs", ctx.g(1e-5, 2e-6)}});
+      c.defaults = gates_with_nonfinite({{"max_abs", ctx.by_preset(1e-5, 2e-6)}});
       ctx.evaluate(c);
       s.cases.push_back(std::move(c));
     }
@@ -457,26 +457,26 @@ SuiteResult suite_reference(const Ctx& ctx) {
   cfg_json["against"] = "isa scalar";
   add("dense_auto_vs_scalar", cfg_json, dense_fast,
       attn::dense_attention(x.q, x.k, x.v, cfg.causal, scalar),
-      {{"max_abs", ctx.g(1e-5, 2e-6)}, {"nmse", ctx.g(1e-10, 1e-12)}});
+      {{"max_abs", ctx.by_preset(1e-5, 2e-6)}, {"nmse", ctx.by_preset(1e-10, 1e-12)}});
   cfg_json["sparse"] = jobs::sparse_config_json(cfg);
   add("sparse_auto_vs_scalar", cfg_json, sparse_fast,
-      attn::sparse_attention(x.q, x.k, x.v, cfg, scalar), {{"max_abs", ctx.g(1e-5, 2e-6)}, {"nmse", ctx.g(1e-10, 1e-12)}});
+      attn::sparse_attention(x.q, x.k, x.v, cfg, scalar), {{"max_abs", ctx.by_preset(1e-5, 2e-6)}, {"nmse", ctx.by_preset(1e-10, 1e-12)}});
   if (cfg.causal) {
     Json sc = cfg_json;
     sc["cache"] = "f16";
     add("stream_f16_auto_vs_scalar", sc,
         stream_sparse(x, cfg, stream::KvDType::kF16, fast),
         stream_sparse(x, cfg, stream::KvDType::kF16, kernels::Isa::kScalar),
-        {{"max_abs", ctx.g(1e-5, 2e-6)}, {"nmse", ctx.g(1e-10, 1e-12)}});
+        {{"max_abs", ctx.by_preset(1e-5, 2e-6)}, {"nmse", ctx.by_preset(1e-10, 1e-12)}});
   }
   Json f64 = base;
   f64["isa"] = kernels::isa_name(fast);
   f64["against"] = "the definition computed in double";
   add("dense_vs_f64", f64, dense_fast, dense_f64(x.q, x.k, x.v, cfg.causal),
-      {{"max_abs", ctx.g(1e-5, 2e-6)}, {"nmse", ctx.g(1e-10, 1e-12)}});
+      {{"max_abs", ctx.by_preset(1e-5, 2e-6)}, {"nmse", ctx.by_preset(1e-10, 1e-12)}});
   f64["sparse"] = jobs::sparse_config_json(cfg);
   add("sparse_vs_f64", f64, sparse_fast, sparse_f64(x.q, x.k, x.v, cfg),
-      {{"max_abs", ctx.g(1e-5, 2e-6)}, {"nmse", ctx.g(1e-10, 1e-12)}});
+      {{"max_abs", ctx.by_preset(1e-5, 2e-6)}, {"nmse", ctx.by_preset(1e-10, 1e-12)}});
   return s;
 }
 
@@ -560,7 +560,7 @@ SuiteResult suite_model(const Ctx& ctx) {
                              {"rel_l1", metrics::number_json(metrics::rel_l1(got_pooled, want_pooled))}};
   c.details["edges_per_head_all_layers"] = Json{{"sparse", sparse_head.edges_per_head(frames)},
                                                 {"dense", dense_head.edges_per_head(frames)}};
-  c.defaults = gates_with_nonfinite({{"top1", 0.99}, {"spearman", ctx.g(0.95, 0.98)}, {"cosine", ctx.g(0.99, 0.999)}});
+  c.defaults = gates_with_nonfinite({{"top1", 0.99}, {"spearman", ctx.by_preset(0.95, 0.98)}, {"cosine", ctx.by_preset(0.99, 0.999)}});
   ctx.evaluate(c);
   s.cases.push_back(std::move(c));
   return s;
@@ -667,7 +667,7 @@ SuiteResult suite_sweep(const Ctx& ctx) {
     c.details["edges_per_head"] = edges;
     c.details["time_ms"] = ms;
     c.gating = false;
-    c.defaults = gates_with_nonfinite({{"cosine", 0.98}, {"rel_l1", ctx.g(0.07, 0.06)}});
+    c.defaults = gates_with_nonfinite({{"cosine", 0.98}, {"rel_l1", ctx.by_preset(0.07, 0.06)}});
     ctx.evaluate(c);
     rows.push_back(s.cases.size());
     s.cases.push_back(std::move(c));

@@ -15,7 +15,7 @@ struct Ctx {
   attn::ExecOptions exec;  // threads, kAuto
 
   // The preset's value: `def` for default, `strict` for strict.
-  double g(double def, double strict) const { return req.preset == GatePreset::kStrict ? strict : def; }
+  double by_preset(double def, double strict) const { return req.preset == GatePreset::kStrict ? strict : def; }
   // Merges the case's built-in gates with the user's items for this suite, evaluates them
   // and sets c.pass. Gates on metrics the case does not report are skipped.
   void evaluate(Case& c) const;

@@ -28,8 +28,8 @@ struct ExecOptions {
   // the reference kernels. Given non-finite values anyway, the SIMD kernels' NaN pattern
   // then depends on the ISA.
   bool inputs_finite = false;
-  // When given, set to the ISA whose kernels ran: `isa`, or kScalar where non-finite inputs
-  // sent the call to the reference kernels.
+  // When given, set to the ISA whose kernels ran: `isa` resolved (kAuto: the best this CPU
+  // has), or kScalar where non-finite inputs sent the call to the reference kernels.
   kernels::Isa* isa_ran = nullptr;
 };
 

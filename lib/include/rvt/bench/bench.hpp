@@ -28,7 +28,7 @@ namespace rvt::bench {
 inline constexpr const char* kBenchSchema = "rvtemporal.bench/1";
 
 // Progress of a run: `done` of `total` stages finished; `label` says what runs next or
-// what just finished ("N=4096 dense"). `n_done` is set (non-zero) once all stages of one
+// what just finished ("N=4096 dense"). `n_done` is true once all stages of one
 // N (or one decode T) are finished, with a one-line summary of it in `label`.
 struct Progress {
   std::size_t done = 0, total = 0;
