@@ -455,67 +455,73 @@ Json fma_peak_json(kernels::Isa isa, unsigned threads, double seconds) {
   return pj;
 }
 
-Json run_bench(const BenchConfig& config_in) {
+namespace {
+
+// `c` with its size lists sorted and without repeats; a --scaling-at size too large fails
+// here, not after the other tables.
+BenchConfig normalized(const BenchConfig& config_in) {
   BenchConfig c = config_in;
   c.validate();
-  std::sort(c.seqs.begin(), c.seqs.end());
-  c.seqs.erase(std::unique(c.seqs.begin(), c.seqs.end()), c.seqs.end());
-  std::sort(c.decode_at.begin(), c.decode_at.end());
-  c.decode_at.erase(std::unique(c.decode_at.begin(), c.decode_at.end()), c.decode_at.end());
-  std::sort(c.scaling_at.begin(), c.scaling_at.end());
-  c.scaling_at.erase(std::unique(c.scaling_at.begin(), c.scaling_at.end()), c.scaling_at.end());
-  const bool scaling = c.threads > 1;  // one thread against one thread would measure nothing
-  for (std::size_t n : c.scaling_at) {  // a size too large fails now, not after the other tables
-    checked_numel({n, std::max(c.q_heads, c.kv_heads), c.dim}, "--scaling-at");
+  for (std::vector<std::size_t>* list : {&c.seqs, &c.decode_at, &c.scaling_at}) {
+    std::sort(list->begin(), list->end());
+    list->erase(std::unique(list->begin(), list->end()), list->end());
   }
-  const kernels::Isa isa = kernels::resolve_isa(c.isa);
-  const auto run_start = Clock::now();
+  for (std::size_t n : c.scaling_at) checked_numel({n, std::max(c.q_heads, c.kv_heads), c.dim}, "--scaling-at");
+  return c;
+}
 
-  Progress prog;
-  prog.total = 1 + c.rounds * c.decode_at.size();
-  for (std::size_t n : c.seqs) prog.total += c.rounds * (1 + (n <= c.no_dense_above ? 1 : 0) + (c.reference ? 1 : 0));
-  if (scaling) {
-    for (std::size_t n : c.scaling_at) prog.total += 1 + (n <= c.no_dense_above ? 1 : 0);
+// One thread against one thread would measure nothing.
+bool runs_scaling(const BenchConfig& c) { return c.threads > 1; }
+
+// The run's stages, counted for BenchConfig::progress.
+class Stages {
+ public:
+  explicit Stages(const BenchConfig& c) : callback_(c.progress) {
+    prog_.total = 1 + c.rounds * c.decode_at.size();
+    for (std::size_t n : c.seqs) prog_.total += c.rounds * (1 + (n <= c.no_dense_above ? 1 : 0) + (c.reference ? 1 : 0));
+    if (runs_scaling(c)) {
+      for (std::size_t n : c.scaling_at) prog_.total += 1 + (n <= c.no_dense_above ? 1 : 0);
+    }
   }
-  auto report_progress = [&](const std::string& label, bool n_done = false) {
-    prog.label = label;
-    prog.n_done = n_done;
-    if (c.progress) c.progress(prog);
-  };
-  auto stage_done = [&](const std::string& label) {
-    ++prog.done;
-    report_progress(label);
-  };
+  void starting(const std::string& label) { report(label, false); }
+  void done(const std::string& label) {
+    ++prog_.done;
+    report(label, false);
+  }
+  void summary(const std::string& line) { report(line, true); }  // one N or T finished
 
-  Json j;
-  j["schema"] = kBenchSchema;
-  const Json workload = workload_json(c);
-  for (const auto& item : workload.items()) j[item.key()] = item.value();
-  j["params"] = Json{{"seqs", c.seqs},
-                     {"reps", c.reps},
-                     {"warmup", c.warmup},
-                     {"rounds", c.rounds},
-                     {"threads", c.threads},
-                     {"isa_requested", kernels::isa_name(c.isa)},
-                     {"decode_at", c.decode_at},
-                     {"decode_steps", c.decode_steps},
-                     {"dense_decode_steps", c.dense_decode_steps},
-                     {"kv_dtype", stream::kv_dtype_name(c.kv_dtype)},
-                     {"no_dense_above", c.no_dense_above},
-                     {"scaling_at", c.scaling_at},
-                     {"scaling_rounds", c.scaling_rounds},
-                     {"reference", c.reference},
-                     {"gen", "normal"},
-                     {"seed", hex64(c.seed)}};
-  j["machine"] = machine_json(isa, c.threads);
+ private:
+  void report(const std::string& label, bool n_done) {
+    prog_.label = label;
+    prog_.n_done = n_done;
+    if (callback_) callback_(prog_);
+  }
+  ProgressFn callback_;
+  Progress prog_;
+};
 
-  // The FMA peak first, on a machine not yet warmed by the big runs.
-  report_progress("fma peak");
-  const Json pj = fma_peak_json(isa, c.threads, c.peak_seconds);
-  const double peak_ref = pj["valid"].get<bool>() ? pj["reference_gflops"].get<double>() : 0.0;
-  j["fma_peak"] = pj;
-  stage_done("fma peak");
+Json params_json(const BenchConfig& c) {
+  return Json{{"seqs", c.seqs},
+              {"reps", c.reps},
+              {"warmup", c.warmup},
+              {"rounds", c.rounds},
+              {"threads", c.threads},
+              {"isa_requested", kernels::isa_name(c.isa)},
+              {"decode_at", c.decode_at},
+              {"decode_steps", c.decode_steps},
+              {"dense_decode_steps", c.dense_decode_steps},
+              {"kv_dtype", stream::kv_dtype_name(c.kv_dtype)},
+              {"no_dense_above", c.no_dense_above},
+              {"scaling_at", c.scaling_at},
+              {"scaling_rounds", c.scaling_rounds},
+              {"reference", c.reference},
+              {"gen", "normal"},
+              {"seed", hex64(c.seed)}};
+}
 
+// The prefill table: per N, the kernels taking turns round by round (BenchConfig::rounds),
+// without the speedups (add_speedups). peak_ref: the GFLOP/s that pct_of_peak divides by.
+Json prefill_rows(const BenchConfig& c, kernels::Isa isa, double peak_ref, Stages& stages) {
   // Generated inputs are finite: no scan for non-finite values, as in `forward`, which
   // checks its inputs once when it reads or makes them.
   const attn::ExecOptions fast{c.threads, isa, true};
@@ -540,10 +546,10 @@ Json run_bench(const BenchConfig& config_in) {
     std::vector<double> dense_ms, sparse_ms, ref_ms;
     Json round_speedups = Json::array(), round_fast_vs_ref = Json::array();
     auto timed = [&](std::vector<double>& pooled, const std::string& label, auto&& call) {
-      report_progress(label);
+      stages.starting(label);
       std::vector<double> samples = time_ms(c.warmup, c.reps, call);
       pooled.insert(pooled.end(), samples.begin(), samples.end());
-      stage_done(label);
+      stages.done(label);
       return sample_stats(samples).median;
     };
     for (std::size_t round = 1; round <= c.rounds; ++round) {
@@ -580,13 +586,15 @@ Json run_bench(const BenchConfig& config_in) {
               format_double("%.2fx", last["dense"]["median_ms"].get<double>() / last["sparse"]["median_ms"].get<double>());
     }
     line += " (edge ratio " + format_double("%.2f", last["edges"]["ratio"].get<double>()) + ")";
-    report_progress(line, true);
+    stages.summary(line);
   }
 
-  // Growth exponents, then dense extrapolation above the cap.
-  const PowerFit dense_fit = fit_column(rows, "dense");
-  const PowerFit sparse_fit = fit_column(rows, "sparse");
-  const PowerFit ref_fit = c.reference ? fit_column(rows, "sparse_ref") : PowerFit{};
+  return rows;
+}
+
+// Dense above --no-dense-above from the largest measured N, then each row's measured and
+// ideal speedup, efficiency and fast/ref.
+void add_speedups(Json& rows) {
   // Dense above the cap: the largest measured N's time per dense edge times the edges asked
   // for (the work is one FMA pass per edge). A fitted exponent, taken from a few noisy small N,
   // once came out negative under load and put the extrapolation below a measured time.
@@ -628,9 +636,11 @@ Json run_bench(const BenchConfig& config_in) {
                            ? Json(r["sparse_ref"]["median_ms"].get<double>() / sparse_ms)
                            : Json(nullptr);
   }
-  j["prefill"] = rows;
-  j["fits"] = Json{{"dense", fit_json(dense_fit)}, {"sparse", fit_json(sparse_fit)}, {"sparse_ref", fit_json(ref_fit)}};
+}
 
+// The thread-scaling table (--scaling-at), `c.threads` threads against one.
+Json scaling_table(const BenchConfig& c, kernels::Isa isa, double peak_one, Stages& stages) {
+  const bool scaling = runs_scaling(c);
   Json scale;
   scale["threads"] = c.threads;
   scale["rounds"] = c.scaling_rounds;
@@ -644,7 +654,6 @@ Json run_bench(const BenchConfig& config_in) {
                     std::to_string(kMaxCpusTimedAlone) + " CPUs (limit it with taskset)";
   }
   Json srows = Json::array();
-  const double peak_one = pj["valid"].get<bool>() ? pj["single_core_gflops"].get<double>() : 0.0;
   for (std::size_t n : scaling ? c.scaling_at : std::vector<std::size_t>{}) {
     // The calls on every CPU at once each read their own copy of the inputs, as independent
     // jobs would: on shared inputs one call's reads could serve the other's from the shared L3.
@@ -662,29 +671,31 @@ Json run_bench(const BenchConfig& config_in) {
     r["seq"] = n;
     r["dense"] = nullptr;
     if (n <= c.no_dense_above) {
-      report_progress(at + " dense");
+      stages.starting(at + " dense");
       r["dense"] = scaling_kernel_json(
           c, isa, attention_flops(attn::dense_edges_per_head(n, c.sparse.causal), c.q_heads, c.dim), peak_one, timed_alone,
           inputs, [&](unsigned t, const Qkv& x) { return attn::dense_attention(x.q, x.k, x.v, c.sparse.causal, {t, isa, true}); });
-      stage_done(at + " dense");
+      stages.done(at + " dense");
     }
-    report_progress(at + " sparse");
+    stages.starting(at + " sparse");
     r["sparse"] = scaling_kernel_json(
         c, isa, attention_flops(attn::sparse_edges_per_head(n, c.sparse), c.q_heads, c.dim), peak_one, timed_alone,
         inputs, [&](unsigned t, const Qkv& x) { return attn::sparse_attention(x.q, x.k, x.v, c.sparse, {t, isa, true}); });
-    stage_done(at + " sparse");
+    stages.done(at + " sparse");
     std::string line = at + ": sparse " + format_double("%.2fx", r["sparse"]["speedup"].get<double>());
     if (r["dense"].is_object()) line += ", dense " + format_double("%.2fx", r["dense"]["speedup"].get<double>());
-    report_progress(line + " on " + std::to_string(c.threads) + " threads", true);
+    stages.summary(line + " on " + std::to_string(c.threads) + " threads");
     srows.push_back(std::move(r));
   }
   scale["rows"] = srows;
-  j["scaling"] = scale;
+  return scale;
+}
 
-  // Decode: prefill T - steps positions, then time `steps` single-token steps, the last at
-  // cache length T. The dense decode (the O(T) baseline: every slot through the same row
-  // kernel) takes fewer steps: at large T one step costs milliseconds, and the median
-  // settles long before 256 of them.
+// Decode: prefill T - steps positions, then time `steps` single-token steps, the last at
+// cache length T. The dense decode (the O(T) baseline: every slot through the same row
+// kernel) takes fewer steps: at large T one step costs milliseconds, and the median
+// settles long before 256 of them.
+Json decode_table(const BenchConfig& c, kernels::Isa isa, Stages& stages) {
   Json dec;
   dec["kv_dtype"] = stream::kv_dtype_name(c.kv_dtype);
   dec["steps_requested"] = c.decode_steps;
@@ -719,13 +730,13 @@ Json run_bench(const BenchConfig& config_in) {
     };
     for (std::size_t round = 1; round <= c.rounds; ++round) {
       const std::string label = at + " decode" + round_of(round, c.rounds);
-      report_progress(label);
+      stages.starting(label);
       stream::SparseDecoder sparse(c.q_heads, filled_cache(sparse_prefill), c.sparse, stream::Evict::kNone, isa);
       add_round(sparse_ns, sparse_rounds, time_steps(sparse, x, sparse_prefill, t_len, out));
       sparse_edges = sparse.last_edges();
       stream::DenseDecoder dense(c.q_heads, filled_cache(dense_prefill), isa);
       add_round(dense_ns, dense_rounds, time_steps(dense, x, dense_prefill, t_len, out));
-      stage_done(label);
+      stages.done(label);
     }
     r["sparse"] = decode_kernel_json(sparse_ns, kernels::isa_name(isa));
     r["sparse"]["prefill"] = sparse_prefill;
@@ -744,10 +755,43 @@ Json run_bench(const BenchConfig& config_in) {
     r["dense_vs_first"] = dense0 > 0.0 ? Json(d_ns / dense0) : Json(nullptr);
     r["peak_rss_bytes"] = peak_rss_bytes();
     drows.push_back(std::move(r));
-    report_progress(at + ": sparse step " + format_double("%.0f ns", s_ns) + ", dense step " + format_double("%.0f ns", d_ns), true);
+    stages.summary(at + ": sparse step " + format_double("%.0f ns", s_ns) + ", dense step " + format_double("%.0f ns", d_ns));
   }
   dec["rows"] = drows;
-  j["decode"] = dec;
+  return dec;
+}
+
+}  // namespace
+
+Json run_bench(const BenchConfig& config_in) {
+  const BenchConfig c = normalized(config_in);
+  const kernels::Isa isa = kernels::resolve_isa(c.isa);
+  const auto run_start = Clock::now();
+  Stages stages(c);
+
+  Json j;
+  j["schema"] = kBenchSchema;
+  const Json workload = workload_json(c);
+  for (const auto& item : workload.items()) j[item.key()] = item.value();
+  j["params"] = params_json(c);
+  j["machine"] = machine_json(isa, c.threads);
+
+  // The FMA peak first, on a machine not yet warmed by the big runs.
+  stages.starting("fma peak");
+  const Json pj = fma_peak_json(isa, c.threads, c.peak_seconds);
+  j["fma_peak"] = pj;
+  stages.done("fma peak");
+  const bool peak_valid = pj["valid"].get<bool>();
+
+  Json rows = prefill_rows(c, isa, peak_valid ? pj["reference_gflops"].get<double>() : 0.0, stages);
+  const PowerFit dense_fit = fit_column(rows, "dense");  // before extrapolation: measured times only
+  const PowerFit sparse_fit = fit_column(rows, "sparse");
+  const PowerFit ref_fit = c.reference ? fit_column(rows, "sparse_ref") : PowerFit{};
+  add_speedups(rows);
+  j["prefill"] = rows;
+  j["fits"] = Json{{"dense", fit_json(dense_fit)}, {"sparse", fit_json(sparse_fit)}, {"sparse_ref", fit_json(ref_fit)}};
+  j["scaling"] = scaling_table(c, isa, peak_valid ? pj["single_core_gflops"].get<double>() : 0.0, stages);
+  j["decode"] = decode_table(c, isa, stages);
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["wall_s"] = ms_between(run_start, Clock::now()) / 1000.0;
   return j;
