@@ -589,6 +589,32 @@ class TestBlobVerify(BlobCase):
         self.assertEqual(f["check"], "length_mismatch")
         self.assertIn("4294967295", f["message"])
 
+    def test_a_file_longer_than_any_blob_is_judged_by_its_header(self):
+        # 8 GiB (sparse), past 28 + 2^32 - 1 bytes: no blob is that long, so the header decides
+        # and the file is never read whole (once verify read 40 GB to say "bad magic").
+        limit = 1 << 30
+
+        def cap():
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        capped = subprocess.run([BIN, "--version"], capture_output=True, preexec_fn=cap).returncode == 0
+        zeros = self.write("zeros.bin", b"")
+        os.truncate(zeros, 8 << 30)
+        valid_header = self.write("long.rvne", default_bytes())
+        os.truncate(valid_header, 8 << 30)
+        for path, check in ((zeros, "bad_magic"), (valid_header, "length_mismatch")):
+            with self.subTest(check=check):
+                p = subprocess.run([BIN, "blob", "verify", path, "--json"], capture_output=True, text=True,
+                                   preexec_fn=cap if capped else None, timeout=60)
+                self.assertExit(p, CHECK_FAILED)
+                f = json.loads(p.stdout)["result"]["files"][0]
+                self.assertEqual((f["check"], f["detail"]), (check, {"file_bytes": 8 << 30, "xxh3_file": None}))
+                for args in (["blob", "inspect", path], ["forward", "--blob", path, "--gen-frames", "4"]):
+                    p = subprocess.run([BIN, *args], capture_output=True, text=True,
+                                       preexec_fn=cap if capped else None, timeout=60)
+                    self.assertExit(p, BAD_INPUT)
+                    self.assertOneLineError(p, path + ": " + ("bad magic" if check == "bad_magic" else "length mismatch"))
+
 
 class TestUsage(BlobCase):
     def test_no_command(self):

@@ -123,16 +123,14 @@ std::uint64_t layout_element_count(const Shape& s) {
   return per_layer * s.n_layers + classifier;
 }
 
-Container check_container(std::span<const std::uint8_t> bytes) {
-  const std::size_t n = bytes.size();
-  if (n < kMinFileBytes) {
+Header check_header(std::span<const std::uint8_t> head, std::uint64_t n) {
+  if (n < kMinFileBytes || head.size() < kHeaderBytes) {
     throw BlobError(Check::kTooShort, "too short: " + std::to_string(n) +
                                           " bytes, an RVNE blob has at least " +
                                           std::to_string(kMinFileBytes));
   }
-  const std::uint8_t* p = bytes.data();
-  Container blob;
-  Header& h = blob.header;
+  const std::uint8_t* p = head.data();
+  Header h;
   h.magic = load_u32(p);
   if (h.magic != kMagic) {
     throw BlobError(Check::kBadMagic, "bad magic " + hex32(h.magic) + " (expected " +
@@ -159,6 +157,15 @@ Container check_container(std::span<const std::uint8_t> bytes) {
                         " so the file should be " + std::to_string(expected) + " bytes, it is " +
                         std::to_string(n));
   }
+  return h;
+}
+
+Container check_container(std::span<const std::uint8_t> bytes) {
+  const std::size_t n = bytes.size();
+  Container blob;
+  blob.header = check_header(bytes, n);
+  const Header& h = blob.header;
+  const std::uint8_t* p = bytes.data();
   blob.stored_crc = load_u32(p + n - kCrcBytes);
   const std::uint32_t computed = crc32(bytes.first(n - kCrcBytes));
   if (computed != blob.stored_crc) {

@@ -32,6 +32,22 @@ Json header_json(const Header& h) {
   return j;
 }
 
+namespace {
+
+// A blob file's bytes, once its header and size pass the first checks (too short, magic,
+// version, length): a file that fails them, a stray multi-gigabyte one say, is not read whole.
+std::vector<std::uint8_t> read_blob_bytes(const std::string& path) {
+  const io::FileHead head = io::read_head(path, kHeaderBytes);
+  try {
+    (void)check_header(head.bytes, head.file_bytes);
+  } catch (const BlobError& e) {
+    throw BlobError(e.check(), path + ": " + e.what());
+  }
+  return io::read_file(path, kMaxFileBytes);
+}
+
+}  // namespace
+
 Json init_file(const std::string& path, const Shape& shape, std::uint64_t seed, DType dtype, bool overwrite) {
   const std::vector<std::uint8_t> bytes = init_random_blob(shape, seed, dtype);
   io::write_file_atomic(path, bytes, overwrite);
@@ -53,7 +69,7 @@ std::string init_text(const Json& j) {
 }
 
 Blob read_blob_file(const std::string& path, std::uint64_t* xxh3_file) {
-  std::vector<std::uint8_t> bytes = io::read_file(path);
+  std::vector<std::uint8_t> bytes = read_blob_bytes(path);
   if (xxh3_file) *xxh3_file = xxh3_64(bytes);
   try {
     return parse(std::move(bytes));  // the file's memory becomes the payload's
@@ -177,14 +193,27 @@ std::string inspect_text(const Json& j) {
 Verdict verify_file(const std::string& path, std::optional<std::uint64_t> expect_xxh3) {
   Verdict v;
   v.path = path;
+  io::FileHead head;
   std::vector<std::uint8_t> bytes;
   try {
-    bytes = io::read_file(path);
+    head = io::read_head(path, kHeaderBytes);
+    if (head.file_bytes <= kMaxFileBytes) bytes = io::read_file(path, kMaxFileBytes);
   } catch (const Error& e) {
     v.code = ExitCode::kIo;
     v.check = "io";
     v.message = e.what();
     return v;
+  }
+  if (head.file_bytes > kMaxFileBytes) {  // longer than any blob: judged by its header, not read
+    v.detail = Json{{"file_bytes", head.file_bytes}, {"xxh3_file", nullptr}};
+    try {
+      (void)check_header(head.bytes, head.file_bytes);  // fails, on the length at the latest
+    } catch (const BlobError& e) {
+      v.code = ExitCode::kCheckFailed;
+      v.check = check_name(e.check());
+      v.message = path + ": " + e.what();
+      return v;
+    }
   }
   const std::uint64_t digest = xxh3_64(bytes);
   v.detail["file_bytes"] = bytes.size();

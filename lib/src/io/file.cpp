@@ -187,7 +187,11 @@ bool same_file(const std::string& a, const std::string& b) noexcept {
   }
 }
 
-std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_bytes) {
+namespace {
+
+// A regular file opened for reading (the caller owns the descriptor), and its size; kIo
+// errors naming the path.
+int open_regular(const std::string& path, std::uint64_t& size) {
   // O_NONBLOCK: a FIFO with no writer would block the open itself, before fstat can refuse it.
   FdGuard guard{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (guard.fd < 0) throw_io(path + ": cannot open: " + errno_text(errno));
@@ -195,15 +199,17 @@ std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_b
   if (::fstat(guard.fd, &st) != 0) throw_io(path + ": cannot stat: " + errno_text(errno));
   if (S_ISDIR(st.st_mode)) throw_io(path + ": is a directory, not a file");
   if (!S_ISREG(st.st_mode)) throw_io(path + ": not a regular file");
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (size > max_bytes) {
-    throw_io(path + ": file is " + std::to_string(size) + " bytes, more than the limit of " +
-             std::to_string(max_bytes));
-  }
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  size = static_cast<std::uint64_t>(st.st_size);
+  const int fd = guard.fd;
+  guard.fd = -1;
+  return fd;
+}
+
+// Reads up to bytes.size() bytes from the start; the vector is cut to what was read.
+void read_into(int fd, const std::string& path, std::vector<std::uint8_t>& bytes) {
   std::size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::read(guard.fd, bytes.data() + done, bytes.size() - done);
+    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_io(path + ": read failed: " + errno_text(errno));
@@ -212,7 +218,28 @@ std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_b
     done += static_cast<std::size_t>(n);
   }
   bytes.resize(done);
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_bytes) {
+  std::uint64_t size = 0;
+  const FdGuard guard{open_regular(path, size)};
+  if (size > max_bytes) {
+    throw_io(path + ": file is " + std::to_string(size) + " bytes, more than the limit of " +
+             std::to_string(max_bytes));
+  }
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  read_into(guard.fd, path, bytes);
   return bytes;
+}
+
+FileHead read_head(const std::string& path, std::size_t count) {
+  FileHead head;
+  const FdGuard guard{open_regular(path, head.file_bytes)};
+  head.bytes.resize(static_cast<std::size_t>(std::min<std::uint64_t>(count, head.file_bytes)));
+  read_into(guard.fd, path, head.bytes);
+  return head;
 }
 
 namespace {

@@ -26,6 +26,8 @@ inline constexpr std::uint16_t kVersion = 1;
 inline constexpr std::size_t kHeaderBytes = 24;
 inline constexpr std::size_t kCrcBytes = 4;
 inline constexpr std::size_t kMinFileBytes = kHeaderBytes + kCrcBytes;
+// The largest file a blob can be: a u32 weights_len of payload.
+inline constexpr std::uint64_t kMaxFileBytes = kMinFileBytes + std::uint64_t{UINT32_MAX};
 inline constexpr std::uint64_t kDefaultSeed = 0xC5110007DEADBEEFull;
 
 enum class DType : std::uint8_t { kF32 = 0, kF16 = 1 };
@@ -114,6 +116,11 @@ struct Container {
   Header header;
   std::uint32_t stored_crc = 0;
 };
+
+// The checks that need only the header (its first kHeaderBytes bytes, or fewer where the
+// file is shorter) and the file's size n, in the reference order: too short, magic, version,
+// length. Throws BlobError; returns the header's fields.
+Header check_header(std::span<const std::uint8_t> head, std::uint64_t n);
 
 // Checks a whole file image: container checks in the reference order, then the shape and
 // element-size checks. Throws BlobError on the first failure. Copies nothing.

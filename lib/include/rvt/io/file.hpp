@@ -20,6 +20,14 @@ namespace rvt::io {
 std::vector<std::uint8_t> read_file(const std::string& path,
                                     std::uint64_t max_bytes = std::uint64_t{1} << 36);
 
+// The first `count` bytes of a regular file (fewer if it is shorter) and its whole size, with
+// read_file's errors: for deciding about a file from its header before reading all of it.
+struct FileHead {
+  std::vector<std::uint8_t> bytes;
+  std::uint64_t file_bytes = 0;
+};
+FileHead read_head(const std::string& path, std::size_t count);
+
 // Writes bytes atomically (see above). If overwrite is false and path exists,
 // throws rvt::Error(kIo) without touching anything.
 void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes,
