@@ -48,6 +48,23 @@ class TestHostileFiles(CliTestCase):
         self.assertExit(p, BAD_INPUT)
         self.assertOneLineError(p, "huge.npy", "needs 17592186044416 bytes, but 16 bytes follow the header")
 
+    def test_an_input_past_the_free_memory_is_refused_naming_it(self):
+        # A real (sparse) file whose data is 1.5 times the free memory: once its bytes were
+        # read whole into a vector nothing checked, and the OOM killer ended the run (137).
+        with open("/proc/meminfo") as f:
+            free = next((int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")), 0)
+        if free < 1 << 30:
+            self.skipTest("under 1 GiB free")
+        rows = int(free * 1.5) // (4 * 4) + 1  # one head of dim 4, f32
+        p = self.path("large.npy")
+        header = npy_with_header(f"({rows}, 1, 4)", b"")
+        with open(p, "wb") as f:
+            f.write(header)
+            f.truncate(len(header) + rows * 16)
+        r = run("forward", "--q", p, "--k", p, "--v", p)
+        self.assertExit(r, BAD_INPUT)
+        self.assertOneLineError(r, p + ": " + str(rows * 4) + " values need more memory than is available")
+
     def test_shape_whose_product_overflows_64_bits(self):
         p = run("forward", *self.qkv("ovf.npy", npy_with_header("(1099511627776, 1099511627776, 4)", b"\0" * 16)))
         self.assertExit(p, BAD_INPUT)

@@ -26,6 +26,13 @@ using namespace rvt;
 using rvt::test::TempDir;
 using namespace rvt::io;
 
+namespace rvt {
+// NpyArray::values (aligned storage) against a plain vector of the expected values.
+inline bool operator==(const UninitFloats& got, const std::vector<float>& want) {
+  return std::equal(got.begin(), got.end(), want.begin(), want.end());
+}
+}  // namespace rvt
+
 namespace {
 
 namespace fs = std::filesystem;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <new>
 #include <string_view>
@@ -423,7 +424,7 @@ std::vector<std::size_t> axes_longer_than_one(const std::vector<std::size_t>& sh
   return len;
 }
 // `len`: axes_longer_than_one of the shape, at least two (with fewer the two orders agree).
-void to_c_order(const std::vector<float>& f, const std::vector<std::size_t>& len, std::vector<float>& c) {
+void to_c_order(const UninitFloats& f, const std::vector<std::size_t>& len, UninitFloats& c) {
   const std::size_t first = len[0], rest = c.size() / first;
   std::vector<std::size_t> f_stride(len.size(), 1), index(len.size(), 0);  // over axes 1.., in rows of `first`
   for (std::size_t a = 2; a < len.size(); ++a) f_stride[a] = f_stride[a - 1] * len[a - 1];
@@ -450,8 +451,20 @@ void to_c_order(const std::vector<float>& f, const std::vector<std::size_t>& len
 
 }  // namespace
 
-NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& name) {
-  const std::size_t size = bytes.size();
+namespace {
+
+// What the header says and the checks on it: the element type, the shape, the order, and where
+// the data starts. `bytes` holds the file's first bytes (all of its header), `size` is the
+// whole file's size: the data size is checked against it, not against the bytes held.
+struct Layout {
+  DType dtype;
+  std::vector<std::uint64_t> dims;
+  bool fortran = false;
+  std::size_t data_offset = 0;
+  std::size_t count = 0;
+};
+
+Layout parse_layout(std::span<const std::uint8_t> bytes, std::uint64_t size, const std::string& name) {
 
   // Magic, version, header length.
   const std::size_t magic_have = size < sizeof kMagic ? size : sizeof kMagic;
@@ -575,26 +588,32 @@ NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& name)
     throw_bad_input(msg);
   }
 
-  // From here on the sizes are bounded by the bytes present.
+  // From here on the sizes are bounded by the file's size.
+  return Layout{dtype, std::move(dims), fortran->boolean, data_offset, static_cast<std::size_t>(count)};
+}
+
+// An array for the layout's values, not yet filled; `fill(out)` decodes them into out. Large
+// arrays are checked against the free memory (allocate_aligned) and refused naming the file.
+NpyArray decode_array(const Layout& l, const std::string& name, const std::function<void(float*)>& fill) {
   NpyArray out;
-  out.source_dtype = dtype.normalized;
-  out.shape.assign(dims.begin(), dims.end());
-  const std::uint8_t* src = bytes.data() + data_offset;
-  const auto n = static_cast<std::size_t>(count);
+  out.source_dtype = l.dtype.normalized;
+  out.shape.assign(l.dims.begin(), l.dims.end());
+  const std::size_t n = l.count;
   try {
     out.values.resize(n);
-  } catch (const std::bad_alloc&) {
-    throw_bad_input(name + ": " + std::to_string(n) +
-                    " values need more memory than is available");
+  } catch (const std::bad_alloc& e) {
+    throw_bad_input(name + ": " + std::to_string(n) + " values need more memory than is available" +
+                    out_of_memory_note(e));
   }
-  decode_values(dtype, src, n, out.values.data());
-  if (const std::vector<std::size_t> len = axes_longer_than_one(out.shape); fortran->boolean && len.size() > 1) {
-    std::vector<float> c_order;
+  fill(out.values.data());
+  if (const std::vector<std::size_t> len = axes_longer_than_one(out.shape); l.fortran && len.size() > 1) {
+    UninitFloats c_order;
     try {
       c_order.resize(n);
-    } catch (const std::bad_alloc&) {
+    } catch (const std::bad_alloc& e) {
       throw_bad_input(name + ": " + std::to_string(n) +
-                      " values in fortran_order need twice their memory to reorder, more than is available");
+                      " values in fortran_order need twice their memory to reorder, more than is available" +
+                      out_of_memory_note(e));
     }
     to_c_order(out.values, len, c_order);
     out.values = std::move(c_order);
@@ -602,12 +621,28 @@ NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& name)
   return out;
 }
 
-NpyArray read_npy(const std::string& path) {
-  const std::vector<std::uint8_t> bytes = read_file(path);
-  return parse_npy(bytes, path);
+}  // namespace
+
+NpyArray parse_npy(std::span<const std::uint8_t> bytes, const std::string& name) {
+  const Layout l = parse_layout(bytes, bytes.size(), name);
+  return decode_array(l, name, [&](float* out) { decode_values(l.dtype, bytes.data() + l.data_offset, l.count, out); });
 }
 
-Tensor npy_tensor(const NpyArray& a, const std::string& name) {
+NpyArray read_npy(const std::string& path) {
+  // The header first, then the data straight into the array a chunk at a time: the file's
+  // bytes are never held whole beside the values (a 20 GB input held both, 40 GB).
+  const FileHead head = read_head(path, kMaxHeaderLen + 12);
+  const Layout l = parse_layout(head.bytes, head.file_bytes, path);
+  return decode_array(l, path, [&](float* out) {
+    constexpr std::size_t kChunkValues = std::size_t{1} << 20;
+    read_chunks(path, l.data_offset, l.count * l.dtype.itemsize, kChunkValues * l.dtype.itemsize,
+                [&](std::uint64_t at, std::span<const std::uint8_t> bytes) {
+                  decode_values(l.dtype, bytes.data(), bytes.size() / l.dtype.itemsize, out + at / l.dtype.itemsize);
+                });
+  });
+}
+
+Tensor npy_tensor(NpyArray&& a, const std::string& name) {
   if (a.shape.size() != 3) {
     // The two layouts people most often have instead, and the NumPy that makes them fit.
     const std::string hint =
@@ -618,9 +653,7 @@ Tensor npy_tensor(const NpyArray& a, const std::string& name) {
     throw_bad_input(name + ": expected a 3-d [seq][heads][dim] array, got shape " + shape_str(a.shape) + " (" +
                     std::to_string(a.shape.size()) + "-d" + hint + ")");
   }
-  Tensor t(a.shape[0], a.shape[1], a.shape[2]);
-  if (!a.values.empty()) std::memcpy(t.data(), a.values.data(), a.values.size() * sizeof(float));
-  return t;
+  return Tensor(a.shape[0], a.shape[1], a.shape[2], std::move(a.values));
 }
 
 Tensor read_npy_tensor(const std::string& path) { return npy_tensor(read_npy(path), path); }

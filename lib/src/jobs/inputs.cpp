@@ -27,10 +27,9 @@ std::string position_str(std::size_t flat, const std::vector<std::size_t>& shape
 }
 
 Tensor read_input(const std::string& path, bool allow_nonfinite) {
-  const io::NpyArray a = io::read_npy(path);
-  Tensor t = io::npy_tensor(a, path);
-  if (!allow_nonfinite) require_finite(a.values, a.shape, path, a.source_dtype);
-  return t;
+  io::NpyArray a = io::read_npy(path);
+  if (a.shape.size() == 3 && !allow_nonfinite) require_finite(a.values, a.shape, path, a.source_dtype);
+  return io::npy_tensor(std::move(a), path);  // refuses another rank, naming the shape
 }
 
 }  // namespace
@@ -100,7 +99,7 @@ Tensor load_frames(const FrameSpec& spec, std::size_t input_dim, unsigned thread
     return generate_frames(spec.gen, spec.count, input_dim, spec.seed, threads);
   }
   if (spec.count != 0) throw_usage("--frames and --gen-frames are exclusive: give one");
-  const io::NpyArray a = io::read_npy(spec.path);
+  io::NpyArray a = io::read_npy(spec.path);
   if (a.shape.size() != 2) {
     throw_bad_input(spec.path + ": frames must be a 2-d [T][input_dim] array, got shape " +
                     io::shape_str(a.shape));
@@ -111,9 +110,7 @@ Tensor load_frames(const FrameSpec& spec, std::size_t input_dim, unsigned thread
   }
   if (a.shape[0] == 0) throw_bad_input(spec.path + ": no frames (T = 0)");
   if (!spec.allow_nonfinite) require_finite(a.values, a.shape, spec.path, a.source_dtype);
-  Tensor x(a.shape[0], 1, input_dim);
-  std::copy(a.values.begin(), a.values.end(), x.data());
-  return x;
+  return Tensor(a.shape[0], 1, input_dim, std::move(a.values));
 }
 
 std::vector<std::size_t> parse_index_list(const std::string& text, const std::string& what) {

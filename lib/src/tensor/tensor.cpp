@@ -189,6 +189,13 @@ Tensor::Tensor(std::size_t seq, std::size_t heads, std::size_t dim, Uninitialize
   allocate(false);
 }
 
+Tensor::Tensor(std::size_t seq, std::size_t heads, std::size_t dim, UninitFloats&& values)
+    : shape_{seq, heads, dim}, data_(std::move(values)) {
+  if (data_.size() != checked_numel(shape_)) {
+    throw std::invalid_argument("Tensor: " + std::to_string(data_.size()) + " values for shape " + shape_.str());
+  }
+}
+
 Tensor Tensor::first_rows(std::size_t count) const {
   if (count > shape_.seq) throw std::out_of_range("Tensor::first_rows: more rows than the tensor has");
   Tensor out(count, shape_.heads, shape_.dim, Uninitialized{});

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,6 +28,11 @@ struct FileHead {
   std::uint64_t file_bytes = 0;
 };
 FileHead read_head(const std::string& path, std::size_t count);
+
+// Reads `count` bytes from `offset` in chunks of up to `chunk` bytes, handing each to `sink`
+// with its offset from `offset`; read_file's errors, and kIo where the file ends early.
+void read_chunks(const std::string& path, std::uint64_t offset, std::uint64_t count, std::size_t chunk,
+                 const std::function<void(std::uint64_t, std::span<const std::uint8_t>)>& sink);
 
 // Writes bytes atomically (see above). If overwrite is false and path exists,
 // throws rvt::Error(kIo) without touching anything.

@@ -23,7 +23,7 @@ namespace rvt::io {
 
 struct NpyArray {
   std::vector<std::size_t> shape;  // empty for a 0-d (scalar) array
-  std::vector<float> values;       // C order, product(shape) elements
+  UninitFloats values;             // C order, product(shape) elements (aligned, memory-checked)
   std::string source_dtype;        // element type in the file: "<f2", "<f4" or "<f8" (also for '>' files)
 };
 
@@ -36,7 +36,7 @@ NpyArray read_npy(const std::string& path);
 // Reads a .npy file that must hold exactly a 3-d [seq][heads][dim] array (seq may be 0).
 Tensor read_npy_tensor(const std::string& path);
 // The same check and copy for an array already read; `name` starts the error message.
-Tensor npy_tensor(const NpyArray& a, const std::string& name);
+Tensor npy_tensor(NpyArray&& a, const std::string& name);  // takes a's values
 
 // The bytes of a format 1.0 (2.0 only if the header would not fit) '<f4' C-order .npy
 // file, byte-identical to np.save. values.size() must equal the product of shape

@@ -95,6 +95,8 @@ class Tensor {
   // Values left unset: only for outputs a kernel writes in full before anything reads them.
   struct Uninitialized {};
   Tensor(std::size_t seq, std::size_t heads, std::size_t dim, Uninitialized);
+  // Takes `values` (seq * heads * dim of them, in layout order) without copying.
+  Tensor(std::size_t seq, std::size_t heads, std::size_t dim, UninitFloats&& values);
   explicit Tensor(const TensorShape& shape) : Tensor(shape.seq, shape.heads, shape.dim) {}
 
   const TensorShape& shape() const { return shape_; }
