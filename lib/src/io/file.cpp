@@ -42,6 +42,12 @@ void write_all(int fd, const std::uint8_t* data, std::size_t size, const std::st
   }
 }
 
+// A file's parts, written one after the other.
+using Parts = std::span<const std::span<const std::uint8_t>>;
+void write_parts(int fd, Parts parts, const std::string& path) {
+  for (const std::span<const std::uint8_t> part : parts) write_all(fd, part.data(), part.size(), path);
+}
+
 // The temp file being written, for remove_temp_files_on_signals' handler: a fixed buffer it
 // can read without allocating. One write at a time (the commands write from one thread).
 char g_temp_path[PATH_MAX];
@@ -79,11 +85,11 @@ void flush_own_streams() {
 }
 
 // Writes straight into a device or a pipe: it holds no earlier contents to keep.
-void write_stream(const std::string& path, std::span<const std::uint8_t> bytes) {
+void write_stream(const std::string& path, Parts parts) {
   flush_own_streams();
   FdGuard guard{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};
   if (guard.fd < 0) throw_io(path + ": cannot open for writing: " + errno_text(errno));
-  write_all(guard.fd, bytes.data(), bytes.size(), path);
+  write_parts(guard.fd, parts, path);
   const int fd = guard.fd;
   guard.fd = -1;
   if (::close(fd) != 0) throw_io(path + ": close failed: " + errno_text(errno));
@@ -128,12 +134,12 @@ LinkEnd follow_links(const std::string& path) {
 // Writes into one of this process's descriptors that is a regular file, after what the C and
 // C++ streams still hold, so that the bytes come in order. Not over earlier contents unless
 // `overwrite` (blob init without --force, `>> existing`).
-void write_descriptor(int fd, std::span<const std::uint8_t> bytes, const std::string& path, bool overwrite) {
+void write_descriptor(int fd, Parts parts, const std::string& path, bool overwrite) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw_io(path + ": " + errno_text(errno));
   if (!overwrite && st.st_size > 0) throw_io(path + ": exists (use --force to overwrite)");
   flush_own_streams();
-  write_all(fd, bytes.data(), bytes.size(), path);
+  write_parts(fd, parts, path);
 }
 
 // Whether a descriptor of this process is open on a regular file.
@@ -344,15 +350,20 @@ void check_writable(const std::string& path) {
   ::unlink(tmpl.c_str());
 }
 
-void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes,
+void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes, bool overwrite) {
+  write_file_atomic(path, {bytes}, overwrite);
+}
+
+void write_file_atomic(const std::string& path, std::initializer_list<std::span<const std::uint8_t>> part_list,
                        bool overwrite) {
+  const Parts parts(part_list.begin(), part_list.size());
   const Output out = classify_output(path);
   if (out.kind == OutputKind::kDescriptor) {
-    write_descriptor(*out.end.descriptor, bytes, path, overwrite);
+    write_descriptor(*out.end.descriptor, parts, path, overwrite);
     return;
   }
   if (out.kind == OutputKind::kStream) {
-    write_stream(path, bytes);
+    write_stream(path, parts);
     return;
   }
   const bool exists = out.exists;
@@ -368,7 +379,7 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
   if (guard.fd < 0) throw_no_temp(path, target, errno);
   const std::string tmp = tmpl;
   try {
-    write_all(guard.fd, bytes.data(), bytes.size(), path);
+    write_parts(guard.fd, parts, path);
     if (::fsync(guard.fd) != 0) throw_io(path + ": flush failed: " + errno_text(errno));
     // mkstemp creates 0600: a replaced file keeps its permission bits (not setuid/setgid:
     // the contents are new), a new one gets the usual ones (umask applies).

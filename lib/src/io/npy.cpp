@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <new>
+#include <stdexcept>
 #include <string_view>
 #include <utility>
 
@@ -658,8 +659,10 @@ Tensor npy_tensor(NpyArray&& a, const std::string& name) {
 
 Tensor read_npy_tensor(const std::string& path) { return npy_tensor(read_npy(path), path); }
 
-std::vector<std::uint8_t> encode_npy(std::span<const float> values,
-                                     const std::vector<std::size_t>& shape) {
+namespace {
+
+// Everything of a .npy file before its data, for `values` of `shape` (checked to agree).
+std::string npy_prefix(std::span<const float> values, const std::vector<std::size_t>& shape) {
   std::uint64_t count = 1;
   bool overflow = false, zero = false;
   for (std::size_t d : shape) {
@@ -700,18 +703,33 @@ std::vector<std::uint8_t> encode_npy(std::span<const float> values,
   prefix += header;
   prefix.append(padlen, ' ');
   prefix += '\n';
+  if (prefix.size() != data_offset) throw std::logic_error("npy_prefix: header size");
+  return prefix;
+}
 
-  std::vector<std::uint8_t> out(data_offset + values.size() * sizeof(float));
-  std::memcpy(out.data(), prefix.data(), data_offset);
-  if (!values.empty()) {
-    std::memcpy(out.data() + data_offset, values.data(), values.size() * sizeof(float));
-  }
+std::span<const std::uint8_t> as_bytes(std::string_view text) {
+  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
+std::span<const std::uint8_t> as_bytes(std::span<const float> values) {
+  return {reinterpret_cast<const std::uint8_t*>(values.data()), values.size_bytes()};
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_npy(std::span<const float> values, const std::vector<std::size_t>& shape) {
+  const std::string prefix = npy_prefix(values, shape);
+  std::vector<std::uint8_t> out(prefix.begin(), prefix.end());
+  const auto data = as_bytes(values);
+  out.insert(out.end(), data.begin(), data.end());
   return out;
 }
 
 void write_npy(const std::string& path, std::span<const float> values,
                const std::vector<std::size_t>& shape) {
-  write_file_atomic(path, encode_npy(values, shape));
+  // The header and the values as they are (little-endian floats): the file is never built
+  // whole in memory beside the output.
+  const std::string prefix = npy_prefix(values, shape);
+  write_file_atomic(path, {as_bytes(prefix), as_bytes(values)});
 }
 
 void write_npy(const std::string& path, const Tensor& t) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ void read_chunks(const std::string& path, std::uint64_t offset, std::uint64_t co
 void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes,
                        bool overwrite = true);
 void write_file_atomic(const std::string& path, const std::string& text, bool overwrite = true);
+// The same for a file made of several parts, written one after the other.
+void write_file_atomic(const std::string& path, std::initializer_list<std::span<const std::uint8_t>> parts,
+                       bool overwrite = true);
 
 // Makes SIGINT, SIGTERM, SIGHUP and SIGXFSZ (a file-size limit) remove the temp file of a write
 // in progress before the process ends by the signal as usual (Ctrl-C during a large --out

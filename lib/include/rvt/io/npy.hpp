@@ -44,7 +44,8 @@ Tensor npy_tensor(NpyArray&& a, const std::string& name);  // takes a's values
 std::vector<std::uint8_t> encode_npy(std::span<const float> values,
                                      const std::vector<std::size_t>& shape);
 
-// encode_npy + write_file_atomic (I/O failures are kIo).
+// encode_npy's bytes, written atomically from the values without building them whole (I/O
+// failures are kIo).
 void write_npy(const std::string& path, const Tensor& t);
 void write_npy(const std::string& path, std::span<const float> values,
                const std::vector<std::size_t>& shape);
