@@ -1,5 +1,3 @@
-#include "rvt/core/text.hpp"
-#include "rvt/core/clock.hpp"
 #include "rvt/bench/bench.hpp"
 
 #include <pthread.h>
@@ -22,12 +20,14 @@
 #include "rvt/bench/compare.hpp"
 #include "rvt/bench/format.hpp"
 #include "rvt/bench/stats.hpp"
-#include "rvt/io/file.hpp"
 #include "rvt/core/build_info.hpp"
+#include "rvt/core/clock.hpp"
 #include "rvt/core/error.hpp"
-#include "rvt/core/parallel.hpp"
 #include "rvt/core/hash.hpp"
+#include "rvt/core/parallel.hpp"
 #include "rvt/core/spin.hpp"
+#include "rvt/core/text.hpp"
+#include "rvt/io/file.hpp"
 #include "rvt/jobs/forward.hpp"
 #include "rvt/kernels/fast.hpp"
 #include "rvt/stream/decoder.hpp"

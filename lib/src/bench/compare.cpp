@@ -1,4 +1,3 @@
-#include "rvt/core/text.hpp"
 #include "rvt/bench/compare.hpp"
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include "rvt/bench/bench.hpp"
 #include "rvt/bench/format.hpp"
 #include "rvt/core/error.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/io/file.hpp"
 
 namespace rvt::bench {

@@ -1,4 +1,3 @@
-#include "rvt/core/text.hpp"
 #include "rvt/blob/blob_report.hpp"
 
 #include <cstdio>
@@ -6,6 +5,7 @@
 
 #include "rvt/core/hash.hpp"
 #include "rvt/core/stats.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/io/file.hpp"
 
 namespace rvt::blob {

@@ -85,8 +85,10 @@ std::optional<std::uint64_t> cgroup_room(const CgroupMemoryFiles& files, const s
 std::optional<std::uint64_t> available_memory_bytes() {
   std::ifstream meminfo("/proc/meminfo");
   std::optional<std::uint64_t> room = parse_mem_available(meminfo);
+  std::ostringstream own_text;
+  own_text << std::ifstream("/proc/self/cgroup").rdbuf();
   for (const bool v2 : {true, false}) {
-    std::ifstream own("/proc/self/cgroup");
+    std::istringstream own(own_text.str());
     const std::optional<std::string> path = own_cgroup_path(own, v2);
     const CgroupMemoryFiles& files = v2 ? kCgroupV2 : kCgroupV1;
     if (!path) continue;

@@ -244,20 +244,14 @@ void read_chunks(const std::string& path, std::uint64_t offset, std::uint64_t co
                  const std::function<void(std::uint64_t, std::span<const std::uint8_t>)>& sink) {
   std::uint64_t size = 0;
   const FdGuard guard{open_regular(path, size)};
-  std::vector<std::uint8_t> buffer(static_cast<std::size_t>(std::min<std::uint64_t>(chunk, count)));
+  if (::lseek(guard.fd, static_cast<off_t>(offset), SEEK_SET) < 0) throw_io(path + ": seek failed: " + errno_text(errno));
+  std::vector<std::uint8_t> buffer;
   for (std::uint64_t done = 0; done < count;) {
-    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), count - done));
-    std::size_t got = 0;
-    while (got < want) {
-      const ssize_t n = ::pread(guard.fd, buffer.data() + got, want - got, static_cast<off_t>(offset + done + got));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_io(path + ": read failed: " + errno_text(errno));
-      }
-      if (n == 0) throw_io(path + ": the file shrank while it was read");
-      got += static_cast<std::size_t>(n);
-    }
-    sink(done, std::span(buffer).first(want));
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, count - done));
+    buffer.resize(want);
+    read_into(guard.fd, path, buffer);
+    if (buffer.size() < want) throw_io(path + ": the file shrank while it was read");
+    sink(done, buffer);
     done += want;
   }
 }

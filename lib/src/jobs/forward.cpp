@@ -1,5 +1,3 @@
-#include "rvt/core/clock.hpp"
-#include "rvt/core/text.hpp"
 #include "rvt/jobs/forward.hpp"
 
 #include <algorithm>
@@ -10,9 +8,11 @@
 #include "rvt/bench/stats.hpp"
 #include "rvt/blob/blob.hpp"
 #include "rvt/blob/blob_report.hpp"
+#include "rvt/core/clock.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/stats.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/io/file.hpp"
 #include "rvt/io/npy.hpp"
 

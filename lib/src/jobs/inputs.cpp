@@ -1,4 +1,3 @@
-#include "rvt/core/text.hpp"
 #include "rvt/jobs/inputs.hpp"
 
 #include <cmath>
@@ -7,6 +6,7 @@
 #include "rvt/core/error.hpp"
 #include "rvt/core/hash.hpp"
 #include "rvt/core/stats.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/io/npy.hpp"
 
 namespace rvt::jobs {

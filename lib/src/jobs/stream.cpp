@@ -1,5 +1,3 @@
-#include "rvt/core/clock.hpp"
-#include "rvt/core/text.hpp"
 #include "rvt/jobs/stream.hpp"
 
 #include <algorithm>
@@ -8,8 +6,10 @@
 #include <cstdio>
 #include <optional>
 
+#include "rvt/core/clock.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/parallel.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/io/npy.hpp"
 #include "rvt/kernels/reference.hpp"
 #include "rvt/metrics/metrics.hpp"
@@ -78,16 +78,6 @@ std::string dense_stream_what(bool checked, bool over_prefixes) {
   if (!checked) return "dense decode";
   return over_prefixes ? "dense decode (and the dense forward over each prefix it is checked against)"
                        : "dense decode (and the dense forward it is checked against)";
-}
-
-// The reference for a non-causal stream. Row t of forward() over the whole sequence also
-// sees tokens after t, which the stream has not seen yet; streamed row t is the last row of
-// forward() over the prefix [0, t]. That row is computed directly: row t's pattern for
-// N = t + 1 and the forward's row kernel. The last row of a non-causal prefix attends only
-// the complete blocks before its own, whose means are those of the whole sequence. Rows are
-// independent: `threads` workers share them, each with its own pattern builder.
-Tensor prefix_last_rows(const Qkv& x, const attn::SparseConfig& c, unsigned threads) {
-  return attn::sparse_reference(x.q, x.k, x.v, c, threads, /*prefix_rows=*/true);
 }
 
 }  // namespace
@@ -172,12 +162,16 @@ JobResult run_attention_stream(const AttentionStreamRequest& r) {
   j["cache"]["kv_bytes_f32"] = 2 * capacity * s.kv_heads * s.dim * 4;
   j["cache"]["kv_bytes_f16"] = 2 * capacity * s.kv_heads * s.dim * 2;
   if (r.stream.parity) {
-    // The dense decode is causal, which is also the last row of a non-causal dense prefix.
+    // The dense decode is causal, which is also the last row of a non-causal dense prefix. A
+    // non-causal sparse stream has not seen the tokens after t that forward()'s row t sees:
+    // streamed row t is the last row of forward() over the prefix [0, t] (sparse_reference's
+    // prefix rows; their blocks are complete ones before t, whose means are the whole sequence's).
     const bool prefix = r.backend == attn::Backend::kSparse && !r.sparse.causal;
     const attn::ExecOptions exec{r.stream.threads};
-    const Tensor full = r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, true, exec)
-                        : prefix                           ? prefix_last_rows(x, r.sparse, r.stream.threads)
-                                                           : attn::sparse_attention(x.q, x.k, x.v, r.sparse, exec);
+    const Tensor full =
+        r.backend == attn::Backend::kDense ? attn::dense_attention(x.q, x.k, x.v, true, exec)
+        : prefix ? attn::sparse_reference(x.q, x.k, x.v, r.sparse, r.stream.threads, /*prefix_rows=*/true)
+                 : attn::sparse_attention(x.q, x.k, x.v, r.sparse, exec);
     j["parity"] = parity_json(out.values(), full.values());
     j["parity"]["against"] = prefix ? "forward over each prefix, last row (non-causal)" : "forward";
   } else {

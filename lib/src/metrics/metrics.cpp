@@ -1,4 +1,3 @@
-#include "rvt/core/text.hpp"
 #include "rvt/metrics/metrics.hpp"
 
 #include <algorithm>
@@ -7,6 +6,7 @@
 #include <numeric>
 
 #include "rvt/core/error.hpp"
+#include "rvt/core/text.hpp"
 
 namespace rvt::metrics {
 namespace {

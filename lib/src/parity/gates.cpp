@@ -1,4 +1,3 @@
-#include "rvt/core/text.hpp"
 #include "rvt/parity/gates.hpp"
 
 #include <algorithm>
@@ -7,6 +6,7 @@
 #include <cstdlib>
 
 #include "rvt/core/error.hpp"
+#include "rvt/core/text.hpp"
 
 namespace rvt::parity {
 namespace {

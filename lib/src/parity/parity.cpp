@@ -1,6 +1,5 @@
 // The parity driver: request checks, gate evaluation, running suites, and the report in
 // JSON, markdown and one stderr line.
-#include "rvt/core/text.hpp"
 #include "rvt/parity/parity.hpp"
 
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 #include <set>
 
 #include "rvt/core/error.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/io/file.hpp"
 #include "rvt/jobs/inputs.hpp"
 #include "rvt/kernels/isa.hpp"

@@ -8,13 +8,13 @@
 #include <numeric>
 #include <tuple>
 
-#include "rvt/core/text.hpp"
 #include "rvt/attention/pattern.hpp"
 #include "rvt/blob/blob.hpp"
 #include "rvt/blob/blob_report.hpp"
 #include "rvt/core/error.hpp"
 #include "rvt/core/half.hpp"
 #include "rvt/core/hash.hpp"
+#include "rvt/core/text.hpp"
 #include "rvt/io/file.hpp"
 #include "rvt/jobs/forward.hpp"
 #include "rvt/kernels/isa.hpp"
